@@ -1,0 +1,58 @@
+import { attachJob, isAlive } from '../../client/job-handle.js';
+import { jobDirOf, listJobIds, readFinalStatus, readRecord } from '../../client/job-store.js';
+import { ExitCode, JobStateError, UsageError } from '../../errors.js';
+import { exitCodeOf, formatLogLine, formatStatus } from '../output.js';
+
+export async function statusCommand(a: { job: string; json: boolean }): Promise<number> {
+  const handle = await attachJob(a.job);
+  const status = await handle.status();
+  console.log(a.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+  return ExitCode.succeeded;
+}
+
+/** Lists jobs from their records; a job whose job master is gone without a final status shows as LOST. */
+export async function listCommand(a: { json: boolean }): Promise<number> {
+  const rows = [];
+  for (const id of await listJobIds()) {
+    const dir = jobDirOf(id);
+    const record = await readRecord(dir).catch(() => undefined);
+    if (!record) continue;
+    const final = await readFinalStatus(dir);
+    let state: string = final?.state ?? 'STARTING';
+    if (!final) {
+      const alive = record.jobMaster ? isAlive(record.jobMaster.pid) : false;
+      state = alive ? ((await (await attachJob(id)).status().catch(() => undefined))?.state ?? 'UNREACHABLE') : 'LOST';
+    }
+    rows.push({ jobId: id, name: record.name, cluster: record.cluster, workers: record.workers, state, createdAt: record.createdAt });
+  }
+  if (a.json) console.log(JSON.stringify(rows, null, 2));
+  else {
+    console.log('JOB'.padEnd(44) + 'STATE'.padEnd(12) + 'CLUSTER'.padEnd(12) + 'WORKERS  CREATED');
+    for (const r of rows) console.log(r.jobId.padEnd(44) + r.state.padEnd(12) + r.cluster.padEnd(12) + String(r.workers).padEnd(9) + r.createdAt);
+  }
+  return ExitCode.succeeded;
+}
+
+export async function logsCommand(a: { job: string; follow: boolean }): Promise<number> {
+  const handle = await attachJob(a.job);
+  const follow = a.follow && !(await readFinalStatus(handle.jobDir));
+  for await (const line of handle.logs({ follow })) console.log(formatLogLine(line));
+  return ExitCode.succeeded;
+}
+
+export async function killCommand(a: { job: string; json: boolean }): Promise<number> {
+  const handle = await attachJob(a.job);
+  const done = await readFinalStatus(handle.jobDir);
+  if (done) throw new JobStateError(`job ${handle.jobId} already ended (${done.state}); nothing to kill`);
+  const status = await handle.kill('killed with `twister2 kill`');
+  console.log(a.json ? JSON.stringify(status) : `job ${handle.jobId} ${status.state}: ${status.message ?? ''}`);
+  return status.state === 'KILLED' ? ExitCode.succeeded : exitCodeOf(status);
+}
+
+export async function scaleCommand(a: { job: string; workers: number; json: boolean }): Promise<number> {
+  if (!Number.isInteger(a.workers) || a.workers < 1) throw new UsageError(`workers must be a whole number from 1, got ${a.workers}`);
+  const handle = await attachJob(a.job);
+  const status = await handle.scale(a.workers);
+  console.log(a.json ? JSON.stringify(status) : `job ${handle.jobId} scaled to ${status.numWorkers} workers`);
+  return ExitCode.succeeded;
+}

@@ -1,0 +1,90 @@
+import { submit } from '../../client/submit.js';
+import type { JobHandle } from '../../client/job-handle.js';
+import { ExitCode } from '../../errors.js';
+import type { JobEvent } from '../../protocol/messages.js';
+import type { ClusterKind } from '../../spec/schema.js';
+import { exitCodeOf, formatBytes, formatLogLine } from '../output.js';
+
+interface SubmitArgs {
+  job: string;
+  cluster?: ClusterKind | undefined;
+  workers?: number | undefined;
+  detach: boolean;
+  json: boolean;
+}
+
+/** Submits, shows registration progress and worker output, and exits with the job's outcome. */
+export async function submitCommand(args: SubmitArgs): Promise<number> {
+  const started = Date.now();
+  const handle = await submit({ job: args.job, cluster: args.cluster, workers: args.workers, detach: args.detach });
+  const status = await handle.status();
+  const say = (s: string) => console.error(`twister2: ${s}`);
+  say(`job ${handle.jobId} submitted to ${status.cluster} (${status.numWorkers} workers, package ${formatBytes(handle.record.package.size)}, sha256 ${handle.record.package.sha256.slice(0, 12)})`);
+  if (args.detach) {
+    say(`job master running in process ${handle.record.jobMaster?.pid}; follow with \`twister2 logs -f ${handle.jobId}\`, stop with \`twister2 kill ${handle.jobId}\``);
+    if (args.json) console.log(JSON.stringify(status));
+    return ExitCode.succeeded;
+  }
+  const interrupted = watchInterrupts(handle, say);
+  const progress = new Progress(status.numWorkers);
+  handle.on('event', (e) => progress.update(e));
+  const printing = (async () => {
+    for await (const line of handle.logs({ follow: true })) {
+      progress.clear();
+      (args.json ? process.stderr : process.stdout).write(formatLogLine(line) + '\n');
+    }
+  })();
+  const final = await handle.wait();
+  await printing;
+  progress.clear();
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  say(`job ${handle.jobId} ${final.state}${final.message ? `: ${final.message}` : ''} (${seconds}s)`);
+  if (args.json) console.log(JSON.stringify(final));
+  return interrupted.value ? ExitCode.interrupted : exitCodeOf(final);
+}
+
+/** First Ctrl-C kills the job cleanly; a second one exits at once (the launcher's exit hook still kills workers). */
+function watchInterrupts(handle: JobHandle, say: (s: string) => void): { value: boolean } {
+  const state = { value: false };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (state.value) process.exit(ExitCode.interrupted);
+    state.value = true;
+    say(`${sig}: killing job ${handle.jobId} (press Ctrl-C again to exit at once)`);
+    handle.kill(`interrupted (${sig})`).catch(() => undefined);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return state;
+}
+
+/** "workers registered n/N" while the job starts: rewritten in place on a terminal, one line per change otherwise. */
+class Progress {
+  private readonly registered = new Set<number>();
+  private shown = '';
+  private readonly tty = process.stderr.isTTY === true;
+
+  constructor(private total: number) {}
+
+  update(e: JobEvent): void {
+    if (e.type === 'scaled') this.total = e.to;
+    if (e.type === 'worker-state') {
+      if (e.state === 'RUNNING' || e.state === 'COMPLETED') this.registered.add(e.workerId);
+      else this.registered.delete(e.workerId);
+    }
+    if (e.type === 'job-state' && e.state !== 'STARTING') {
+      this.clear();
+      if (e.state === 'RUNNING') process.stderr.write(`twister2: all ${this.total} workers registered; job RUNNING\n`);
+      return;
+    }
+    if (e.type !== 'worker-state' || e.state !== 'RUNNING') return;
+    const text = `twister2: workers registered ${this.registered.size}/${this.total}`;
+    if (text === this.shown) return;
+    this.shown = text;
+    process.stderr.write(this.tty ? `\r${text}\x1b[K` : `${text}\n`);
+  }
+
+  clear(): void {
+    if (this.tty && this.shown) process.stderr.write('\r\x1b[K');
+    this.shown = '';
+  }
+}

@@ -1,0 +1,70 @@
+import yargs, { type Argv } from 'yargs';
+import { ExitCode, Twister2Error, UsageError } from '../errors.js';
+import { CLUSTER_KINDS } from '../spec/schema.js';
+import { barrierCommand, workersCommand } from './commands/in-worker.js';
+import { killCommand, listCommand, logsCommand, scaleCommand, statusCommand } from './commands/manage.js';
+import { submitCommand } from './commands/submit.js';
+import { jobMasterCommand, workerCommand } from './commands/internal.js';
+
+/** Runs the CLI and exits the process with a code that tells how it went (see ExitCode). */
+export function main(argv: string[]): void {
+  // Exit explicitly: idle keep-alive sockets or a finished job's timers must not hold the CLI open.
+  run(argv).then(
+    (code) => process.exit(code),
+    (err: unknown) => process.exit(report(err)),
+  );
+}
+
+async function run(argv: string[]): Promise<number> {
+  let code: number = ExitCode.succeeded;
+  const set = (c: number): void => {
+    code = c;
+  };
+  const cli: Argv = yargs(argv)
+    .scriptName('twister2')
+    .usage('$0 <command> [options]\n\nRun big-data and HPC jobs on local processes, Kubernetes, Slurm, Nomad or OpenMPI the same way.')
+    .command(
+      'submit <job>',
+      'submit a job (a directory, .zip or .tar.gz) and follow it to the end',
+      (y) =>
+        y
+          .positional('job', { type: 'string', demandOption: true, describe: 'the job directory or archive' })
+          .option('cluster', { choices: CLUSTER_KINDS, describe: 'where to run (overrides the spec)' })
+          .option('workers', { type: 'number', describe: 'number of workers (overrides the spec)' })
+          .option('detach', { type: 'boolean', default: false, describe: 'run the job master in its own process and return at once' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the final status as JSON on stdout' }),
+      async (a) => set(await submitCommand(a)),
+    )
+    .command('status <job>', 'show a job and its workers', (y) => y.positional('job', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await statusCommand(a)))
+    .command('list', 'list the jobs of this machine', (y) => y.option('json', { type: 'boolean', default: false }), async (a) => set(await listCommand(a)))
+    .command('logs <job>', "print a job's worker output", (y) => y.positional('job', { type: 'string', demandOption: true }).option('follow', { alias: 'f', type: 'boolean', default: false }), async (a) => set(await logsCommand(a)))
+    .command('kill <job>', 'kill a job and release everything it holds', (y) => y.positional('job', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await killCommand(a)))
+    .command('scale <job> <workers>', 'change the number of workers of a running job', (y) => y.positional('job', { type: 'string', demandOption: true }).positional('workers', { type: 'number', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await scaleCommand(a)))
+    .command('workers [job]', "list a job's workers (inside a worker: its own job)", (y) => y.positional('job', { type: 'string' }).option('json', { type: 'boolean', default: false }).option('wait', { type: 'boolean', default: false, describe: 'wait until all workers joined' }), async (a) => set(await workersCommand(a)))
+    .command('barrier <name>', 'inside a command worker: wait until every worker reached this barrier', (y) => y.positional('name', { type: 'string', demandOption: true }).option('timeout', { type: 'string', describe: 'e.g. 30s (default: the spec\'s timeouts.barrier)' }), async (a) => set(await barrierCommand(a)))
+    .command('jobmaster', false, (y) => y.option('job-dir', { type: 'string', demandOption: true }), async (a) => set(await jobMasterCommand(a['job-dir'])))
+    .command('worker', false, () => {}, async () => set(await workerCommand()))
+    .demandCommand(1, 'give a command: twister2 submit <job>, or twister2 --help')
+    .strict()
+    .recommendCommands()
+    .help()
+    .version()
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new UsageError(`${msg}\nRun \`twister2 --help\` for the commands and options.`);
+    });
+  await cli.parseAsync();
+  return code;
+}
+
+/** Prints an error the way its kind deserves: user mistakes as one paragraph, bugs with their stack. */
+export function report(err: unknown): number {
+  if (Twister2Error.is(err)) {
+    const e = err as Twister2Error;
+    console.error(`twister2: ${e.message}${e.hint ? `\n${e.hint}` : ''}`);
+    if (process.env.TWISTER2_DEBUG && e.stack) console.error(e.stack);
+    return e.exitCode;
+  }
+  console.error(`twister2: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  return ExitCode.infrastructure;
+}

@@ -1,0 +1,44 @@
+import type { JobStatus } from '../protocol/messages.js';
+import { ExitCode } from '../errors.js';
+import type { LogLine } from '../client/log-follower.js';
+
+export function exitCodeOf(status: JobStatus): number {
+  switch (status.state) {
+    case 'SUCCEEDED':
+      return ExitCode.succeeded;
+    case 'FAILED':
+      return ExitCode.jobFailed;
+    case 'KILLED':
+      return ExitCode.jobKilled;
+    default:
+      return ExitCode.infrastructure;
+  }
+}
+
+export function formatLogLine(l: LogLine): string {
+  return `[worker ${l.workerId}] ${l.line}`;
+}
+
+export function formatStatus(s: JobStatus): string {
+  const lines = [
+    `job       ${s.jobId}`,
+    `state     ${s.state}${s.message ? ` (${s.message})` : ''}`,
+    `cluster   ${s.cluster}`,
+    `workers   ${s.registered}/${s.numWorkers} registered`,
+    `started   ${s.startedAt}${s.endedAt ? `\nended     ${s.endedAt}` : ''}`,
+    '',
+    'ID  STATE      RESTARTS  HOST                 PID      MESSAGE',
+  ];
+  for (const w of s.workers) {
+    lines.push(
+      `${String(w.workerId).padEnd(3)} ${w.state.padEnd(10)} ${String(w.restarts).padEnd(9)} ${(w.info?.host ?? '-').padEnd(20)} ${String(w.info?.pid ?? '-').padEnd(8)} ${w.message ?? ''}`.trimEnd(),
+    );
+  }
+  return lines.join('\n');
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}

@@ -1,0 +1,129 @@
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import { JobMasterUnreachableError, JobStateError } from '../errors.js';
+import type { RunningJobMaster } from '../jobmaster/host.js';
+import { JobMasterClient } from '../protocol/jobmaster-client.js';
+import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus, type WorkerInfo } from '../protocol/messages.js';
+import { files, findJob, readFinalStatus, readRecord, readToken, type JobRecord } from './job-store.js';
+import { followLogs, type LogLine } from './log-follower.js';
+
+/**
+ * A submitted job, seen from the client or from code. Works the same whether the job master runs in
+ * this process or elsewhere: everything goes through the job master's wire protocol, and once the job
+ * has ended, through the final status it wrote.
+ */
+export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
+  readonly client: JobMasterClient | undefined;
+  private finished: Promise<JobStatus> | undefined;
+
+  constructor(
+    readonly jobId: string,
+    readonly jobDir: string,
+    readonly record: JobRecord,
+    token: string | undefined,
+    private readonly local?: RunningJobMaster,
+  ) {
+    super();
+    this.client = record.jobMaster && token ? new JobMasterClient({ url: record.jobMaster.url, token }) : undefined;
+    local?.jobMaster.on('event', (e) => this.emit('event', e));
+  }
+
+  get logDir(): string {
+    return path.join(this.jobDir, files.logs);
+  }
+
+  async status(): Promise<JobStatus> {
+    const final = await readFinalStatus(this.jobDir);
+    if (final) return final;
+    if (this.local) return this.local.jobMaster.status();
+    if (!this.client) throw new JobMasterUnreachableError(`job ${this.jobId} has no job master address yet`);
+    try {
+      return await this.client.status();
+    } catch (err) {
+      // The job master may have just ended and written its final status.
+      const late = await readFinalStatus(this.jobDir);
+      if (late) return late;
+      throw err;
+    }
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    return (await this.activeClient().workers()).workers;
+  }
+
+  async scale(workers: number): Promise<JobStatus> {
+    return this.activeClient().scale(workers);
+  }
+
+  async kill(reason?: string): Promise<JobStatus> {
+    if (this.local) {
+      this.local.jobMaster.kill(reason);
+      return this.wait();
+    }
+    await this.activeClient().kill(reason);
+    return this.wait();
+  }
+
+  /** Resolves with the final status once the job ended and its resources were released. Never throws for FAILED. */
+  wait(): Promise<JobStatus> {
+    this.finished ??= this.local ? this.local.ended : this.waitRemote();
+    return this.finished;
+  }
+
+  /** The job's event stream (a snapshot first). Ends when the job ends. */
+  async *events(signal?: AbortSignal): AsyncGenerator<JobEvent> {
+    if (!this.client) return;
+    for await (const e of this.client.events(signal)) {
+      yield e;
+      if (e.type === 'job-state' && TERMINAL_JOB_STATES.includes(e.state)) return;
+      if (e.type === 'snapshot' && TERMINAL_JOB_STATES.includes(e.status.state)) return;
+    }
+  }
+
+  /** Worker output tagged by worker ID; with `follow`, until the job ends. */
+  logs(opts: { follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<LogLine> {
+    return followLogs(this.logDir, { ...(opts.follow ? { until: this.wait().catch(() => undefined) } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  }
+
+  private activeClient(): JobMasterClient {
+    if (!this.client) throw new JobStateError(`job ${this.jobId} has no running job master`);
+    return this.client;
+  }
+
+  private async waitRemote(): Promise<JobStatus> {
+    const done = await readFinalStatus(this.jobDir);
+    if (done) return done;
+    try {
+      for await (const e of this.events()) this.emit('event', e);
+    } catch (err) {
+      if (!(err instanceof JobMasterUnreachableError)) throw err;
+    }
+    // The job master writes the final status after it released every resource.
+    for (let i = 0; i < 600; i++) {
+      const status = await readFinalStatus(this.jobDir);
+      if (status) return status;
+      if (this.record.jobMaster && !isAlive(this.record.jobMaster.pid)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const status = await readFinalStatus(this.jobDir);
+    if (status) return status;
+    throw new JobMasterUnreachableError(`the job master of ${this.jobId} ended without recording how the job ended (see ${path.join(this.jobDir, files.jobMasterLog)})`);
+  }
+}
+
+/** Attaches to a job of this machine by ID or unique ID prefix (for `status`, `kill`, `logs`, ...). */
+export async function attachJob(ref: string): Promise<JobHandle> {
+  const jobDir = await findJob(ref);
+  const record = await readRecord(jobDir);
+  const token = await readToken(jobDir).catch(() => undefined);
+  return new JobHandle(record.jobId, jobDir, record, token);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { JobNotFoundError } from '../errors.js';
+import { JobStatusSchema, type JobStatus } from '../protocol/messages.js';
+
+/**
+ * Where a machine keeps its jobs: `$TWISTER2_HOME/jobs/<jobId>/` (default ~/.twister2) with the
+ * record, the secret (mode 0600, never in the record), the package, the logs and the final status.
+ */
+export function twister2Home(): string {
+  return process.env.TWISTER2_HOME ?? path.join(os.homedir(), '.twister2');
+}
+
+export function jobsRoot(): string {
+  return path.join(twister2Home(), 'jobs');
+}
+
+export const JobRecordSchema = z.object({
+  jobId: z.string(),
+  name: z.string(),
+  cluster: z.string(),
+  placement: z.enum(['client', 'cluster']),
+  workers: z.number().int(),
+  createdAt: z.string(),
+  package: z.object({ sha256: z.string(), size: z.number().int() }),
+  jobMaster: z.object({ url: z.string(), pid: z.number().int() }).optional(),
+});
+export type JobRecord = z.infer<typeof JobRecordSchema>;
+
+export const files = {
+  record: 'job.json',
+  token: 'token',
+  spec: 'spec.json',
+  package: 'package.tar.gz',
+  status: 'status.json',
+  logs: 'logs',
+  jobMasterLog: 'jobmaster.log',
+} as const;
+
+/** A DNS-1123 label: the job name, a UTC timestamp and 4 random hex digits. */
+export function newJobId(name: string, now = new Date()): string {
+  const ts = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  return `${name.slice(0, 40)}-${ts}-${randomBytes(2).toString('hex')}`;
+}
+
+export function jobDirOf(jobId: string): string {
+  return path.join(jobsRoot(), jobId);
+}
+
+export async function createJobDir(jobId: string): Promise<string> {
+  const dir = jobDirOf(jobId);
+  await mkdir(path.join(dir, files.logs), { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/** Writes through a temp file and a rename, so readers never see half a file. */
+export async function writeJson(file: string, value: unknown, mode = 0o644): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n', { mode });
+  await rename(tmp, file);
+}
+
+export async function readRecord(jobDir: string): Promise<JobRecord> {
+  return JobRecordSchema.parse(JSON.parse(await readFile(path.join(jobDir, files.record), 'utf8')));
+}
+
+export async function readToken(jobDir: string): Promise<string> {
+  return (await readFile(path.join(jobDir, files.token), 'utf8')).trim();
+}
+
+export async function readFinalStatus(jobDir: string): Promise<JobStatus | undefined> {
+  const file = path.join(jobDir, files.status);
+  if (!existsSync(file)) return undefined;
+  return JobStatusSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+}
+
+/** Finds a job by its full ID or a unique prefix of it. */
+export async function findJob(ref: string): Promise<string> {
+  const ids = await listJobIds();
+  if (ids.includes(ref)) return jobDirOf(ref);
+  const matches = ids.filter((id) => id.startsWith(ref));
+  if (matches.length === 1) return jobDirOf(matches[0]!);
+  if (matches.length > 1) throw new JobNotFoundError(`"${ref}" matches ${matches.length} jobs (${matches.slice(0, 5).join(', ')}); give more of the ID`);
+  throw new JobNotFoundError(`no job "${ref}" in ${jobsRoot()}; \`twister2 list\` shows the jobs`);
+}
+
+export async function listJobIds(): Promise<string[]> {
+  try {
+    const entries = await readdir(jobsRoot(), { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { JobMasterUnreachableError } from '../errors.js';
+import { hostJobMaster } from '../jobmaster/host.js';
+import type { ClusterKind, JobSpecInput } from '../spec/schema.js';
+import { mergeSpec } from '../spec/load.js';
+import { isAlive, JobHandle } from './job-handle.js';
+import { files, readRecord, writeJson } from './job-store.js';
+import { prepareJob, type PreparedJob } from './prepare.js';
+
+export interface SubmitOptions {
+  /** The job: a directory, a .zip or a .tar.gz holding the program and (usually) a twister2.yaml. */
+  job: string;
+  /** Overrides on top of the job's spec file (or the whole spec, if the job has none). */
+  spec?: Partial<JobSpecInput>;
+  cluster?: ClusterKind;
+  workers?: number;
+  /** Run the job master in its own process, so the job outlives this one (the `cluster` placement). */
+  detach?: boolean;
+  /** Aborting kills the job. */
+  signal?: AbortSignal;
+}
+
+const CLI = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
+
+/** Submits a job and returns its handle as soon as the workers were handed to the cluster. */
+export async function submit(opts: SubmitOptions): Promise<JobHandle> {
+  const flags: Partial<JobSpecInput> = {
+    ...(opts.cluster ? { cluster: opts.cluster } : {}),
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+    ...(opts.detach ? { jobMaster: { placement: 'cluster' } } : {}),
+  };
+  const overrides = mergeSpec(opts.spec ?? {}, flags) as Partial<JobSpecInput>;
+  const job = await prepareJob(opts.job, overrides);
+  const handle = job.spec.jobMaster.placement === 'client' ? await startInProcess(job) : await startDetached(job);
+  if (opts.signal) {
+    const onAbort = () => void handle.kill('aborted by the caller').catch(() => undefined);
+    if (opts.signal.aborted) onAbort();
+    else opts.signal.addEventListener('abort', onAbort, { once: true });
+    void handle.wait().finally(() => opts.signal?.removeEventListener('abort', onAbort)).catch(() => undefined);
+  }
+  return handle;
+}
+
+async function startInProcess(job: PreparedJob): Promise<JobHandle> {
+  const running = await hostJobMaster(job);
+  const record = { ...(await readRecord(job.jobDir)), jobMaster: { url: running.url, pid: process.pid } };
+  await writeJson(path.join(job.jobDir, files.record), record);
+  return new JobHandle(job.jobId, job.jobDir, record, job.token, running);
+}
+
+/** Starts `twister2 jobmaster` as a detached process and waits until it recorded its address. */
+async function startDetached(job: PreparedJob): Promise<JobHandle> {
+  const log = openSync(path.join(job.jobDir, files.jobMasterLog), 'a');
+  const child = spawn(process.execPath, [CLI, 'jobmaster', '--job-dir', job.jobDir], { detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  child.unref();
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const record = await readRecord(job.jobDir);
+    if (record.jobMaster) return new JobHandle(job.jobId, job.jobDir, record, job.token);
+    if (child.pid === undefined || !isAlive(child.pid)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new JobMasterUnreachableError(`the job master process did not start; see ${path.join(job.jobDir, files.jobMasterLog)}`);
+}

@@ -1,0 +1,26 @@
+/** The public API of twister2. Anything not exported here is internal and may change. */
+export { submit, type SubmitOptions } from './client/submit.js';
+export { attachJob, JobHandle } from './client/job-handle.js';
+export type { LogLine } from './client/log-follower.js';
+export { JobSpecSchema, CLUSTER_KINDS, type ClusterKind, type JobSpec, type JobSpecInput } from './spec/schema.js';
+export { parseSpec } from './spec/validate.js';
+export type { WorkerContext, WorkerContextEvents, WorkerFunction, WorkerLogger } from './worker/context.js';
+export {
+  PROTOCOL_VERSION,
+  type JobEvent,
+  type JobState,
+  type JobStatus,
+  type WorkerInfo,
+  type WorkerState,
+  type WorkerStatus,
+} from './protocol/messages.js';
+export { JobMasterClient } from './protocol/jobmaster-client.js';
+export type { Launcher, LaunchContext, LauncherListener, WorkerExit } from './launchers/launcher.js';
+export * from './errors.js';
+
+import type { WorkerFunction } from './worker/context.js';
+
+/** Types a worker module's default export: `export default defineWorker(async (ctx) => { ... })`. */
+export function defineWorker(fn: WorkerFunction): WorkerFunction {
+  return fn;
+}

@@ -1,0 +1,203 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { z } from 'zod';
+import { Twister2Error } from '../errors.js';
+import {
+  BarrierRequestSchema,
+  CompleteRequestSchema,
+  KillRequestSchema,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  RegisterRequestSchema,
+  ScaleRequestSchema,
+  SessionRequestSchema,
+  type JobEvent,
+} from '../protocol/messages.js';
+import type { JobMaster } from './job-master.js';
+
+const MAX_BODY = 1 << 20;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Exposes a JobMaster over the v1 wire protocol (docs/protocol.md). Every route needs the job secret. */
+export class JobMasterServer {
+  private readonly server: http.Server;
+  private readonly tokenDigest: Buffer;
+  private readonly streams = new Set<http.ServerResponse>();
+  private seq = 0;
+
+  constructor(
+    private readonly jm: JobMaster,
+    token: string,
+  ) {
+    this.tokenDigest = digest(token);
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+    // Barriers and discovery are long polls; only the request itself must arrive promptly.
+    this.server.requestTimeout = 60_000;
+    this.server.keepAliveTimeout = 30_000;
+    this.server.maxConnections = 100_000;
+    jm.on('event', (e) => this.broadcast(e));
+  }
+
+  async listen(host: string, port: number): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, 1024, () => resolve());
+    });
+    const addr = this.server.address() as AddressInfo;
+    const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    return `http://${h}:${addr.port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.streams) s.end();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    try {
+      this.authenticate(req);
+      const url = new URL(req.url ?? '/', 'http://jm');
+      const result = await this.route(req, res, url);
+      if (result !== undefined) send(res, 200, result);
+    } catch (err) {
+      const e = toHttpError(err);
+      if (!res.headersSent) send(res, e.status, { error: { code: e.code, message: e.message } });
+      else res.end();
+    }
+  }
+
+  private authenticate(req: http.IncomingMessage): void {
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    // Compare digests so the comparison takes the same time whatever the token's length.
+    if (!token || !timingSafeEqual(digest(token), this.tokenDigest)) {
+      throw new HttpError(401, 'T2_UNAUTHENTICATED', 'missing or wrong job secret (Authorization: Bearer <token>)');
+    }
+    const version = req.headers[PROTOCOL_HEADER];
+    if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
+      throw new HttpError(400, 'T2_PROTOCOL', `protocol version ${String(version)} is not supported; this job master speaks ${PROTOCOL_VERSION}`);
+    }
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<unknown> {
+    const { method } = req;
+    const parts = url.pathname.split('/').filter(Boolean);
+    if (parts[0] !== 'v1') throw new HttpError(404, 'T2_PROTOCOL', `no such route: ${url.pathname}`);
+    const [, a, b, c] = parts;
+    if (a === 'job' && !b && method === 'GET') return this.jm.status();
+    if (a === 'job' && b === 'scale' && method === 'POST') {
+      const body = await readBody(req, ScaleRequestSchema);
+      await this.jm.scale(body.workers);
+      return this.jm.status();
+    }
+    if (a === 'job' && b === 'kill' && method === 'POST') {
+      const body = await readBody(req, KillRequestSchema);
+      this.jm.kill(body.reason);
+      return this.jm.status();
+    }
+    if (a === 'events' && method === 'GET') return this.openStream(res);
+    if (a === 'workers' && !b && method === 'POST') return this.jm.register(await readBody(req, RegisterRequestSchema));
+    if (a === 'workers' && !b && method === 'GET') {
+      if (url.searchParams.get('wait') !== 'all') return this.jm.listWorkers();
+      const timeoutMs = Number(url.searchParams.get('timeoutMs') ?? this.jm.spec.timeouts.registration);
+      return this.jm.waitForAll(timeoutMs);
+    }
+    if (a === 'workers' && b && method === 'POST') {
+      const id = parseId(b);
+      if (c === 'heartbeat') return this.jm.heartbeat(id, (await readBody(req, SessionRequestSchema)).session);
+      if (c === 'complete') {
+        const body = await readBody(req, CompleteRequestSchema);
+        this.jm.complete(id, body.session, body.ok, body.message);
+        return { ok: true };
+      }
+    }
+    if (a === 'barriers' && b && method === 'POST') {
+      const body = await readBody(req, BarrierRequestSchema);
+      return this.jm.barrier(decodeURIComponent(b), body.workerId, body.session, body.timeoutMs);
+    }
+    throw new HttpError(404, 'T2_PROTOCOL', `no such route: ${method} ${url.pathname}`);
+  }
+
+  /** Server-Sent Events: a snapshot first, then every change. */
+  private openStream(res: http.ServerResponse): undefined {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.flushHeaders();
+    this.streams.add(res);
+    res.on('close', () => this.streams.delete(res));
+    writeEvent(res, ++this.seq, { type: 'snapshot', status: this.jm.status() });
+    return undefined;
+  }
+
+  private broadcast(e: JobEvent): void {
+    const id = ++this.seq;
+    for (const s of this.streams) writeEvent(s, id, e);
+  }
+}
+
+function writeEvent(res: http.ServerResponse, id: number, e: JobEvent): void {
+  res.write(`id: ${id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function parseId(s: string): number {
+  const id = Number(s);
+  if (!Number.isInteger(id) || id < 0) throw new HttpError(400, 'T2_PROTOCOL', `"${s}" is not a worker ID`);
+  return id;
+}
+
+async function readBody<S extends z.ZodType>(req: http.IncomingMessage, schema: S): Promise<z.infer<S>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpError(413, 'T2_PROTOCOL', `request body larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  let json: unknown;
+  try {
+    json = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+  } catch {
+    throw new HttpError(400, 'T2_PROTOCOL', 'request body is not valid JSON');
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new HttpError(400, 'T2_PROTOCOL', `bad request: ${first?.path.join('.') || 'body'}: ${first?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const statusByCode: Record<string, number> = {
+  T2_REGISTRATION_REFUSED: 409,
+  T2_PROTOCOL: 409,
+  T2_JOB_STATE: 409,
+  T2_BARRIER_FAILED: 409,
+  T2_BARRIER_TIMEOUT: 408,
+  T2_DISCOVERY_TIMEOUT: 408,
+};
+
+function toHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (Twister2Error.is(err)) return new HttpError(statusByCode[err.code] ?? 500, err.code, err.message);
+  return new HttpError(500, 'T2_INTERNAL', err instanceof Error ? err.message : String(err));
+}

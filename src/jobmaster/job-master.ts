@@ -1,0 +1,350 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { DiscoveryTimeoutError, JobStateError, RegistrationError, ProtocolError } from '../errors.js';
+import type { Launcher, WorkerExit } from '../launchers/launcher.js';
+import {
+  TERMINAL_JOB_STATES,
+  type BarrierResponse,
+  type HeartbeatResponse,
+  type JobEvent,
+  type JobState,
+  type JobStatus,
+  type RegisterRequest,
+  type RegisterResponse,
+  type WorkerInfo,
+  type WorkerList,
+  type WorkerState,
+} from '../protocol/messages.js';
+import type { JobSpec } from '../spec/schema.js';
+import { formatDuration } from '../spec/units.js';
+import { BarrierService } from './barriers.js';
+
+interface WorkerRecord {
+  workerId: number;
+  state: WorkerState;
+  /** Failures so far; each one used a restart. */
+  restarts: number;
+  info?: WorkerInfo;
+  session?: string;
+  lastSeen: number;
+  message?: string;
+}
+
+export interface JobMasterOptions {
+  jobId: string;
+  spec: JobSpec;
+  launcher: Launcher;
+  /** Injected for tests; defaults to Date.now. */
+  now?: () => number;
+}
+
+/**
+ * The per-job coordinator: registration, discovery, barriers, failure detection, scaling, job state
+ * and cleanup. Transport-free: the HTTP server (http-server.ts) exposes it on the wire.
+ */
+export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
+  readonly jobId: string;
+  readonly spec: JobSpec;
+  private readonly launcher: Launcher;
+  private readonly now: () => number;
+  private readonly workers = new Map<number, WorkerRecord>();
+  private readonly barriers: BarrierService;
+  private readonly allJoinedWaiters = new Set<() => void>();
+  private numWorkers: number;
+  private jobState: JobState = 'STARTING';
+  private message: string | undefined;
+  private readonly startedAt = new Date();
+  private endedAt: Date | undefined;
+  private monitor: NodeJS.Timeout | undefined;
+  private registrationTimer: NodeJS.Timeout | undefined;
+  private released: Promise<void> | undefined;
+  private readonly ended: Promise<JobStatus>;
+  private resolveEnded!: (s: JobStatus) => void;
+
+  constructor(opts: JobMasterOptions) {
+    super();
+    this.jobId = opts.jobId;
+    this.spec = opts.spec;
+    this.launcher = opts.launcher;
+    this.now = opts.now ?? Date.now;
+    this.numWorkers = opts.spec.workers;
+    for (let id = 0; id < this.numWorkers; id++) this.workers.set(id, this.newRecord(id));
+    this.barriers = new BarrierService(() => this.liveIds());
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+  }
+
+  get heartbeatTimeoutMs(): number {
+    return this.spec.timeouts.heartbeat;
+  }
+
+  get heartbeatIntervalMs(): number {
+    return Math.max(100, Math.floor(this.spec.timeouts.heartbeat / 4));
+  }
+
+  /** Starts failure detection and the registration deadline. The launcher is started by the caller. */
+  start(): void {
+    this.monitor = setInterval(() => this.detectSilentWorkers(), Math.max(50, Math.floor(this.heartbeatIntervalMs / 2)));
+    this.monitor.unref();
+    this.armRegistrationDeadline();
+  }
+
+  /** Resolves with the final status once the job ended and its resources were released. */
+  async whenEnded(): Promise<JobStatus> {
+    return this.ended;
+  }
+
+  get state(): JobState {
+    return this.jobState;
+  }
+
+  register(req: RegisterRequest): RegisterResponse {
+    this.assertActive();
+    const rec = this.workers.get(req.workerId);
+    if (!rec || rec.state === 'REMOVED') {
+      throw new RegistrationError(`worker ID ${req.workerId} is not part of this job: valid IDs are 0..${this.numWorkers - 1}`);
+    }
+    if (rec.state === 'RUNNING') {
+      throw new RegistrationError(
+        `worker ID ${req.workerId} is already registered by a live worker (pid ${rec.info?.pid ?? '?'} on ${rec.info?.host ?? '?'}); two workers cannot share an ID`,
+      );
+    }
+    if (rec.state === 'COMPLETED') throw new RegistrationError(`worker ${req.workerId} already completed`);
+    const session = randomBytes(12).toString('hex');
+    Object.assign(rec, { info: { ...req, restartCount: rec.restarts }, session, lastSeen: this.now(), message: undefined });
+    this.setWorkerState(rec, 'RUNNING');
+    if (this.jobState === 'STARTING' && this.registeredCount() === this.numWorkers) this.onAllJoined();
+    return {
+      session,
+      jobId: this.jobId,
+      numWorkers: this.numWorkers,
+      restartCount: rec.restarts,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+      heartbeatTimeoutMs: this.heartbeatTimeoutMs,
+      barrierTimeoutMs: this.spec.timeouts.barrier,
+      registrationTimeoutMs: this.spec.timeouts.registration,
+    };
+  }
+
+  heartbeat(workerId: number, session: string): HeartbeatResponse {
+    const rec = this.session(workerId, session);
+    rec.lastSeen = this.now();
+    return { numWorkers: this.numWorkers, jobState: this.jobState };
+  }
+
+  complete(workerId: number, session: string, ok: boolean, message?: string): void {
+    const rec = this.session(workerId, session);
+    if (!ok) return this.workerFailed(rec, message ?? 'the worker program failed');
+    rec.message = message;
+    this.setWorkerState(rec, 'COMPLETED');
+    this.barriers.recheckAll();
+    const all = [...this.workers.values()].filter((w) => w.state !== 'REMOVED');
+    if (all.every((w) => w.state === 'COMPLETED')) this.end('SUCCEEDED', `all ${this.numWorkers} workers completed`);
+  }
+
+  barrier(name: string, workerId: number, session: string, timeoutMs?: number): Promise<BarrierResponse> {
+    this.session(workerId, session);
+    return this.barriers.arrive(name, workerId, timeoutMs ?? this.spec.timeouts.barrier);
+  }
+
+  listWorkers(): WorkerList {
+    const workers = [...this.workers.values()]
+      .filter((w) => w.state === 'RUNNING' || w.state === 'COMPLETED')
+      .flatMap((w) => (w.info ? [w.info] : []));
+    return { numWorkers: this.numWorkers, workers };
+  }
+
+  /** Discovery: resolves when all current workers have registered, or fails naming the missing IDs. */
+  async waitForAll(timeoutMs: number): Promise<WorkerList> {
+    if (this.registeredCount() >= this.numWorkers) return this.listWorkers();
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.allJoinedWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.allJoinedWaiters.delete(done);
+        reject(new DiscoveryTimeoutError(`not all workers joined within ${formatDuration(timeoutMs)}: missing ${this.missingIds().join(', ')}`));
+      }, timeoutMs);
+      this.allJoinedWaiters.add(done);
+    });
+    return this.listWorkers();
+  }
+
+  /** A cluster told us a worker ended. Expected ends (completed, removed, job over) are ignored. */
+  workerExited(exit: WorkerExit): void {
+    const rec = this.workers.get(exit.workerId);
+    if (!rec || this.isTerminal() || rec.state === 'COMPLETED' || rec.state === 'REMOVED' || rec.state === 'FAILED') return;
+    const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    this.workerFailed(rec, `worker process ${how}`);
+  }
+
+  async scale(n: number): Promise<void> {
+    this.assertActive();
+    if (n === this.numWorkers) return;
+    const from = this.numWorkers;
+    this.barriers.failAll(`the job was scaled from ${from} to ${n} workers`);
+    this.numWorkers = n;
+    if (n > from) {
+      const ids = range(from, n);
+      for (const id of ids) this.workers.set(id, this.newRecord(id));
+      if (this.jobState === 'RUNNING') this.setJobState('STARTING', `scaling up to ${n} workers`);
+      this.emitEvent({ type: 'scaled', from, to: n });
+      this.armRegistrationDeadline();
+      await this.launcher.addWorkers(ids);
+    } else {
+      const ids = range(n, from);
+      for (const id of ids) {
+        const rec = this.workers.get(id)!;
+        rec.message = `removed by scaling to ${n} workers`;
+        this.setWorkerState(rec, 'REMOVED');
+        this.workers.delete(id);
+      }
+      this.emitEvent({ type: 'scaled', from, to: n });
+      await this.launcher.removeWorkers(ids);
+      if (this.jobState === 'STARTING' && this.registeredCount() === this.numWorkers) this.onAllJoined();
+    }
+  }
+
+  kill(reason = 'killed by the user'): void {
+    if (!this.isTerminal()) this.end('KILLED', reason);
+  }
+
+  /** Ends the job as FAILED from outside, e.g. when the launcher itself failed. */
+  fail(reason: string): void {
+    if (!this.isTerminal()) this.end('FAILED', reason);
+  }
+
+  status(): JobStatus {
+    return {
+      jobId: this.jobId,
+      name: this.spec.name,
+      cluster: this.spec.cluster,
+      state: this.jobState,
+      numWorkers: this.numWorkers,
+      registered: this.registeredCount(),
+      workers: [...this.workers.values()].map((w) => ({
+        workerId: w.workerId,
+        state: w.state,
+        restarts: w.restarts,
+        ...(w.info ? { info: w.info } : {}),
+        ...(w.message ? { message: w.message } : {}),
+      })),
+      startedAt: this.startedAt.toISOString(),
+      ...(this.endedAt ? { endedAt: this.endedAt.toISOString() } : {}),
+      ...(this.message ? { message: this.message } : {}),
+    };
+  }
+
+  private workerFailed(rec: WorkerRecord, reason: string): void {
+    if (this.isTerminal()) return;
+    rec.message = reason;
+    rec.session = undefined;
+    this.setWorkerState(rec, 'FAILED');
+    this.barriers.workerFailed(rec.workerId, reason);
+    const max = this.spec.restart.maxRestarts;
+    if (rec.restarts >= max) {
+      const budget = max === 0 ? 'restarts are off (restart.maxRestarts: 0)' : `it used all ${max} restart${max === 1 ? '' : 's'}`;
+      this.end('FAILED', `worker ${rec.workerId} failed: ${reason}; ${budget}`);
+      return;
+    }
+    rec.restarts += 1;
+    this.armRegistrationDeadline();
+    // Clusters without their own restart policy get an explicit restart; the rest re-register by themselves.
+    this.launcher.restartWorker?.(rec.workerId, rec.restarts).catch((err: Error) => {
+      this.fail(`could not restart worker ${rec.workerId}: ${err.message}`);
+    });
+  }
+
+  private detectSilentWorkers(): void {
+    const deadline = this.now() - this.heartbeatTimeoutMs;
+    for (const rec of this.workers.values()) {
+      if (rec.state === 'RUNNING' && rec.lastSeen < deadline) {
+        this.workerFailed(rec, `no heartbeat for ${formatDuration(this.heartbeatTimeoutMs)}`);
+      }
+    }
+  }
+
+  /** Workers must register within the registration timeout of being (re)started. */
+  private armRegistrationDeadline(): void {
+    clearTimeout(this.registrationTimer);
+    this.registrationTimer = setTimeout(() => {
+      const missing = [...this.workers.values()].filter((w) => w.state === 'STARTING' || w.state === 'FAILED');
+      if (missing.length === 0 || this.isTerminal()) return;
+      const ids = missing.map((w) => w.workerId).join(', ');
+      this.end('FAILED', `worker${missing.length === 1 ? '' : 's'} ${ids} did not register within ${formatDuration(this.spec.timeouts.registration)}`);
+    }, this.spec.timeouts.registration);
+    this.registrationTimer.unref();
+  }
+
+  private onAllJoined(): void {
+    this.setJobState('RUNNING', `all ${this.numWorkers} workers joined`);
+    for (const done of [...this.allJoinedWaiters]) done();
+  }
+
+  private end(state: JobState, message: string): void {
+    this.message = message;
+    this.endedAt = new Date();
+    clearInterval(this.monitor);
+    clearTimeout(this.registrationTimer);
+    this.barriers.failAll(`the job ended (${state}): ${message}`);
+    this.setJobState(state, message);
+    this.released ??= this.launcher.release().then(
+      () => this.resolveEnded(this.status()),
+      (err: Error) => {
+        this.message = `${message}; cleanup failed: ${err.message}`;
+        this.resolveEnded(this.status());
+      },
+    );
+  }
+
+  private session(workerId: number, session: string): WorkerRecord {
+    const rec = this.workers.get(workerId);
+    if (!rec || rec.session !== session) {
+      throw new ProtocolError(`worker ${workerId}: unknown or stale session (the worker was replaced, removed or never registered)`);
+    }
+    return rec;
+  }
+
+  private assertActive(): void {
+    if (this.isTerminal()) throw new JobStateError(`job ${this.jobId} has already ended (${this.jobState})`);
+  }
+
+  private isTerminal(): boolean {
+    return TERMINAL_JOB_STATES.includes(this.jobState);
+  }
+
+  private liveIds(): number[] {
+    return [...this.workers.values()].filter((w) => w.state !== 'COMPLETED' && w.state !== 'REMOVED').map((w) => w.workerId);
+  }
+
+  private registeredCount(): number {
+    return [...this.workers.values()].filter((w) => w.state === 'RUNNING' || w.state === 'COMPLETED').length;
+  }
+
+  private missingIds(): number[] {
+    return [...this.workers.values()].filter((w) => w.state === 'STARTING' || w.state === 'FAILED').map((w) => w.workerId);
+  }
+
+  private newRecord(workerId: number): WorkerRecord {
+    return { workerId, state: 'STARTING', restarts: 0, lastSeen: this.now() };
+  }
+
+  private setWorkerState(rec: WorkerRecord, state: WorkerState): void {
+    rec.state = state;
+    this.emitEvent({ type: 'worker-state', workerId: rec.workerId, state, restarts: rec.restarts, ...(rec.message ? { message: rec.message } : {}) });
+  }
+
+  private setJobState(state: JobState, message?: string): void {
+    this.jobState = state;
+    this.emitEvent({ type: 'job-state', state, ...(message ? { message } : {}) });
+  }
+
+  private emitEvent(e: JobEvent): void {
+    this.emit('event', e);
+  }
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}

@@ -1,0 +1,24 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { files, readRecord, readToken, writeJson } from '../client/job-store.js';
+import { parseSpec } from '../spec/validate.js';
+import { hostJobMaster } from './host.js';
+import type { JobState } from '../protocol/messages.js';
+
+const exitCodes: Record<JobState, number> = { SUCCEEDED: 0, FAILED: 1, KILLED: 3, STARTING: 4, RUNNING: 4 };
+
+/** `twister2 jobmaster --job-dir D`: the job master as its own process (the `cluster` placement). */
+export async function runJobMasterProcess(jobDir: string): Promise<number> {
+  const record = await readRecord(jobDir);
+  const spec = parseSpec(JSON.parse(await readFile(path.join(jobDir, files.spec), 'utf8')), files.spec);
+  const packageFile = path.join(jobDir, files.package);
+  const packageSha256 = record.package.sha256;
+  const running = await hostJobMaster({ jobId: record.jobId, spec, jobDir, packageFile, packageSha256, token: await readToken(jobDir) });
+  await writeJson(path.join(jobDir, files.record), { ...record, jobMaster: { url: running.url, pid: process.pid } });
+  const stop = () => running.jobMaster.kill('the job master process was stopped');
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  const status = await running.ended;
+  console.log(`job ${record.jobId} ended ${status.state}: ${status.message ?? ''}`);
+  return exitCodes[status.state];
+}

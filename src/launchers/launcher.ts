@@ -1,0 +1,48 @@
+import type { JobSpec } from '../spec/schema.js';
+
+/**
+ * The contract every cluster implements, defined once. A launcher turns job-master decisions into
+ * cluster actions (start, add, remove, restart, release) and reports what the cluster did (worker
+ * exits). It never decides policy: restarts budgets, job state and barriers belong to the job master.
+ */
+export interface LaunchContext {
+  jobId: string;
+  spec: JobSpec;
+  /** The job's directory on the client machine: package, logs, records. */
+  jobDir: string;
+  /** The job package (a reproducible .tar.gz) and its sha256, as the worker runtime must verify it. */
+  packageFile: string;
+  packageSha256: string;
+  jobMasterUrl: string;
+  /** The per-job secret. Launchers pass it to workers and must never log it. */
+  token: string;
+}
+
+export interface WorkerExit {
+  workerId: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface LauncherListener {
+  /** A worker process (or container, allocation, rank) ended on its own or was killed from outside. */
+  workerExited(exit: WorkerExit): void;
+}
+
+export interface Launcher {
+  /** Starts workers 0..spec.workers-1. Resolves once the cluster accepted them, not once they registered. */
+  start(ctx: LaunchContext, listener: LauncherListener): Promise<void>;
+  /** Scale up: starts workers with these IDs. */
+  addWorkers(ids: number[]): Promise<void>;
+  /** Scale down: stops these workers. Their exits are expected and are not reported as failures. */
+  removeWorkers(ids: number[]): Promise<void>;
+  /**
+   * Replaces a failed worker with a new one of the same ID. Optional: clusters that restart workers
+   * by themselves (Kubernetes, Nomad) leave it out and the job master waits for the re-registration.
+   */
+  restartWorker?(id: number, restartCount: number): Promise<void>;
+  /** Releases everything the job created. Idempotent; resolves only when nothing is left. */
+  release(): Promise<void>;
+}
+
+export type LauncherFactory = () => Launcher;

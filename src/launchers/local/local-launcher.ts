@@ -1,0 +1,129 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LauncherError } from '../../errors.js';
+import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import { workerEnvironment } from '../worker-env.js';
+
+const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
+const KILL_GRACE_MS = 3000;
+
+interface Running {
+  child: ChildProcess;
+  exited: Promise<void>;
+  /** Set when we stop it on purpose, so its exit is not reported as a failure. */
+  expected: boolean;
+}
+
+/**
+ * Runs each worker as a local process in its own process group, so that stopping a worker also stops
+ * whatever its program started. Output goes straight to `<jobDir>/logs/worker-<id>.log` (no pipes: a
+ * worker must not die of EPIPE when the client goes away; it notices the lost job master instead).
+ */
+export class LocalLauncher implements Launcher {
+  private ctx: LaunchContext | undefined;
+  private listener: LauncherListener | undefined;
+  private readonly running = new Map<number, Running>();
+  private releasing = false;
+  private readonly onExit = () => this.killAllNow();
+
+  async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
+    this.ctx = ctx;
+    this.listener = listener;
+    mkdirSync(path.join(ctx.jobDir, 'logs'), { recursive: true });
+    // If this process dies with an exception, its workers must not outlive it.
+    process.on('exit', this.onExit);
+    for (let id = 0; id < ctx.spec.workers; id++) this.spawnWorker(id, 0);
+  }
+
+  async addWorkers(ids: number[]): Promise<void> {
+    for (const id of ids) this.spawnWorker(id, 0);
+  }
+
+  async removeWorkers(ids: number[]): Promise<void> {
+    await Promise.all(ids.map((id) => this.stop(id)));
+  }
+
+  async restartWorker(id: number, restartCount: number): Promise<void> {
+    await this.stop(id);
+    if (this.releasing) return;
+    this.log(id, `--- twister2: restarting worker ${id} (restart ${restartCount}) ---`);
+    this.spawnWorker(id, restartCount);
+  }
+
+  async release(): Promise<void> {
+    this.releasing = true;
+    await Promise.all([...this.running.keys()].map((id) => this.stop(id)));
+    process.off('exit', this.onExit);
+  }
+
+  /** Worker PIDs now running, for status and tests. */
+  pids(): Map<number, number> {
+    return new Map([...this.running].flatMap(([id, r]) => (r.child.pid ? [[id, r.child.pid] as [number, number]] : [])));
+  }
+
+  private spawnWorker(id: number, restartCount: number): void {
+    const ctx = this.ctx;
+    if (!ctx) throw new LauncherError('the local launcher was not started');
+    if (this.releasing) return;
+    const logFile = path.join(ctx.jobDir, 'logs', `worker-${id}.log`);
+    const fd = openSync(logFile, 'a');
+    const env = {
+      ...inheritedEnv(),
+      ...workerEnvironment(ctx, { workerId: id, restartCount }),
+      TWISTER2_WORK_DIR: ctx.spec.local.workDir ? path.resolve(ctx.spec.local.workDir, ctx.jobId) : path.join(ctx.jobDir, 'work'),
+    };
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [WORKER_MAIN], { env, stdio: ['ignore', fd, fd], detached: true });
+    } finally {
+      closeSync(fd);
+    }
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        killGroup(child.pid, 'SIGKILL'); // anything the worker's program left behind
+        if (this.running.get(id)?.child === child) this.running.delete(id);
+        if (!entry.expected && !this.releasing) this.listener?.workerExited({ workerId: id, code, signal });
+        resolve();
+      });
+      child.once('error', (err) => {
+        this.log(id, `--- twister2: could not start worker ${id}: ${err.message} ---`);
+      });
+    });
+    const entry: Running = { child, exited, expected: false };
+    this.running.set(id, entry);
+  }
+
+  private async stop(id: number): Promise<void> {
+    const r = this.running.get(id);
+    if (!r) return;
+    r.expected = true;
+    killGroup(r.child.pid, 'SIGTERM');
+    const timer = setTimeout(() => killGroup(r.child.pid, 'SIGKILL'), KILL_GRACE_MS);
+    await r.exited;
+    clearTimeout(timer);
+  }
+
+  private killAllNow(): void {
+    for (const r of this.running.values()) killGroup(r.child.pid, 'SIGKILL');
+  }
+
+  private log(id: number, line: string): void {
+    if (this.ctx) appendFileSync(path.join(this.ctx.jobDir, 'logs', `worker-${id}.log`), `${line}\n`);
+  }
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** The client's environment, minus another job's twister2 variables (a job submitted from inside a worker). */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TWISTER2_')));
+}

@@ -1,0 +1,18 @@
+import { UnknownClusterError } from '../errors.js';
+import type { ClusterKind } from '../spec/schema.js';
+import type { Launcher, LauncherFactory } from './launcher.js';
+import { LocalLauncher } from './local/local-launcher.js';
+
+/** One line per cluster. A cluster missing here is named in the error, not silently replaced. */
+const launchers: Partial<Record<ClusterKind, LauncherFactory>> = {
+  local: () => new LocalLauncher(),
+};
+
+export function createLauncher(kind: ClusterKind): Launcher {
+  const factory = launchers[kind];
+  if (!factory) {
+    const available = Object.keys(launchers).join(', ');
+    throw new UnknownClusterError(`cluster '${kind}' has no launcher in this version of twister2 (available: ${available})`);
+  }
+  return factory();
+}

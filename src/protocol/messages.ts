@@ -1,0 +1,106 @@
+import { z } from 'zod';
+
+/**
+ * The job master's wire protocol (see docs/protocol.md). JSON over HTTP/1.1; every request carries
+ * `Authorization: Bearer <job secret>` and `Twister2-Protocol: <major>`. These schemas are the single
+ * source of the message types on both sides.
+ */
+export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_HEADER = 'twister2-protocol';
+
+export const JobStateSchema = z.enum(['STARTING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'KILLED']);
+export type JobState = z.infer<typeof JobStateSchema>;
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['SUCCEEDED', 'FAILED', 'KILLED'];
+
+/** STARTING: launched, not registered yet. REMOVED: scaled away (not a failure). */
+export const WorkerStateSchema = z.enum(['STARTING', 'RUNNING', 'COMPLETED', 'FAILED', 'REMOVED']);
+export type WorkerState = z.infer<typeof WorkerStateSchema>;
+
+const workerId = z.number().int().min(0);
+
+export const WorkerInfoSchema = z.object({
+  workerId,
+  host: z.string(),
+  ip: z.string(),
+  ports: z.record(z.string(), z.number().int().min(0).max(65535)),
+  node: z.string(),
+  resources: z.object({ cpu: z.number(), memoryBytes: z.number(), gpus: z.number() }),
+  pid: z.number().int().optional(),
+  restartCount: z.number().int().min(0),
+});
+export type WorkerInfo = z.infer<typeof WorkerInfoSchema>;
+
+export const RegisterRequestSchema = WorkerInfoSchema;
+export type RegisterRequest = z.infer<typeof RegisterRequestSchema>;
+
+export const RegisterResponseSchema = z.object({
+  session: z.string(),
+  jobId: z.string(),
+  numWorkers: z.number().int(),
+  restartCount: z.number().int(),
+  heartbeatIntervalMs: z.number().int(),
+  heartbeatTimeoutMs: z.number().int(),
+  barrierTimeoutMs: z.number().int(),
+  registrationTimeoutMs: z.number().int(),
+});
+export type RegisterResponse = z.infer<typeof RegisterResponseSchema>;
+
+export const SessionRequestSchema = z.object({ session: z.string() });
+
+export const HeartbeatResponseSchema = z.object({ numWorkers: z.number().int(), jobState: JobStateSchema });
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
+
+export const CompleteRequestSchema = z.object({ session: z.string(), ok: z.boolean(), message: z.string().max(4000).optional() });
+export type CompleteRequest = z.infer<typeof CompleteRequestSchema>;
+
+export const BarrierRequestSchema = z.object({ workerId, session: z.string(), timeoutMs: z.number().int().positive().optional() });
+export type BarrierRequest = z.infer<typeof BarrierRequestSchema>;
+
+export const BarrierResponseSchema = z.object({ name: z.string(), generation: z.number().int(), numWorkers: z.number().int() });
+export type BarrierResponse = z.infer<typeof BarrierResponseSchema>;
+
+export const WorkerListSchema = z.object({ numWorkers: z.number().int(), workers: z.array(WorkerInfoSchema) });
+export type WorkerList = z.infer<typeof WorkerListSchema>;
+
+export const WorkerStatusSchema = z.object({
+  workerId,
+  state: WorkerStateSchema,
+  restarts: z.number().int(),
+  info: WorkerInfoSchema.optional(),
+  message: z.string().optional(),
+});
+export type WorkerStatus = z.infer<typeof WorkerStatusSchema>;
+
+export const JobStatusSchema = z.object({
+  jobId: z.string(),
+  name: z.string(),
+  cluster: z.string(),
+  state: JobStateSchema,
+  numWorkers: z.number().int(),
+  registered: z.number().int(),
+  workers: z.array(WorkerStatusSchema),
+  startedAt: z.string(),
+  endedAt: z.string().optional(),
+  message: z.string().optional(),
+});
+export type JobStatus = z.infer<typeof JobStatusSchema>;
+
+export const ScaleRequestSchema = z.object({ workers: z.number().int().min(1).max(100_000) });
+export const KillRequestSchema = z.object({ reason: z.string().max(1000).optional() });
+
+export const ErrorResponseSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+/** Pushed on GET /v1/events as Server-Sent Events; `event:` is the type, `data:` the JSON below. */
+export const JobEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('snapshot'), status: JobStatusSchema }),
+  z.object({ type: z.literal('job-state'), state: JobStateSchema, message: z.string().optional() }),
+  z.object({
+    type: z.literal('worker-state'),
+    workerId,
+    state: WorkerStateSchema,
+    restarts: z.number().int(),
+    message: z.string().optional(),
+  }),
+  z.object({ type: z.literal('scaled'), from: z.number().int(), to: z.number().int() }),
+]);
+export type JobEvent = z.infer<typeof JobEventSchema>;

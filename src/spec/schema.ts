@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { formatDuration, parseDuration, parseBytes } from './units.js';
+
+/**
+ * The job spec: the single source of the spec's types. `JobSpecInput` is what users write
+ * (units as strings, most fields optional); `JobSpec` is what the rest of the code reads
+ * (durations in ms, bytes as numbers, every default filled in).
+ */
+
+const duration = (fallback: string) =>
+  z
+    .union([z.string(), z.number()], { error: 'expected a duration such as "500ms", "30s", "2m" or a number of seconds' })
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined || ms <= 0) {
+        ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a positive duration; use e.g. "500ms", "30s", "2m" or a number of seconds` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .prefault(fallback);
+
+const bytes = () =>
+  z
+    .union([z.string(), z.number()], { error: 'expected a size such as "512Mi", "2Gi", "1G" or a number of bytes' })
+    .transform((v, ctx) => {
+      const n = parseBytes(v);
+      if (n === undefined) {
+        ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a size; use e.g. "512Mi", "2Gi", "1G" or a number of bytes` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+export const CLUSTER_KINDS = ['local', 'kubernetes', 'slurm', 'nomad', 'mpi'] as const;
+export const ClusterKindSchema = z.enum(CLUSTER_KINDS);
+export type ClusterKind = z.infer<typeof ClusterKindSchema>;
+
+export const JOB_NAME_RULE =
+  '1 to 40 lowercase letters, digits or "-", starting and ending with a letter or digit (it becomes part of DNS names)';
+
+export const ResourcesSchema = z.strictObject({
+  cpu: z.number({ error: 'expected a number of CPUs, e.g. 1 or 0.5' }).positive().max(4096).default(1),
+  memory: bytes().prefault('512Mi'),
+  gpus: z.number({ error: 'expected a whole number of GPUs' }).int().min(0).max(64).default(0),
+  disk: bytes().optional(),
+});
+
+export const WorkerProgramSchema = z
+  .strictObject({
+    module: z
+      .string()
+      .min(1)
+      .regex(/\.(mjs|cjs|js|ts|mts|cts)$/, 'expected a path to a .js, .mjs, .cjs, .ts or .mts file inside the job')
+      .optional()
+      .describe('JS/TS module, relative to the job root, whose default export is `async (ctx) => {}`'),
+    command: z
+      .union([z.string().min(1), z.array(z.string()).min(1)], {
+        error: 'expected a command line: a string run by /bin/sh, or an array of program and arguments',
+      })
+      .optional()
+      .describe('any command line; a string runs through /bin/sh -c, an array runs directly'),
+    args: z.array(z.string(), { error: 'expected a list of strings' }).default([]),
+    env: z.record(z.string(), z.string(), { error: 'expected a map of variable names to string values' }).default({}),
+  })
+  .superRefine((w, ctx) => {
+    if (w.module === undefined && w.command === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'missing program: set worker.module (a JS/TS file) or worker.command (any command line)' });
+    }
+    if (w.module !== undefined && w.command !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'set either worker.module or worker.command, not both' });
+    }
+    for (const key of Object.keys(w.env)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+        ctx.addIssue({ code: 'custom', path: ['env', key], message: `"${key}" is not a valid environment variable name` });
+      } else if (key.startsWith('TWISTER2_')) {
+        ctx.addIssue({ code: 'custom', path: ['env', key], message: 'names starting with TWISTER2_ are set by twister2 itself' });
+      }
+    }
+  });
+
+export const JobMasterSpecSchema = z.strictObject({
+  placement: z.enum(['client', 'cluster']).default('client'),
+  port: z.number({ error: 'expected a port number (0 picks a free one)' }).int().min(0).max(65535).default(0),
+  host: z.string().min(1).default('127.0.0.1').describe('address the job master listens on'),
+});
+
+export const RestartSpecSchema = z.strictObject({
+  maxRestarts: z.number({ error: 'expected a whole number of restarts' }).int().min(0).max(1000).default(0),
+});
+
+export const TimeoutsSchema = z.strictObject({
+  registration: duration('60s'),
+  barrier: duration('5m'),
+  heartbeat: duration('10s'),
+});
+
+/** Later launchers fill their sections in; until then a key there is an error, not silently ignored. */
+export const LocalSpecSchema = z.strictObject({
+  workDir: z.string().min(1).optional().describe('where workers unpack the package and keep scratch files'),
+});
+const reserved = z.strictObject({});
+
+export const JobSpecSchema = z.strictObject({
+  name: z.string({ error: 'expected a job name' }).regex(/^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/, JOB_NAME_RULE),
+  cluster: ClusterKindSchema.default('local'),
+  workers: z.number({ error: 'expected a whole number of workers, at least 1' }).int('expected a whole number of workers').min(1).max(100_000),
+  resources: ResourcesSchema.prefault({}),
+  worker: WorkerProgramSchema,
+  jobMaster: JobMasterSpecSchema.prefault({}),
+  restart: RestartSpecSchema.prefault({}),
+  timeouts: TimeoutsSchema.prefault({}),
+  local: LocalSpecSchema.prefault({}),
+  kubernetes: reserved.optional(),
+  slurm: reserved.optional(),
+  nomad: reserved.optional(),
+  mpi: reserved.optional(),
+});
+
+export type JobSpecInput = z.input<typeof JobSpecSchema>;
+export type JobSpec = z.output<typeof JobSpecSchema>;
+export type WorkerProgram = JobSpec['worker'];
+
+/** The inverse of parsing, close enough to re-parse: used to ship the resolved spec in the package. */
+export function specToInput(spec: JobSpec): JobSpecInput {
+  return {
+    ...spec,
+    resources: { ...spec.resources },
+    timeouts: {
+      registration: formatDuration(spec.timeouts.registration),
+      barrier: formatDuration(spec.timeouts.barrier),
+      heartbeat: formatDuration(spec.timeouts.heartbeat),
+    },
+  };
+}

@@ -1,0 +1,45 @@
+import type { WorkerInfo } from '../protocol/messages.js';
+import type { JobSpec } from '../spec/schema.js';
+
+export interface WorkerLogger {
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+export interface WorkerContextEvents {
+  /** The job was scaled; `numWorkers` already holds the new size. */
+  scaled: (numWorkers: number, previous: number) => void;
+  /** Another worker failed; barriers it was part of have failed too. */
+  workerFailed: (workerId: number, message: string) => void;
+}
+
+/** What a JS/TS worker's default export receives: `export default async (ctx) => { ... }`. */
+export interface WorkerContext {
+  readonly jobId: string;
+  readonly jobName: string;
+  /** Stable 0..N-1; a restarted worker keeps its ID. */
+  readonly workerId: number;
+  /** The job's current size; changes when the job is scaled. */
+  readonly numWorkers: number;
+  /** 0 on the first run; counts up each time this worker ID was restarted. */
+  readonly restartCount: number;
+  /** The resolved job spec. */
+  readonly config: JobSpec;
+  /** worker.args from the spec. */
+  readonly args: readonly string[];
+  /** Where the job package was unpacked; relative paths in the package resolve from here. */
+  readonly packageDir: string;
+  /** `work`: this worker's scratch directory. `shared`: a directory shared by the workers on this host. */
+  readonly volumes: { readonly work: string; readonly shared: string };
+  readonly log: WorkerLogger;
+  /** Aborted when the worker must stop: the job ended, it was scaled away, or the job master was lost. */
+  readonly signal: AbortSignal;
+  /** Discovery. By default waits until all workers joined; `{ waitForAll: false }` lists who is there now. */
+  workers(opts?: { waitForAll?: boolean; timeoutMs?: number }): Promise<WorkerInfo[]>;
+  /** Waits until every live worker reached the barrier `name`; rejects with a BarrierError otherwise. */
+  barrier(name: string, opts?: { timeoutMs?: number }): Promise<void>;
+  on<E extends keyof WorkerContextEvents>(event: E, listener: WorkerContextEvents[E]): void;
+}
+
+export type WorkerFunction = (ctx: WorkerContext) => unknown;

@@ -1,0 +1,66 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Twister2Error } from '../errors.js';
+import type { WorkerProgram } from '../spec/schema.js';
+import type { WorkerContext, WorkerFunction } from './context.js';
+
+export class WorkerProgramError extends Twister2Error {
+  override readonly code = 'T2_WORKER_PROGRAM';
+}
+
+/** Imports a JS/TS worker module and runs its default export with the context. */
+export async function runModule(program: WorkerProgram, packageDir: string, ctx: WorkerContext): Promise<void> {
+  const file = path.resolve(packageDir, program.module!);
+  if (!file.startsWith(packageDir + path.sep)) throw new WorkerProgramError(`worker.module "${program.module}" is outside the job package`);
+  if (/\.[mc]?ts$/.test(file)) {
+    // TypeScript workers are compiled on the fly; the loader is only registered when needed.
+    const { register } = await import('tsx/esm/api');
+    register();
+  }
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    throw new WorkerProgramError(`cannot load worker module ${program.module}: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof mod.default !== 'function') {
+    throw new WorkerProgramError(`worker module ${program.module} has no default export function; write \`export default async (ctx) => { ... }\``);
+  }
+  await (mod.default as WorkerFunction)(ctx);
+}
+
+/**
+ * Runs a command worker. It stays in the runtime's process group, so a launcher that stops the group
+ * stops it too; `stop()` ends it when the runtime must quit first.
+ */
+export function runCommand(program: WorkerProgram, packageDir: string, env: NodeJS.ProcessEnv): { done: Promise<void>; stop(): void } {
+  const cmd = program.command!;
+  let child: ChildProcess;
+  if (typeof cmd === 'string') {
+    const line = [cmd, ...program.args.map(shellQuote)].join(' ');
+    child = spawn('/bin/sh', ['-c', line], { cwd: packageDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  } else {
+    const [file, ...args] = cmd;
+    child = spawn(file!, [...args, ...program.args], { cwd: packageDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  }
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', (err) => reject(new WorkerProgramError(`cannot start worker command "${describe(cmd)}": ${err.message}`)));
+    child.once('exit', (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new WorkerProgramError(`worker command "${describe(cmd)}" ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`));
+    });
+  });
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  return { done, stop };
+}
+
+function describe(cmd: string | string[]): string {
+  return typeof cmd === 'string' ? cmd : cmd.join(' ');
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,157 @@
+import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseSpec } from '../spec/validate.js';
+import type { JobSpec } from '../spec/schema.js';
+import type { WorkerContext, WorkerContextEvents } from './context.js';
+import { JobMasterLink } from './job-master-link.js';
+import { fetchPackage } from './package-fetch.js';
+import { killDescendants } from './process-tree.js';
+import { runCommand, runModule } from './program-runner.js';
+import { resolveWorkerId } from './worker-id.js';
+import { readWorkerEnv } from './worker-env.js';
+
+const CLI_SCRIPT = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
+
+/** Exit codes of the worker runtime, so a launcher (or a person reading `ps`) can tell why it ended. */
+export const WorkerExit = { ok: 0, programFailed: 1, setupFailed: 2, jobMasterLost: 3, stopped: 4 } as const;
+
+/**
+ * The program every launcher starts: fetch the package, find its ID, register, heartbeat, run the user
+ * program, report how it went. Returns the process exit code.
+ */
+export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const wenv = readWorkerEnv(env);
+  const { workerId } = resolveWorkerId(env);
+  const { dir: packageDir, manifest } = await fetchPackage(wenv.TWISTER2_PACKAGE, wenv.TWISTER2_PACKAGE_SHA256, wenv.workDir);
+  const spec: JobSpec = parseSpec(manifest.spec, 'the job package');
+
+  const link = new JobMasterLink(wenv.TWISTER2_JOB_MASTER_URL, wenv.TWISTER2_JOB_TOKEN, workerId);
+  const registration = await link.register(
+    {
+      workerId,
+      host: os.hostname(),
+      ip: primaryAddress(),
+      ports: {},
+      node: env.TWISTER2_NODE ?? os.hostname(),
+      resources: { cpu: spec.resources.cpu, memoryBytes: spec.resources.memory, gpus: spec.resources.gpus },
+      pid: process.pid,
+      restartCount: wenv.TWISTER2_RESTART_COUNT,
+    },
+    spec.timeouts.registration,
+  );
+  link.start();
+
+  const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };
+  await Promise.all([mkdir(volumes.work, { recursive: true }), mkdir(volumes.shared, { recursive: true })]);
+  const abort = new AbortController();
+  let stopCode: number = WorkerExit.stopped;
+  const stopped = new Promise<string>((resolve) =>
+    link.once('stop', (reason, lost) => {
+      stopCode = lost ? WorkerExit.jobMasterLost : WorkerExit.stopped;
+      abort.abort(new Error(reason));
+      resolve(reason);
+    }),
+  );
+
+  const tag = `[twister2 worker ${workerId}]`;
+  let program: Promise<void>;
+  let stopProgram = () => {};
+  if (spec.worker.module) {
+    const ctx = makeContext();
+    program = runModule(spec.worker, packageDir, ctx);
+  } else {
+    const commandEnv = {
+      ...env,
+      ...spec.worker.env,
+      // The same twister2 CLI as this runtime, for `twister2 barrier` and `twister2 workers`.
+      PATH: `${await writeCliShim(wenv.workDir)}${path.delimiter}${spec.worker.env.PATH ?? env.PATH ?? ''}`,
+      TWISTER2_WORKER_ID: String(workerId),
+      TWISTER2_NUM_WORKERS: String(registration.numWorkers),
+      TWISTER2_WORKER_SESSION: registration.session,
+      TWISTER2_RESTART_COUNT: String(registration.restartCount),
+      TWISTER2_PACKAGE_DIR: packageDir,
+      TWISTER2_WORK_VOLUME: volumes.work,
+      TWISTER2_SHARED_VOLUME: volumes.shared,
+    };
+    const run = runCommand(spec.worker, packageDir, commandEnv);
+    program = run.done;
+    stopProgram = run.stop;
+    process.once('exit', run.stop); // the command never outlives its runtime
+  }
+
+  const outcome = await Promise.race([
+    program.then(() => ({ ok: true as const }), (err: Error) => ({ ok: false as const, err })),
+    stopped.then((reason) => ({ stopped: reason })),
+  ]);
+  if ('stopped' in outcome) {
+    stopProgram();
+    killDescendants();
+    console.error(`${tag} stopping: ${outcome.stopped}`);
+    return stopCode;
+  }
+  link.close();
+  const message = outcome.ok ? undefined : outcome.err.message;
+  if (!outcome.ok) console.error(`${tag} failed: ${message}`);
+  try {
+    await link.client.complete(workerId, registration.session, outcome.ok, message);
+  } catch (err) {
+    console.error(`${tag} could not report completion: ${(err as Error).message}`);
+  }
+  return outcome.ok ? WorkerExit.ok : WorkerExit.programFailed;
+
+  function makeContext(): WorkerContext {
+    return {
+      jobId: registration.jobId,
+      jobName: spec.name,
+      workerId,
+      get numWorkers() {
+        return link.numWorkers;
+      },
+      restartCount: registration.restartCount,
+      config: spec,
+      args: spec.worker.args,
+      packageDir,
+      volumes,
+      log: {
+        info: (...a) => console.log(...a),
+        warn: (...a) => console.warn(...a),
+        error: (...a) => console.error(...a),
+      },
+      signal: abort.signal,
+      async workers(opts = {}) {
+        const list = await link.client.workers({ waitForAll: opts.waitForAll ?? true, timeoutMs: opts.timeoutMs ?? spec.timeouts.registration });
+        return list.workers;
+      },
+      async barrier(name, opts = {}) {
+        await link.client.barrier(name, workerId, registration.session, opts.timeoutMs);
+      },
+      on<E extends keyof WorkerContextEvents>(event: E, listener: WorkerContextEvents[E]) {
+        link.on(event, listener as never);
+      },
+    };
+  }
+}
+
+/**
+ * A `twister2` on the command worker's PATH that runs this very runtime's CLI with this node, so
+ * `twister2 barrier` works whether or not twister2 is installed on the host.
+ */
+async function writeCliShim(workDir: string): Promise<string> {
+  const dir = path.join(workDir, 'bin');
+  await mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `.twister2-${process.pid}`);
+  await writeFile(tmp, `#!/bin/sh\nexec '${process.execPath}' '${CLI_SCRIPT}' "$@"\n`);
+  await chmod(tmp, 0o755);
+  await rename(tmp, path.join(dir, 'twister2'));
+  return dir;
+}
+
+/** The first non-internal IPv4 address, which peers on other hosts can reach; loopback on a laptop. */
+function primaryAddress(): string {
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}

@@ -1,0 +1,27 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { Twister2Error } from '../errors.js';
+
+/** What the worker runtime reads from its environment; launchers set it (src/launchers/worker-env.ts). */
+const WorkerEnvSchema = z.object({
+  TWISTER2_JOB_ID: z.string().min(1),
+  TWISTER2_JOB_MASTER_URL: z.string().url(),
+  TWISTER2_JOB_TOKEN: z.string().min(16),
+  TWISTER2_PACKAGE: z.string().min(1),
+  TWISTER2_PACKAGE_SHA256: z.string().regex(/^[0-9a-f]{64}$/),
+  TWISTER2_RESTART_COUNT: z.coerce.number().int().min(0).default(0),
+  TWISTER2_WORK_DIR: z.string().optional(),
+});
+
+export type WorkerEnv = z.infer<typeof WorkerEnvSchema> & { workDir: string };
+
+export function readWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
+  const parsed = WorkerEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))].join(', ');
+    throw new Twister2Error(`the worker runtime was started without a valid ${names}; it is meant to be started by a twister2 launcher`);
+  }
+  const workDir = parsed.data.TWISTER2_WORK_DIR ?? path.join(os.tmpdir(), 'twister2', parsed.data.TWISTER2_JOB_ID);
+  return { ...parsed.data, workDir };
+}

@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fixture, isRunning, jobIds, jobProcesses, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+
+interface Rec {
+  id: number;
+  step: string;
+  n?: number;
+  pid?: number;
+  child?: number;
+  peers?: number[];
+}
+
+const HEARTBEAT_MS = 3000;
+
+/** Starts a 3-worker job whose workers (and a child process each) sleep, and waits until all sleep. */
+async function startSleepingJob(extra: string[] = [], spec: Record<string, unknown> = {}) {
+  const home = tempHome();
+  const job = makeJob(
+    { name: 'sleepy', workers: 3, timeouts: { heartbeat: `${HEARTBEAT_MS}ms` }, worker: { module: 'w.mjs' }, ...spec },
+    { 'w.mjs': fixture('sleep-worker.mjs') },
+  );
+  const cli = startCli(['submit', job, ...extra], home);
+  const jobId = await waitFor('the job directory', () => jobIds(home)[0]);
+  const recs = await waitFor('3 sleeping workers', () => {
+    const r = testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping');
+    return r.length === 3 && r;
+  });
+  // The worker runtimes, their programs' children and nothing else of this job's.
+  expect(jobProcesses(jobId).length).toBeGreaterThanOrEqual(6);
+  return { home, cli, jobId, recs };
+}
+
+describe('local cluster: nothing is left behind', () => {
+  it('client SIGKILLed: every worker process is gone within the heartbeat timeout', async () => {
+    const { cli, jobId, recs } = await startSleepingJob();
+    cli.kill('SIGKILL');
+    await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, HEARTBEAT_MS);
+    for (const r of recs) expect(isRunning(r.child!)).toBe(false);
+  });
+
+  it('Ctrl-C kills the job: KILLED, exit 130, no process left', async () => {
+    const { cli, jobId } = await startSleepingJob();
+    cli.kill('SIGINT');
+    expect(await cli.closed).toBe(130);
+    expect(cli.output().stderr).toMatch(/KILLED: interrupted \(SIGINT\)/);
+    expect(jobProcesses(jobId)).toEqual([]);
+  });
+
+  it('`twister2 kill` from another shell ends the job; the submitting CLI exits 3', async () => {
+    const { cli, jobId, home } = await startSleepingJob();
+    const k = await runCli(['kill', jobId.slice(0, -2)], home);
+    expect(k.code, k.stderr).toBe(0);
+    expect(k.stdout).toContain('KILLED');
+    expect(await cli.closed).toBe(3);
+    expect(jobProcesses(jobId)).toEqual([]);
+    const again = await runCli(['kill', jobId], home);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already ended \(KILLED\)/);
+  });
+
+  it('--detach: the job master runs on its own; status, workers, logs and kill work from other shells', async () => {
+    const { cli, jobId, home } = await startSleepingJob(['--detach']);
+    expect(await cli.closed).toBe(0);
+    const status = await runCli(['status', jobId, '--json'], home);
+    expect(JSON.parse(status.stdout)).toMatchObject({ state: 'RUNNING', numWorkers: 3, registered: 3 });
+    const workers = await runCli(['workers', jobId, '--json'], home);
+    expect((JSON.parse(workers.stdout) as { workers: { workerId: number }[] }).workers.map((w) => w.workerId).sort()).toEqual([0, 1, 2]);
+    const logs = await runCli(['logs', jobId], home);
+    expect(logs.stdout).toMatch(/^\[worker 0\] T2TEST/m);
+    const list = await runCli(['list'], home);
+    expect(list.stdout).toMatch(new RegExp(`${jobId}\\s+RUNNING`));
+    const k = await runCli(['kill', jobId], home);
+    expect(k.code).toBe(0);
+    expect(jobProcesses(jobId)).toEqual([]);
+    const after = await runCli(['status', jobId, '--json'], home);
+    expect(JSON.parse(after.stdout)).toMatchObject({ state: 'KILLED' });
+  });
+
+  it('job master crash (its own process SIGKILLed): workers exit within the heartbeat timeout', async () => {
+    const { cli, jobId, home } = await startSleepingJob(['--detach']);
+    await cli.closed;
+    const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number } };
+    process.kill(record.jobMaster.pid, 'SIGKILL');
+    await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, HEARTBEAT_MS);
+    const list = await runCli(['list', '--json'], home);
+    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ jobId, state: 'LOST' })]);
+  });
+});
+
+describe('local cluster: scaling', () => {
+  it('scales 4 -> 6 -> 3 while running: IDs stay contiguous and workers are told', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'scale', workers: 4, worker: { module: 'w.mjs' } }, { 'w.mjs': fixture('scale-worker.mjs') });
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job directory', () => jobIds(home)[0]);
+    const recs = () => testRecords<Rec>(readLogs(home, jobId));
+    await waitFor('4 workers started', () => recs().filter((r) => r.step === 'start').length === 4);
+
+    expect((await runCli(['scale', jobId, '6'], home)).code).toBe(0);
+    await waitFor('workers 4 and 5 started and 0..3 told', () => {
+      const r = recs();
+      return r.filter((x) => x.step === 'start').length === 6 && r.filter((x) => x.step === 'scaled' && x.n === 6).length === 4;
+    });
+    const six = JSON.parse((await runCli(['workers', jobId, '--json', '--wait'], home)).stdout) as { numWorkers: number; workers: { workerId: number }[] };
+    expect(six.numWorkers).toBe(6);
+    expect(six.workers.map((w) => w.workerId).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(recs().filter((x) => x.id >= 4 && x.step === 'start').every((x) => x.n === 6)).toBe(true);
+
+    expect((await runCli(['scale', jobId, '3'], home)).code).toBe(0);
+    expect(await cli.closed).toBe(0);
+    const done = recs().filter((r) => r.step === 'done');
+    expect(done.map((r) => r.id).sort()).toEqual([0, 1, 2]);
+    for (const d of done) expect(d.peers).toEqual([0, 1, 2]);
+    const status = JSON.parse((await runCli(['status', jobId, '--json'], home)).stdout) as { state: string; numWorkers: number; workers: { workerId: number }[] };
+    expect(status.state).toBe('SUCCEEDED');
+    expect(status.workers.map((w) => w.workerId)).toEqual([0, 1, 2]);
+    expect(jobProcesses(jobId)).toEqual([]);
+  });
+});

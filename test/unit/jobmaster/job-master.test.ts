@@ -1,0 +1,128 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { AuthenticationError, RegistrationError } from '../../../src/errors.js';
+import { JobMasterServer } from '../../../src/jobmaster/http-server.js';
+import { JobMaster } from '../../../src/jobmaster/job-master.js';
+import type { Launcher } from '../../../src/launchers/launcher.js';
+import { JobMasterClient } from '../../../src/protocol/jobmaster-client.js';
+import type { RegisterRequest } from '../../../src/protocol/messages.js';
+import { parseSpec } from '../../../src/spec/validate.js';
+
+/** Records what the job master asked of the cluster; the real launchers are tested end to end. */
+class RecordingLauncher implements Launcher {
+  calls: string[] = [];
+  async start() {}
+  async addWorkers(ids: number[]) {
+    this.calls.push(`add ${ids.join(',')}`);
+  }
+  async removeWorkers(ids: number[]) {
+    this.calls.push(`remove ${ids.join(',')}`);
+  }
+  async restartWorker(id: number, n: number) {
+    this.calls.push(`restart ${id} #${n}`);
+  }
+  async release() {
+    this.calls.push('release');
+  }
+}
+
+const TOKEN = 'a-test-secret-of-enough-length';
+const servers: JobMasterServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function setup(extra: Record<string, unknown> = {}) {
+  const spec = parseSpec({ name: 'unit', workers: 3, worker: { command: 'true' }, timeouts: { heartbeat: '400ms' }, ...extra });
+  const launcher = new RecordingLauncher();
+  const jm = new JobMaster({ jobId: 'unit-1', spec, launcher });
+  const server = new JobMasterServer(jm, TOKEN);
+  servers.push(server);
+  const url = await server.listen('127.0.0.1', 0);
+  jm.start();
+  return { jm, launcher, url, client: new JobMasterClient({ url, token: TOKEN }) };
+}
+
+const reg = (workerId: number): RegisterRequest => ({
+  workerId,
+  host: 'h',
+  ip: '127.0.0.1',
+  ports: {},
+  node: 'n',
+  resources: { cpu: 1, memoryBytes: 1, gpus: 0 },
+  restartCount: 0,
+});
+
+describe('job master', () => {
+  it('refuses requests without the job secret or with a wrong one', async () => {
+    const { url } = await setup();
+    await expect(new JobMasterClient({ url, token: 'wrong' }).status()).rejects.toBeInstanceOf(AuthenticationError);
+    const res = await fetch(`${url}/v1/job`);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({ error: { code: 'T2_UNAUTHENTICATED', message: expect.stringContaining('job secret') } });
+    const post = await fetch(`${url}/v1/workers`, { method: 'POST', body: JSON.stringify(reg(0)) });
+    expect(post.status).toBe(401);
+  });
+
+  it('goes STARTING -> RUNNING when all joined, refuses a duplicate live ID, SUCCEEDED when all complete', async () => {
+    const { jm, client, launcher } = await setup();
+    const sessions = [];
+    for (const id of [0, 1]) sessions.push((await client.register(reg(id))).session);
+    expect(jm.state).toBe('STARTING');
+    await expect(client.register(reg(1))).rejects.toThrow(RegistrationError);
+    await expect(client.register(reg(1))).rejects.toThrow(/already registered by a live worker/);
+    await expect(client.register(reg(7))).rejects.toThrow(/not part of this job: valid IDs are 0..2/);
+    const waiting = client.workers({ waitForAll: true });
+    sessions.push((await client.register(reg(2))).session);
+    expect((await waiting).workers.map((w) => w.workerId).sort()).toEqual([0, 1, 2]);
+    expect(jm.state).toBe('RUNNING');
+    for (const [id, s] of sessions.entries()) await client.complete(id, s, true);
+    const final = await jm.whenEnded();
+    expect(final.state).toBe('SUCCEEDED');
+    expect(launcher.calls).toEqual(['release']);
+  });
+
+  it('marks a silent worker FAILED, restarts it within budget, then fails the job naming it', async () => {
+    const { jm, client, launcher } = await setup({ restart: { maxRestarts: 1 } });
+    for (const id of [0, 1, 2]) await client.register(reg(id));
+    // Nobody heartbeats: after 400ms every worker is silent.
+    await new Promise((r) => setTimeout(r, 700));
+    expect(launcher.calls.filter((c) => c.startsWith('restart')).sort()).toEqual(['restart 0 #1', 'restart 1 #1', 'restart 2 #1']);
+    const again = await client.register(reg(0));
+    expect(again.restartCount).toBe(1);
+    const final = await jm.whenEnded();
+    expect(final.state).toBe('FAILED');
+    expect(final.message).toMatch(/worker \d failed: no heartbeat for 400ms; it used all 1 restart/);
+  });
+
+  it('scales up and down keeping IDs contiguous', async () => {
+    const { jm, client, launcher } = await setup({ timeouts: { heartbeat: '30s' } });
+    for (const id of [0, 1, 2]) await client.register(reg(id));
+    await client.scale(5);
+    expect(launcher.calls).toContain('add 3,4');
+    expect(jm.status().workers.map((w) => w.workerId)).toEqual([0, 1, 2, 3, 4]);
+    await client.scale(2);
+    expect(launcher.calls).toContain('remove 2,3,4');
+    expect(jm.status().workers.map((w) => w.workerId)).toEqual([0, 1]);
+    expect(jm.status().numWorkers).toBe(2);
+    expect(jm.state).toBe('RUNNING');
+    jm.kill('test over');
+    expect((await jm.whenEnded()).state).toBe('KILLED');
+  });
+
+  it('streams events: a snapshot, then worker and job changes', async () => {
+    const { client, jm } = await setup({ timeouts: { heartbeat: '30s' } });
+    const seen: string[] = [];
+    const ac = new AbortController();
+    const reading = (async () => {
+      for await (const e of client.events(ac.signal)) {
+        seen.push(e.type === 'worker-state' ? `${e.workerId}:${e.state}` : e.type === 'job-state' ? e.state : e.type);
+        if (e.type === 'job-state' && e.state === 'KILLED') break;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    await client.register(reg(0));
+    jm.kill();
+    await reading;
+    expect(seen).toEqual(['snapshot', '0:RUNNING', 'KILLED']);
+  });
+});

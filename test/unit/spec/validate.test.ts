@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { SpecError } from '../../../src/errors.js';
+import { parseSpec } from '../../../src/spec/validate.js';
+
+const ok = { name: 'job', workers: 2, worker: { command: 'true' } };
+
+function problems(raw: unknown): string {
+  try {
+    parseSpec(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(SpecError);
+    return (err as SpecError).message;
+  }
+  throw new Error('expected a SpecError');
+}
+
+describe('job spec', () => {
+  it('fills defaults and converts units', () => {
+    const spec = parseSpec({ ...ok, resources: { memory: '1Gi', cpu: 2 }, timeouts: { heartbeat: '500ms', barrier: 90 } });
+    expect(spec.resources).toEqual({ cpu: 2, memory: 2 ** 30, gpus: 0 });
+    expect(spec.timeouts).toEqual({ registration: 60_000, barrier: 90_000, heartbeat: 500 });
+    expect(spec.jobMaster).toEqual({ placement: 'client', port: 0, host: '127.0.0.1' });
+    expect(spec.cluster).toBe('local');
+    expect(spec.restart.maxRestarts).toBe(0);
+  });
+
+  it.each([
+    [{ ...ok, workers: '4' }, /workers: expected a whole number of workers.*\(got "4"\)/],
+    [{ ...ok, workers: 0 }, /workers: expected a whole number of workers, at least 1 \(got 0\)/],
+    [{ ...ok, workers: -3 }, /workers: .*\(got -3\)/],
+    [{ ...ok, workers: 2.5 }, /workers: expected a whole number.*\(got 2.5\)/],
+    [{ ...ok, wokers: 3 }, /wokers: unknown key "wokers" \(did you mean "workers"\?\)/],
+    [{ ...ok, worker: { comand: 'x' } }, /worker.comand: unknown key "comand" \(did you mean "command"\?\)/],
+    [{ ...ok, worker: {} }, /worker: missing program: set worker.module .* or worker.command/],
+    [{ ...ok, worker: { module: 'a.js', command: 'b' } }, /either worker.module or worker.command, not both/],
+    [{ ...ok, worker: { module: 'a.py' } }, /worker.module: expected a path to a .js/],
+    [{ ...ok, name: 'My Job' }, /name: 1 to 40 lowercase letters.*\(got "My Job"\)/],
+    [{ ...ok, timeouts: { heartbeat: 'soon' } }, /timeouts.heartbeat: "soon" is not a positive duration/],
+    [{ ...ok, resources: { memory: 'lots' } }, /resources.memory: "lots" is not a size/],
+    [{ ...ok, jobMaster: { placement: 'moon' } }, /jobMaster.placement: .*"client"\|"cluster".*\(got "moon"\)/],
+    [{ ...ok, cluster: 'yarn' }, /cluster: .*"local".*\(got "yarn"\)/],
+    [{ ...ok, worker: { command: 'x', env: { TWISTER2_WORKER_ID: '3' } } }, /worker.env.TWISTER2_WORKER_ID: names starting with TWISTER2_/],
+    [{ ...ok, slurm: { partition: 'debug' } }, /slurm.partition: unknown key "partition"/],
+    [{ ...ok, restart: { maxRestarts: -1 } }, /restart.maxRestarts: .*\(got -1\)/],
+  ])('rejects %j', (raw, pattern) => {
+    expect(problems(raw)).toMatch(pattern);
+  });
+
+  it('lists every problem at once, each with its path', () => {
+    const msg = problems({ name: 'x', workers: 0, worker: { command: 5 }, colour: 'red' });
+    expect(msg).toContain('workers:');
+    expect(msg).toContain('worker.command:');
+    expect(msg).toContain('colour: unknown key "colour"');
+    expect(msg).toMatch(/Allowed here: name, cluster, workers/);
+  });
+
+  it('reports a missing required field as required', () => {
+    expect(problems({ workers: 1, worker: { command: 'x' } })).toMatch(/name: is required/);
+  });
+});

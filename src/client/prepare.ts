@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PackageError } from '../errors.js';
+import { launcherFactory } from '../launchers/registry.js';
 import { packJob, safeExtractArchive } from '../package/index.js';
 import { specToInput, type JobSpec, type JobSpecInput } from '../spec/schema.js';
 import { resolveJobSpec } from '../spec/load.js';
@@ -37,6 +38,7 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
     const root = unpacked ?? abs;
     const spec = await resolveJobSpec(root, overrides);
     checkProgramExists(root, spec);
+    launcherFactory(spec.cluster);
     const jobId = newJobId(spec.name);
     const jobDir = await createJobDir(jobId);
     try {

@@ -9,10 +9,15 @@ const launchers: Partial<Record<ClusterKind, LauncherFactory>> = {
 };
 
 export function createLauncher(kind: ClusterKind): Launcher {
+  return launcherFactory(kind)();
+}
+
+/** Checks that a cluster can be used before anything is created for a job. */
+export function launcherFactory(kind: ClusterKind): LauncherFactory {
   const factory = launchers[kind];
   if (!factory) {
     const available = Object.keys(launchers).join(', ');
     throw new UnknownClusterError(`cluster '${kind}' has no launcher in this version of twister2 (available: ${available})`);
   }
-  return factory();
+  return factory;
 }

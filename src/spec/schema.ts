@@ -51,7 +51,7 @@ export const WorkerProgramSchema = z
     module: z
       .string()
       .min(1)
-      .regex(/\.(mjs|cjs|js|ts|mts|cts)$/, 'expected a path to a .js, .mjs, .cjs, .ts or .mts file inside the job')
+      .regex(/\.(mjs|cjs|js|ts|mts|cts)$/, 'expected a .js, .mjs, .cjs, .ts or .mts file inside the job (for other languages use worker.command)')
       .optional()
       .describe('JS/TS module, relative to the job root, whose default export is `async (ctx) => {}`'),
     command: z

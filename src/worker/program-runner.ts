@@ -13,17 +13,18 @@ export class WorkerProgramError extends Twister2Error {
 export async function runModule(program: WorkerProgram, packageDir: string, ctx: WorkerContext): Promise<void> {
   const file = path.resolve(packageDir, program.module!);
   if (!file.startsWith(packageDir + path.sep)) throw new WorkerProgramError(`worker.module "${program.module}" is outside the job package`);
-  if (/\.[mc]?ts$/.test(file)) {
-    // TypeScript workers are compiled on the fly; the loader is only registered when needed.
-    const { register } = await import('tsx/esm/api');
-    register();
-  }
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    // TypeScript workers are compiled on the fly by tsx, loaded only when needed.
+    mod = /\.[mc]?ts$/.test(file)
+      ? ((await (await import('tsx/esm/api')).tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown })
+      : ((await import(pathToFileURL(file).href)) as { default?: unknown });
   } catch (err) {
     throw new WorkerProgramError(`cannot load worker module ${program.module}: ${(err as Error).message}`, { cause: err });
   }
+  // A .ts file outside an ESM package compiles to CommonJS: its default export arrives one level down.
+  const inner = (mod.default as { default?: unknown } | undefined)?.default;
+  if (typeof mod.default !== 'function' && typeof inner === 'function') mod = { default: inner };
   if (typeof mod.default !== 'function') {
     throw new WorkerProgramError(`worker module ${program.module} has no default export function; write \`export default async (ctx) => { ... }\``);
   }

@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PackageError } from '../../../src/errors.js';
 import { extractPackage, packJob, safeExtractArchive } from '../../../src/package/index.js';
-import { makeJobDir, tarList, tempDirs, writeRawTarGz, writeZip, type RawTarEntry } from './fixtures.js';
+import { makeJobDir, tarList, tempDirs, writeRawTarGz, writeZip, type RawTarEntry } from '../../helpers/archives.js';
 
 const tmp = tempDirs();
 afterEach(tmp.cleanup);

@@ -3,7 +3,7 @@ import { cp, lstat, mkdir, readFile, readdir, symlink, utimes, writeFile } from 
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { extractPackage, MANIFEST_NAME, packJob } from '../../../src/package/index.js';
-import { makeJobDir, readTree, tempDirs, writeZip } from './fixtures.js';
+import { makeJobDir, readTree, tempDirs, writeZip } from '../../helpers/archives.js';
 
 const tmp = tempDirs();
 afterEach(tmp.cleanup);

@@ -4,7 +4,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PackageError } from '../../../src/errors.js';
 import { extractPackage, MANIFEST_NAME, packJob, type PackageInfo } from '../../../src/package/index.js';
-import { makeJobDir, rawTar, tarList, tempDirs } from './fixtures.js';
+import { makeJobDir, rawTar, tarList, tempDirs } from '../../helpers/archives.js';
 
 const tmp = tempDirs();
 afterEach(tmp.cleanup);

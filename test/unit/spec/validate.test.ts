@@ -33,7 +33,7 @@ describe('job spec', () => {
     [{ ...ok, worker: { comand: 'x' } }, /worker.comand: unknown key "comand" \(did you mean "command"\?\)/],
     [{ ...ok, worker: {} }, /worker: missing program: set worker.module .* or worker.command/],
     [{ ...ok, worker: { module: 'a.js', command: 'b' } }, /either worker.module or worker.command, not both/],
-    [{ ...ok, worker: { module: 'a.py' } }, /worker.module: expected a path to a .js/],
+    [{ ...ok, worker: { module: 'a.py' } }, /worker.module: expected a .js, .mjs, .cjs, .ts or .mts file.*use worker.command/],
     [{ ...ok, name: 'My Job' }, /name: 1 to 40 lowercase letters.*\(got "My Job"\)/],
     [{ ...ok, timeouts: { heartbeat: 'soon' } }, /timeouts.heartbeat: "soon" is not a positive duration/],
     [{ ...ok, resources: { memory: 'lots' } }, /resources.memory: "lots" is not a size/],

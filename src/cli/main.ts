@@ -1,10 +1,12 @@
 import yargs, { type Argv } from 'yargs';
 import { ExitCode, Twister2Error, UsageError } from '../errors.js';
 import { CLUSTER_KINDS } from '../spec/schema.js';
-import { barrierCommand, workersCommand } from './commands/in-worker.js';
-import { killCommand, listCommand, logsCommand, scaleCommand, statusCommand } from './commands/manage.js';
-import { submitCommand } from './commands/submit.js';
-import { jobMasterCommand, workerCommand } from './commands/internal.js';
+
+// Commands are loaded when used: `twister2 barrier` runs inside workers, often, and must start fast.
+const submitCmd = () => import('./commands/submit.js');
+const manage = () => import('./commands/manage.js');
+const inWorker = () => import('./commands/in-worker.js');
+const internal = () => import('./commands/internal.js');
 
 /** Runs the CLI and exits the process with a code that tells how it went (see ExitCode). */
 export function main(argv: string[]): void {
@@ -33,17 +35,17 @@ async function run(argv: string[]): Promise<number> {
           .option('workers', { type: 'number', describe: 'number of workers (overrides the spec)' })
           .option('detach', { type: 'boolean', default: false, describe: 'run the job master in its own process and return at once' })
           .option('json', { type: 'boolean', default: false, describe: 'print the final status as JSON on stdout' }),
-      async (a) => set(await submitCommand(a)),
+      async (a) => set(await (await submitCmd()).submitCommand(a)),
     )
-    .command('status <job>', 'show a job and its workers', (y) => y.positional('job', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await statusCommand(a)))
-    .command('list', 'list the jobs of this machine', (y) => y.option('json', { type: 'boolean', default: false }), async (a) => set(await listCommand(a)))
-    .command('logs <job>', "print a job's worker output", (y) => y.positional('job', { type: 'string', demandOption: true }).option('follow', { alias: 'f', type: 'boolean', default: false }), async (a) => set(await logsCommand(a)))
-    .command('kill <job>', 'kill a job and release everything it holds', (y) => y.positional('job', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await killCommand(a)))
-    .command('scale <job> <workers>', 'change the number of workers of a running job', (y) => y.positional('job', { type: 'string', demandOption: true }).positional('workers', { type: 'number', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await scaleCommand(a)))
-    .command('workers [job]', "list a job's workers (inside a worker: its own job)", (y) => y.positional('job', { type: 'string' }).option('json', { type: 'boolean', default: false }).option('wait', { type: 'boolean', default: false, describe: 'wait until all workers joined' }), async (a) => set(await workersCommand(a)))
-    .command('barrier <name>', 'inside a command worker: wait until every worker reached this barrier', (y) => y.positional('name', { type: 'string', demandOption: true }).option('timeout', { type: 'string', describe: 'e.g. 30s (default: the spec\'s timeouts.barrier)' }), async (a) => set(await barrierCommand(a)))
-    .command('jobmaster', false, (y) => y.option('job-dir', { type: 'string', demandOption: true }), async (a) => set(await jobMasterCommand(a['job-dir'])))
-    .command('worker', false, () => {}, async () => set(await workerCommand()))
+    .command('status <job>', 'show a job and its workers', (y) => y.positional('job', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).statusCommand(a)))
+    .command('list', 'list the jobs of this machine', (y) => y.option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).listCommand(a)))
+    .command('logs <job>', "print a job's worker output", (y) => y.positional('job', { type: 'string', demandOption: true }).option('follow', { alias: 'f', type: 'boolean', default: false }), async (a) => set(await (await manage()).logsCommand(a)))
+    .command('kill <job>', 'kill a job and release everything it holds', (y) => y.positional('job', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).killCommand(a)))
+    .command('scale <job> <workers>', 'change the number of workers of a running job', (y) => y.positional('job', { type: 'string', demandOption: true }).positional('workers', { type: 'number', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).scaleCommand(a)))
+    .command('workers [job]', "list a job's workers (inside a worker: its own job)", (y) => y.positional('job', { type: 'string' }).option('json', { type: 'boolean', default: false }).option('wait', { type: 'boolean', default: false, describe: 'wait until all workers joined' }), async (a) => set(await (await inWorker()).workersCommand(a)))
+    .command('barrier <name>', 'inside a command worker: wait until every worker reached this barrier', (y) => y.positional('name', { type: 'string', demandOption: true }).option('timeout', { type: 'string', describe: 'e.g. 30s (default: the spec\'s timeouts.barrier)' }), async (a) => set(await (await inWorker()).barrierCommand(a)))
+    .command('jobmaster', false, (y) => y.option('job-dir', { type: 'string', demandOption: true }), async (a) => set(await (await internal()).jobMasterCommand(a['job-dir'])))
+    .command('worker', false, () => {}, async () => set(await (await internal()).workerCommand()))
     .demandCommand(1, 'give a command: twister2 submit <job>, or twister2 --help')
     .strict()
     .recommendCommands()

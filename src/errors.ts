@@ -92,7 +92,12 @@ export class JobMasterUnreachableError extends Twister2Error {
 }
 
 export class RegistrationError extends Twister2Error {
-  override readonly code = 'T2_REGISTRATION_REFUSED';
+  override readonly code: string = 'T2_REGISTRATION_REFUSED';
+}
+
+/** Another live worker holds this ID. Retryable for a while: it may be a predecessor not yet declared dead. */
+export class DuplicateWorkerError extends RegistrationError {
+  override readonly code = 'T2_DUPLICATE_WORKER';
 }
 
 export class BarrierError extends Twister2Error {
@@ -125,6 +130,7 @@ const byCode: Record<string, new (message: string) => Twister2Error> = {
   T2_UNAUTHENTICATED: AuthenticationError,
   T2_PROTOCOL: ProtocolError,
   T2_REGISTRATION_REFUSED: RegistrationError,
+  T2_DUPLICATE_WORKER: DuplicateWorkerError,
   T2_BARRIER_FAILED: BarrierError,
   T2_BARRIER_TIMEOUT: BarrierTimeoutError,
   T2_DISCOVERY_TIMEOUT: DiscoveryTimeoutError,

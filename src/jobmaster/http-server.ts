@@ -17,6 +17,8 @@ import {
 import type { JobMaster } from './job-master.js';
 
 const MAX_BODY = 1 << 20;
+/** The longest delay a Node timer can hold. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 class HttpError extends Error {
   constructor(
@@ -110,7 +112,11 @@ export class JobMasterServer {
     if (a === 'workers' && !b && method === 'POST') return this.jm.register(await readBody(req, RegisterRequestSchema));
     if (a === 'workers' && !b && method === 'GET') {
       if (url.searchParams.get('wait') !== 'all') return this.jm.listWorkers();
-      const timeoutMs = Number(url.searchParams.get('timeoutMs') ?? this.jm.spec.timeouts.registration);
+      const raw = url.searchParams.get('timeoutMs');
+      const timeoutMs = raw === null ? this.jm.spec.timeouts.registration : Number(raw);
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMER_MS) {
+        throw new HttpError(400, 'T2_PROTOCOL', `timeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`);
+      }
       return this.jm.waitForAll(timeoutMs);
     }
     if (a === 'workers' && b && method === 'POST') {
@@ -124,7 +130,7 @@ export class JobMasterServer {
     }
     if (a === 'barriers' && b && method === 'POST') {
       const body = await readBody(req, BarrierRequestSchema);
-      return this.jm.barrier(decodeURIComponent(b), body.workerId, body.session, body.timeoutMs);
+      return this.jm.barrier(decodeName(b), body.workerId, body.session, body.timeoutMs);
     }
     throw new HttpError(404, 'T2_PROTOCOL', `no such route: ${method} ${url.pathname}`);
   }
@@ -151,6 +157,14 @@ function writeEvent(res: http.ServerResponse, id: number, e: JobEvent): void {
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
+}
+
+function decodeName(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new HttpError(400, 'T2_PROTOCOL', `"${s}" is not a valid URL-encoded barrier name`);
+  }
 }
 
 function parseId(s: string): number {
@@ -189,11 +203,13 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
 
 const statusByCode: Record<string, number> = {
   T2_REGISTRATION_REFUSED: 409,
+  T2_DUPLICATE_WORKER: 409,
   T2_PROTOCOL: 409,
   T2_JOB_STATE: 409,
   T2_BARRIER_FAILED: 409,
-  T2_BARRIER_TIMEOUT: 408,
-  T2_DISCOVERY_TIMEOUT: 408,
+  // Not 408: that status means the server gave up on reading the request, and clients retry it.
+  T2_BARRIER_TIMEOUT: 409,
+  T2_DISCOVERY_TIMEOUT: 409,
 };
 
 function toHttpError(err: unknown): HttpError {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { DiscoveryTimeoutError, JobStateError, RegistrationError, ProtocolError } from '../errors.js';
+import { DiscoveryTimeoutError, DuplicateWorkerError, JobStateError, RegistrationError, ProtocolError } from '../errors.js';
 import type { Launcher, WorkerExit } from '../launchers/launcher.js';
 import {
   TERMINAL_JOB_STATES,
@@ -26,6 +26,7 @@ interface WorkerRecord {
   restarts: number;
   info?: WorkerInfo;
   session?: string;
+  /** RUNNING: the last heartbeat. STARTING or FAILED: when it entered that state (registration deadline). */
   lastSeen: number;
   message?: string;
 }
@@ -56,7 +57,6 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   private readonly startedAt = new Date();
   private endedAt: Date | undefined;
   private monitor: NodeJS.Timeout | undefined;
-  private registrationTimer: NodeJS.Timeout | undefined;
   private released: Promise<void> | undefined;
   private readonly ended: Promise<JobStatus>;
   private resolveEnded!: (s: JobStatus) => void;
@@ -78,14 +78,13 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   }
 
   get heartbeatIntervalMs(): number {
-    return Math.max(100, Math.floor(this.spec.timeouts.heartbeat / 4));
+    return Math.floor(this.spec.timeouts.heartbeat / 4);
   }
 
-  /** Starts failure detection and the registration deadline. The launcher is started by the caller. */
+  /** Starts failure detection and registration deadlines. The launcher is started by the caller. */
   start(): void {
-    this.monitor = setInterval(() => this.detectSilentWorkers(), Math.max(50, Math.floor(this.heartbeatIntervalMs / 2)));
+    this.monitor = setInterval(() => this.checkDeadlines(), Math.max(50, Math.floor(this.heartbeatIntervalMs / 2)));
     this.monitor.unref();
-    this.armRegistrationDeadline();
   }
 
   /** Resolves with the final status once the job ended and its resources were released. */
@@ -100,11 +99,11 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   register(req: RegisterRequest): RegisterResponse {
     this.assertActive();
     const rec = this.workers.get(req.workerId);
-    if (!rec || rec.state === 'REMOVED') {
+    if (!rec) {
       throw new RegistrationError(`worker ID ${req.workerId} is not part of this job: valid IDs are 0..${this.numWorkers - 1}`);
     }
     if (rec.state === 'RUNNING') {
-      throw new RegistrationError(
+      throw new DuplicateWorkerError(
         `worker ID ${req.workerId} is already registered by a live worker (pid ${rec.info?.pid ?? '?'} on ${rec.info?.host ?? '?'}); two workers cannot share an ID`,
       );
     }
@@ -112,7 +111,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     const session = randomBytes(12).toString('hex');
     Object.assign(rec, { info: { ...req, restartCount: rec.restarts }, session, lastSeen: this.now(), message: undefined });
     this.setWorkerState(rec, 'RUNNING');
-    if (this.jobState === 'STARTING' && this.registeredCount() === this.numWorkers) this.onAllJoined();
+    this.checkAllJoined();
     return {
       session,
       jobId: this.jobId,
@@ -132,16 +131,17 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   }
 
   complete(workerId: number, session: string, ok: boolean, message?: string): void {
+    this.assertActive();
     const rec = this.session(workerId, session);
     if (!ok) return this.workerFailed(rec, message ?? 'the worker program failed');
     rec.message = message;
     this.setWorkerState(rec, 'COMPLETED');
     this.barriers.recheckAll();
-    const all = [...this.workers.values()].filter((w) => w.state !== 'REMOVED');
-    if (all.every((w) => w.state === 'COMPLETED')) this.end('SUCCEEDED', `all ${this.numWorkers} workers completed`);
+    this.checkAllCompleted();
   }
 
   barrier(name: string, workerId: number, session: string, timeoutMs?: number): Promise<BarrierResponse> {
+    this.assertActive();
     this.session(workerId, session);
     return this.barriers.arrive(name, workerId, timeoutMs ?? this.spec.timeouts.barrier);
   }
@@ -174,7 +174,8 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   /** A cluster told us a worker ended. Expected ends (completed, removed, job over) are ignored. */
   workerExited(exit: WorkerExit): void {
     const rec = this.workers.get(exit.workerId);
-    if (!rec || this.isTerminal() || rec.state === 'COMPLETED' || rec.state === 'REMOVED' || rec.state === 'FAILED') return;
+    // FAILED: already counted (the launcher stops the old process itself before restarting it).
+    if (!rec || this.isTerminal() || rec.state === 'COMPLETED' || rec.state === 'FAILED') return;
     const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
     this.workerFailed(rec, `worker process ${how}`);
   }
@@ -190,7 +191,6 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       for (const id of ids) this.workers.set(id, this.newRecord(id));
       if (this.jobState === 'RUNNING') this.setJobState('STARTING', `scaling up to ${n} workers`);
       this.emitEvent({ type: 'scaled', from, to: n });
-      this.armRegistrationDeadline();
       await this.launcher.addWorkers(ids);
     } else {
       const ids = range(n, from);
@@ -202,7 +202,8 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       }
       this.emitEvent({ type: 'scaled', from, to: n });
       await this.launcher.removeWorkers(ids);
-      if (this.jobState === 'STARTING' && this.registeredCount() === this.numWorkers) this.onAllJoined();
+      this.checkAllJoined();
+      this.checkAllCompleted();
     }
   }
 
@@ -249,44 +250,48 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       return;
     }
     rec.restarts += 1;
-    this.armRegistrationDeadline();
-    // Clusters without their own restart policy get an explicit restart; the rest re-register by themselves.
-    this.launcher.restartWorker?.(rec.workerId, rec.restarts).catch((err: Error) => {
-      this.fail(`could not restart worker ${rec.workerId}: ${err.message}`);
-    });
+    // Clusters without their own restart policy get an explicit restart (the replacement is STARTING,
+    // so its own early death counts too); the others re-register by themselves.
+    if (!this.launcher.restartWorker) return;
+    this.launcher.restartWorker(rec.workerId, rec.restarts).then(
+      () => {
+        if (rec.state === 'FAILED' && !this.isTerminal()) this.setWorkerState(rec, 'STARTING');
+      },
+      (err: Error) => this.fail(`could not restart worker ${rec.workerId}: ${err.message}`),
+    );
   }
 
-  private detectSilentWorkers(): void {
-    const deadline = this.now() - this.heartbeatTimeoutMs;
+  /** Fails silent workers, and the job when a worker did not (re)register within the registration timeout. */
+  private checkDeadlines(): void {
+    const now = this.now();
     for (const rec of this.workers.values()) {
-      if (rec.state === 'RUNNING' && rec.lastSeen < deadline) {
+      if (rec.state === 'RUNNING' && rec.lastSeen < now - this.heartbeatTimeoutMs) {
         this.workerFailed(rec, `no heartbeat for ${formatDuration(this.heartbeatTimeoutMs)}`);
       }
     }
+    const late = [...this.workers.values()].filter(
+      (w) => (w.state === 'STARTING' || w.state === 'FAILED') && w.lastSeen < now - this.spec.timeouts.registration,
+    );
+    if (late.length > 0 && !this.isTerminal()) {
+      const ids = late.map((w) => w.workerId).join(', ');
+      this.end('FAILED', `worker${late.length === 1 ? '' : 's'} ${ids} did not register within ${formatDuration(this.spec.timeouts.registration)}`);
+    }
   }
 
-  /** Workers must register within the registration timeout of being (re)started. */
-  private armRegistrationDeadline(): void {
-    clearTimeout(this.registrationTimer);
-    this.registrationTimer = setTimeout(() => {
-      const missing = [...this.workers.values()].filter((w) => w.state === 'STARTING' || w.state === 'FAILED');
-      if (missing.length === 0 || this.isTerminal()) return;
-      const ids = missing.map((w) => w.workerId).join(', ');
-      this.end('FAILED', `worker${missing.length === 1 ? '' : 's'} ${ids} did not register within ${formatDuration(this.spec.timeouts.registration)}`);
-    }, this.spec.timeouts.registration);
-    this.registrationTimer.unref();
-  }
-
-  private onAllJoined(): void {
-    this.setJobState('RUNNING', `all ${this.numWorkers} workers joined`);
+  private checkAllJoined(): void {
+    if (this.registeredCount() !== this.numWorkers) return;
+    if (this.jobState === 'STARTING') this.setJobState('RUNNING', `all ${this.numWorkers} workers joined`);
     for (const done of [...this.allJoinedWaiters]) done();
+  }
+
+  private checkAllCompleted(): void {
+    if ([...this.workers.values()].every((w) => w.state === 'COMPLETED')) this.end('SUCCEEDED', `all ${this.numWorkers} workers completed`);
   }
 
   private end(state: JobState, message: string): void {
     this.message = message;
     this.endedAt = new Date();
     clearInterval(this.monitor);
-    clearTimeout(this.registrationTimer);
     this.barriers.failAll(`the job ended (${state}): ${message}`);
     this.setJobState(state, message);
     this.released ??= this.launcher.release().then(
@@ -332,6 +337,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
 
   private setWorkerState(rec: WorkerRecord, state: WorkerState): void {
     rec.state = state;
+    if (state === 'STARTING' || state === 'FAILED') rec.lastSeen = this.now();
     this.emitEvent({ type: 'worker-state', workerId: rec.workerId, state, restarts: rec.restarts, ...(rec.message ? { message: rec.message } : {}) });
   }
 

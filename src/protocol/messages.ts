@@ -2,8 +2,8 @@ import { z } from 'zod';
 
 /**
  * The job master's wire protocol (see docs/protocol.md). JSON over HTTP/1.1; every request carries
- * `Authorization: Bearer <job secret>` and `Twister2-Protocol: <major>`. These schemas are the single
- * source of the message types on both sides.
+ * `Authorization: Bearer <job secret>`, and our clients send `Twister2-Protocol: <major>` (optional, so
+ * curl works; a different major is refused). These schemas are the single source of the message types.
  */
 export const PROTOCOL_VERSION = 1;
 export const PROTOCOL_HEADER = 'twister2-protocol';
@@ -53,7 +53,11 @@ export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 export const CompleteRequestSchema = z.object({ session: z.string(), ok: z.boolean(), message: z.string().max(4000).optional() });
 export type CompleteRequest = z.infer<typeof CompleteRequestSchema>;
 
-export const BarrierRequestSchema = z.object({ workerId, session: z.string(), timeoutMs: z.number().int().positive().optional() });
+export const BarrierRequestSchema = z.object({
+  workerId,
+  session: z.string(),
+  timeoutMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
+});
 export type BarrierRequest = z.infer<typeof BarrierRequestSchema>;
 
 export const BarrierResponseSchema = z.object({ name: z.string(), generation: z.number().int(), numWorkers: z.number().int() });

@@ -7,13 +7,17 @@ import { formatDuration, parseDuration, parseBytes } from './units.js';
  * (durations in ms, bytes as numbers, every default filled in).
  */
 
-const duration = (fallback: string) =>
+const duration = (fallback: string, minMs = 1) =>
   z
     .union([z.string(), z.number()], { error: 'expected a duration such as "500ms", "30s", "2m" or a number of seconds' })
     .transform((v, ctx) => {
       const ms = parseDuration(v);
       if (ms === undefined || ms <= 0) {
         ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a positive duration; use e.g. "500ms", "30s", "2m" or a number of seconds` });
+        return z.NEVER;
+      }
+      if (ms < minMs) {
+        ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is too short: at least ${formatDuration(minMs)}` });
         return z.NEVER;
       }
       return ms;
@@ -92,7 +96,8 @@ export const RestartSpecSchema = z.strictObject({
 export const TimeoutsSchema = z.strictObject({
   registration: duration('60s'),
   barrier: duration('5m'),
-  heartbeat: duration('10s'),
+  // Workers beat every quarter of it; much below a second, a busy machine would fail healthy workers.
+  heartbeat: duration('10s', 500),
 });
 
 /** Later launchers fill their sections in; until then a key there is an error, not silently ignored. */

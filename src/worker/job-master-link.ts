@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { JobMasterUnreachableError, RegistrationError, Twister2Error } from '../errors.js';
+import { AuthenticationError, DuplicateWorkerError, JobMasterUnreachableError, Twister2Error } from '../errors.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
 import { TERMINAL_JOB_STATES, type JobEvent, type RegisterRequest, type RegisterResponse } from '../protocol/messages.js';
 
@@ -42,7 +42,7 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
         return this.registration;
       } catch (err) {
         // The job master may still be starting, or may not have noticed our predecessor's death yet.
-        const retryable = err instanceof JobMasterUnreachableError || (err instanceof RegistrationError && /already registered/.test(err.message));
+        const retryable = err instanceof JobMasterUnreachableError || err instanceof DuplicateWorkerError;
         if (!retryable || Date.now() > deadline) throw err;
         await sleep(Math.min(2000, 100 * 2 ** attempt));
       }
@@ -85,7 +85,8 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
         }
         if (!this.stopped) this.unreachable('the job master closed the event stream');
       } catch (err) {
-        this.unreachable((err as Error).message);
+        if (err instanceof AuthenticationError) this.stop(`the job master refused this worker: ${err.message}`, false);
+        else this.unreachable((err as Error).message);
       }
       if (!this.stopped) await sleep(250);
     }

@@ -32,7 +32,7 @@ afterEach(async () => {
 });
 
 async function setup(extra: Record<string, unknown> = {}) {
-  const spec = parseSpec({ name: 'unit', workers: 3, worker: { command: 'true' }, timeouts: { heartbeat: '400ms' }, ...extra });
+  const spec = parseSpec({ name: 'unit', workers: 3, worker: { command: 'true' }, timeouts: { heartbeat: '500ms' }, ...extra });
   const launcher = new RecordingLauncher();
   const jm = new JobMaster({ jobId: 'unit-1', spec, launcher });
   const server = new JobMasterServer(jm, TOKEN);
@@ -84,14 +84,14 @@ describe('job master', () => {
   it('marks a silent worker FAILED, restarts it within budget, then fails the job naming it', async () => {
     const { jm, client, launcher } = await setup({ restart: { maxRestarts: 1 } });
     for (const id of [0, 1, 2]) await client.register(reg(id));
-    // Nobody heartbeats: after 400ms every worker is silent.
-    await new Promise((r) => setTimeout(r, 700));
+    // Nobody heartbeats: after 500ms every worker is silent.
+    await new Promise((r) => setTimeout(r, 800));
     expect(launcher.calls.filter((c) => c.startsWith('restart')).sort()).toEqual(['restart 0 #1', 'restart 1 #1', 'restart 2 #1']);
     const again = await client.register(reg(0));
     expect(again.restartCount).toBe(1);
     const final = await jm.whenEnded();
     expect(final.state).toBe('FAILED');
-    expect(final.message).toMatch(/worker \d failed: no heartbeat for 400ms; it used all 1 restart/);
+    expect(final.message).toMatch(/worker \d failed: no heartbeat for 500ms; it used all 1 restart/);
   });
 
   it('scales up and down keeping IDs contiguous', async () => {
@@ -107,6 +107,49 @@ describe('job master', () => {
     expect(jm.state).toBe('RUNNING');
     jm.kill('test over');
     expect((await jm.whenEnded()).state).toBe('KILLED');
+  });
+
+  it('refuses completions and barriers once the job ended, so a KILLED job stays KILLED', async () => {
+    const { jm, client } = await setup({ timeouts: { heartbeat: '30s' } });
+    const { session } = await client.register(reg(0));
+    jm.kill('stop');
+    await expect(client.complete(0, session, true)).rejects.toThrow(/already ended \(KILLED\)/);
+    await expect(client.barrier('late', 0, session)).rejects.toThrow(/already ended/);
+    expect((await jm.whenEnded()).state).toBe('KILLED');
+  });
+
+  it('wakes discovery waiters when a restarted worker rejoins a RUNNING job', async () => {
+    const { jm, client } = await setup({ restart: { maxRestarts: 1 }, timeouts: { heartbeat: '30s' } });
+    for (const id of [0, 1, 2]) await client.register(reg(id));
+    jm.workerExited({ workerId: 2, code: null, signal: 'SIGKILL' });
+    expect(jm.status().workers[2]!.state).not.toBe('RUNNING');
+    const waiting = client.workers({ waitForAll: true, timeoutMs: 5000 });
+    await new Promise((r) => setTimeout(r, 50));
+    await client.register(reg(2));
+    expect((await waiting).workers).toHaveLength(3);
+    jm.kill();
+  });
+
+  it('counts a replacement that dies before registering against the restart budget', async () => {
+    const { jm, client, launcher } = await setup({ restart: { maxRestarts: 1 }, timeouts: { heartbeat: '30s' } });
+    for (const id of [0, 1, 2]) await client.register(reg(id));
+    jm.workerExited({ workerId: 1, code: 1, signal: null });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(launcher.calls).toContain('restart 1 #1');
+    expect(jm.status().workers[1]!.state).toBe('STARTING');
+    jm.workerExited({ workerId: 1, code: 2, signal: null });
+    const final = await jm.whenEnded();
+    expect(final.state).toBe('FAILED');
+    expect(final.message).toMatch(/worker 1 failed: worker process exited with code 2; it used all 1 restart/);
+  });
+
+  it('succeeds when scaling down leaves only completed workers', async () => {
+    const { jm, client } = await setup({ timeouts: { heartbeat: '30s' } });
+    const sessions = [];
+    for (const id of [0, 1, 2]) sessions.push((await client.register(reg(id))).session);
+    await client.complete(0, sessions[0]!, true);
+    await client.scale(1);
+    expect((await jm.whenEnded()).state).toBe('SUCCEEDED');
   });
 
   it('streams events: a snapshot, then worker and job changes', async () => {

@@ -16,9 +16,9 @@ function problems(raw: unknown): string {
 
 describe('job spec', () => {
   it('fills defaults and converts units', () => {
-    const spec = parseSpec({ ...ok, resources: { memory: '1Gi', cpu: 2 }, timeouts: { heartbeat: '500ms', barrier: 90 } });
+    const spec = parseSpec({ ...ok, resources: { memory: '1Gi', cpu: 2 }, timeouts: { heartbeat: '800ms', barrier: 90 } });
     expect(spec.resources).toEqual({ cpu: 2, memory: 2 ** 30, gpus: 0 });
-    expect(spec.timeouts).toEqual({ registration: 60_000, barrier: 90_000, heartbeat: 500 });
+    expect(spec.timeouts).toEqual({ registration: 60_000, barrier: 90_000, heartbeat: 800 });
     expect(spec.jobMaster).toEqual({ placement: 'client', port: 0, host: '127.0.0.1' });
     expect(spec.cluster).toBe('local');
     expect(spec.restart.maxRestarts).toBe(0);
@@ -36,6 +36,7 @@ describe('job spec', () => {
     [{ ...ok, worker: { module: 'a.py' } }, /worker.module: expected a .js, .mjs, .cjs, .ts or .mts file.*use worker.command/],
     [{ ...ok, name: 'My Job' }, /name: 1 to 40 lowercase letters.*\(got "My Job"\)/],
     [{ ...ok, timeouts: { heartbeat: 'soon' } }, /timeouts.heartbeat: "soon" is not a positive duration/],
+    [{ ...ok, timeouts: { heartbeat: '100ms' } }, /timeouts.heartbeat: "100ms" is too short: at least 500ms/],
     [{ ...ok, resources: { memory: 'lots' } }, /resources.memory: "lots" is not a size/],
     [{ ...ok, jobMaster: { placement: 'moon' } }, /jobMaster.placement: .*"client"\|"cluster".*\(got "moon"\)/],
     [{ ...ok, cluster: 'yarn' }, /cluster: .*"local".*\(got "yarn"\)/],

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import type { ClusterKind } from '../../src/spec/schema.js';
+import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+
+export interface ConformanceTarget {
+  cluster: ClusterKind;
+  /** Extra spec fields the cluster needs (its own section, an uploader, ...). */
+  spec?: Record<string, unknown>;
+  /** Everything of the job still alive on the cluster: processes, pods, Slurm or Nomad jobs. Empty when clean. */
+  leftovers(jobId: string): Promise<string[]>;
+  /** How long the cluster may take to clean up after the client was SIGKILLed. */
+  cleanupWithinMs: number;
+}
+
+interface Rec {
+  id: number;
+  step: string;
+  n?: number;
+  peers?: number[];
+  name?: string;
+}
+
+/**
+ * The contract every launcher passes, run by each launcher's integration tests: IDs 0..N-1, full
+ * discovery, barriers, and nothing left behind by success, `twister2 kill` or a SIGKILLed client.
+ */
+export function launcherConformance(t: ConformanceTarget): void {
+  const job = (name: string, fixtureName: string) =>
+    makeJob(
+      {
+        name,
+        cluster: t.cluster,
+        workers: 4,
+        worker: { module: 'w.mjs', args: ['3'] },
+        timeouts: { heartbeat: `${t.cleanupWithinMs}ms` },
+        ...t.spec,
+      },
+      { 'w.mjs': fixture(fixtureName) },
+    );
+
+  describe(`launcher conformance: ${t.cluster}`, () => {
+    it('IDs are 0..N-1, every worker discovers all N, 3 barriers pass, SUCCEEDED, nothing left', async () => {
+      const home = tempHome();
+      const r = await runCli(['submit', job('conform', 'barrier-worker.mjs')], home);
+      expect(r.code, r.stderr).toBe(0);
+      const recs = testRecords<Rec>(r.stdout);
+      const found = recs.filter((x) => x.step === 'discovered');
+      expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+      expect(found.every((x) => x.n === 4 && x.peers?.join() === '0,1,2,3')).toBe(true);
+      expect(recs.filter((x) => x.step === 'barrier')).toHaveLength(12);
+      expect(await t.leftovers(jobIds(home)[0]!)).toEqual([]);
+    });
+
+    it('`twister2 kill` leaves nothing', async () => {
+      const home = tempHome();
+      const cli = startCli(['submit', job('conform-kill', 'sleep-worker.mjs')], home);
+      const jobId = await waitFor('the job', () => jobIds(home)[0]);
+      await waitFor('4 sleeping workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
+      expect((await runCli(['kill', jobId], home)).code).toBe(0);
+      expect(await cli.closed).toBe(3);
+      expect(await t.leftovers(jobId)).toEqual([]);
+    });
+
+    it('a SIGKILLed client leaves nothing once the workers noticed', async () => {
+      const home = tempHome();
+      const cli = startCli(['submit', job('conform-sigkill', 'sleep-worker.mjs')], home);
+      const jobId = await waitFor('the job', () => jobIds(home)[0]);
+      await waitFor('4 sleeping workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
+      cli.kill('SIGKILL');
+      await waitFor('nothing left', async () => (await t.leftovers(jobId)).length === 0, t.cleanupWithinMs);
+    });
+  });
+}

@@ -8,6 +8,7 @@ interface Rec {
   pid?: number;
   code?: string;
   message?: string;
+  failed?: number;
 }
 
 async function runKillingWorker1(killsWanted: number, maxRestarts: number) {
@@ -41,6 +42,9 @@ describe('local cluster: failures', () => {
     expect(starts[0]!.pid).not.toBe(starts[1]!.pid);
     expect(recs.filter((r) => r.step === 'done').map((r) => r.id).sort()).toEqual([0, 1, 2]);
     expect(out.stdout).toContain('restarting worker 1 (restart 1)');
+    const told = recs.filter((r) => r.step === 'peer-failed');
+    expect(told.map((r) => r.id).sort()).toEqual([0, 2]);
+    for (const t of told) expect(t).toMatchObject({ failed: 1, message: 'worker process killed by SIGKILL' });
     expect(jobProcesses(jobId)).toEqual([]);
   });
 

@@ -57,6 +57,11 @@ describe('local cluster: nothing is left behind', () => {
   it('--detach: the job master runs on its own; status, workers, logs and kill work from other shells', async () => {
     const { cli, jobId, home } = await startSleepingJob(['--detach']);
     expect(await cli.closed).toBe(0);
+    // The job master refuses anyone without the job's secret.
+    const { jobMaster } = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { url: string } };
+    expect((await fetch(`${jobMaster.url}/v1/job`)).status).toBe(401);
+    expect((await fetch(`${jobMaster.url}/v1/job/kill`, { method: 'POST', headers: { authorization: 'Bearer guess' } })).status).toBe(401);
+    expect(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')).not.toMatch(/token|secret/i);
     const status = await runCli(['status', jobId, '--json'], home);
     expect(JSON.parse(status.stdout)).toMatchObject({ state: 'RUNNING', numWorkers: 3, registered: 3 });
     const workers = await runCli(['workers', jobId, '--json'], home);

@@ -97,6 +97,8 @@ export class JobMasterServer {
     const parts = url.pathname.split('/').filter(Boolean);
     if (parts[0] !== 'v1') throw new HttpError(404, 'T2_PROTOCOL', `no such route: ${url.pathname}`);
     const [, a, b, c] = parts;
+    // Only /v1/workers/{id}/{action} has four segments; extra segments are never ignored.
+    if (parts.length > 4 || (parts.length === 4 && a !== 'workers')) throw new HttpError(404, 'T2_PROTOCOL', `no such route: ${method} ${url.pathname}`);
     if (a === 'job' && !b && method === 'GET') return this.jm.status();
     if (a === 'job' && b === 'scale' && method === 'POST') {
       const body = await readBody(req, ScaleRequestSchema);

@@ -50,7 +50,8 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   private readonly now: () => number;
   private readonly workers = new Map<number, WorkerRecord>();
   private readonly barriers: BarrierService;
-  private readonly allJoinedWaiters = new Set<() => void>();
+  /** Discovery long polls; called with an error when the job ends first. */
+  private readonly allJoinedWaiters = new Set<(err?: Error) => void>();
   private numWorkers: number;
   private jobState: JobState = 'STARTING';
   private message: string | undefined;
@@ -135,6 +136,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     const rec = this.session(workerId, session);
     if (!ok) return this.workerFailed(rec, message ?? 'the worker program failed');
     rec.message = message;
+    rec.session = undefined; // a completed worker has nothing more to say
     this.setWorkerState(rec, 'COMPLETED');
     this.barriers.recheckAll();
     this.checkAllCompleted();
@@ -155,12 +157,14 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
 
   /** Discovery: resolves when all current workers have registered, or fails naming the missing IDs. */
   async waitForAll(timeoutMs: number): Promise<WorkerList> {
+    this.assertActive();
     if (this.registeredCount() >= this.numWorkers) return this.listWorkers();
     await new Promise<void>((resolve, reject) => {
-      const done = () => {
+      const done = (err?: Error) => {
         clearTimeout(timer);
         this.allJoinedWaiters.delete(done);
-        resolve();
+        if (err) reject(err);
+        else resolve();
       };
       const timer = setTimeout(() => {
         this.allJoinedWaiters.delete(done);
@@ -288,11 +292,15 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     if ([...this.workers.values()].every((w) => w.state === 'COMPLETED')) this.end('SUCCEEDED', `all ${this.numWorkers} workers completed`);
   }
 
+  /** The one way into a terminal state; later calls are ignored, so a final state is never overwritten. */
   private end(state: JobState, message: string): void {
+    if (this.isTerminal()) return;
     this.message = message;
     this.endedAt = new Date();
     clearInterval(this.monitor);
     this.barriers.failAll(`the job ended (${state}): ${message}`);
+    const ended = new JobStateError(`job ${this.jobId} ended (${state}) before all workers joined: ${message}`);
+    for (const done of [...this.allJoinedWaiters]) done(ended);
     this.setJobState(state, message);
     this.released ??= this.launcher.release().then(
       () => this.resolveEnded(this.status()),

@@ -7,6 +7,9 @@ import { formatDuration, parseDuration, parseBytes } from './units.js';
  * (durations in ms, bytes as numbers, every default filled in).
  */
 
+/** The longest delay a Node timer can hold (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const duration = (fallback: string, minMs = 1) =>
   z
     .union([z.string(), z.number()], { error: 'expected a duration such as "500ms", "30s", "2m" or a number of seconds' })
@@ -14,6 +17,10 @@ const duration = (fallback: string, minMs = 1) =>
       const ms = parseDuration(v);
       if (ms === undefined || ms <= 0) {
         ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a positive duration; use e.g. "500ms", "30s", "2m" or a number of seconds` });
+        return z.NEVER;
+      }
+      if (ms > MAX_TIMER_MS) {
+        ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is too long: at most 24 days` });
         return z.NEVER;
       }
       if (ms < minMs) {

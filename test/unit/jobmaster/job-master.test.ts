@@ -118,6 +118,24 @@ describe('job master', () => {
     expect((await jm.whenEnded()).state).toBe('KILLED');
   });
 
+  it('never leaves a final state: a completed worker cannot report again, extra path segments are refused', async () => {
+    const { jm, client, url } = await setup({ timeouts: { heartbeat: '30s' } });
+    const sessions = [];
+    for (const id of [0, 1, 2]) sessions.push((await client.register(reg(id))).session);
+    await client.complete(0, sessions[0]!, true);
+    await expect(client.complete(0, sessions[0]!, false)).rejects.toThrow(/stale session/);
+    const res = await fetch(`${url}/v1/job/kill/now`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(404);
+    expect(jm.state).toBe('RUNNING');
+    await client.scale(4);
+    const waiting = client.workers({ waitForAll: true, timeoutMs: 5000 }).catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    jm.kill('stop');
+    expect(String(await waiting)).toMatch(/ended \(KILLED\) before all workers joined/);
+    await client.complete(1, sessions[1]!, true).catch(() => undefined);
+    expect((await jm.whenEnded()).state).toBe('KILLED');
+  });
+
   it('wakes discovery waiters when a restarted worker rejoins a RUNNING job', async () => {
     const { jm, client } = await setup({ restart: { maxRestarts: 1 }, timeouts: { heartbeat: '30s' } });
     for (const id of [0, 1, 2]) await client.register(reg(id));

@@ -1,0 +1,38 @@
+import { z } from 'zod';
+
+/**
+ * How the job package reaches the workers, defined once. The client uploads the package once; the
+ * resulting reference (a PackageRef) travels to every worker, whose runtime fetches it through the
+ * matching PackageFetcher (src/worker/fetch), verifies its sha256 and unpacks it once per host.
+ */
+
+const common = { sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().min(0) };
+
+/** What a worker needs to get the package. Never holds long-lived credentials: at most a per-upload read token or a presigned URL. */
+export const PackageRefSchema = z.discriminatedUnion('kind', [
+  /** A file on the worker's own file system: the local cluster, a shared directory, or a copy made by SFTP. */
+  z.object({ kind: z.literal('file'), path: z.string(), ...common }),
+  /** An HTTP(S) URL, with an optional bearer token (the package server's per-upload read token). */
+  z.object({ kind: z.literal('http'), url: z.string().url(), token: z.string().optional(), ...common }),
+]);
+export type PackageRef = z.infer<typeof PackageRefSchema>;
+
+export interface PackageToUpload {
+  jobId: string;
+  file: string;
+  sha256: string;
+  size: number;
+}
+
+export interface UploadOptions {
+  /** Called as bytes go out; `total` is the package size. */
+  onProgress?: (sent: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface Uploader {
+  /** Puts the package where workers can get it and returns the reference they need. */
+  upload(pkg: PackageToUpload, opts?: UploadOptions): Promise<PackageRef>;
+  /** Removes what upload() stored (unless the spec keeps it). Idempotent; called when the job ends. */
+  delete(): Promise<void>;
+}

@@ -142,3 +142,104 @@ export function errorFromWire(code: string, message: string): Twister2Error {
   const Cls = byCode[code];
   return Cls ? new Cls(message) : new Twister2Error(`${code}: ${message}`);
 }
+
+/** Putting the job package where workers can fetch it failed. Names the URL and the HTTP status or cause, never a credential. */
+export class UploadError extends Twister2Error {
+  override readonly code = 'T2_UPLOAD';
+  constructor(
+    message: string,
+    readonly url?: string,
+    readonly status?: number,
+    options: Twister2ErrorOptions = {},
+  ) {
+    super(message, options);
+  }
+}
+
+export interface SftpUploadErrorOptions extends Twister2ErrorOptions {
+  /** The host (host:port) the error is about, when it is about one. */
+  host?: string;
+}
+
+/** Copying the job package to hosts over SSH/SFTP failed. `host` names the host (host:port) when one is at fault. */
+export class SftpUploadError extends Twister2Error {
+  override readonly code: string = 'T2_SFTP_UPLOAD_FAILED';
+  readonly host: string | undefined;
+  constructor(message: string, options: SftpUploadErrorOptions = {}) {
+    super(message, options);
+    this.host = options.host;
+  }
+}
+
+/** A host could not be reached (refused, no route, DNS, no SSH handshake within the connect timeout). */
+export class HostUnreachableError extends SftpUploadError {
+  override readonly code = 'T2_HOST_UNREACHABLE';
+}
+
+/** A host refused our SSH key. The message names the host and the key file, never the key. */
+export class HostAuthenticationError extends SftpUploadError {
+  override readonly code = 'T2_HOST_AUTH_FAILED';
+  override readonly userError = true;
+}
+
+/** A host's key is not in, or does not match, the known_hosts file. */
+export class HostKeyRejectedError extends SftpUploadError {
+  override readonly code = 'T2_HOST_KEY_REJECTED';
+  override readonly userError = true;
+}
+
+/** The target directory on a host cannot be created or written. */
+export class HostPermissionError extends SftpUploadError {
+  override readonly code = 'T2_HOST_PERMISSION_DENIED';
+  override readonly userError = true;
+}
+
+/** The copy on a host does not have the package's sha256. */
+export class HostChecksumError extends SftpUploadError {
+  override readonly code = 'T2_HOST_CHECKSUM_MISMATCH';
+}
+
+/** The caller aborted the copy. */
+export class SftpUploadAbortedError extends SftpUploadError {
+  override readonly code = 'T2_SFTP_UPLOAD_ABORTED';
+}
+
+export interface S3ErrorDetails {
+  bucket: string;
+  key?: string;
+  /** The endpoint URL, or the AWS regional endpoint when none was configured. */
+  endpoint: string;
+  /** S3's error code (NoSuchBucket, AccessDenied, SignatureDoesNotMatch...) or the network error code. */
+  s3Code?: string;
+  /** The HTTP status, when S3 answered. */
+  status?: number;
+}
+
+/** An S3 (or S3-compatible) request failed. The message names the bucket, key, endpoint and S3's error code and message; never a credential. */
+export class S3Error extends Twister2Error {
+  override readonly code: string = 'T2_S3';
+  readonly bucket: string;
+  readonly key: string | undefined;
+  readonly endpoint: string;
+  readonly s3Code: string | undefined;
+  readonly status: number | undefined;
+  constructor(message: string, details: S3ErrorDetails, options: Twister2ErrorOptions = {}) {
+    super(message, options);
+    this.bucket = details.bucket;
+    this.key = details.key;
+    this.endpoint = details.endpoint;
+    this.s3Code = details.s3Code;
+    this.status = details.status;
+  }
+}
+
+/** S3 refused the credentials or the permission (InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied, an expired token, none found): the user fixes it. */
+export class S3AccessError extends S3Error {
+  override readonly code = 'T2_S3_ACCESS';
+  override readonly userError = true;
+}
+
+/** The caller aborted the upload; what was sent so far has been removed. */
+export class S3UploadAbortedError extends S3Error {
+  override readonly code = 'T2_S3_UPLOAD_ABORTED';
+}

@@ -7,6 +7,7 @@ const submitCmd = () => import('./commands/submit.js');
 const manage = () => import('./commands/manage.js');
 const inWorker = () => import('./commands/in-worker.js');
 const internal = () => import('./commands/internal.js');
+const packageServer = () => import('./commands/package-server.js');
 
 /** Runs the CLI and exits the process with a code that tells how it went (see ExitCode). */
 export function main(argv: string[]): void {
@@ -44,6 +45,17 @@ async function run(argv: string[]): Promise<number> {
     .command('scale <job> <workers>', 'change the number of workers of a running job', (y) => y.positional('job', { type: 'string', demandOption: true }).positional('workers', { type: 'number', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).scaleCommand(a)))
     .command('workers [job]', "list a job's workers (inside a worker: its own job)", (y) => y.positional('job', { type: 'string' }).option('json', { type: 'boolean', default: false }).option('wait', { type: 'boolean', default: false, describe: 'wait until all workers joined' }), async (a) => set(await (await inWorker()).workersCommand(a)))
     .command('barrier <name>', 'inside a command worker: wait until every worker reached this barrier', (y) => y.positional('name', { type: 'string', demandOption: true }).option('timeout', { type: 'string', describe: 'e.g. 30s (default: the spec\'s timeouts.barrier)' }), async (a) => set(await (await inWorker()).barrierCommand(a)))
+    .command(
+      'package-server',
+      'run a package server that stores job packages for workers to download (token in TWISTER2_PACKAGE_SERVER_TOKEN)',
+      (y) =>
+        y
+          .option('dir', { type: 'string', demandOption: true, describe: 'directory where packages are stored (created if missing)' })
+          .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all interfaces)' })
+          .option('port', { type: 'number', default: 8080, describe: 'port to listen on (0 picks a free one)' })
+          .option('max-size', { type: 'string', default: '2Gi', describe: 'largest package accepted, e.g. 512Mi, 2Gi' }),
+      async (a) => set(await (await packageServer()).packageServerCommand(a)),
+    )
     .command('jobmaster', false, (y) => y.option('job-dir', { type: 'string', demandOption: true }), async (a) => set(await (await internal()).jobMasterCommand(a['job-dir'])))
     .command('worker', false, () => {}, async () => set(await (await internal()).workerCommand()))
     .demandCommand(1, 'give a command: twister2 submit <job>, or twister2 --help')

@@ -9,11 +9,14 @@ import { packJob, safeExtractArchive } from '../package/index.js';
 import { specToInput, type JobSpec, type JobSpecInput } from '../spec/schema.js';
 import { resolveJobSpec } from '../spec/load.js';
 import { createJobDir, files, newJobId, writeJson, type JobRecord } from './job-store.js';
+import { splitSecrets, type JobSecrets } from './secrets.js';
 
 export interface PreparedJob {
   jobId: string;
   jobDir: string;
+  /** The spec without credentials: what the package, the job directory and the workers see. */
   spec: JobSpec;
+  secrets: JobSecrets;
   token: string;
   packageFile: string;
   packageSha256: string;
@@ -36,7 +39,7 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
   try {
     if (unpacked) await safeExtractArchive(abs, unpacked);
     const root = unpacked ?? abs;
-    const spec = await resolveJobSpec(root, overrides);
+    const { spec, secrets } = splitSecrets(await resolveJobSpec(root, overrides));
     checkProgramExists(root, spec);
     launcherFactory(spec.cluster);
     const jobId = newJobId(spec.name);
@@ -56,7 +59,7 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
         package: { sha256: info.sha256, size: info.size },
       };
       await writeJson(path.join(jobDir, files.record), record);
-      return { jobId, jobDir, spec, token, packageFile: info.file, packageSha256: info.sha256, packageSize: info.size };
+      return { jobId, jobDir, spec, secrets, token, packageFile: info.file, packageSha256: info.sha256, packageSize: info.size };
     } catch (err) {
       await rm(jobDir, { recursive: true, force: true });
       throw err;

@@ -21,6 +21,8 @@ export interface SubmitOptions {
   detach?: boolean;
   /** Aborting kills the job. */
   signal?: AbortSignal;
+  /** Upload progress of the job package (client placement only). */
+  onUploadProgress?: (sent: number, total: number) => void;
 }
 
 const CLI = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
@@ -34,7 +36,7 @@ export async function submit(opts: SubmitOptions): Promise<JobHandle> {
   };
   const overrides = mergeSpec(opts.spec ?? {}, flags) as Partial<JobSpecInput>;
   const job = await prepareJob(opts.job, overrides);
-  const handle = job.spec.jobMaster.placement === 'client' ? await startInProcess(job) : await startDetached(job);
+  const handle = job.spec.jobMaster.placement === 'client' ? await startInProcess(job, opts.onUploadProgress) : await startDetached(job);
   if (opts.signal) {
     const onAbort = () => void handle.kill('aborted by the caller').catch(() => undefined);
     if (opts.signal.aborted) onAbort();
@@ -44,8 +46,8 @@ export async function submit(opts: SubmitOptions): Promise<JobHandle> {
   return handle;
 }
 
-async function startInProcess(job: PreparedJob): Promise<JobHandle> {
-  const running = await hostJobMaster(job);
+async function startInProcess(job: PreparedJob, onUploadProgress?: (sent: number, total: number) => void): Promise<JobHandle> {
+  const running = await hostJobMaster({ ...job, ...(onUploadProgress ? { onUploadProgress } : {}) });
   const record = { ...(await readRecord(job.jobDir)), jobMaster: { url: running.url, pid: process.pid } };
   await writeJson(path.join(job.jobDir, files.record), record);
   return new JobHandle(job.jobId, job.jobDir, record, job.token, running);
@@ -54,8 +56,10 @@ async function startInProcess(job: PreparedJob): Promise<JobHandle> {
 /** Starts `twister2 jobmaster` as a detached process and waits until it recorded its address. */
 async function startDetached(job: PreparedJob): Promise<JobHandle> {
   const log = openSync(path.join(job.jobDir, files.jobMasterLog), 'a');
-  const child = spawn(process.execPath, [CLI, 'jobmaster', '--job-dir', job.jobDir], { detached: true, stdio: ['ignore', log, log] });
+  const child = spawn(process.execPath, [CLI, 'jobmaster', '--job-dir', job.jobDir], { detached: true, stdio: ['pipe', log, log] });
   closeSync(log);
+  // Credentials go through a pipe, never through a file or the command line.
+  child.stdin?.end(JSON.stringify(job.secrets));
   child.unref();
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {

@@ -1,19 +1,25 @@
 import path from 'node:path';
+import { files, writeJson } from '../client/job-store.js';
+import type { JobSecrets } from '../client/secrets.js';
 import { createLauncher } from '../launchers/registry.js';
 import type { Launcher } from '../launchers/launcher.js';
 import type { JobStatus } from '../protocol/messages.js';
 import type { JobSpec } from '../spec/schema.js';
-import { files, writeJson } from '../client/job-store.js';
+import { createUploader } from '../uploader/registry.js';
+import type { Uploader } from '../uploader/uploader.js';
 import { JobMasterServer } from './http-server.js';
 import { JobMaster } from './job-master.js';
 
 export interface HostedJob {
   jobId: string;
   spec: JobSpec;
+  secrets: JobSecrets;
   jobDir: string;
   packageFile: string;
   packageSha256: string;
+  packageSize: number;
   token: string;
+  onUploadProgress?: (sent: number, total: number) => void;
 }
 
 export interface RunningJobMaster {
@@ -25,28 +31,49 @@ export interface RunningJobMaster {
 }
 
 /**
- * Runs a job master with its server and its launcher in this process: the client does this for the
- * `client` placement, `twister2 jobmaster` for the `cluster` placement.
+ * Runs a job master with its server, the job's uploader and its launcher in this process: the client
+ * does this for the `client` placement, `twister2 jobmaster` for the `cluster` placement. Whatever way
+ * the job ends, the launcher releases the workers and the uploader deletes the package it stored.
  */
-export async function hostJobMaster(job: HostedJob, launcher: Launcher = createLauncher(job.spec.cluster)): Promise<RunningJobMaster> {
+export async function hostJobMaster(
+  job: HostedJob,
+  launcher: Launcher = createLauncher(job.spec.cluster),
+  uploader: Uploader = createUploader(job.spec, job.secrets),
+): Promise<RunningJobMaster> {
   const jobMaster = new JobMaster({ jobId: job.jobId, spec: job.spec, launcher });
   const server = new JobMasterServer(jobMaster, job.token);
   const url = await server.listen(job.spec.jobMaster.host, job.spec.jobMaster.port);
   const ended = jobMaster.whenEnded().then(async (status) => {
+    await uploader.delete().catch((err: Error) => {
+      status.message = `${status.message ?? ''}; could not delete the uploaded package: ${err.message}`;
+    });
     await writeJson(path.join(job.jobDir, files.status), status);
     // Give clients following the event stream a moment to read the final state before closing.
     await new Promise((r) => setTimeout(r, 200));
     await server.close();
     return status;
   });
-  jobMaster.start();
-  try {
-    await launcher.start(
-      { jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageFile: job.packageFile, packageSha256: job.packageSha256, jobMasterUrl: url, token: job.token },
-      { workerExited: (exit) => jobMaster.workerExited(exit) },
-    );
-  } catch (err) {
-    jobMaster.fail(`the ${job.spec.cluster} launcher could not start the workers: ${(err as Error).message}`);
-  }
+  void start();
   return { url, jobMaster, launcher, ended };
+
+  /** Upload, then launch; registration deadlines start only once workers can exist. */
+  async function start(): Promise<void> {
+    let packageRef;
+    try {
+      const pkg = { jobId: job.jobId, file: job.packageFile, sha256: job.packageSha256, size: job.packageSize };
+      packageRef = await uploader.upload(pkg, job.onUploadProgress ? { onProgress: job.onUploadProgress } : {});
+    } catch (err) {
+      return jobMaster.fail(`could not upload the job package (${job.spec.uploader.kind}): ${(err as Error).message}`);
+    }
+    if (jobMaster.state !== 'STARTING') return; // killed while uploading
+    jobMaster.start();
+    try {
+      await launcher.start(
+        { jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageRef, jobMasterUrl: url, token: job.token },
+        { workerExited: (exit) => jobMaster.workerExited(exit) },
+      );
+    } catch (err) {
+      jobMaster.fail(`the ${job.spec.cluster} launcher could not start the workers: ${(err as Error).message}`);
+    }
+  }
 }

@@ -12,6 +12,7 @@ import {
   RegisterRequestSchema,
   ScaleRequestSchema,
   SessionRequestSchema,
+  SetupFailedRequestSchema,
   type JobEvent,
 } from '../protocol/messages.js';
 import type { JobMaster } from './job-master.js';
@@ -124,6 +125,10 @@ export class JobMasterServer {
     if (a === 'workers' && b && method === 'POST') {
       const id = parseId(b);
       if (c === 'heartbeat') return this.jm.heartbeat(id, (await readBody(req, SessionRequestSchema)).session);
+      if (c === 'setup-failed') {
+        this.jm.setupFailed(id, (await readBody(req, SetupFailedRequestSchema)).message);
+        return { ok: true };
+      }
       if (c === 'complete') {
         const body = await readBody(req, CompleteRequestSchema);
         this.jm.complete(id, body.session, body.ok, body.message);

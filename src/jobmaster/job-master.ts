@@ -175,6 +175,13 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     return this.listWorkers();
   }
 
+  /** A worker that has no session yet (it failed before registering) reports why it cannot start. */
+  setupFailed(workerId: number, message: string): void {
+    const rec = this.workers.get(workerId);
+    if (!rec || rec.state !== 'STARTING' || this.isTerminal()) return;
+    this.workerFailed(rec, `could not start: ${message}`);
+  }
+
   /** A cluster told us a worker ended. Expected ends (completed, removed, job over) are ignored. */
   workerExited(exit: WorkerExit): void {
     const rec = this.workers.get(exit.workerId);

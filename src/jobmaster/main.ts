@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { files, readRecord, readToken, writeJson } from '../client/job-store.js';
+import { JobSecretsSchema, type JobSecrets } from '../client/secrets.js';
 import { parseSpec } from '../spec/validate.js';
 import { hostJobMaster } from './host.js';
 import type { JobState } from '../protocol/messages.js';
@@ -12,8 +13,16 @@ export async function runJobMasterProcess(jobDir: string): Promise<number> {
   const record = await readRecord(jobDir);
   const spec = parseSpec(JSON.parse(await readFile(path.join(jobDir, files.spec), 'utf8')), files.spec);
   const packageFile = path.join(jobDir, files.package);
-  const packageSha256 = record.package.sha256;
-  const running = await hostJobMaster({ jobId: record.jobId, spec, jobDir, packageFile, packageSha256, token: await readToken(jobDir) });
+  const running = await hostJobMaster({
+    jobId: record.jobId,
+    spec,
+    secrets: await readSecretsFromStdin(),
+    jobDir,
+    packageFile,
+    packageSha256: record.package.sha256,
+    packageSize: record.package.size,
+    token: await readToken(jobDir),
+  });
   await writeJson(path.join(jobDir, files.record), { ...record, jobMaster: { url: running.url, pid: process.pid } });
   const stop = () => running.jobMaster.kill('the job master process was stopped');
   process.once('SIGTERM', stop);
@@ -21,4 +30,13 @@ export async function runJobMasterProcess(jobDir: string): Promise<number> {
   const status = await running.ended;
   console.log(`job ${record.jobId} ended ${status.state}: ${status.message ?? ''}`);
   return exitCodes[status.state];
+}
+
+/** The client hands the job's credentials over on stdin (see client/submit.ts). */
+async function readSecretsFromStdin(): Promise<JobSecrets> {
+  if (process.stdin.isTTY) return {};
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  return text ? JobSecretsSchema.parse(JSON.parse(text)) : {};
 }

@@ -1,4 +1,5 @@
 import type { JobSpec } from '../spec/schema.js';
+import type { PackageRef } from '../uploader/uploader.js';
 
 /**
  * The contract every cluster implements, defined once. A launcher turns job-master decisions into
@@ -10,9 +11,8 @@ export interface LaunchContext {
   spec: JobSpec;
   /** The job's directory on the client machine: package, logs, records. */
   jobDir: string;
-  /** The job package (a reproducible .tar.gz) and its sha256, as the worker runtime must verify it. */
-  packageFile: string;
-  packageSha256: string;
+  /** Where workers get the job package (the uploader's reference); the worker runtime verifies its sha256. */
+  packageRef: PackageRef;
   jobMasterUrl: string;
   /** The per-job secret. Launchers pass it to workers and must never log it. */
   token: string;

@@ -10,8 +10,8 @@ export function workerEnvironment(ctx: LaunchContext, opts: { workerId?: number;
     TWISTER2_CLUSTER: ctx.spec.cluster,
     TWISTER2_JOB_MASTER_URL: ctx.jobMasterUrl,
     TWISTER2_JOB_TOKEN: ctx.token,
-    TWISTER2_PACKAGE: ctx.packageFile,
-    TWISTER2_PACKAGE_SHA256: ctx.packageSha256,
+    TWISTER2_PACKAGE_REF: JSON.stringify(ctx.packageRef),
+    TWISTER2_REGISTRATION_TIMEOUT_MS: String(ctx.spec.timeouts.registration),
     ...(opts.workerId === undefined ? {} : { TWISTER2_WORKER_ID: String(opts.workerId) }),
     ...(opts.restartCount === undefined ? {} : { TWISTER2_RESTART_COUNT: String(opts.restartCount) }),
   };

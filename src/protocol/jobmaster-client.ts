@@ -59,6 +59,11 @@ export class JobMasterClient {
     await this.call('POST', `workers/${workerId}/complete`, { session, ok, ...(message ? { message } : {}) }, undefined);
   }
 
+  /** A worker that could not even start (package, program) says why before it exits. */
+  async setupFailed(workerId: number, message: string): Promise<void> {
+    await this.call('POST', `workers/${workerId}/setup-failed`, { message: message.slice(0, 4000) }, undefined, { timeoutMs: 5000 });
+  }
+
   /** Long-polls until the barrier is released; the job master enforces the timeout and names who is missing. */
   barrier(name: string, workerId: number, session: string, timeoutMs?: number) {
     const body = { workerId, session, ...(timeoutMs ? { timeoutMs } : {}) };

@@ -53,6 +53,8 @@ export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 export const CompleteRequestSchema = z.object({ session: z.string(), ok: z.boolean(), message: z.string().max(4000).optional() });
 export type CompleteRequest = z.infer<typeof CompleteRequestSchema>;
 
+export const SetupFailedRequestSchema = z.object({ message: z.string().max(4000) });
+
 export const BarrierRequestSchema = z.object({
   workerId,
   session: z.string(),

@@ -107,6 +107,65 @@ export const TimeoutsSchema = z.strictObject({
   heartbeat: duration('10s', 500),
 });
 
+export const UPLOADER_KINDS = ['local', 'http', 's3', 'sftp', 'shared'] as const;
+
+const sshHost = z.union(
+  [
+    z.string().regex(/^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.:-]+$/, 'expected "host", "user@host" or "user@host:port"'),
+    z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(22), user: z.string().min(1).optional() }),
+  ],
+  { error: 'expected "user@host:port" or { host, port, user }' },
+);
+
+/**
+ * How the package reaches the workers. Secrets never go here except S3 keys, which the client strips
+ * from the spec before it is packaged or stored (see client/secrets.ts).
+ */
+export const UploaderSpecSchema = z
+  .strictObject({
+    kind: z.enum(UPLOADER_KINDS).default('local'),
+    http: z
+      .strictObject({
+        url: z.url({ error: 'expected the package server\'s base URL, e.g. http://10.0.0.1:8080' }),
+        tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('TWISTER2_PACKAGE_SERVER_TOKEN').describe('environment variable holding the server token'),
+      })
+      .optional(),
+    s3: z
+      .strictObject({
+        bucket: z.string().min(3),
+        prefix: z.string().default('twister2/'),
+        endpoint: z.url().optional(),
+        region: z.string().default('us-east-1'),
+        forcePathStyle: z.boolean().default(false),
+        keep: z.boolean().default(false).describe('keep the object after the job'),
+        presignExpiry: duration('24h'),
+        credentials: z.strictObject({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().optional() }).optional(),
+      })
+      .optional(),
+    sftp: z
+      .strictObject({
+        hosts: z.array(sshHost).min(1),
+        identityFile: z.string().min(1),
+        knownHosts: z.string().min(1).optional().describe('known_hosts file; without it any host key is accepted'),
+        targetDir: z.string().startsWith('/', 'expected an absolute path').default('/tmp/twister2-packages'),
+        parallel: z.number().int().min(1).max(64).default(4),
+        keep: z.boolean().default(false),
+      })
+      .optional(),
+    shared: z
+      .strictObject({
+        dir: z.string().startsWith('/', 'expected an absolute path every node mounts'),
+        keep: z.boolean().default(false),
+      })
+      .optional(),
+  })
+  .superRefine((u, ctx) => {
+    if (u.kind !== 'local' && u[u.kind] === undefined) {
+      ctx.addIssue({ code: 'custom', path: [u.kind], message: `uploader.kind is "${u.kind}" but uploader.${u.kind} is missing; add its settings` });
+    }
+  });
+export type UploaderSpec = z.output<typeof UploaderSpecSchema>;
+
 /** Later launchers fill their sections in; until then a key there is an error, not silently ignored. */
 export const LocalSpecSchema = z.strictObject({
   workDir: z.string().min(1).optional().describe('where workers unpack the package and keep scratch files'),
@@ -122,6 +181,7 @@ export const JobSpecSchema = z.strictObject({
   jobMaster: JobMasterSpecSchema.prefault({}),
   restart: RestartSpecSchema.prefault({}),
   timeouts: TimeoutsSchema.prefault({}),
+  uploader: UploaderSpecSchema.prefault({}),
   local: LocalSpecSchema.prefault({}),
   kubernetes: reserved.optional(),
   slurm: reserved.optional(),
@@ -138,6 +198,10 @@ export function specToInput(spec: JobSpec): JobSpecInput {
   return {
     ...spec,
     resources: { ...spec.resources },
+    uploader: {
+      ...spec.uploader,
+      ...(spec.uploader.s3 ? { s3: { ...spec.uploader.s3, presignExpiry: formatDuration(spec.uploader.s3.presignExpiry) } } : {}),
+    },
     timeouts: {
       registration: formatDuration(spec.timeouts.registration),
       barrier: formatDuration(spec.timeouts.barrier),

@@ -6,7 +6,8 @@ import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { WorkerContext, WorkerContextEvents } from './context.js';
 import { JobMasterLink } from './job-master-link.js';
-import { fetchPackage } from './package-fetch.js';
+import { redact } from './fetch/http-download.js';
+import { fetchPackage } from './fetch/package-fetch.js';
 import { killDescendants } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
 import { resolveWorkerId } from './worker-id.js';
@@ -24,10 +25,26 @@ export const WorkerExit = { ok: 0, programFailed: 1, setupFailed: 2, jobMasterLo
 export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const wenv = readWorkerEnv(env);
   const { workerId } = resolveWorkerId(env);
-  const { dir: packageDir, manifest } = await fetchPackage(wenv.TWISTER2_PACKAGE, wenv.TWISTER2_PACKAGE_SHA256, wenv.workDir);
-  const spec: JobSpec = parseSpec(manifest.spec, 'the job package');
-
   const link = new JobMasterLink(wenv.TWISTER2_JOB_MASTER_URL, wenv.TWISTER2_JOB_TOKEN, workerId);
+  let packageDir: string;
+  let spec: JobSpec;
+  try {
+    const fetched = await fetchPackage(wenv.TWISTER2_PACKAGE_REF, wenv.workDir, {
+      deadlineMs: wenv.TWISTER2_REGISTRATION_TIMEOUT_MS,
+      log: (line) => console.error(`[twister2 worker ${workerId}] ${line}`),
+    });
+    packageDir = fetched.dir;
+    if (fetched.fetchedHere) {
+      const from = wenv.TWISTER2_PACKAGE_REF.kind === 'http' ? redact(wenv.TWISTER2_PACKAGE_REF.url) : wenv.TWISTER2_PACKAGE_REF.path;
+      console.error(`[twister2 worker ${workerId}] fetched and unpacked the package (${wenv.TWISTER2_PACKAGE_REF.size} bytes) from ${from}`);
+    }
+    spec = parseSpec(fetched.manifest.spec, 'the job package');
+  } catch (err) {
+    // Tell the job master why, so the job's failure names the cause and not just an exit code.
+    await link.client.setupFailed(workerId, (err as Error).message).catch(() => undefined);
+    throw err;
+  }
+
   const registration = await link.register(
     {
       workerId,

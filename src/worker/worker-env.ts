@@ -2,15 +2,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { Twister2Error } from '../errors.js';
+import { PackageRefSchema } from '../uploader/uploader.js';
 
 /** What the worker runtime reads from its environment; launchers set it (src/launchers/worker-env.ts). */
 const WorkerEnvSchema = z.object({
   TWISTER2_JOB_ID: z.string().min(1),
   TWISTER2_JOB_MASTER_URL: z.string().url(),
   TWISTER2_JOB_TOKEN: z.string().min(16),
-  TWISTER2_PACKAGE: z.string().min(1),
-  TWISTER2_PACKAGE_SHA256: z.string().regex(/^[0-9a-f]{64}$/),
+  TWISTER2_PACKAGE_REF: z.string().transform((s, ctx) => {
+    try {
+      return PackageRefSchema.parse(JSON.parse(s));
+    } catch {
+      ctx.issues.push({ code: 'custom', input: s, message: 'not a package reference' });
+      return z.NEVER;
+    }
+  }),
   TWISTER2_RESTART_COUNT: z.coerce.number().int().min(0).default(0),
+  TWISTER2_REGISTRATION_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
   TWISTER2_WORK_DIR: z.string().optional(),
 });
 

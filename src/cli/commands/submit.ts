@@ -16,7 +16,7 @@ interface SubmitArgs {
 /** Submits, shows registration progress and worker output, and exits with the job's outcome. */
 export async function submitCommand(args: SubmitArgs): Promise<number> {
   const started = Date.now();
-  const handle = await submit({ job: args.job, cluster: args.cluster, workers: args.workers, detach: args.detach });
+  const handle = await submit({ job: args.job, cluster: args.cluster, workers: args.workers, detach: args.detach, onUploadProgress: uploadProgress() });
   const status = await handle.status();
   const say = (s: string) => console.error(`twister2: ${s}`);
   say(`job ${handle.jobId} submitted to ${status.cluster} (${status.numWorkers} workers, package ${formatBytes(handle.record.package.size)}, sha256 ${handle.record.package.sha256.slice(0, 12)})`);
@@ -41,6 +41,20 @@ export async function submitCommand(args: SubmitArgs): Promise<number> {
   say(`job ${handle.jobId} ${final.state}${final.message ? `: ${final.message}` : ''} (${seconds}s)`);
   if (args.json) console.log(JSON.stringify(final));
   return interrupted.value ? ExitCode.interrupted : exitCodeOf(final);
+}
+
+/** Upload progress for packages worth watching (over 4 MiB), at most 4 lines a second off a terminal. */
+function uploadProgress(): (sent: number, total: number) => void {
+  const tty = process.stderr.isTTY === true;
+  let last = 0;
+  return (sent, total) => {
+    if (total < 4 * 2 ** 20) return;
+    const now = Date.now();
+    if (sent < total && now - last < (tty ? 100 : 250)) return;
+    last = now;
+    const text = `twister2: uploading package ${formatBytes(sent)} of ${formatBytes(total)} (${Math.floor((100 * sent) / total)}%)`;
+    process.stderr.write(tty ? `\r${text}\x1b[K${sent >= total ? '\n' : ''}` : `${text}\n`);
+  };
 }
 
 /** First Ctrl-C kills the job cleanly; a second one exits at once (the launcher's exit hook still kills workers). */

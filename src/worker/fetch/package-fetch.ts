@@ -1,0 +1,74 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { PackageError } from '../../errors.js';
+import { extractPackage, ManifestSchema, type Manifest } from '../../package/index.js';
+import type { PackageRef } from '../../uploader/uploader.js';
+import { recordFailure, runOncePerHost } from './host-lock.js';
+import { downloadVerified } from './http-download.js';
+
+export interface FetchedPackage {
+  dir: string;
+  manifest: Manifest;
+  /** False when another worker on this host already did the work. */
+  fetchedHere: boolean;
+}
+
+/**
+ * Gets the job package onto this host and unpacks it, once per host directory: one worker downloads
+ * (verifying the sha256) and unpacks, the others on the host wait for it, then all use the same copy.
+ * If the one worker fails, those waiting fail with its message.
+ */
+export async function fetchPackage(ref: PackageRef, workDir: string, opts: { deadlineMs: number; log?: (line: string) => void }): Promise<FetchedPackage> {
+  await mkdir(workDir, { recursive: true });
+  const base = path.join(workDir, `package-${ref.sha256.slice(0, 16)}`);
+  const manifestFile = `${base}.manifest.json`;
+  const ready = async () => existsSync(base) && (await readManifest(manifestFile)) !== undefined;
+  let outcome;
+  try {
+    outcome = await runOncePerHost(`${base}.lock`, `${base}.failed`, ready, opts.deadlineMs);
+  } catch (err) {
+    throw new PackageError((err as Error).message);
+  }
+  if (!outcome.held) return { dir: base, manifest: (await readManifest(manifestFile))!, fetchedHere: false };
+  try {
+    const archive = ref.kind === 'file' ? ref.path : `${base}.tar.gz`;
+    if (ref.kind === 'http') {
+      await downloadVerified(archive, {
+        url: ref.url,
+        token: ref.token,
+        sha256: ref.sha256,
+        size: ref.size,
+        onRetry: (n, why) => opts.log?.(`package download attempt ${n} failed (${why}); retrying`),
+      }).catch((err: Error) => {
+        throw new PackageError(err.message, { cause: err });
+      });
+    }
+    const tmp = `${base}.tmp-${process.pid}`;
+    try {
+      const manifest = await extractPackage(archive, tmp, { expectedSha256: ref.sha256 });
+      await writeFile(`${manifestFile}.${process.pid}`, JSON.stringify(manifest));
+      await rename(`${manifestFile}.${process.pid}`, manifestFile);
+      await rm(base, { recursive: true, force: true }); // a half-finished earlier attempt
+      await rename(tmp, base);
+      return { dir: base, manifest, fetchedHere: true };
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+      if (ref.kind === 'http') await rm(archive, { force: true });
+    }
+  } catch (err) {
+    const message = err instanceof PackageError ? err.message : `cannot unpack the job package: ${(err as Error).message}`;
+    await recordFailure(`${base}.failed`, message).catch(() => undefined);
+    throw new PackageError(message, { cause: err });
+  } finally {
+    await outcome.release();
+  }
+}
+
+async function readManifest(file: string): Promise<Manifest | undefined> {
+  try {
+    return ManifestSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+  } catch {
+    return undefined;
+  }
+}

@@ -7,7 +7,7 @@ import { PackageError } from '../errors.js';
 import { launcherFactory } from '../launchers/registry.js';
 import { packJob, safeExtractArchive } from '../package/index.js';
 import { specToInput, type JobSpec, type JobSpecInput } from '../spec/schema.js';
-import { resolveJobSpec } from '../spec/load.js';
+import { resolveJobSpec, SPEC_FILE_NAMES } from '../spec/load.js';
 import { createJobDir, files, newJobId, writeJson, type JobRecord } from './job-store.js';
 import { splitSecrets, type JobSecrets } from './secrets.js';
 
@@ -45,7 +45,8 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
     const jobId = newJobId(spec.name);
     const jobDir = await createJobDir(jobId);
     try {
-      const info = await packJob({ source: root, outFile: path.join(jobDir, files.package), manifestExtra: { spec: specToInput(spec) } });
+      // The spec file stays out: it may hold credentials, and the manifest carries the resolved spec without them.
+      const info = await packJob({ source: root, outFile: path.join(jobDir, files.package), manifestExtra: { spec: specToInput(spec) }, omit: SPEC_FILE_NAMES });
       const token = randomBytes(32).toString('base64url');
       await writeFile(path.join(jobDir, files.token), token + '\n', { mode: 0o600 });
       await writeJson(path.join(jobDir, files.spec), specToInput(spec));

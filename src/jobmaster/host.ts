@@ -38,8 +38,9 @@ export interface RunningJobMaster {
 export async function hostJobMaster(
   job: HostedJob,
   launcher: Launcher = createLauncher(job.spec.cluster),
-  uploader: Uploader = createUploader(job.spec, job.secrets),
+  uploaderOverride?: Uploader,
 ): Promise<RunningJobMaster> {
+  const uploader = uploaderOverride ?? (await createUploader(job.spec, job.secrets));
   const jobMaster = new JobMaster({ jobId: job.jobId, spec: job.spec, launcher });
   const server = new JobMasterServer(jobMaster, job.token);
   const url = await server.listen(job.spec.jobMaster.host, job.spec.jobMaster.port);

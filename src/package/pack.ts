@@ -13,6 +13,8 @@ export interface PackJobInput {
   source: string;
   outFile: string;
   manifestExtra: { spec: unknown };
+  /** Paths relative to the job root to leave out of the package. */
+  omit?: readonly string[];
 }
 
 export interface PackageInfo {
@@ -48,7 +50,7 @@ export async function packJob(input: PackJobInput): Promise<PackageInfo> {
 
 async function packDirectory(dir: string, label: string, input: PackJobInput): Promise<PackageInfo> {
   const outFile = path.resolve(input.outFile);
-  const files = await scanSource(dir, { label, skipGit: true, exclude: outFile });
+  const files = await scanSource(dir, { label, skipGit: true, exclude: outFile, ...(input.omit ? { omit: input.omit } : {}) });
   if (files.some((f) => f.path === MANIFEST_NAME)) {
     throw new PackageError(`"${label}/${MANIFEST_NAME}" uses a name twister2 reserves for the package manifest; rename that file.`);
   }

@@ -18,6 +18,8 @@ export interface ScanOptions {
   skipGit: boolean;
   /** An absolute path to leave out, e.g. the output file when it lies inside the source. */
   exclude?: string;
+  /** Relative paths to leave out (the spec file: the manifest carries the resolved spec instead). */
+  omit?: readonly string[];
 }
 
 function specialKind(st: Stats): string {
@@ -51,7 +53,7 @@ export async function scanSource(root: string, opts: ScanOptions): Promise<Sourc
       const st = await lstat(abs);
       if (st.isDirectory()) {
         if (!(opts.skipGit && name === '.git')) await walk(abs, rel);
-      } else if (abs === opts.exclude) {
+      } else if (abs === opts.exclude || opts.omit?.includes(rel)) {
         continue;
       } else if (st.isFile()) {
         const { sha256, size } = await sha256File(abs);

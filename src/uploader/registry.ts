@@ -1,23 +1,28 @@
 import type { JobSecrets } from '../client/secrets.js';
 import type { JobSpec } from '../spec/schema.js';
-import { HttpUploader } from './http/http-uploader.js';
-import { LocalFileUploader } from './local/local-file-uploader.js';
-import { S3Uploader } from './s3/s3-uploader.js';
-import { SftpUploader } from './sftp/sftp-uploader.js';
-import { SharedDirUploader } from './shared/shared-dir-uploader.js';
 import type { Uploader } from './uploader.js';
 
-/** One line per kind of uploader; the spec has already checked that the kind's section is there. */
-export function createUploader(spec: JobSpec, secrets: JobSecrets): Uploader {
+/**
+ * One case per kind of uploader; the spec has already checked that the kind's section is there.
+ * Each is imported when used: the S3 SDK and ssh2 are heavy, and most jobs need neither.
+ */
+export async function createUploader(spec: JobSpec, secrets: JobSecrets): Promise<Uploader> {
   const u = spec.uploader;
   switch (u.kind) {
-    case 'local':
+    case 'local': {
+      const { LocalFileUploader } = await import('./local/local-file-uploader.js');
       return new LocalFileUploader();
-    case 'shared':
+    }
+    case 'shared': {
+      const { SharedDirUploader } = await import('./shared/shared-dir-uploader.js');
       return new SharedDirUploader(u.shared!);
-    case 'http':
+    }
+    case 'http': {
+      const { HttpUploader } = await import('./http/http-uploader.js');
       return new HttpUploader({ url: u.http!.url, token: secrets.httpToken! });
+    }
     case 's3': {
+      const { S3Uploader } = await import('./s3/s3-uploader.js');
       const s3 = u.s3!;
       return new S3Uploader({
         bucket: s3.bucket,
@@ -31,6 +36,7 @@ export function createUploader(spec: JobSpec, secrets: JobSecrets): Uploader {
       });
     }
     case 'sftp': {
+      const { SftpUploader } = await import('./sftp/sftp-uploader.js');
       const sftp = u.sftp!;
       const uploader = new SftpUploader({
         hosts: sftp.hosts.map(parseSshHost),

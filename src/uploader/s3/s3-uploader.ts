@@ -298,7 +298,7 @@ export class S3Uploader implements Uploader {
     const named = [e.Code, e.code, e.name].find((v): v is string => typeof v === 'string' && v !== '' && v !== 'Error');
     const s3Code = named ?? (status !== undefined ? `HTTP${status}` : 'Unknown');
     const message = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
-    const requestId = typeof e.$metadata?.requestId === 'string' ? `, request ID ${e.$metadata.requestId}` : '';
+    const requestId = typeof e.$metadata?.requestId === 'string' ? ` (request ID ${e.$metadata.requestId})` : '';
     const text = this.redact(`S3 ${op} of ${this.where(key)} failed: ${s3Code}${status !== undefined ? ` (HTTP ${status})` : ''}: ${message}${requestId}`);
     const details = { bucket: this.bucket, key, endpoint: this.endpointName, s3Code, ...(status !== undefined ? { status } : {}) };
     if (ACCESS_CODES.has(s3Code) || (status === 403 && !named)) {
@@ -307,6 +307,7 @@ export class S3Uploader implements Uploader {
       });
     }
     if (s3Code === 'NoSuchBucket') return new S3Error(text, details, { hint: `create the bucket '${this.bucket}' or fix its name and region` });
+    if (status === undefined && /^E[A-Z]+$/.test(s3Code)) return new S3Error(text, details, { hint: `check that ${this.endpointName} is the right endpoint and reachable from here` });
     return new S3Error(text, details);
   }
 

@@ -71,10 +71,11 @@ export class BarrierService {
   private check(name: string): void {
     const barrier = this.pending.get(name);
     if (!barrier) return;
-    const missing = this.participants().filter((id) => !barrier.waiters.has(id));
-    if (missing.length > 0) return;
+    const live = this.participants();
+    // Cheap test first: with N workers, N arrivals each check, and only the last needs the full one.
+    if (barrier.waiters.size < live.length || live.some((id) => !barrier.waiters.has(id))) return;
     this.finish(barrier);
-    const numWorkers = this.participants().length;
+    const numWorkers = live.length;
     for (const w of barrier.waiters.values()) w.resolve({ name, generation: barrier.generation, numWorkers });
   }
 

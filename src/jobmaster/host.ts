@@ -3,7 +3,7 @@ import { files, writeJson } from '../client/job-store.js';
 import type { JobSecrets } from '../client/secrets.js';
 import { createLauncher } from '../launchers/registry.js';
 import type { Launcher } from '../launchers/launcher.js';
-import type { JobStatus } from '../protocol/messages.js';
+import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus } from '../protocol/messages.js';
 import type { JobSpec } from '../spec/schema.js';
 import { createUploader } from '../uploader/registry.js';
 import type { Uploader } from '../uploader/uploader.js';
@@ -60,11 +60,17 @@ export async function hostJobMaster(
   /** Upload, then launch; registration deadlines start only once workers can exist. */
   async function start(): Promise<void> {
     let packageRef;
+    // A job killed while its package is still uploading stops the upload.
+    const abort = new AbortController();
+    const onEvent = (e: JobEvent) => e.type === 'job-state' && TERMINAL_JOB_STATES.includes(e.state) && abort.abort();
+    jobMaster.on('event', onEvent);
     try {
       const pkg = { jobId: job.jobId, file: job.packageFile, sha256: job.packageSha256, size: job.packageSize };
-      packageRef = await uploader.upload(pkg, job.onUploadProgress ? { onProgress: job.onUploadProgress } : {});
+      packageRef = await uploader.upload(pkg, { signal: abort.signal, ...(job.onUploadProgress ? { onProgress: job.onUploadProgress } : {}) });
     } catch (err) {
       return jobMaster.fail(`could not upload the job package (${job.spec.uploader.kind}): ${(err as Error).message}`);
+    } finally {
+      jobMaster.off('event', onEvent);
     }
     if (jobMaster.state !== 'STARTING') return; // killed while uploading
     jobMaster.start();

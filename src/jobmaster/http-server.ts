@@ -54,7 +54,7 @@ export class JobMasterServer {
   async listen(host: string, port: number): Promise<string> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, 1024, () => resolve());
+      this.server.listen(port, host, 4096, () => resolve()); // a large backlog: thousands of workers connect at once
     });
     const addr = this.server.address() as AddressInfo;
     const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

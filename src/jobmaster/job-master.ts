@@ -200,6 +200,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     if (n > from) {
       const ids = range(from, n);
       for (const id of ids) this.workers.set(id, this.newRecord(id));
+      this.view = undefined;
       if (this.jobState === 'RUNNING') this.setJobState('STARTING', `scaling up to ${n} workers`);
       this.emitEvent({ type: 'scaled', from, to: n });
       await this.launcher.addWorkers(ids);
@@ -211,6 +212,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
         this.setWorkerState(rec, 'REMOVED');
         this.workers.delete(id);
       }
+      this.view = undefined;
       this.emitEvent({ type: 'scaled', from, to: n });
       await this.launcher.removeWorkers(ids);
       this.checkAllJoined();
@@ -334,12 +336,26 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     return TERMINAL_JOB_STATES.includes(this.jobState);
   }
 
+  /** Derived from the worker records, recomputed only after a change: barriers and registration ask on every request. */
+  private view: { live: number[]; registered: number } | undefined;
+
+  private counts(): { live: number[]; registered: number } {
+    if (!this.view) {
+      const all = [...this.workers.values()];
+      this.view = {
+        live: all.filter((w) => w.state !== 'COMPLETED' && w.state !== 'REMOVED').map((w) => w.workerId),
+        registered: all.filter((w) => w.state === 'RUNNING' || w.state === 'COMPLETED').length,
+      };
+    }
+    return this.view;
+  }
+
   private liveIds(): number[] {
-    return [...this.workers.values()].filter((w) => w.state !== 'COMPLETED' && w.state !== 'REMOVED').map((w) => w.workerId);
+    return this.counts().live;
   }
 
   private registeredCount(): number {
-    return [...this.workers.values()].filter((w) => w.state === 'RUNNING' || w.state === 'COMPLETED').length;
+    return this.counts().registered;
   }
 
   private missingIds(): number[] {
@@ -352,6 +368,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
 
   private setWorkerState(rec: WorkerRecord, state: WorkerState): void {
     rec.state = state;
+    this.view = undefined;
     if (state === 'STARTING' || state === 'FAILED') rec.lastSeen = this.now();
     this.emitEvent({ type: 'worker-state', workerId: rec.workerId, state, restarts: rec.restarts, ...(rec.message ? { message: rec.message } : {}) });
   }

@@ -64,10 +64,13 @@ export class JobMasterClient {
     await this.call('POST', `workers/${workerId}/setup-failed`, { message: message.slice(0, 4000) }, undefined, { timeoutMs: 5000 });
   }
 
-  /** Long-polls until the barrier is released; the job master enforces the timeout and names who is missing. */
+  /**
+   * Long-polls until the barrier is released; the job master enforces the timeout and names who is
+   * missing. An arrival lost to a reset connection is sent again: arriving twice is harmless.
+   */
   barrier(name: string, workerId: number, session: string, timeoutMs?: number) {
     const body = { workerId, session, ...(timeoutMs ? { timeoutMs } : {}) };
-    return this.call('POST', `barriers/${encodeURIComponent(name)}`, body, BarrierResponseSchema, { timeoutMs: 0 });
+    return this.call('POST', `barriers/${encodeURIComponent(name)}`, body, BarrierResponseSchema, { timeoutMs: 0, retries: 3 });
   }
 
   workers(opts: { waitForAll?: boolean; timeoutMs?: number } = {}) {

@@ -22,7 +22,12 @@ export async function runOncePerHost(
     const failure = await readFailure(failedFile, since);
     if (failure) throw new Error(failure);
     const lock = await tryLock(lockFile);
-    if (lock) return lock;
+    if (lock) {
+      // The previous holder may have finished between our isDone() and our lock: don't redo (and break) its work.
+      if (!(await isDone())) return lock;
+      await lock.release();
+      return { held: false };
+    }
     if (Date.now() > deadline) throw new Error(`waited ${Math.round(deadlineMs / 1000)}s for another worker on this host to fetch the package (lock ${lockFile})`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -35,7 +40,7 @@ export async function recordFailure(failedFile: string, message: string): Promis
   await fh.close();
 }
 
-async function tryLock(lockFile: string): Promise<HostLockOutcome | undefined> {
+async function tryLock(lockFile: string): Promise<{ held: true; release(): Promise<void> } | undefined> {
   const owner = `${process.pid}@${os.hostname()}`;
   try {
     const fh = await open(lockFile, 'wx');

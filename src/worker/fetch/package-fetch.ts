@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PackageError } from '../../errors.js';
-import { extractPackage, ManifestSchema, type Manifest } from '../../package/index.js';
+import { ManifestSchema, type Manifest } from '../../package/manifest.js';
 import type { PackageRef } from '../../uploader/uploader.js';
 import { recordFailure, runOncePerHost } from './host-lock.js';
 import { downloadVerified } from './http-download.js';
@@ -46,6 +46,8 @@ export async function fetchPackage(ref: PackageRef, workDir: string, opts: { dea
     }
     const tmp = `${base}.tmp-${process.pid}`;
     try {
+      // Loaded here: only the one worker per host that unpacks needs the archive code.
+      const { extractPackage } = await import('../../package/extract.js');
       const manifest = await extractPackage(archive, tmp, { expectedSha256: ref.sha256 });
       await writeFile(`${manifestFile}.${process.pid}`, JSON.stringify(manifest));
       await rename(`${manifestFile}.${process.pid}`, manifestFile);

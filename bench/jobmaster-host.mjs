@@ -1,0 +1,49 @@
+// A job master alone, for benchmark (b): JobMaster + JobMasterServer with a launcher that starts
+// nothing. Usage: BENCH_TOKEN=... node jobmaster-host.mjs <workers>. Prints {"url"} on stdout, then
+// answers each "stats" line on stdin with its CPU time, peak open fds and barrier arrivals; exits on "exit" or stdin end.
+import { createInterface } from 'node:readline';
+import { JobMasterServer } from '../dist/jobmaster/http-server.js';
+import { JobMaster } from '../dist/jobmaster/job-master.js';
+import { parseSpec } from '../dist/spec/validate.js';
+import { openFds as fds } from './sysinfo.mjs';
+
+const workers = Number(process.argv[2]);
+const token = process.env.BENCH_TOKEN;
+if (!Number.isInteger(workers) || workers < 1 || !token) throw new Error('usage: BENCH_TOKEN=<secret> node jobmaster-host.mjs <workers>');
+
+const spec = parseSpec({
+  name: 'bench-jobmaster',
+  workers,
+  worker: { command: 'true' },
+  // Simulated workers never heartbeat; nothing may time out during a run.
+  timeouts: { registration: '10m', barrier: '10m', heartbeat: '10m' },
+});
+const noopLauncher = { async start() {}, async addWorkers() {}, async removeWorkers() {}, async release() {} };
+const jm = new JobMaster({ jobId: 'bench-jobmaster', spec, launcher: noopLauncher });
+const server = new JobMasterServer(jm, token);
+const url = await server.listen('127.0.0.1', 0);
+jm.start();
+
+// Peak open fds, sampled once a second (a sample costs a few ms at 10k fds).
+let peakFds = fds();
+const sampler = setInterval(() => (peakFds = Math.max(peakFds, fds())), 1000);
+process.stdout.write(JSON.stringify({ url }) + '\n');
+
+/** Arrivals waiting at pending barriers. Diagnostic only: reads JobMaster internals, which may change. */
+function arrived() {
+  const pending = jm.barriers?.pending;
+  return pending instanceof Map ? [...pending.values()].reduce((sum, b) => sum + (b.waiters?.size ?? 0), 0) : null;
+}
+
+async function shutdown() {
+  clearInterval(sampler);
+  jm.kill('benchmark over');
+  await server.close();
+  process.exit(0);
+}
+const input = createInterface({ input: process.stdin });
+input.on('line', (line) => {
+  if (line === 'stats') process.stdout.write(JSON.stringify({ cpu: process.cpuUsage(), peakFds: Math.max(peakFds, fds()), arrived: arrived() }) + '\n');
+  if (line === 'exit') void shutdown();
+});
+input.on('close', () => void shutdown());

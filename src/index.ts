@@ -16,6 +16,8 @@ export {
 } from './protocol/messages.js';
 export { JobMasterClient } from './protocol/jobmaster-client.js';
 export type { Launcher, LaunchContext, LauncherListener, WorkerExit } from './launchers/launcher.js';
+export type { PackageRef, PackageToUpload, Uploader, UploadOptions } from './uploader/uploader.js';
+export { PackageServer, type PackageServerOptions } from './uploader/http/package-server.js';
 export * from './errors.js';
 
 import type { WorkerFunction } from './worker/context.js';

@@ -1,0 +1,148 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launcherConformance } from '../conformance/launcher-conformance.js';
+import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
+import { ensureOpenMpi } from '../env/openmpi.js';
+import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, tempHome, testRecords } from '../helpers/cli.js';
+
+ensureOpenMpi();
+let env: SshHosts;
+
+/** The network-namespace hosts share the file system and PIDs with this machine; hosts[] come from beforeAll. */
+function mpiSpec(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const bridge = env.subnet.replace(/\.0\/24$/, '.1');
+  return {
+    cluster: 'mpi',
+    jobMaster: { host: bridge },
+    mpi: {
+      hosts: env.hosts.map((h) => ({ host: h.address, slots: 2 })),
+      ssh: { identityFile: env.keyFile, user: 'root' },
+      interfaces: env.subnet,
+      ...extra,
+    },
+  };
+}
+
+/** Processes of the job on every host, each checked inside its namespace, plus any on this machine. */
+function leftovers(jobId: string): string[] {
+  const found: string[] = [];
+  for (const h of env.hosts) {
+    const script =
+      `me=$(readlink /proc/$$/ns/net); for d in /proc/[0-9]*; do ` +
+      `[ "$(readlink $d/ns/net 2>/dev/null)" = "$me" ] || continue; ` +
+      `tr '\\0' '\\n' < $d/environ 2>/dev/null | grep -qxF TWISTER2_JOB_ID=${jobId} && echo \${d#/proc/}; done; true`;
+    const r = env.exec(h.name, ['sh', '-c', script]);
+    if (r.code !== 0) found.push(`${h.name}: cannot check (${r.stderr.trim()})`);
+    for (const pid of r.stdout.split(/\s+/).filter(Boolean)) found.push(`${h.name} process ${pid}`);
+  }
+  for (const pid of jobProcesses(jobId)) found.push(`process ${pid}`);
+  return [...new Set(found)];
+}
+
+beforeAll(async () => {
+  env = await startSshHosts(2, { prefix: 't2mpi' });
+});
+afterAll(async () => {
+  await env?.stop();
+});
+
+interface Rec {
+  id: number;
+  step: string;
+  rank?: string;
+  size?: string;
+  n?: number;
+  peers?: { id: number; ip: string }[];
+}
+
+describe('mpi launcher on two ssh hosts', () => {
+  it('runs 4 ranks as workers 0..3 on both hosts: discovery, barriers, SUCCEEDED, nothing left', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'mpi-ranks', workers: 4, worker: { module: 'w.mjs' }, ...mpiSpec() }, { 'w.mjs': fixture('mpi-rank-worker.mjs') });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/SUCCEEDED/);
+    const recs = testRecords<Rec>(r.stdout);
+    const found = recs.filter((x) => x.step === 'discovered');
+    expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    for (const x of found) {
+      expect(x.rank).toBe(String(x.id));
+      expect(x.size).toBe('4');
+      expect(x.n).toBe(4);
+      expect(x.peers?.map((p) => p.id)).toEqual([0, 1, 2, 3]);
+    }
+    const ips = found[0]!.peers!.map((p) => p.ip);
+    const hostAddrs = env.hosts.map((h) => h.address);
+    // Every worker runs inside one of the namespaces, and both hosts are used (2 slots each).
+    expect(ips.every((ip) => hostAddrs.includes(ip))).toBe(true);
+    expect(new Set(ips).size).toBe(2);
+    expect(recs.filter((x) => x.step === 'barrier')).toHaveLength(8);
+    // Per-rank logs exist, and mpirun's command line never carries the job token.
+    const dir = path.join(home, 'jobs', jobId);
+    expect(readFileSync(path.join(dir, 'logs', 'worker-3.log'), 'utf8')).toContain('"id":3');
+    const mpirunLog = readFileSync(path.join(dir, 'logs', 'mpirun.log'), 'utf8');
+    expect(mpirunLog).toContain('-x TWISTER2_JOB_TOKEN');
+    expect(mpirunLog).not.toMatch(/TWISTER2_JOB_TOKEN=/);
+    expect(leftovers(jobId)).toEqual([]);
+  });
+
+  it('an unreachable host fails fast with a message naming it, and nothing runs', async () => {
+    const home = tempHome();
+    const spec = mpiSpec();
+    const mpi = spec.mpi as { hosts: { host: string; slots: number }[] };
+    mpi.hosts = [mpi.hosts[0]!, { host: env.unusedAddress, slots: 2 }];
+    const job = makeJob({ name: 'mpi-unreachable', workers: 4, worker: { module: 'w.mjs' }, ...spec }, { 'w.mjs': fixture('mpi-rank-worker.mjs') });
+    const t0 = Date.now();
+    const r = await runCli(['submit', job], home);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toContain(`mpi host "${env.unusedAddress}" is not reachable over ssh`);
+    expect(leftovers(jobIds(home)[0]!)).toEqual([]);
+  });
+
+  it('a wrong key fails fast with a message naming the host and ssh\'s complaint', async () => {
+    const home = tempHome();
+    const wrongKey = path.join(mkdtempSync(path.join(os.tmpdir(), 't2-key-')), 'id_ed25519');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', wrongKey]);
+    const job = makeJob(
+      { name: 'mpi-wrong-key', workers: 4, worker: { module: 'w.mjs' }, ...mpiSpec({ ssh: { identityFile: wrongKey, user: 'root' } }) },
+      { 'w.mjs': fixture('mpi-rank-worker.mjs') },
+    );
+    const r = await runCli(['submit', job], home);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(new RegExp(`mpi host "${env.hosts[0]!.address.replace(/\./g, '\\.')}" is not reachable over ssh \\(ssh exit 255\\): [^]*Permission denied \\(publickey`));
+    expect(leftovers(jobIds(home)[0]!)).toEqual([]);
+  });
+
+  it('a real mpi4py allreduce runs in the command worker with its rank\'s MPI environment', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      // The namespace "hosts" share one file system and hostname, so OpenMPI's shared-memory transport
+      // (vader) of ranks on different hosts collides in the same session directory and segfaults in
+      // MPI_Comm_dup; on real hosts it would not. TCP only, which also exercises mpi.mca.
+      { name: 'mpi-allreduce', workers: 4, worker: { command: ['python3', 'allreduce.py'] }, ...mpiSpec({ mca: { btl: 'self,tcp' } }) },
+      { 'allreduce.py': fixture('mpi-allreduce.py') },
+    );
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    const logs = readLogs(home, jobId);
+    expect(r.code, `${r.stderr}\n${logs}`).toBe(0);
+    const lines = [...logs.matchAll(/ALLREDUCE rank=(\d) size=4 worker=(\d) sum=(\d+)/g)];
+    expect(lines.map((m) => m[1]).sort()).toEqual(['0', '1', '2', '3']);
+    expect(lines.every((m) => m[1] === m[2] && m[3] === '10')).toBe(true);
+    expect(leftovers(jobId)).toEqual([]);
+  });
+});
+
+launcherConformance({
+  cluster: 'mpi',
+  get spec() {
+    return mpiSpec();
+  },
+  leftovers: async (jobId) => leftovers(jobId),
+  cleanupWithinMs: 8000,
+});

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import os from 'node:os';
 import path from 'node:path';
 import { JobMasterUnreachableError, JobStateError } from '../errors.js';
 import type { RunningJobMaster } from '../jobmaster/host.js';
@@ -102,7 +103,7 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
     for (let i = 0; i < 600; i++) {
       const status = await readFinalStatus(this.jobDir);
       if (status) return status;
-      if (this.record.jobMaster && !isAlive(this.record.jobMaster.pid)) break;
+      if (this.record.jobMaster && !(await jobMasterAlive(this.record, this.client))) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     const status = await readFinalStatus(this.jobDir);
@@ -117,6 +118,22 @@ export async function attachJob(ref: string): Promise<JobHandle> {
   const record = await readRecord(jobDir);
   const token = await readToken(jobDir).catch(() => undefined);
   return new JobHandle(record.jobId, jobDir, record, token);
+}
+
+/**
+ * Whether a job's job master process still exists. Its PID means something only on this machine; a job
+ * master on another host (the first MPI host, say) is asked over HTTP instead.
+ */
+export async function jobMasterAlive(record: JobRecord, client: JobMasterClient | undefined): Promise<boolean> {
+  if (!record.jobMaster) return false;
+  if (isLocalAddress(new URL(record.jobMaster.url).hostname)) return isAlive(record.jobMaster.pid);
+  return client ? client.status().then(() => true, () => false) : false;
+}
+
+function isLocalAddress(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h.startsWith('127.') || h === '::1') return true;
+  return Object.values(os.networkInterfaces()).some((list) => list?.some((a) => a.address === h));
 }
 
 export function isAlive(pid: number): boolean {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JobMasterUnreachableError } from '../errors.js';
 import { hostJobMaster } from '../jobmaster/host.js';
+import { jobMasterPlacement } from '../launchers/registry.js';
 import type { ClusterKind, JobSpecInput } from '../spec/schema.js';
 import { mergeSpec } from '../spec/load.js';
 import { isAlive, JobHandle } from './job-handle.js';
@@ -53,10 +54,15 @@ async function startInProcess(job: PreparedJob, onUploadProgress?: (sent: number
   return new JobHandle(job.jobId, job.jobDir, record, job.token, running);
 }
 
-/** Starts `twister2 jobmaster` as a detached process and waits until it recorded its address. */
+/**
+ * Starts `twister2 jobmaster` as a detached process and waits until it recorded its address. The
+ * cluster decides where: here, or on one of its hosts (MPI: the first host, over ssh, which then lives
+ * exactly as long as the remote job master and carries its output to the local job master log).
+ */
 async function startDetached(job: PreparedJob): Promise<JobHandle> {
+  const command = await jobMasterPlacement(job.spec.cluster).jobMasterCommand(job.spec, job.jobDir, process.execPath, CLI);
   const log = openSync(path.join(job.jobDir, files.jobMasterLog), 'a');
-  const child = spawn(process.execPath, [CLI, 'jobmaster', '--job-dir', job.jobDir], { detached: true, stdio: ['pipe', log, log] });
+  const child = spawn(command.program, command.args, { detached: true, stdio: ['pipe', log, log] });
   closeSync(log);
   // Credentials go through a pipe, never through a file or the command line.
   child.stdin?.end(JSON.stringify(job.secrets));
@@ -68,5 +74,5 @@ async function startDetached(job: PreparedJob): Promise<JobHandle> {
     if (child.pid === undefined || !isAlive(child.pid)) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new JobMasterUnreachableError(`the job master process did not start; see ${path.join(job.jobDir, files.jobMasterLog)}`);
+  throw new JobMasterUnreachableError(`the job master process did not start${command.host ? ` on ${command.host}` : ''}; see ${path.join(job.jobDir, files.jobMasterLog)}`);
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { files, readRecord, readToken, writeJson } from '../client/job-store.js';
 import { JobSecretsSchema, type JobSecrets } from '../client/secrets.js';
+import { jobMasterPlacement } from '../launchers/registry.js';
 import { parseSpec } from '../spec/validate.js';
 import { hostJobMaster } from './host.js';
 import type { JobState } from '../protocol/messages.js';
@@ -11,7 +12,9 @@ const exitCodes: Record<JobState, number> = { SUCCEEDED: 0, FAILED: 1, KILLED: 3
 /** `twister2 jobmaster --job-dir D`: the job master as its own process (the `cluster` placement). */
 export async function runJobMasterProcess(jobDir: string): Promise<number> {
   const record = await readRecord(jobDir);
-  const spec = parseSpec(JSON.parse(await readFile(path.join(jobDir, files.spec), 'utf8')), files.spec);
+  // A job master running on one of the cluster's hosts listens on that host's address.
+  const stored = parseSpec(JSON.parse(await readFile(path.join(jobDir, files.spec), 'utf8')), files.spec);
+  const spec = await jobMasterPlacement(stored.cluster).jobMasterProcessSpec(stored);
   const packageFile = path.join(jobDir, files.package);
   const running = await hostJobMaster({
     jobId: record.jobId,

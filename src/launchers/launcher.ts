@@ -46,3 +46,21 @@ export interface Launcher {
 }
 
 export type LauncherFactory = () => Launcher;
+
+/** How to start a detached job master process (`twister2 jobmaster --job-dir D`), and where. */
+export interface JobMasterCommand {
+  program: string;
+  args: string[];
+  /** The host it runs on, or undefined for this machine. */
+  host?: string;
+}
+
+/**
+ * Where a cluster runs a job master of the `cluster` placement. The default is a process on this
+ * machine; a cluster may run it on one of its own hosts instead (MPI: the first host).
+ */
+export interface JobMasterPlacement {
+  jobMasterCommand(spec: JobSpec, jobDir: string, node: string, cli: string): Promise<JobMasterCommand>;
+  /** The spec as that process runs it (e.g. listening on the host's own address). */
+  jobMasterProcessSpec(spec: JobSpec): Promise<JobSpec>;
+}

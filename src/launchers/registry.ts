@@ -1,8 +1,9 @@
 import { UnknownClusterError } from '../errors.js';
 import type { ClusterKind } from '../spec/schema.js';
-import type { Launcher, LauncherFactory } from './launcher.js';
+import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
 import { MpiLauncher } from './mpi/mpi-launcher.js';
+import * as mpiPlacement from './mpi/placement.js';
 
 /** One line per cluster. A cluster missing here is named in the error, not silently replaced. */
 const launchers: Partial<Record<ClusterKind, LauncherFactory>> = {
@@ -22,4 +23,18 @@ export function launcherFactory(kind: ClusterKind): LauncherFactory {
     throw new UnknownClusterError(`cluster '${kind}' has no launcher in this version of twister2 (available: ${available})`);
   }
   return factory;
+}
+
+/** Clusters that run a `cluster`-placement job master on one of their own hosts; the rest run it here. */
+const placements: Partial<Record<ClusterKind, JobMasterPlacement>> = {
+  mpi: mpiPlacement,
+};
+
+const onThisMachine: JobMasterPlacement = {
+  jobMasterCommand: async (_spec, jobDir, node, cli) => ({ program: node, args: [cli, 'jobmaster', '--job-dir', jobDir] }),
+  jobMasterProcessSpec: async (spec) => spec,
+};
+
+export function jobMasterPlacement(kind: ClusterKind): JobMasterPlacement {
+  return placements[kind] ?? onThisMachine;
 }

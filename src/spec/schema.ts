@@ -261,7 +261,8 @@ export const JobSpecSchema = z.strictObject({
     });
   }
   const remote = mpi.hosts.find((h) => !isLoopbackHost(h.host));
-  if (remote && isLoopbackHost(spec.jobMaster.host)) {
+  // With the `cluster` placement the job master runs on, and listens on, the first host (jobMaster.host is not used).
+  if (remote && isLoopbackHost(spec.jobMaster.host) && spec.jobMaster.placement !== 'cluster') {
     ctx.addIssue({
       code: 'custom',
       path: ['jobMaster', 'host'],

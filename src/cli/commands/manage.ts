@@ -1,4 +1,4 @@
-import { attachJob, isAlive } from '../../client/job-handle.js';
+import { attachJob, jobMasterAlive } from '../../client/job-handle.js';
 import { jobDirOf, listJobIds, readFinalStatus, readRecord } from '../../client/job-store.js';
 import { ExitCode, JobStateError, UsageError } from '../../errors.js';
 import { exitCodeOf, formatLogLine, formatStatus } from '../output.js';
@@ -20,8 +20,9 @@ export async function listCommand(a: { json: boolean }): Promise<number> {
     const final = await readFinalStatus(dir);
     let state: string = final?.state ?? 'STARTING';
     if (!final) {
-      const alive = record.jobMaster ? isAlive(record.jobMaster.pid) : false;
-      state = alive ? ((await (await attachJob(id)).status().catch(() => undefined))?.state ?? 'UNREACHABLE') : 'LOST';
+      const handle = await attachJob(id);
+      const alive = await jobMasterAlive(record, handle.client);
+      state = alive ? ((await handle.status().catch(() => undefined))?.state ?? 'UNREACHABLE') : 'LOST';
     }
     rows.push({ jobId: id, name: record.name, cluster: record.cluster, workers: record.workers, state, createdAt: record.createdAt });
   }

@@ -1,0 +1,115 @@
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
+import { ensureOpenMpi } from '../env/openmpi.js';
+import { isRunning, jobIds, jobProcesses, makeJob, readLogs, runCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+
+ensureOpenMpi();
+let env: SshHosts;
+
+beforeAll(async () => {
+  env = await startSshHosts(2, { prefix: 't2mpl' });
+});
+afterAll(async () => {
+  await env?.stop();
+});
+
+/** Job master on the first host: jobMaster.host is left at its default, the job master listens on hosts[0]. */
+function clusterSpec(): Record<string, unknown> {
+  return {
+    cluster: 'mpi',
+    jobMaster: { placement: 'cluster' },
+    mpi: {
+      hosts: env.hosts.map((h) => ({ host: h.address, slots: 2 })),
+      ssh: { identityFile: env.keyFile, user: 'root' },
+      interfaces: env.subnet,
+    },
+  };
+}
+
+/** A worker that joins, passes a barrier and stays a few seconds, so the running job master can be inspected. */
+const SLOW_WORKER = `
+export default async function (ctx) {
+  const peers = await ctx.workers();
+  await ctx.barrier('ready');
+  console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, n: peers.length, rank: process.env.OMPI_COMM_WORLD_RANK }));
+  await new Promise((r) => setTimeout(r, Number(ctx.args[0] ?? 3000)));
+}
+`;
+
+/** The network namespace a process runs in, as seen from host `name` (PIDs are shared with this machine). */
+function netns(name: string, pid: number | 'self'): string {
+  return env.exec(name, ['readlink', `/proc/${pid}/ns/net`]).stdout.trim();
+}
+
+/** Processes anywhere (PIDs are shared) whose environment names the job or whose command line names its directory. */
+function leftovers(jobId: string, jobDir: string): string[] {
+  const found = jobProcesses(jobId).map((p) => `process ${p} (job environment)`);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.includes(jobDir) && isRunning(Number(entry))) found.push(`process ${entry}: ${cmd.replace(/\0/g, ' ')}`);
+    } catch {
+      // Gone.
+    }
+  }
+  return found;
+}
+
+function record(home: string, jobId: string): { jobMaster?: { url: string; pid: number } } {
+  return JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster?: { url: string; pid: number } };
+}
+
+describe('mpi job master placement', () => {
+  it('cluster: the job master runs on the first host, listens there, the job SUCCEEDS and nothing is left', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'mpi-jm-cluster', workers: 4, worker: { module: 'w.mjs', args: ['4000'] }, ...clusterSpec() }, { 'w.mjs': SLOW_WORKER });
+    const r = await runCli(['submit', '--detach', job], home);
+    const jobId = jobIds(home)[0]!;
+    const jobDir = path.join(home, 'jobs', jobId);
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const jm = record(home, jobId).jobMaster!;
+    expect(new URL(jm.url).hostname).toBe(env.hosts[0]!.address);
+    // The recorded process lives in host 1's network namespace, not this machine's.
+    expect(netns(env.hosts[0]!.name, jm.pid)).toBe(netns(env.hosts[0]!.name, 'self'));
+    expect(netns(env.hosts[0]!.name, jm.pid)).not.toBe(readlinkSync('/proc/self/ns/net'));
+    // status talks to the recorded URL from the client.
+    const status = await runCli(['status', jobId, '--json'], home);
+    expect(status.code, status.stderr).toBe(0);
+    // logs -f follows the job to its end.
+    const logs = await runCli(['logs', jobId, '-f'], home);
+    const final = await waitFor('the final status', () => {
+      try {
+        return JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as { state: string; message?: string };
+      } catch {
+        return undefined;
+      }
+    });
+    expect(final.state, `${final.message}\n${readFileSync(path.join(jobDir, 'jobmaster.log'), 'utf8')}\n${readLogs(home, jobId)}`).toBe('SUCCEEDED');
+    const recs = testRecords<{ id: number; n: number; rank: string }>(logs.stdout + readLogs(home, jobId));
+    expect([...new Set(recs.map((x) => x.id))].sort()).toEqual([0, 1, 2, 3]);
+    await waitFor('the job master to exit', () => !isRunning(jm.pid), 15_000);
+    await waitFor('nothing of the job left', () => leftovers(jobId, jobDir).length === 0, 15_000).catch(() => undefined);
+    expect(leftovers(jobId, jobDir)).toEqual([]);
+  });
+
+  it('cluster: twister2 kill from the client kills the job on the hosts and the job master', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'mpi-jm-kill', workers: 4, worker: { module: 'w.mjs', args: ['300000'] }, ...clusterSpec() }, { 'w.mjs': SLOW_WORKER });
+    const r = await runCli(['submit', '--detach', job], home);
+    const jobId = jobIds(home)[0]!;
+    const jobDir = path.join(home, 'jobs', jobId);
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const jm = record(home, jobId).jobMaster!;
+    await waitFor('all ranks running', () => testRecords(readLogs(home, jobId)).length === 4, 60_000);
+    const k = await runCli(['kill', jobId], home);
+    expect(k.code, k.stderr).toBe(0);
+    const final = JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as { state: string };
+    expect(final.state).toBe('KILLED');
+    await waitFor('the job master to exit', () => !isRunning(jm.pid), 15_000);
+    await waitFor('nothing of the job left', () => leftovers(jobId, jobDir).length === 0, 15_000).catch(() => undefined);
+    expect(leftovers(jobId, jobDir)).toEqual([]);
+  });
+});

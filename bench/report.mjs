@@ -1,6 +1,7 @@
 // Turns the benchmarks' samples into docs/benchmarks.md and a compact stdout summary.
 import { fmt, fmtSummary, summarize } from './stats.mjs';
 import { uploadSection, uploadSummary } from './report-upload.mjs';
+import { mpiNotes, mpiSection, mpiSummary } from './report-mpi.mjs';
 
 const col = (runs, key) => runs.map((r) => r[key]);
 const ms = (s) => fmtSummary(s);
@@ -163,6 +164,7 @@ function notes(data) {
     );
     out.push(`- File descriptors fit: at most ${fmt(b.serverFds.max)} open in the job master and ${fmt(b.clientFds.max)} in the client at N=${b.n}, limit ${b.fdLimit}.`);
   }
+  out.push(...mpiNotes(data.mpi));
   return out.join('\n');
 }
 
@@ -227,6 +229,17 @@ after its runtime fetched, verified and unpacked the package.
 
 ${uploadSection(data.upload)}
 
+## (d) MPI launch overhead
+
+bench/mpi.mjs submits the start-up job of (a) (bench/fixtures/startup-job) with \`cluster: mpi\`, \`mpi.hosts: [{ host: localhost, slots: N }]\`,
+\`oversubscribe: true\` and the job master on 127.0.0.1: mpirun starts the N ranks on this machine without ssh. Measured like (a): from
+\`submit()\` until every rank printed \`BENCH-PASSED\` after the first barrier; each run waits for \`handle.wait()\` (mpirun ended, the launcher's
+sweep done). The floor, measured just before each run, is a bare \`mpirun --allow-run-as-root --oversubscribe -np N node -e 0\` until it exited.
+One unrecorded warm-up (floor and job, N=2) runs first. Knobs: \`BENCH_MPI_SIZES\` (default \`4,16,64\`), \`BENCH_MPI_REPEATS\` (default 3),
+\`BENCH_MPI_BIG_REPEATS\` (runs at N ≥ 64, default 2).
+
+${mpiSection(data.mpi)}
+
 ## What dominates
 
 ${notes(data)}
@@ -248,5 +261,6 @@ export function summaryLines(data) {
     }
   } else lines.push(`  job master: FAILED: ${data.jobmaster.error}`);
   lines.push(...uploadSummary(data.upload));
+  lines.push(...mpiSummary(data.mpi));
   return lines;
 }

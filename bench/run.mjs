@@ -47,10 +47,12 @@ const jm = await runBench('./jobmaster-scale.mjs', 6 * 60_000);
 data.jobmaster = jm.jobmaster ?? jm;
 const upload = await runBench('./upload.mjs', 6 * 60_000);
 data.upload = upload.upload ?? upload;
+const mpi = await runBench('./mpi.mjs', 6 * 60_000);
+data.mpi = mpi.mpi ?? mpi;
 data.durationMs = performance.now() - t0;
 data.loadavgEnd = loadavg();
 
 writeFileSync(DOC, renderMarkdown(data));
 console.log(summaryLines(data).join('\n'));
 console.log(`wrote ${DOC}`);
-process.exit(startup.error || jm.error || upload.error ? 1 : 0);
+process.exit(startup.error || jm.error || upload.error || mpi.error ? 1 : 0);

@@ -23,7 +23,7 @@ export const JobRecordSchema = z.object({
   jobId: z.string(),
   name: z.string(),
   cluster: z.string(),
-  placement: z.enum(['client', 'cluster']),
+  placement: z.enum(['client', 'cluster', 'none']),
   workers: z.number().int(),
   createdAt: z.string(),
   package: z.object({ sha256: z.string(), size: z.number().int() }),

@@ -37,7 +37,8 @@ export async function submit(opts: SubmitOptions): Promise<JobHandle> {
   };
   const overrides = mergeSpec(opts.spec ?? {}, flags) as Partial<JobSpecInput>;
   const job = await prepareJob(opts.job, overrides);
-  const handle = job.spec.jobMaster.placement === 'client' ? await startInProcess(job, opts.onUploadProgress) : await startDetached(job);
+  // `none` still keeps the job's state, logs and kill in this process; only the workers do without it.
+  const handle = job.spec.jobMaster.placement === 'cluster' ? await startDetached(job) : await startInProcess(job, opts.onUploadProgress);
   if (opts.signal) {
     const onAbort = () => void handle.kill('aborted by the caller').catch(() => undefined);
     if (opts.signal.aborted) onAbort();

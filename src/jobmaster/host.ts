@@ -79,6 +79,7 @@ export async function hostJobMaster(
         { jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageRef, jobMasterUrl: url, token: job.token },
         { workerExited: (exit) => jobMaster.workerExited(exit) },
       );
+      jobMaster.launched();
     } catch (err) {
       jobMaster.fail(`the ${job.spec.cluster} launcher could not start the workers: ${(err as Error).message}`);
     }

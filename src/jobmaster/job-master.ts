@@ -82,8 +82,14 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     return Math.floor(this.spec.timeouts.heartbeat / 4);
   }
 
+  /** No job master for the workers (`jobMaster.placement: none`): the job's state follows the launcher's reports. */
+  private get untracked(): boolean {
+    return this.spec.jobMaster.placement === 'none';
+  }
+
   /** Starts failure detection and registration deadlines. The launcher is started by the caller. */
   start(): void {
+    if (this.untracked) return; // nobody registers or heartbeats
     this.monitor = setInterval(() => this.checkDeadlines(), Math.max(50, Math.floor(this.heartbeatIntervalMs / 2)));
     this.monitor.unref();
   }
@@ -182,9 +188,15 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.workerFailed(rec, `could not start: ${message}`);
   }
 
+  /** The launcher started the workers. Without a job master for them, that is when the job runs. */
+  launched(): void {
+    if (this.untracked && this.jobState === 'STARTING') this.setJobState('RUNNING', `${this.numWorkers} workers started (no job master: jobMaster.placement none)`);
+  }
+
   /** A cluster told us a worker ended. Expected ends (completed, removed, job over) are ignored. */
   workerExited(exit: WorkerExit): void {
     const rec = this.workers.get(exit.workerId);
+    if (rec && this.untracked && !this.isTerminal()) return this.untrackedExit(rec, exit);
     // FAILED: already counted (the launcher stops the old process itself before restarting it).
     if (!rec || this.isTerminal() || rec.state === 'COMPLETED' || rec.state === 'FAILED') return;
     const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
@@ -248,6 +260,18 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       ...(this.endedAt ? { endedAt: this.endedAt.toISOString() } : {}),
       ...(this.message ? { message: this.message } : {}),
     };
+  }
+
+  /** Without registrations, a worker is done when it exits: 0 completes it, anything else fails the job. */
+  private untrackedExit(rec: WorkerRecord, exit: WorkerExit): void {
+    if (exit.code === 0 && !exit.signal) {
+      this.setWorkerState(rec, 'COMPLETED');
+      return this.checkAllCompleted();
+    }
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    rec.message = `worker ${rec.workerId} ${how}`;
+    this.setWorkerState(rec, 'FAILED');
+    this.end('FAILED', `worker ${rec.workerId} ${how}`);
   }
 
   private workerFailed(rec: WorkerRecord, reason: string): void {

@@ -91,7 +91,8 @@ export const WorkerProgramSchema = z
   });
 
 export const JobMasterSpecSchema = z.strictObject({
-  placement: z.enum(['client', 'cluster']).default('client'),
+  /** none: no job master for the workers, for plain MPI programs that need only their ranks (cluster: mpi). */
+  placement: z.enum(['client', 'cluster', 'none']).default('client'),
   port: z.number({ error: 'expected a port number (0 picks a free one)' }).int().min(0).max(65535).default(0),
   host: z.string().min(1).default('127.0.0.1').describe('address the job master listens on'),
 });
@@ -245,6 +246,14 @@ export const JobSpecSchema = z.strictObject({
   nomad: reserved.optional(),
   mpi: MpiSpecSchema.optional(),
 }).superRefine((spec, ctx) => {
+  if (spec.jobMaster.placement === 'none') {
+    if (spec.cluster !== 'mpi') {
+      ctx.addIssue({ code: 'custom', path: ['jobMaster', 'placement'], message: `"none" (no job master) is for plain MPI programs and needs cluster: mpi, not "${spec.cluster}"; use "client" or "cluster"` });
+    }
+    if (spec.worker.command === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['worker', 'module'], message: 'a module worker needs the job master (its ctx talks to it); with jobMaster.placement "none" use worker.command' });
+    }
+  }
   if (spec.cluster !== 'mpi') return;
   const mpi = spec.mpi;
   if (!mpi) {
@@ -262,7 +271,7 @@ export const JobSpecSchema = z.strictObject({
   }
   const remote = mpi.hosts.find((h) => !isLoopbackHost(h.host));
   // With the `cluster` placement the job master runs on, and listens on, the first host (jobMaster.host is not used).
-  if (remote && isLoopbackHost(spec.jobMaster.host) && spec.jobMaster.placement !== 'cluster') {
+  if (remote && isLoopbackHost(spec.jobMaster.host) && spec.jobMaster.placement === 'client') {
     ctx.addIssue({
       code: 'custom',
       path: ['jobMaster', 'host'],

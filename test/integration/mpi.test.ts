@@ -136,6 +136,34 @@ describe('mpi launcher on two ssh hosts', () => {
     expect(lines.every((m) => m[1] === m[2] && m[3] === '10')).toBe(true);
     expect(leftovers(jobId)).toEqual([]);
   });
+
+  it('with no job master (placement none) a plain MPI program runs on its ranks; its exit decides the job', async () => {
+    const spec = (name: string, command: string[]) => ({
+      name,
+      workers: 4,
+      worker: { command },
+      ...mpiSpec({ mca: { btl: 'self,tcp' } }),
+      jobMaster: { placement: 'none' },
+    });
+    const home = tempHome();
+    const ok = await runCli(['submit', makeJob(spec('mpi-plain', ['python3', 'allreduce.py']), { 'allreduce.py': fixture('mpi-allreduce.py') })], home);
+    const jobId = jobIds(home)[0]!;
+    const logs = readLogs(home, jobId);
+    expect(ok.code, `${ok.stderr}\n${logs}`).toBe(0);
+    expect(ok.stderr).toContain('SUCCEEDED');
+    const lines = [...logs.matchAll(/ALLREDUCE rank=(\d) size=4 worker=(\d) sum=(\d+)/g)];
+    expect(lines.map((m) => m[1]).sort()).toEqual(['0', '1', '2', '3']);
+    expect(lines.every((m) => m[1] === m[2] && m[3] === '10')).toBe(true);
+    expect(logs).not.toContain('registered'); // no worker runtime, no registration
+    expect(leftovers(jobId)).toEqual([]);
+
+    const home2 = tempHome();
+    const failing = spec('mpi-plain-fails', ['sh', '-c', 'if [ "$OMPI_COMM_WORLD_RANK" = 2 ]; then exit 3; fi; sleep 1']);
+    const bad = await runCli(['submit', makeJob(failing)], home2);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/FAILED: worker \d exited with code \d+/);
+    expect(leftovers(jobIds(home2)[0]!)).toEqual([]);
+  });
 });
 
 launcherConformance({

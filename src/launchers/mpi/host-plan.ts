@@ -38,7 +38,7 @@ export function checkHostPlan(spec: JobSpec, hosts: HostSlots[], thisMachine: (h
     );
   }
   const remote = hosts.find((h) => !thisMachine(h.host));
-  if (remote && isLoopbackHost(spec.jobMaster.host)) {
+  if (remote && isLoopbackHost(spec.jobMaster.host) && spec.jobMaster.placement !== 'none') {
     throw new UsageError(
       `jobMaster.host is "${spec.jobMaster.host}", which mpi host "${remote.host}" cannot reach; set jobMaster.host to an address of this machine that the hosts can reach`,
     );

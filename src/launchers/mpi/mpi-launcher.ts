@@ -14,6 +14,8 @@ import { writeSshWrapper } from './ssh-options.js';
 import { TaggedOutputSplitter } from './tagged-output.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
+/** For `jobMaster.placement: none`: unpack and run the plain program, nothing else. */
+const PLAIN_MAIN = fileURLToPath(new URL('../../worker/plain-main.js', import.meta.url));
 const KILL_GRACE_MS = 5000;
 const SWEEP_ROUNDS = 3;
 
@@ -63,7 +65,13 @@ export class MpiLauncher implements Launcher {
     mkdirSync(logsDir, { recursive: true });
     const hostfile = await writeHostfile(ctx.jobDir, hostSlots);
     const sshWrapper = await writeSshWrapper(ctx.jobDir, mpi.ssh);
+    const plain = ctx.spec.jobMaster.placement === 'none';
     const workerEnv = workerEnvironment(ctx);
+    if (plain) {
+      // Ranks of a plain MPI program talk to no job master: they get neither its address nor the secret.
+      delete workerEnv.TWISTER2_JOB_MASTER_URL;
+      delete workerEnv.TWISTER2_JOB_TOKEN;
+    }
     const args = mpirunArgs({
       mpi,
       np: ctx.spec.workers,
@@ -71,7 +79,7 @@ export class MpiLauncher implements Launcher {
       sshWrapper,
       envNames: Object.keys(workerEnv),
       uid: this.uid,
-      program: [process.execPath, WORKER_MAIN],
+      program: [process.execPath, plain ? PLAIN_MAIN : WORKER_MAIN],
     });
     const output = (this.output = new TaggedOutputSplitter(logsDir));
     output.note(`${mpirun} ${args.join(' ')}`);

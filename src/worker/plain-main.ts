@@ -1,0 +1,47 @@
+import os from 'node:os';
+import path from 'node:path';
+import { Twister2Error } from '../errors.js';
+import { parseSpec } from '../spec/validate.js';
+import { PackageRefSchema } from '../uploader/uploader.js';
+import { fetchPackage } from './fetch/package-fetch.js';
+import { runCommand } from './program-runner.js';
+import { resolveWorkerId } from './worker-id.js';
+
+/**
+ * What each rank runs for a job without a job master (`jobMaster.placement: none`): a plain MPI program
+ * that needs only its rank. Gets the package (once per host), then runs the command in it with the rank's
+ * MPI environment, and exits with the command's outcome. No registration, no heartbeats.
+ */
+async function main(): Promise<number> {
+  const env = process.env;
+  const { workerId } = resolveWorkerId(env);
+  const ref = PackageRefSchema.parse(JSON.parse(env.TWISTER2_PACKAGE_REF ?? 'null'));
+  const workDir = env.TWISTER2_WORK_DIR ?? path.join(os.tmpdir(), 'twister2', env.TWISTER2_JOB_ID ?? 'job');
+  const fetched = await fetchPackage(ref, workDir, {
+    deadlineMs: Number(env.TWISTER2_REGISTRATION_TIMEOUT_MS ?? 600_000),
+    log: (line) => console.error(`[twister2 rank ${workerId}] ${line}`),
+  });
+  const spec = parseSpec(fetched.manifest.spec, 'the job package');
+  const run = runCommand(spec.worker, fetched.dir, {
+    ...env,
+    ...spec.worker.env,
+    TWISTER2_WORKER_ID: String(workerId),
+    TWISTER2_NUM_WORKERS: String(spec.workers),
+    TWISTER2_PACKAGE_DIR: fetched.dir,
+  });
+  process.once('SIGTERM', () => {
+    run.stop();
+    process.exit(143);
+  });
+  process.once('exit', run.stop);
+  await run.done;
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`[twister2 rank] ${err instanceof Twister2Error ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

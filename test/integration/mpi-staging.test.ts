@@ -5,8 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBytes } from '../../src/cli/output.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
+import { mpiLeftovers, mpiSpecFor } from '../env/mpi-hosts.js';
 import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
-import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 /**
  * The mpi launcher with the package staged by direct SSH copy (uploader kind "sftp") to the same two
@@ -24,39 +25,16 @@ const data = randomBytes(DATA_SIZE);
 const dataSha256 = createHash('sha256').update(data).digest('hex');
 
 function mpiSpec(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const bridge = env.subnet.replace(/\.0\/24$/, '.1');
-  return {
-    cluster: 'mpi',
-    jobMaster: { host: bridge },
-    mpi: {
-      hosts: env.hosts.map((h) => ({ host: h.address, slots: 2 })),
-      ssh: { identityFile: env.keyFile, user: 'root' },
-      interfaces: env.subnet,
-      // Namespace hosts share one session directory, where OpenMPI's shared-memory transport collides (see mpi.test.ts).
-      mca: { btl: 'self,tcp' },
-      ...extra,
-    },
-  };
+  // Namespace hosts share one session directory, where OpenMPI's shared-memory transport collides (see mpi.test.ts).
+  return mpiSpecFor(env, { mca: { btl: 'self,tcp' }, ...extra });
 }
 
 function sftpUploader(targetDir: string, hosts: string[] = env.hosts.map((h) => `root@${h.address}`)): Record<string, unknown> {
   return { kind: 'sftp', sftp: { hosts, identityFile: env.keyFile, targetDir } };
 }
 
-/** Processes of the job on every host, each checked inside its namespace, plus any on this machine (as in mpi.test.ts). */
 function leftovers(jobId: string): string[] {
-  const found: string[] = [];
-  for (const h of env.hosts) {
-    const script =
-      `me=$(readlink /proc/$$/ns/net); for d in /proc/[0-9]*; do ` +
-      `[ "$(readlink $d/ns/net 2>/dev/null)" = "$me" ] || continue; ` +
-      `tr '\\0' '\\n' < $d/environ 2>/dev/null | grep -qxF TWISTER2_JOB_ID=${jobId} && echo \${d#/proc/}; done; true`;
-    const r = env.exec(h.name, ['sh', '-c', script]);
-    if (r.code !== 0) found.push(`${h.name}: cannot check (${r.stderr.trim()})`);
-    for (const pid of r.stdout.split(/\s+/).filter(Boolean)) found.push(`${h.name} process ${pid}`);
-  }
-  for (const pid of jobProcesses(jobId)) found.push(`process ${pid}`);
-  return [...new Set(found)];
+  return mpiLeftovers(env, jobId);
 }
 
 function stagedJob(name: string, spec: Record<string, unknown>): string {

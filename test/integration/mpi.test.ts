@@ -6,40 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
-import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, tempHome, testRecords } from '../helpers/cli.js';
+import { mpiLeftovers, mpiSpecFor } from '../env/mpi-hosts.js';
+import { fixture, jobIds, makeJob, readLogs, runCli, tempHome, testRecords } from '../helpers/cli.js';
 
 ensureOpenMpi();
 let env: SshHosts;
 
-/** The network-namespace hosts share the file system and PIDs with this machine; hosts[] come from beforeAll. */
 function mpiSpec(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const bridge = env.subnet.replace(/\.0\/24$/, '.1');
-  return {
-    cluster: 'mpi',
-    jobMaster: { host: bridge },
-    mpi: {
-      hosts: env.hosts.map((h) => ({ host: h.address, slots: 2 })),
-      ssh: { identityFile: env.keyFile, user: 'root' },
-      interfaces: env.subnet,
-      ...extra,
-    },
-  };
+  return mpiSpecFor(env, extra);
 }
 
-/** Processes of the job on every host, each checked inside its namespace, plus any on this machine. */
 function leftovers(jobId: string): string[] {
-  const found: string[] = [];
-  for (const h of env.hosts) {
-    const script =
-      `me=$(readlink /proc/$$/ns/net); for d in /proc/[0-9]*; do ` +
-      `[ "$(readlink $d/ns/net 2>/dev/null)" = "$me" ] || continue; ` +
-      `tr '\\0' '\\n' < $d/environ 2>/dev/null | grep -qxF TWISTER2_JOB_ID=${jobId} && echo \${d#/proc/}; done; true`;
-    const r = env.exec(h.name, ['sh', '-c', script]);
-    if (r.code !== 0) found.push(`${h.name}: cannot check (${r.stderr.trim()})`);
-    for (const pid of r.stdout.split(/\s+/).filter(Boolean)) found.push(`${h.name} process ${pid}`);
-  }
-  for (const pid of jobProcesses(jobId)) found.push(`process ${pid}`);
-  return [...new Set(found)];
+  return mpiLeftovers(env, jobId);
 }
 
 beforeAll(async () => {

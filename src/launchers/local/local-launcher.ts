@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LauncherError } from '../../errors.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import { inheritedEnv, killGroup } from '../process-group.js';
 import { workerEnvironment } from '../worker-env.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
@@ -112,18 +113,4 @@ export class LocalLauncher implements Launcher {
   private log(id: number, line: string): void {
     if (this.ctx) appendFileSync(path.join(this.ctx.jobDir, 'logs', `worker-${id}.log`), `${line}\n`);
   }
-}
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-/** The client's environment, minus another job's twister2 variables (a job submitted from inside a worker). */
-function inheritedEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TWISTER2_')));
 }

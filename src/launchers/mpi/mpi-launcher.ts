@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { LauncherError, UsageError } from '../../errors.js';
 import type { MpiSpec } from '../../spec/schema.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import { inheritedEnv, killGroup } from '../process-group.js';
 import { workerEnvironment } from '../worker-env.js';
 import { checkHostPlan, loadHosts, mpiSection } from './host-plan.js';
 import { writeHostfile } from './hostfile.js';
@@ -180,18 +181,4 @@ export function findProgram(program: string, envPath: string = process.env.PATH 
     }
   }
   return undefined;
-}
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-/** The client's environment, minus another job's twister2 variables (a job submitted from inside a worker). */
-function inheritedEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TWISTER2_')));
 }

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { findProgram } from '../dist/launchers/mpi/mpi-launcher.js';
 import { submit } from '../dist/index.js';
+import { followUntilPassed } from './follow-job.mjs';
 
 const JOB_DIR = fileURLToPath(new URL('./fixtures/startup-job/', import.meta.url));
 const SIZES = (process.env.BENCH_MPI_SIZES ?? '4,16,64').split(',').map(Number);
@@ -90,24 +91,7 @@ async function runJob(n) {
     },
   });
   const submitted = Date.now();
-  let registered;
-  handle.on('event', (e) => {
-    if (e.type === 'job-state' && e.state === 'RUNNING') registered ??= Date.now();
-  });
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), RUN_TIMEOUT_MS);
-  const passed = [];
-  try {
-    for await (const { line } of handle.logs({ follow: true, signal: abort.signal })) {
-      const m = /^BENCH-PASSED (\d+)$/.exec(line);
-      if (m) passed.push(Number(m[1]));
-      if (passed.length === n) break;
-    }
-  } finally {
-    clearTimeout(timer);
-    if (passed.length < n) await handle.kill('benchmark run incomplete').catch(() => undefined);
-  }
-  const status = await handle.wait();
+  const { registered, passed, status } = await followUntilPassed(handle, n, RUN_TIMEOUT_MS);
   const left = jobProcesses(handle.jobId);
   if (passed.length < n || status.state !== 'SUCCEEDED' || left.length) {
     throw new Error(

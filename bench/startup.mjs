@@ -8,6 +8,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { submit } from '../dist/index.js';
+import { followUntilPassed } from './follow-job.mjs';
 import { childrenCpuMs, ownCpuMs } from './sysinfo.mjs';
 
 const JOB_DIR = fileURLToPath(new URL('./fixtures/startup-job/', import.meta.url));
@@ -47,24 +48,7 @@ async function runJob(n) {
   const [workersCpu0, ownCpu0] = [childrenCpuMs(), ownCpuMs()];
   const handle = await submit({ job: JOB_DIR, cluster: 'local', spec: { name: `bench-start-${n}`, workers: n, worker: { module: 'worker.mjs' } } });
   const submitted = Date.now();
-  let registered;
-  handle.on('event', (e) => {
-    if (e.type === 'job-state' && e.state === 'RUNNING') registered ??= Date.now();
-  });
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), RUN_TIMEOUT_MS);
-  const passed = [];
-  try {
-    for await (const { line } of handle.logs({ follow: true, signal: abort.signal })) {
-      const m = /^BENCH-PASSED (\d+)$/.exec(line);
-      if (m) passed.push(Number(m[1]));
-      if (passed.length === n) break;
-    }
-  } finally {
-    clearTimeout(timer);
-    if (passed.length < n) await handle.kill('benchmark run incomplete').catch(() => undefined);
-  }
-  const status = await handle.wait();
+  const { registered, passed, status } = await followUntilPassed(handle, n, RUN_TIMEOUT_MS);
   if (passed.length < n || status.state !== 'SUCCEEDED') {
     throw new Error(`job of ${n} workers: ${passed.length}/${n} passed the barrier; ended ${status.state}: ${status.message ?? ''}`);
   }

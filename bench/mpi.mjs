@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { findProgram } from '../dist/launchers/mpi/mpi-launcher.js';
+import { findProgram } from '../dist/launchers/find-program.js';
 import { submit } from '../dist/index.js';
 import { followUntilPassed } from './follow-job.mjs';
 

@@ -91,6 +91,14 @@ export class JobMasterUnreachableError extends Twister2Error {
   override readonly code = 'T2_JOB_MASTER_UNREACHABLE';
 }
 
+/** The job was stopped on purpose (a cancelled queued job, an aborted submit): exit code 3. */
+export class JobKilledError extends Twister2Error {
+  override readonly code = 'T2_JOB_KILLED';
+  override get exitCode(): number {
+    return ExitCode.jobKilled;
+  }
+}
+
 export class RegistrationError extends Twister2Error {
   override readonly code: string = 'T2_REGISTRATION_REFUSED';
 }

@@ -2,8 +2,9 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JobMasterUnreachableError } from '../errors.js';
+import { JobKilledError, JobMasterUnreachableError } from '../errors.js';
 import { hostJobMaster } from '../jobmaster/host.js';
+import type { QueuedJobMaster } from '../launchers/launcher.js';
 import { jobMasterPlacement } from '../launchers/registry.js';
 import type { ClusterKind, JobSpecInput } from '../spec/schema.js';
 import { mergeSpec } from '../spec/load.js';
@@ -24,6 +25,8 @@ export interface SubmitOptions {
   signal?: AbortSignal;
   /** Upload progress of the job package (client placement only). */
   onUploadProgress?: (sent: number, total: number) => void;
+  /** While a cluster's queue holds a `cluster`-placement job master (Slurm), what the queue says, on each change. */
+  onQueued?: (message: string) => void;
 }
 
 const CLI = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
@@ -38,7 +41,7 @@ export async function submit(opts: SubmitOptions): Promise<JobHandle> {
   const overrides = mergeSpec(opts.spec ?? {}, flags) as Partial<JobSpecInput>;
   const job = await prepareJob(opts.job, overrides);
   // `none` still keeps the job's state, logs and kill in this process; only the workers do without it.
-  const handle = job.spec.jobMaster.placement === 'cluster' ? await startDetached(job) : await startInProcess(job, opts.onUploadProgress);
+  const handle = job.spec.jobMaster.placement === 'cluster' ? await startDetached(job, opts) : await startInProcess(job, opts.onUploadProgress);
   if (opts.signal) {
     const onAbort = () => void handle.kill('aborted by the caller').catch(() => undefined);
     if (opts.signal.aborted) onAbort();
@@ -60,8 +63,10 @@ async function startInProcess(job: PreparedJob, onUploadProgress?: (sent: number
  * cluster decides where: here, or on one of its hosts (MPI: the first host, over ssh, which then lives
  * exactly as long as the remote job master and carries its output to the local job master log).
  */
-async function startDetached(job: PreparedJob): Promise<JobHandle> {
-  const command = await jobMasterPlacement(job.spec.cluster).jobMasterCommand(job.spec, job.jobDir, process.execPath, CLI);
+async function startDetached(job: PreparedJob, opts: SubmitOptions): Promise<JobHandle> {
+  const placement = jobMasterPlacement(job.spec.cluster);
+  if (placement.queueJobMaster) return waitForQueued(job, await placement.queueJobMaster(job.spec, job.jobDir, process.execPath, CLI), opts);
+  const command = await placement.jobMasterCommand(job.spec, job.jobDir, process.execPath, CLI);
   const log = openSync(path.join(job.jobDir, files.jobMasterLog), 'a');
   const child = spawn(command.program, command.args, { detached: true, stdio: ['pipe', log, log] });
   closeSync(log);
@@ -76,4 +81,27 @@ async function startDetached(job: PreparedJob): Promise<JobHandle> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new JobMasterUnreachableError(`the job master process did not start${command.host ? ` on ${command.host}` : ''}; see ${path.join(job.jobDir, files.jobMasterLog)}`);
+}
+
+/**
+ * A job master that a cluster's queue starts (Slurm): no deadline while the queue holds it, since a busy
+ * cluster may queue a job for hours; the caller sees the queue's reason and may abort, which cancels it.
+ */
+async function waitForQueued(job: PreparedJob, queued: QueuedJobMaster, opts: SubmitOptions): Promise<JobHandle> {
+  let said = '';
+  for (let round = 0; ; round++) {
+    const record = await readRecord(job.jobDir);
+    if (record.jobMaster) return new JobHandle(job.jobId, job.jobDir, record, job.token);
+    if (opts.signal?.aborted) {
+      await queued.cancel();
+      throw new JobKilledError(`${queued.name} was cancelled while it waited in the queue`);
+    }
+    if (round % 4 === 0) {
+      const gone = await queued.whyGone();
+      if (gone) throw new JobMasterUnreachableError(gone);
+      const waiting = await queued.waiting();
+      if (waiting && waiting !== said) opts.onQueued?.((said = waiting));
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

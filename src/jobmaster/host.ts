@@ -77,7 +77,12 @@ export async function hostJobMaster(
     try {
       await launcher.start(
         { jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageRef, jobMasterUrl: url, token: job.token },
-        { workerExited: (exit) => jobMaster.workerExited(exit) },
+        {
+          workerExited: (exit) => jobMaster.workerExited(exit),
+          queued: (reason) => jobMaster.queued(reason),
+          allocated: () => jobMaster.allocated(),
+          clusterEnded: (message) => jobMaster.fail(message),
+        },
       );
       jobMaster.launched();
     } catch (err) {

@@ -105,6 +105,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
 
   register(req: RegisterRequest): RegisterResponse {
     this.assertActive();
+    if (this.jobState === 'QUEUED') this.allocated(); // a worker can be quicker than the cluster's own report
     const rec = this.workers.get(req.workerId);
     if (!rec) {
       throw new RegistrationError(`worker ID ${req.workerId} is not part of this job: valid IDs are 0..${this.numWorkers - 1}`);
@@ -191,6 +192,24 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   /** The launcher started the workers. Without a job master for them, that is when the job runs. */
   launched(): void {
     if (this.untracked && this.jobState === 'STARTING') this.setJobState('RUNNING', `${this.numWorkers} workers started (no job master: jobMaster.placement none)`);
+  }
+
+  /** The cluster queued the job (Slurm PENDING): shown with its reason; registration deadlines wait. */
+  queued(reason: string): void {
+    if (this.jobState !== 'STARTING' && this.jobState !== 'QUEUED') return;
+    const message = `queued by ${this.spec.cluster}: ${reason}`;
+    if (this.jobState === 'QUEUED' && this.message === message) return;
+    this.message = message;
+    this.setJobState('QUEUED', message);
+  }
+
+  /** The cluster allocated the job's resources: registration deadlines count from now. */
+  allocated(): void {
+    if (this.jobState !== 'QUEUED') return;
+    this.message = undefined;
+    const now = this.now();
+    for (const rec of this.workers.values()) if (rec.state === 'STARTING') rec.lastSeen = now;
+    this.setJobState('STARTING', `${this.spec.cluster} allocated the job's resources; workers starting`);
   }
 
   /** A cluster told us a worker ended. Expected ends (completed, removed, job over) are ignored. */
@@ -306,6 +325,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
         this.workerFailed(rec, `no heartbeat for ${formatDuration(this.heartbeatTimeoutMs)}`);
       }
     }
+    if (this.jobState === 'QUEUED') return; // a queue is not a missed registration
     const late = [...this.workers.values()].filter(
       (w) => (w.state === 'STARTING' || w.state === 'FAILED') && w.lastSeen < now - this.spec.timeouts.registration,
     );
@@ -335,7 +355,8 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     const ended = new JobStateError(`job ${this.jobId} ended (${state}) before all workers joined: ${message}`);
     for (const done of [...this.allJoinedWaiters]) done(ended);
     this.setJobState(state, message);
-    this.released ??= this.launcher.release().then(
+    const ending = state === 'SUCCEEDED' ? 'succeeded' : state === 'KILLED' ? 'killed' : 'failed';
+    this.released ??= this.launcher.release(ending).then(
       () => this.resolveEnded(this.status()),
       (err: Error) => {
         this.message = `${message}; cleanup failed: ${err.message}`;

@@ -27,7 +27,16 @@ export interface WorkerExit {
 export interface LauncherListener {
   /** A worker process (or container, allocation, rank) ended on its own or was killed from outside. */
   workerExited(exit: WorkerExit): void;
+  /** The cluster holds the workers in its queue (a batch system); `reason` is the cluster's own. */
+  queued?(reason: string): void;
+  /** The cluster gave the job its resources: the workers are starting now. */
+  allocated?(): void;
+  /** The cluster ended the job by itself (time limit, node failure, cancelled by an administrator...). */
+  clusterEnded?(message: string): void;
 }
+
+/** How the job ended, for launchers whose clean-up differs (let a finished batch job end by itself). */
+export type JobEnding = 'succeeded' | 'failed' | 'killed';
 
 export interface Launcher {
   /** Starts workers 0..spec.workers-1. Resolves once the cluster accepted them, not once they registered. */
@@ -42,7 +51,7 @@ export interface Launcher {
    */
   restartWorker?(id: number, restartCount: number): Promise<void>;
   /** Releases everything the job created. Idempotent; resolves only when nothing is left. */
-  release(): Promise<void>;
+  release(ending?: JobEnding): Promise<void>;
 }
 
 export type LauncherFactory = () => Launcher;
@@ -55,6 +64,18 @@ export interface JobMasterCommand {
   host?: string;
 }
 
+/** A job master that a cluster's queue will start (Slurm: a batch job running `twister2 jobmaster`). */
+export interface QueuedJobMaster {
+  /** E.g. "Slurm job 42". */
+  name: string;
+  /** Undefined while the job master may still come; once it cannot, why (the queue refused or ended the job). */
+  whyGone(): Promise<string | undefined>;
+  /** The queue's word on the wait, e.g. "PENDING (Resources: ...)", for the user watching. */
+  waiting(): Promise<string | undefined>;
+  /** Takes the job out of the queue. */
+  cancel(): Promise<void>;
+}
+
 /**
  * Where a cluster runs a job master of the `cluster` placement. The default is a process on this
  * machine; a cluster may run it on one of its own hosts instead (MPI: the first host).
@@ -63,4 +84,6 @@ export interface JobMasterPlacement {
   jobMasterCommand(spec: JobSpec, jobDir: string, node: string, cli: string): Promise<JobMasterCommand>;
   /** The spec as that process runs it (e.g. listening on the host's own address). */
   jobMasterProcessSpec(spec: JobSpec): Promise<JobSpec>;
+  /** Clusters with a queue submit the job master to it instead: the client then waits for its record. */
+  queueJobMaster?(spec: JobSpec, jobDir: string, node: string, cli: string): Promise<QueuedJobMaster>;
 }

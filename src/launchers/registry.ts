@@ -4,11 +4,14 @@ import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.j
 import { LocalLauncher } from './local/local-launcher.js';
 import { MpiLauncher } from './mpi/mpi-launcher.js';
 import * as mpiPlacement from './mpi/placement.js';
+import * as slurmPlacement from './slurm/placement.js';
+import { SlurmLauncher } from './slurm/slurm-launcher.js';
 
 /** One line per cluster. A cluster missing here is named in the error, not silently replaced. */
 const launchers: Partial<Record<ClusterKind, LauncherFactory>> = {
   local: () => new LocalLauncher(),
   mpi: () => new MpiLauncher(),
+  slurm: () => new SlurmLauncher(),
 };
 
 export function createLauncher(kind: ClusterKind): Launcher {
@@ -28,6 +31,7 @@ export function launcherFactory(kind: ClusterKind): LauncherFactory {
 /** Clusters that run a `cluster`-placement job master on one of their own hosts; the rest run it here. */
 const placements: Partial<Record<ClusterKind, JobMasterPlacement>> = {
   mpi: mpiPlacement,
+  slurm: slurmPlacement,
 };
 
 const onThisMachine: JobMasterPlacement = {

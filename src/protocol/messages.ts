@@ -8,7 +8,8 @@ import { z } from 'zod';
 export const PROTOCOL_VERSION = 1;
 export const PROTOCOL_HEADER = 'twister2-protocol';
 
-export const JobStateSchema = z.enum(['STARTING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'KILLED']);
+// QUEUED: the cluster holds the job in its queue (Slurm PENDING); registration deadlines wait for it.
+export const JobStateSchema = z.enum(['QUEUED', 'STARTING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'KILLED']);
 export type JobState = z.infer<typeof JobStateSchema>;
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['SUCCEEDED', 'FAILED', 'KILLED'];
 

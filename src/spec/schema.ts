@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatDuration, parseDuration, parseBytes } from './units.js';
+import { SlurmSpecSchema } from './slurm-section.js';
 
 /**
  * The job spec: the single source of the spec's types. `JobSpecInput` is what users write
@@ -242,7 +243,7 @@ export const JobSpecSchema = z.strictObject({
   uploader: UploaderSpecSchema.prefault({}),
   local: LocalSpecSchema.prefault({}),
   kubernetes: reserved.optional(),
-  slurm: reserved.optional(),
+  slurm: SlurmSpecSchema.optional(),
   nomad: reserved.optional(),
   mpi: MpiSpecSchema.optional(),
 }).superRefine((spec, ctx) => {

@@ -2,6 +2,7 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { primaryAddress } from '../net/primary-address.js';
 import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { WorkerContext, WorkerContextEvents } from './context.js';
@@ -84,6 +85,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
       ...spec.worker.env,
       // The same twister2 CLI as this runtime, for `twister2 barrier` and `twister2 workers`.
       PATH: `${await writeCliShim(wenv.workDir)}${path.delimiter}${spec.worker.env.PATH ?? env.PATH ?? ''}`,
+      TWISTER2_JOB_TOKEN: wenv.TWISTER2_JOB_TOKEN,
       TWISTER2_WORKER_ID: String(workerId),
       TWISTER2_NUM_WORKERS: String(registration.numWorkers),
       TWISTER2_WORKER_SESSION: registration.session,
@@ -163,12 +165,4 @@ async function writeCliShim(workDir: string): Promise<string> {
   await chmod(tmp, 0o755);
   await rename(tmp, path.join(dir, 'twister2'));
   return dir;
-}
-
-/** The first non-internal IPv4 address, which peers on other hosts can reach; loopback on a laptop. */
-function primaryAddress(): string {
-  for (const addrs of Object.values(os.networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
 }

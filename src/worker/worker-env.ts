@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -8,7 +9,9 @@ import { PackageRefSchema } from '../uploader/uploader.js';
 const WorkerEnvSchema = z.object({
   TWISTER2_JOB_ID: z.string().min(1),
   TWISTER2_JOB_MASTER_URL: z.string().url(),
-  TWISTER2_JOB_TOKEN: z.string().min(16),
+  TWISTER2_JOB_TOKEN: z.string().min(16).optional(),
+  /** Where a cluster that keeps a copy of the job's environment (Slurm) finds the secret instead: a 0600 file. */
+  TWISTER2_JOB_TOKEN_FILE: z.string().min(1).optional(),
   TWISTER2_PACKAGE_REF: z.string().transform((s, ctx) => {
     try {
       return PackageRefSchema.parse(JSON.parse(s));
@@ -22,7 +25,7 @@ const WorkerEnvSchema = z.object({
   TWISTER2_WORK_DIR: z.string().optional(),
 });
 
-export type WorkerEnv = z.infer<typeof WorkerEnvSchema> & { workDir: string };
+export type WorkerEnv = z.infer<typeof WorkerEnvSchema> & { workDir: string; TWISTER2_JOB_TOKEN: string };
 
 export function readWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
   const parsed = WorkerEnvSchema.safeParse(env);
@@ -31,5 +34,17 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
     throw new Twister2Error(`the worker runtime was started without a valid ${names}; it is meant to be started by a twister2 launcher`);
   }
   const workDir = parsed.data.TWISTER2_WORK_DIR ?? path.join(os.tmpdir(), 'twister2', parsed.data.TWISTER2_JOB_ID);
-  return { ...parsed.data, workDir };
+  return { ...parsed.data, workDir, TWISTER2_JOB_TOKEN: jobToken(parsed.data) };
+}
+
+function jobToken(env: { TWISTER2_JOB_TOKEN?: string | undefined; TWISTER2_JOB_TOKEN_FILE?: string | undefined }): string {
+  if (env.TWISTER2_JOB_TOKEN) return env.TWISTER2_JOB_TOKEN;
+  if (!env.TWISTER2_JOB_TOKEN_FILE) throw new Twister2Error('the worker runtime was started without TWISTER2_JOB_TOKEN or TWISTER2_JOB_TOKEN_FILE; it is meant to be started by a twister2 launcher');
+  try {
+    const token = readFileSync(env.TWISTER2_JOB_TOKEN_FILE, 'utf8').trim();
+    if (token.length >= 16) return token;
+  } catch (err) {
+    throw new Twister2Error(`cannot read the job token from ${env.TWISTER2_JOB_TOKEN_FILE} (TWISTER2_JOB_TOKEN_FILE): ${(err as Error).message}; the job directory must be on a file system every node shares`);
+  }
+  throw new Twister2Error(`${env.TWISTER2_JOB_TOKEN_FILE} (TWISTER2_JOB_TOKEN_FILE) does not hold a job token`);
 }

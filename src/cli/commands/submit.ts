@@ -16,7 +16,14 @@ interface SubmitArgs {
 /** Submits, shows registration progress and worker output, and exits with the job's outcome. */
 export async function submitCommand(args: SubmitArgs): Promise<number> {
   const started = Date.now();
-  const handle = await submit({ job: args.job, cluster: args.cluster, workers: args.workers, detach: args.detach, onUploadProgress: uploadProgress() });
+  const handle = await submit({
+    job: args.job,
+    cluster: args.cluster,
+    workers: args.workers,
+    detach: args.detach,
+    onUploadProgress: uploadProgress(),
+    onQueued: (message) => console.error(`twister2: the job master is queued: ${message}`),
+  });
   const status = await handle.status();
   const say = (s: string) => console.error(`twister2: ${s}`);
   say(`job ${handle.jobId} submitted to ${status.cluster} (${status.numWorkers} workers, package ${formatBytes(handle.record.package.size)}, sha256 ${handle.record.package.sha256.slice(0, 12)})`);
@@ -84,6 +91,11 @@ class Progress {
     if (e.type === 'worker-state') {
       if (e.state === 'RUNNING' || e.state === 'COMPLETED') this.registered.add(e.workerId);
       else this.registered.delete(e.workerId);
+    }
+    if (e.type === 'job-state' && e.state === 'QUEUED') {
+      this.clear();
+      process.stderr.write(`twister2: job QUEUED by the cluster: ${e.message ?? 'waiting'}\n`);
+      return;
     }
     if (e.type === 'job-state' && e.state !== 'STARTING') {
       this.clear();

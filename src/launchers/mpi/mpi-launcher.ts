@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LauncherError, UsageError } from '../../errors.js';
 import type { MpiSpec } from '../../spec/schema.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import { findProgram } from '../find-program.js';
 import { inheritedEnv, killGroup } from '../process-group.js';
 import { workerEnvironment } from '../worker-env.js';
 import { checkHostPlan, loadHosts, mpiSection } from './host-plan.js';
@@ -167,18 +168,4 @@ export class MpiLauncher implements Launcher {
     }
     throw new LauncherError(`processes of job ${ctx.jobId} were still running after ${SWEEP_ROUNDS} rounds of clean-up: ${left.join('; ')}`);
   }
-}
-
-/** The program's path when it can be run: a path as given, or a name found on PATH. */
-export function findProgram(program: string, envPath: string = process.env.PATH ?? ''): string | undefined {
-  const candidates = program.includes('/') ? [program] : envPath.split(path.delimiter).filter(Boolean).map((d) => path.join(d, program));
-  for (const c of candidates) {
-    try {
-      accessSync(c, constants.X_OK);
-      return c;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
 }

@@ -4,7 +4,8 @@ import { LauncherError, UsageError } from '../../errors.js';
 import { isLoopbackHost, type JobSpec } from '../../spec/schema.js';
 import { loadHosts, mpiSection } from './host-plan.js';
 import { isThisMachine, sshRun } from './remote-hosts.js';
-import { shellQuote, sshOptions } from './ssh-options.js';
+import { shellQuote } from '../shell-quote.js';
+import { sshOptions } from './ssh-options.js';
 import type { JobMasterCommand } from '../launcher.js';
 
 /** True when the job master of this job runs on the first MPI host (`cluster: mpi` + `jobMaster.placement: cluster`). */

@@ -3,7 +3,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { MpiSpec } from '../../spec/schema.js';
 import { isLoopbackHost } from '../../spec/schema.js';
-import { shellQuote, sshOptions } from './ssh-options.js';
+import { shellQuote } from '../shell-quote.js';
+import { sshOptions } from './ssh-options.js';
 
 export interface SshResult {
   code: number | null;

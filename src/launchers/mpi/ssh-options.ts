@@ -1,6 +1,7 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { MpiSpec } from '../../spec/schema.js';
+import { shellQuote } from '../shell-quote.js';
 
 /**
  * The ssh options the launcher uses everywhere: in the plm_rsh_agent wrapper mpirun runs, in the
@@ -34,8 +35,4 @@ export async function writeSshWrapper(jobDir: string, ssh: MpiSpec['ssh']): Prom
   await writeFile(file, renderSshWrapper(ssh));
   await chmod(file, 0o755);
   return file;
-}
-
-export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

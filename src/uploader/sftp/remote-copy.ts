@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { HostChecksumError, HostPermissionError, SftpUploadError, Twister2Error } from '../../errors.js';
+import { shellQuote } from '../../launchers/shell-quote.js';
 import type { SshSession } from './ssh-session.js';
 
 /**
@@ -56,11 +57,6 @@ export async function copyAndVerify(s: SshSession, copy: PackageCopy): Promise<v
 export async function removeDirs(s: SshSession, dirs: string[]): Promise<void> {
   const t = s.target;
   await s.run(`rm -rf -- ${dirs.map(shellQuote).join(' ')}`, (r) => new SftpUploadError(`cannot remove ${dirs.join(', ')} on ${t.name}: ${r}`, { host: t.name }));
-}
-
-/** Single-quotes for a POSIX shell. */
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 function put(sftp: SFTPWrapper, local: string, remote: string, step: (sent: number) => void): Promise<void> {

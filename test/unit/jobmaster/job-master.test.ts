@@ -186,4 +186,26 @@ describe('job master', () => {
     await reading;
     expect(seen).toEqual(['snapshot', '0:RUNNING', 'KILLED']);
   });
+
+  it('holds registration deadlines while the cluster queues the job, and counts them from the allocation', async () => {
+    const { jm, launcher } = await setup({ timeouts: { registration: '300ms', heartbeat: '30s' } });
+    jm.queued('Slurm job 7 is PENDING (Resources)');
+    expect(jm.status()).toMatchObject({ state: 'QUEUED', message: 'queued by local: Slurm job 7 is PENDING (Resources)' });
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(jm.state).toBe('QUEUED'); // well past the registration timeout, yet not failed
+    jm.allocated();
+    expect(jm.state).toBe('STARTING');
+    const ended = await jm.whenEnded();
+    expect(ended.state).toBe('FAILED');
+    expect(ended.message).toMatch(/workers 0, 1, 2 did not register within 300ms/);
+    expect(launcher.calls).toContain('release');
+  });
+
+  it('a worker registering while the job still shows QUEUED moves it on', async () => {
+    const { jm, client } = await setup({ timeouts: { heartbeat: '30s' } });
+    jm.queued('PENDING');
+    await client.register(reg(0));
+    expect(jm.state).toBe('STARTING');
+    jm.kill();
+  });
 });

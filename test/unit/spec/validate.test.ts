@@ -41,7 +41,7 @@ describe('job spec', () => {
     [{ ...ok, jobMaster: { placement: 'moon' } }, /jobMaster.placement: .*"client"\|"cluster".*\(got "moon"\)/],
     [{ ...ok, cluster: 'yarn' }, /cluster: .*"local".*\(got "yarn"\)/],
     [{ ...ok, worker: { command: 'x', env: { TWISTER2_WORKER_ID: '3' } } }, /worker.env.TWISTER2_WORKER_ID: names starting with TWISTER2_/],
-    [{ ...ok, slurm: { partition: 'debug' } }, /slurm.partition: unknown key "partition"/],
+    [{ ...ok, nomad: { datacenter: 'dc1' } }, /nomad.datacenter: unknown key "datacenter"/],
     [{ ...ok, restart: { maxRestarts: -1 } }, /restart.maxRestarts: .*\(got -1\)/],
   ])('rejects %j', (raw, pattern) => {
     expect(problems(raw)).toMatch(pattern);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { LauncherError, SpecError, UsageError } from '../../../../src/errors.js';
 import { checkHostPlan } from '../../../../src/launchers/mpi/host-plan.js';
-import { findProgram, MpiLauncher } from '../../../../src/launchers/mpi/mpi-launcher.js';
+import { findProgram } from '../../../../src/launchers/find-program.js';
+import { MpiLauncher } from '../../../../src/launchers/mpi/mpi-launcher.js';
 import { parseSpec } from '../../../../src/spec/validate.js';
 
 const base = { name: 'j', workers: 4, worker: { command: 'true' }, cluster: 'mpi', jobMaster: { host: '10.0.0.1' } };

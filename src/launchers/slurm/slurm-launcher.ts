@@ -1,0 +1,281 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { files } from '../../client/job-store.js';
+import { LauncherError } from '../../errors.js';
+import { SlurmSpecSchema, type SlurmSpec } from '../../spec/slurm-section.js';
+import type { JobSpec } from '../../spec/schema.js';
+import { FileTail } from '../file-tail.js';
+import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import { killGroup } from '../process-group.js';
+import { workerEnvironment } from '../worker-env.js';
+import { batchScript, srunWorkersArgs } from './batch-script.js';
+import { describeReason, slurmPhase, UNSATISFIABLE_REASONS } from './job-states.js';
+import { SlurmCommands } from './slurm-commands.js';
+import { parseTaggedLine } from '../mpi/tagged-output.js';
+import { parseTaskExit } from './task-exits.js';
+
+const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
+const POLL_MS = 1000;
+/** A job whose workers all completed is given this long to end by itself (so Slurm records COMPLETED). */
+const NATURAL_END_MS = 20_000;
+const GONE_TIMEOUT_MS = 90_000;
+/** Set in the batch script of a job whose job master runs inside the allocation. */
+export const IN_ALLOCATION_ENV = 'TWISTER2_SLURM_IN_ALLOCATION';
+
+export function slurmSection(spec: JobSpec): SlurmSpec {
+  return spec.slurm ?? SlurmSpecSchema.parse({});
+}
+
+/**
+ * Runs the job as a Slurm batch job. With the job master in the client, the client submits a batch
+ * script whose srun starts the workers (task N = worker N = SLURM_PROCID), then follows the job through
+ * squeue (queued with Slurm's reason, allocated, ended) and srun's task-exit lines in the batch output.
+ * With the job master inside the allocation (jobMaster.placement: cluster), the batch script runs the job
+ * master, and this launcher, running there, starts the workers' srun itself.
+ *
+ * A failed worker is restarted as a new one-task step in the same allocation (srun --overlap) with the same
+ * ID. Clean-up is scancel, then waiting until Slurm no longer lists the job: Slurm itself kills every
+ * process of every step on every node.
+ */
+export class SlurmLauncher implements Launcher {
+  private ctx: LaunchContext | undefined;
+  private slurm: SlurmSpec | undefined;
+  private commands: SlurmCommands | undefined;
+  private listener: LauncherListener | undefined;
+  /** The Slurm job ID: of the batch job this launcher submitted, or of the allocation it runs in. */
+  slurmJobId: string | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private polling = false;
+  private tail: FileTail | undefined;
+  private ended = false;
+  private releasing = false;
+  private released: Promise<void> | undefined;
+  /** srun processes this launcher runs itself: the workers' step (in an allocation) and restarted workers. */
+  private readonly steps = new Set<ChildProcess>();
+  private readonly onExit = () => this.steps.forEach((s) => killGroup(s.pid, 'SIGKILL'));
+
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
+    this.ctx = ctx;
+    this.listener = listener;
+    const slurm = (this.slurm = slurmSection(ctx.spec));
+    const commands = (this.commands = new SlurmCommands(slurm));
+    mkdirSync(this.logsDir, { recursive: true });
+    process.on('exit', this.onExit);
+    if (this.env[IN_ALLOCATION_ENV] === '1' && this.env.SLURM_JOB_ID) {
+      this.slurmJobId = this.env.SLURM_JOB_ID;
+      this.runStep(srunWorkersArgs({ spec: ctx.spec, slurm, logsDir: this.logsDir, workerCommand: this.workerCommand() }), this.workerEnv());
+      return;
+    }
+    commands.program('srun'); // fail before submitting if restarts could not be run
+    const script = path.join(ctx.jobDir, 'slurm', 'job.sbatch');
+    mkdirSync(path.dirname(script), { recursive: true });
+    writeFileSync(
+      script,
+      batchScript({
+        jobId: ctx.jobId,
+        spec: ctx.spec,
+        slurm,
+        logsDir: this.logsDir,
+        body: { kind: 'workers', env: this.workerEnv(), workerCommand: this.workerCommand(), mpirunIsRoot: process.getuid?.() === 0 },
+      }),
+      { mode: 0o644 },
+    );
+    if (this.releasing) return;
+    this.slurmJobId = await commands.submit(script);
+    writeFileSync(path.join(ctx.jobDir, 'slurm', 'job-id'), `${this.slurmJobId}\n`);
+    this.note(`submitted ${script} as Slurm job ${this.slurmJobId}`);
+    this.tail = new FileTail(path.join(this.logsDir, `slurm-${this.slurmJobId}.out`), (line) => this.onBatchOutput(line));
+    this.tail.start();
+    this.poller = setInterval(() => void this.poll(), POLL_MS);
+    void this.poll();
+  }
+
+  async addWorkers(): Promise<void> {
+    throw new LauncherError('scaling is not supported by the slurm launcher: a Slurm allocation has a fixed size (submit a job with more workers instead)');
+  }
+
+  async removeWorkers(): Promise<void> {
+    throw new LauncherError('scaling is not supported by the slurm launcher: a Slurm allocation has a fixed size (submit a job with more workers instead)');
+  }
+
+  /** A new one-task step in the job's allocation, with the failed worker's ID. */
+  async restartWorker(id: number, restartCount: number): Promise<void> {
+    const ctx = this.ctx!;
+    if (!this.slurmJobId || this.ended) throw new LauncherError(`Slurm job ${this.slurmJobId ?? '(not submitted)'} has ended; worker ${id} cannot be restarted in it`);
+    const log = path.join(this.logsDir, `worker-${id}.log`);
+    const cpus = this.slurm!.cpusPerTask ?? Math.ceil(ctx.spec.resources.cpu);
+    const args = [
+      `--jobid=${this.slurmJobId}`,
+      '--overlap',
+      '--ntasks=1',
+      '--nodes=1',
+      `--cpus-per-task=${cpus}`,
+      `--job-name=${ctx.jobId}-worker-${id}`,
+      `--output=${log}`,
+      `--error=${log}`,
+      '--open-mode=append',
+      '--',
+      ...this.workerCommand(),
+    ];
+    this.runStep(args, { ...this.workerEnv(), TWISTER2_WORKER_ID: String(id), TWISTER2_RESTART_COUNT: String(restartCount) }, id);
+  }
+
+  release(ending: JobEnding = 'failed'): Promise<void> {
+    this.releasing = true;
+    this.released ??= this.doRelease(ending);
+    return this.released;
+  }
+
+  private async doRelease(ending: JobEnding): Promise<void> {
+    clearInterval(this.poller);
+    const commands = this.commands;
+    const jobId = this.slurmJobId;
+    try {
+      if (this.env[IN_ALLOCATION_ENV] === '1') {
+        // Inside the allocation: end our own steps; the allocation ends when the batch step (we) exits.
+        await this.stopSteps();
+        return;
+      }
+      if (!commands || !jobId) return;
+      if (ending === 'succeeded' && (await this.waitGone(jobId, NATURAL_END_MS))) return;
+      await commands.cancel(jobId);
+      this.note(`scancel ${jobId} (the job ${ending})`);
+      if (!(await this.waitGone(jobId, GONE_TIMEOUT_MS))) {
+        throw new LauncherError(`Slurm job ${jobId} was still listed by squeue ${GONE_TIMEOUT_MS / 1000}s after scancel`);
+      }
+      await this.stopSteps();
+    } finally {
+      process.off('exit', this.onExit);
+      await this.tail?.stop();
+    }
+  }
+
+  private get logsDir(): string {
+    return path.join(this.ctx!.jobDir, files.logs);
+  }
+
+  private workerCommand(): string[] {
+    return [process.execPath, WORKER_MAIN];
+  }
+
+  /**
+   * What the workers get. The token stays out of the script and of Slurm's copy of the environment:
+   * workers read it from the job directory's 0600 file, which a Slurm cluster's shared home makes visible.
+   */
+  private workerEnv(): Record<string, string> {
+    const ctx = this.ctx!;
+    const env = workerEnvironment(ctx);
+    delete env.TWISTER2_JOB_TOKEN;
+    return {
+      ...env,
+      TWISTER2_JOB_TOKEN_FILE: path.join(ctx.jobDir, files.token),
+      TWISTER2_WORK_DIR: path.join('/tmp', 'twister2', ctx.jobId),
+    };
+  }
+
+  /** Runs srun here (a restart, or the workers' step inside an allocation) and reports its tasks' exits. */
+  private runStep(args: string[], env: Record<string, string>, workerId?: number): void {
+    const srun = this.commands!.program('srun');
+    const base = workerId === undefined ? this.env : this.commands!.env;
+    const child = spawn(srun, args, { env: { ...base, ...env }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    this.steps.add(child);
+    let rest = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) this.onBatchOutput(line);
+    });
+    child.once('error', (err) => this.note(`could not run srun: ${err.message}`));
+    child.once('exit', (code, signal) => {
+      this.steps.delete(child);
+      if (rest) this.onBatchOutput(rest);
+      if (this.releasing || workerId === undefined) return;
+      // srun's exit code is the task's; a clean exit was reported by the worker runtime itself.
+      if (code !== 0 || signal) this.listener!.workerExited({ workerId, code, signal });
+    });
+  }
+
+  private async stopSteps(): Promise<void> {
+    const steps = [...this.steps];
+    await Promise.all(
+      steps.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (s.exitCode !== null || s.signalCode !== null) return resolve();
+            s.once('exit', () => resolve());
+            // srun forwards the first SIGTERM to its tasks; SIGKILL if they do not go.
+            killGroup(s.pid, 'SIGTERM');
+            setTimeout(() => killGroup(s.pid, 'SIGKILL'), 10_000).unref();
+          }),
+      ),
+    );
+  }
+
+  /**
+   * srun's "task N: Killed" lines (batch output or our own srun's stderr) become worker exits. With
+   * launch: mpirun the ranks' output is in the batch output, tagged: each rank's lines go to its worker log.
+   */
+  private onBatchOutput(line: string): void {
+    const exit = parseTaskExit(line);
+    if (exit && !this.releasing) for (const e of exit.exits) this.listener!.workerExited(e);
+    const tagged = this.slurm?.launch === 'mpirun' ? parseTaggedLine(line) : undefined;
+    if (tagged) appendFileSync(path.join(this.logsDir, `worker-${tagged.rank}.log`), `${tagged.text}\n`);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.ended || !this.slurmJobId) return;
+    this.polling = true;
+    try {
+      const entry = await this.commands!.queueEntry(this.slurmJobId);
+      if (this.releasing) return;
+      const phase = entry ? slurmPhase(entry.state) : undefined;
+      if (entry && phase?.phase === 'queued') {
+        if (UNSATISFIABLE_REASONS.has(entry.reason)) {
+          return this.clusterEnded(`Slurm cannot run job ${this.slurmJobId} as submitted: ${describeReason(entry.reason)}`);
+        }
+        this.listener!.queued?.(`Slurm job ${this.slurmJobId} is ${phase.state} (${describeReason(entry.reason)})`);
+      } else if (entry && phase?.phase === 'allocated') {
+        this.listener!.allocated?.();
+      } else {
+        const record = await this.commands!.finalRecord(this.slurmJobId);
+        const final = slurmPhase(record?.state || entry?.state || 'UNKNOWN');
+        const detail = record ? `${final.state}${final.meaning ? `: ${final.meaning}` : ''}; exit code ${record.exitCode}` : 'no record left in the controller';
+        await this.tail?.stop();
+        this.clusterEnded(`Slurm job ${this.slurmJobId} ended (${detail}); its output is ${path.join(this.logsDir, `slurm-${this.slurmJobId}.out`)}`);
+      }
+    } catch (err) {
+      this.note(`could not read the state of Slurm job ${this.slurmJobId}: ${(err as Error).message}`);
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private clusterEnded(message: string): void {
+    this.ended = true;
+    clearInterval(this.poller);
+    this.listener!.clusterEnded?.(message);
+  }
+
+  private async waitGone(jobId: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const entry = await this.commands!.queueEntry(jobId).catch(() => ({ state: 'UNKNOWN', reason: '', nodes: '' }));
+      if (!entry) return true;
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  private note(text: string): void {
+    try {
+      appendFileSync(path.join(this.logsDir, 'slurm-launcher.log'), `${new Date().toISOString()} ${text}\n`);
+    } catch {
+      // The log is a convenience.
+    }
+  }
+}
+

@@ -1,0 +1,275 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launcherConformance } from '../conformance/launcher-conformance.js';
+import { ensureOpenMpi } from '../env/openmpi.js';
+import { ensureSlurm, startSlurmCluster, type SlurmCluster } from '../env/slurm-cluster.js';
+import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+
+/**
+ * The slurm launcher against a real Slurm (slurmctld + 2 slurmd, each node in its own network namespace
+ * and hostname, sharing this file system as NFS would). Workers reach the job master in the client at
+ * the namespaces' bridge address.
+ */
+ensureOpenMpi();
+ensureSlurm();
+let cluster: SlurmCluster;
+const saved = { ...process.env };
+
+beforeAll(async () => {
+  cluster = await startSlurmCluster({ nodes: 2, cpusPerNode: 8 });
+  // The CLI started by the tests (and the conformance suite) finds the cluster like a login node would.
+  Object.assign(process.env, cluster.env);
+}, 180_000);
+afterAll(async () => {
+  for (const k of Object.keys(cluster?.env ?? {})) if (saved[k] === undefined) delete process.env[k];
+  await cluster?.stop();
+});
+
+function slurmSpec(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { cluster: 'slurm', jobMaster: { host: cluster.controllerAddress }, slurm: { tasksPerNode: 2 }, ...extra };
+}
+
+function slurm(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { env: { ...process.env, ...cluster.env }, encoding: 'utf8' });
+}
+
+/** What Slurm still runs of the job (by its name, the twister2 job ID) and any process of it on this machine. */
+async function leftovers(jobId: string): Promise<string[]> {
+  const queued = slurm('squeue', ['-h', '-n', jobId, '-o', '%i %T']).trim();
+  const procs = jobProcesses(jobId);
+  return [...(queued ? [`squeue: ${queued}`] : []), ...(procs.length ? [`processes: ${procs.join(' ')}`] : [])];
+}
+
+function slurmJobIdOf(home: string, jobId: string): string {
+  return readFileSync(path.join(home, 'jobs', jobId, 'slurm', 'job-id'), 'utf8').trim();
+}
+
+interface Rec {
+  id: number;
+  step: string;
+  procid?: string;
+  node?: string;
+  hostname?: string;
+  n?: number;
+  peers?: { id: number; ip: string }[];
+  restart?: number;
+  pid?: number;
+  failed?: number;
+  message?: string;
+}
+
+describe('slurm launcher on a 2-node Slurm cluster', () => {
+  it('runs 4 workers, 2 per node: IDs = SLURM_PROCID, discovery, 3 barriers, SUCCEEDED, Slurm says COMPLETED', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'slurm-ids', workers: 4, worker: { module: 'w.mjs' }, ...slurmSpec() }, { 'w.mjs': fixture('slurm-worker.mjs') });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    expect(r.stderr).toMatch(/SUCCEEDED: all 4 workers completed/);
+    const recs = testRecords<Rec>(r.stdout);
+    const found = recs.filter((x) => x.step === 'discovered');
+    expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    for (const x of found) {
+      expect(x.procid).toBe(String(x.id));
+      expect(x.n).toBe(4);
+      expect(x.peers?.map((p) => p.id)).toEqual([0, 1, 2, 3]);
+    }
+    const nodes = cluster.nodes.map((n) => n.name);
+    expect(new Set(found.map((x) => x.node))).toEqual(new Set(nodes));
+    expect(new Set(found.map((x) => x.hostname))).toEqual(new Set(nodes));
+    for (const node of nodes) expect(found.filter((x) => x.node === node)).toHaveLength(2);
+    // Peers see each other at their nodes' addresses.
+    expect(new Set(found[0]!.peers!.map((p) => p.ip))).toEqual(new Set(cluster.nodes.map((n) => n.address)));
+    expect(recs.filter((x) => x.step === 'barrier')).toHaveLength(12);
+    const sid = slurmJobIdOf(home, jobId);
+    expect(slurm('scontrol', ['show', 'job', '--oneliner', sid])).toMatch(/JobState=COMPLETED .*ExitCode=0:0/);
+    expect(await leftovers(jobId)).toEqual([]);
+    // The batch script holds no secret: the token is in a 0600 file.
+    const script = readFileSync(path.join(home, 'jobs', jobId, 'slurm', 'job.sbatch'), 'utf8');
+    const token = readFileSync(path.join(home, 'jobs', jobId, 'token'), 'utf8').trim();
+    expect(script).not.toContain(token);
+    expect(script).toMatch(/^#SBATCH --ntasks-per-node=2$/m);
+  });
+
+  it('fails fast with Slurm\'s reason when a job asks for more CPUs than the cluster has, and cancels it', async () => {
+    const home = tempHome();
+    const job = makeJob({
+      name: 'slurm-too-big',
+      workers: 2,
+      worker: { command: 'true' },
+      timeouts: { registration: '10m' },
+      ...slurmSpec({ slurm: { cpusPerTask: 64 } }),
+    });
+    const r = await runCli(['submit', job], home);
+    expect(r.code).toBe(1);
+    // Slurm accepts the job but can never run it on this partition: twister2 says so at once, with Slurm's reason.
+    expect(r.stderr).toMatch(/FAILED: Slurm cannot run job \d+ as submitted: PartitionConfig: the partition cannot run it as asked/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(await leftovers(jobIds(home)[0]!)).toEqual([]);
+  });
+
+  it('names the partitions there are when the spec asks for an unknown one', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'slurm-part', workers: 1, worker: { command: 'true' }, ...slurmSpec({ slurm: { partition: 'nosuch' } }) });
+    const r = await runCli(['submit', job], home);
+    expect(r.code).toBe(1);
+    // sbatch's own words, the partitions there are, and the generated script to look at.
+    expect(r.stderr).toMatch(/sbatch refused the job: invalid partition specified: nosuch; .*; partitions on this cluster: debug\*, batch \(the batch script is \S+\/slurm\/job\.sbatch\)/);
+    expect(await leftovers(jobIds(home)[0]!)).toEqual([]);
+  });
+
+  it('says Slurm is missing when its commands are not there', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'slurm-none', workers: 1, worker: { command: 'true' }, ...slurmSpec({ slurm: { binDir: '/nonexistent/slurm/bin' } }) });
+    const r = await runCli(['submit', job], home);
+    expect(r.stderr).toMatch(/Slurm's srun was not found in \/nonexistent\/slurm\/bin \(slurm.binDir\)/);
+    expect(r.code).not.toBe(0);
+  });
+
+  it('shows a job waiting for resources as QUEUED with Slurm\'s reason, then runs it', async () => {
+    const home = tempHome();
+    // A plain Slurm job holds every CPU of both nodes for a while.
+    const blocker = slurm('sbatch', ['--parsable', `--ntasks=${cluster.totalCpus}`, '--job-name=t2-blocker', '--output=/dev/null', '--wrap', 'sleep 8']).trim();
+    try {
+      const job = makeJob({ name: 'slurm-queued', workers: 2, worker: { command: 'true' }, ...slurmSpec() });
+      const r = await runCli(['submit', job], home);
+      expect(r.stderr).toMatch(/job QUEUED by the cluster: queued by slurm: Slurm job \d+ is PENDING \((Resources|Priority)/);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      spawnSync('scancel', [blocker], { env: { ...process.env, ...cluster.env } });
+    }
+  });
+
+  it('restarts a SIGKILLed worker as a new step in the allocation with the same ID; the job succeeds', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'slurm-restart', workers: 3, restart: { maxRestarts: 1 }, worker: { module: 'w.mjs', args: ['1'] }, ...slurmSpec() },
+      { 'w.mjs': fixture('restart-worker.mjs') },
+    );
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    const computing = await waitFor('worker 1 computing', () => testRecords<Rec>(readLogs(home, jobId)).find((x) => x.step === 'computing' && x.restart === 0), 60_000);
+    process.kill(computing.pid!, 'SIGKILL');
+    const code = await cli.closed;
+    const out = cli.output();
+    expect(code, `${out.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const recs = testRecords<Rec>(readLogs(home, jobId));
+    expect(recs.filter((x) => x.id === 1 && x.step === 'start').map((x) => x.restart)).toEqual([0, 1]);
+    expect(recs.filter((x) => x.step === 'done').map((x) => x.id).sort()).toEqual([0, 1, 2]);
+    const told = recs.filter((x) => x.step === 'peer-failed');
+    expect(told.map((x) => x.id).sort()).toEqual([0, 2]);
+    for (const t of told) expect(t).toMatchObject({ failed: 1, message: 'worker process killed by SIGKILL' });
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('runs the job master inside the allocation (jobMaster.placement: cluster)', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'slurm-in-alloc', workers: 4, worker: { module: 'w.mjs' }, cluster: 'slurm', jobMaster: { placement: 'cluster' }, slurm: { tasksPerNode: 2 } },
+      { 'w.mjs': fixture('slurm-worker.mjs') },
+    );
+    const submitted = await runCli(['submit', job], home);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const jobId = jobIds(home)[0]!;
+    const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { url: string } };
+    // It listens on the first node's address, inside the allocation.
+    expect(cluster.nodes.map((n) => n.address)).toContain(new URL(record.jobMaster.url).hostname);
+    const status = await waitFor('the job to end', async () => {
+      const s = await runCli(['status', jobId, '--json'], home);
+      const st = JSON.parse(s.stdout || '{}') as { state?: string };
+      return st.state && ['SUCCEEDED', 'FAILED', 'KILLED'].includes(st.state) ? st : undefined;
+    }, 90_000);
+    expect(status.state, readLogs(home, jobId)).toBe('SUCCEEDED');
+    const found = testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'discovered');
+    expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    const sid = slurmJobIdOf(home, jobId);
+    await waitFor('Slurm to record the job', () => /JobState=COMPLETED/.test(slurm('scontrol', ['show', 'job', '--oneliner', sid])), 30_000);
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('a crashed in-allocation job master ends the Slurm job: nothing is left', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'slurm-jm-crash', workers: 4, worker: { module: 'w.mjs' }, cluster: 'slurm', jobMaster: { placement: 'cluster' }, slurm: { tasksPerNode: 2 } },
+      { 'w.mjs': fixture('sleep-worker.mjs') },
+    );
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('4 sleeping workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4, 60_000);
+    const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number } };
+    process.kill(record.jobMaster.pid, 'SIGKILL');
+    await waitFor('Slurm to end the job and every worker to be gone', async () => (await leftovers(jobId)).length === 0, 60_000);
+    expect(slurm('scontrol', ['show', 'job', '--oneliner', slurmJobIdOf(home, jobId)])).toMatch(/JobState=(FAILED|CANCELLED)/);
+    // The client following the job notices that its job master is gone.
+    expect(await cli.closed).toBe(4);
+  });
+
+  it('starts an MPI program with mpirun inside the allocation (slurm.launch: mpirun): ranks are worker IDs', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'slurm-mpirun', workers: 4, worker: { module: 'w.mjs' }, ...slurmSpec({ slurm: { tasksPerNode: 2, launch: 'mpirun', exportEnv: ['OMPI_MCA_btl'] } }) },
+      { 'w.mjs': fixture('mpi-rank-worker.mjs') },
+    );
+    // The namespace "nodes" share one /dev/shm and hostname space with each other: OpenMPI must use TCP only.
+    const r = await runCli(['submit', job], home, { OMPI_MCA_btl: 'self,tcp' });
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const found = testRecords<Rec & { rank?: string; size?: string }>(r.stdout).filter((x) => x.step === 'discovered');
+    expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    for (const x of found) expect([x.rank, x.size]).toEqual([String(x.id), '4']);
+    expect(new Set(found[0]!.peers!.map((p) => p.ip))).toEqual(new Set(cluster.nodes.map((n) => n.address)));
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('every kind of directive it writes is accepted by the real sbatch --test-only', async () => {
+    const { sbatchDirectives } = await import('../../src/launchers/slurm/batch-script.js');
+    const { parseSpec } = await import('../../src/spec/validate.js');
+    const spec = parseSpec({
+      name: 'testonly',
+      cluster: 'slurm',
+      workers: 1,
+      resources: { cpu: 2, memory: '256Mi', gpus: 1 },
+      worker: { command: 'true' },
+      slurm: {
+        partition: 'batch',
+        time: '10m',
+        nodes: '1-2',
+        tasksPerNode: 1,
+        gres: 'gpu:1',
+        constraint: 'fast',
+        exclude: [cluster.nodes[1]!.name],
+        nodelist: [cluster.nodes[0]!.name],
+        exclusive: true,
+        // This test cluster runs no accounting database, so Slurm accepts any account and QOS.
+        account: 'proj1',
+        qos: 'normal',
+        directives: ['--mail-type=NONE', '--comment=twister2-test'],
+      },
+    });
+    const home = tempHome();
+    const lines = sbatchDirectives({ jobId: 'testonly', spec, slurm: spec.slurm!, logsDir: home });
+    const script = path.join(home, 'test.sbatch');
+    writeFileSync(script, ['#!/bin/bash', ...lines.map((l) => `#SBATCH ${l}`), 'true', ''].join('\n'));
+    const r = spawnSync('sbatch', ['--test-only', script], { env: { ...process.env, ...cluster.env }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/to start at/);
+    // And the same with memory per node instead of per CPU.
+    const perNode = sbatchDirectives({ jobId: 'testonly', spec: { ...spec, slurm: { ...spec.slurm!, memoryPerNode: 512 * 2 ** 20 } }, slurm: { ...spec.slurm!, memoryPerNode: 512 * 2 ** 20 }, logsDir: home });
+    writeFileSync(script, ['#!/bin/bash', ...perNode.map((l) => `#SBATCH ${l}`), 'true', ''].join('\n'));
+    const r2 = spawnSync('sbatch', ['--test-only', script], { env: { ...process.env, ...cluster.env }, encoding: 'utf8' });
+    expect(r2.status, r2.stderr).toBe(0);
+  });
+});
+
+describe('slurm launcher conformance', () => {
+  launcherConformance({
+    cluster: 'slurm',
+    get spec() {
+      return slurmSpec();
+    },
+    leftovers,
+    cleanupWithinMs: 20_000,
+  });
+});

@@ -4,6 +4,7 @@ import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.j
 import { LocalLauncher } from './local/local-launcher.js';
 import { MpiLauncher } from './mpi/mpi-launcher.js';
 import * as mpiPlacement from './mpi/placement.js';
+import { NomadLauncher } from './nomad/nomad-launcher.js';
 import * as slurmPlacement from './slurm/placement.js';
 import { SlurmLauncher } from './slurm/slurm-launcher.js';
 
@@ -12,6 +13,7 @@ const launchers: Partial<Record<ClusterKind, LauncherFactory>> = {
   local: () => new LocalLauncher(),
   mpi: () => new MpiLauncher(),
   slurm: () => new SlurmLauncher(),
+  nomad: () => new NomadLauncher(),
 };
 
 export function createLauncher(kind: ClusterKind): Launcher {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatDuration, parseDuration, parseBytes } from './units.js';
+import { NomadSpecSchema } from './nomad-section.js';
 import { SlurmSpecSchema } from './slurm-section.js';
 
 /**
@@ -244,7 +245,7 @@ export const JobSpecSchema = z.strictObject({
   local: LocalSpecSchema.prefault({}),
   kubernetes: reserved.optional(),
   slurm: SlurmSpecSchema.optional(),
-  nomad: reserved.optional(),
+  nomad: NomadSpecSchema.optional(),
   mpi: MpiSpecSchema.optional(),
 }).superRefine((spec, ctx) => {
   if (spec.jobMaster.placement === 'none') {

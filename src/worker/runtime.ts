@@ -9,6 +9,7 @@ import type { WorkerContext, WorkerContextEvents } from './context.js';
 import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/http-download.js';
 import { fetchPackage } from './fetch/package-fetch.js';
+import { endOrphanedJob } from './orphan-cleanup.js';
 import { killDescendants } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
 import { resolveWorkerId } from './worker-id.js';
@@ -108,6 +109,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     stopProgram();
     killDescendants();
     console.error(`${tag} stopping: ${outcome.stopped}`);
+    if (stopCode === WorkerExit.jobMasterLost) await endOrphanedJob(env, (line) => console.error(`${tag} ${line}`));
     return stopCode;
   }
   link.close();

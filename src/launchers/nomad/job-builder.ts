@@ -1,0 +1,90 @@
+import type { JobSpec } from '../../spec/schema.js';
+import type { NomadSpec } from '../../spec/nomad-section.js';
+
+const NS_PER_MS = 1_000_000;
+const MB = 1024 * 1024;
+export const WORKER_GROUP = 'workers';
+export const WORKER_TASK = 'worker';
+/** Where the job's secret lives in Nomad Variables: tasks of the job may read it, the job spec never holds it. */
+export const tokenVariablePath = (jobId: string) => `nomad/jobs/${jobId}`;
+
+export interface NomadJobInput {
+  jobId: string;
+  spec: JobSpec;
+  nomad: NomadSpec;
+  /** The worker runtime's environment, without the token (that comes from the variable). */
+  env: Record<string, string>;
+  /** The worker runtime: [node, main.js] on the hosts (raw_exec, exec) or inside the image (docker). */
+  workerCommand: string[];
+}
+
+/**
+ * The Nomad job (API JSON) for a twister2 job: one task group of N allocations, allocation index =
+ * worker ID. Restarts of a failed task stay in its allocation (same index, same ID) up to
+ * restart.maxRestarts; rescheduling to a new allocation is off, since the job master owns that budget.
+ * The token reaches the task through a template reading the job's Nomad Variable into the task's
+ * private secrets directory.
+ */
+export function nomadJob(input: NomadJobInput): Record<string, unknown> {
+  const { spec, nomad, jobId } = input;
+  const [command, ...args] = input.workerCommand;
+  const resources: Record<string, unknown> = {
+    CPU: Math.max(1, Math.round(spec.resources.cpu * nomad.mhzPerCore)),
+    MemoryMB: Math.max(10, Math.ceil(spec.resources.memory / MB)),
+    ...(spec.resources.gpus > 0 ? { Devices: [{ Name: nomad.gpuDevice, Count: spec.resources.gpus }] } : {}),
+  };
+  const config: Record<string, unknown> = {
+    ...(nomad.driver === 'docker' ? { image: nomad.image, network_mode: 'host' } : {}),
+    ...nomad.taskConfig,
+    command,
+    args,
+  };
+  return {
+    ID: jobId,
+    Name: jobId,
+    Type: nomad.type,
+    Datacenters: nomad.datacenters,
+    ...(nomad.namespace ? { Namespace: nomad.namespace } : {}),
+    ...(nomad.region ? { Region: nomad.region } : {}),
+    ...(nomad.nodePool ? { NodePool: nomad.nodePool } : {}),
+    Meta: { 'twister2.job': jobId, 'twister2.name': spec.name },
+    Constraints: nomad.constraints.map((c) => ({ LTarget: c.attribute ?? '', Operand: c.operator, RTarget: c.value })),
+    Affinities: nomad.affinities.map((a) => ({ LTarget: a.attribute, Operand: a.operator, RTarget: a.value, Weight: a.weight })),
+    Spreads: nomad.spread.map((s) => ({ Attribute: s.attribute, Weight: s.weight, SpreadTarget: s.targets.map((t) => ({ Value: t.value, Percent: t.percent })) })),
+    TaskGroups: [
+      {
+        Name: WORKER_GROUP,
+        Count: spec.workers,
+        RestartPolicy: { Attempts: spec.restart.maxRestarts, Interval: 24 * 3600 * 1000 * NS_PER_MS, Delay: 1000 * NS_PER_MS, Mode: 'fail' },
+        ReschedulePolicy: { Attempts: 0, Unlimited: false },
+        ...(spec.resources.disk ? { EphemeralDisk: { SizeMB: Math.ceil(spec.resources.disk / MB) } } : {}),
+        Tasks: [
+          {
+            Name: WORKER_TASK,
+            Driver: nomad.driver,
+            Config: config,
+            Env: input.env,
+            Resources: resources,
+            Templates: [
+              {
+                EmbeddedTmpl: `TWISTER2_JOB_TOKEN={{ with nomadVar "${tokenVariablePath(jobId)}" }}{{ .token }}{{ end }}\n`,
+                DestPath: 'secrets/twister2.env',
+                Envvars: true,
+                ChangeMode: 'noop',
+              },
+            ],
+            KillSignal: 'SIGTERM',
+            KillTimeout: 5000 * NS_PER_MS,
+            LogConfig: { MaxFiles: 3, MaxFileSizeMB: 10 },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** "job-1.workers[3]" → 3: Nomad's allocation index, which is the worker ID. */
+export function allocationIndex(name: string): number | undefined {
+  const m = /\[(\d+)\]$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}

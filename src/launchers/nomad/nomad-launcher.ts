@@ -1,0 +1,248 @@
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { files } from '../../client/job-store.js';
+import { LauncherError, UsageError } from '../../errors.js';
+import { NomadSpecSchema, type NomadSpec } from '../../spec/nomad-section.js';
+import type { JobSpec } from '../../spec/schema.js';
+import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import { workerEnvironment } from '../worker-env.js';
+import { allocationIndex, nomadJob, tokenVariablePath, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
+import { NomadApi, type NomadAllocation } from './nomad-api.js';
+import { describePlacementFailures } from './placement-failures.js';
+
+const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
+/** Where the worker runtime is inside a docker worker image (see docker/worker.Dockerfile). */
+const IMAGE_WORKER = ['node', '/opt/twister2/dist/worker/main.js'];
+const POLL_MS = 500;
+const TERMINAL_ALLOC = new Set(['complete', 'failed', 'lost']);
+const FATAL_TASK_EVENTS = new Set(['Driver Failure', 'Failed Validation', 'Setup Failure', 'Failed Artifact Download']);
+const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+
+export function nomadSection(spec: JobSpec): NomadSpec {
+  return spec.nomad ?? NomadSpecSchema.parse({});
+}
+
+/**
+ * Runs the job as a Nomad job registered through the HTTP API: one task group whose allocation index is
+ * the worker ID. Nomad restarts a failed task inside its allocation (same index), so this launcher has no
+ * restartWorker: it reports the task's exit, and the job master waits for the same ID to register again.
+ * The allocations are polled for task events (exits) and their logs are followed into the job's logs.
+ * Release stops the job, waits until every allocation is terminal, purges it and deletes its variable.
+ */
+export class NomadLauncher implements Launcher {
+  private ctx: LaunchContext | undefined;
+  private api: NomadApi | undefined;
+  private listener: LauncherListener | undefined;
+  private jobId = '';
+  private poller: NodeJS.Timeout | undefined;
+  private polling = false;
+  private allocated = false;
+  private releasing = false;
+  private released: Promise<void> | undefined;
+  /** Per allocation: the time of the last task event already handled. */
+  private readonly lastEvent = new Map<string, number>();
+  private readonly reportedTerminal = new Set<string>();
+  private readonly streams = new Map<string, Readable[]>();
+  private readonly logFiles = new Map<number, WriteStream>();
+  /** Worker IDs removed by scaling down: their allocations' ends are expected. */
+  private readonly removed = new Set<number>();
+  private count = 0;
+  private lastLogData = 0;
+
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
+    this.ctx = ctx;
+    this.listener = listener;
+    this.jobId = ctx.jobId;
+    this.count = ctx.spec.workers;
+    const nomad = nomadSection(ctx.spec);
+    if (nomad.driver === 'docker' && ctx.packageRef.kind === 'file') {
+      throw new UsageError('driver "docker" cannot read the package from this machine\'s disk; use uploader.kind "http" or "s3"');
+    }
+    const api = (this.api = new NomadApi(nomad, this.env));
+    mkdirSync(path.join(ctx.jobDir, files.logs), { recursive: true });
+    const job = nomadJob({
+      jobId: ctx.jobId,
+      spec: ctx.spec,
+      nomad,
+      env: this.taskEnv(nomad),
+      workerCommand: nomad.driver === 'docker' ? IMAGE_WORKER : [process.execPath, WORKER_MAIN],
+    });
+    const { errors } = await api.validate(job);
+    if (errors.length > 0) throw new UsageError(`Nomad refused the job as invalid: ${errors.map(oneLine).join('; ')}`);
+    if (this.releasing) return;
+    await api.putVariable(tokenVariablePath(ctx.jobId), { token: ctx.token });
+    const { EvalID } = await api.register(job);
+    await this.checkPlacement(EvalID, nomad);
+    this.poller = setInterval(() => void this.poll(), POLL_MS);
+    void this.poll();
+  }
+
+  async addWorkers(ids: number[]): Promise<void> {
+    this.count += ids.length;
+    await this.api!.scale(this.jobId, WORKER_GROUP, this.count);
+  }
+
+  /** Nomad stops the highest allocation indexes when a group's count goes down: exactly the IDs scaling removes. */
+  async removeWorkers(ids: number[]): Promise<void> {
+    for (const id of ids) this.removed.add(id);
+    this.count -= ids.length;
+    await this.api!.scale(this.jobId, WORKER_GROUP, this.count);
+  }
+
+  release(_ending?: JobEnding): Promise<void> {
+    this.releasing = true;
+    this.released ??= this.doRelease();
+    return this.released;
+  }
+
+  private async doRelease(): Promise<void> {
+    clearInterval(this.poller);
+    const api = this.api;
+    if (!api || !this.jobId) return;
+    try {
+      if (await api.job(this.jobId)) {
+        await api.stop(this.jobId, false);
+        await this.waitAllocationsTerminal(30_000);
+        await this.logsDrained(5000);
+        await api.stop(this.jobId, true);
+        const deadline = Date.now() + 15_000;
+        while (await api.job(this.jobId)) {
+          if (Date.now() > deadline) throw new LauncherError(`Nomad still lists job ${this.jobId} 15s after it was purged`);
+          await sleep(200);
+        }
+      }
+      await api.deleteVariable(tokenVariablePath(this.jobId));
+    } finally {
+      for (const list of this.streams.values()) for (const s of list) s.destroy();
+      await Promise.all([...this.logFiles.values()].map((f) => new Promise((r) => f.end(r))));
+    }
+  }
+
+  /** The worker runtime's environment; the token comes from the job's variable, not from here. */
+  private taskEnv(nomad: NomadSpec): Record<string, string> {
+    const ctx = this.ctx!;
+    const env: Record<string, string> = workerEnvironment(ctx);
+    delete env.TWISTER2_JOB_TOKEN;
+    if (nomad.driver !== 'docker') {
+      for (const k of ['PATH', 'HOME', 'LANG']) if (this.env[k]) env[k] = this.env[k]!;
+    }
+    env.TWISTER2_WORK_DIR = path.join('/tmp', 'twister2', ctx.jobId);
+    // Workers that lose their job master (client killed) stop and purge the job themselves: nothing else would.
+    env.TWISTER2_NOMAD_PURGE_URL = `${this.api!.address}/v1/job/${encodeURIComponent(ctx.jobId)}?purge=true${this.api!.scopeQuery()}`;
+    return env;
+  }
+
+  /** A group Nomad cannot place fails the job at once with Nomad's reasons (or waits QUEUED, if asked to). */
+  private async checkPlacement(evalId: string, nomad: NomadSpec): Promise<void> {
+    const api = this.api!;
+    const deadline = Date.now() + 15_000;
+    let ev = await api.evaluation(evalId);
+    while (ev.Status === 'pending' && Date.now() < deadline) {
+      await sleep(100);
+      ev = await api.evaluation(evalId);
+    }
+    const reasons = describePlacementFailures(ev.FailedTGAllocs);
+    if (!reasons) return;
+    if (!nomad.waitForResources) throw new LauncherError(`Nomad could not place the job's allocations: ${reasons} (set nomad.waitForResources: true to wait for resources instead)`);
+    this.listener!.queued?.(`Nomad could not place every allocation yet: ${reasons}`);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.releasing) return;
+    this.polling = true;
+    try {
+      const allocs = (await this.api!.allocations(this.jobId)).filter((a) => a.TaskGroup === WORKER_GROUP);
+      if (this.releasing) return;
+      for (const alloc of allocs) this.observe(alloc);
+    } catch {
+      // A missed poll is retried; the job master's heartbeats still catch dead workers.
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private observe(alloc: NomadAllocation): void {
+    const workerId = allocationIndex(alloc.Name);
+    if (workerId === undefined) return;
+    if (!this.streams.has(alloc.ID) && alloc.ClientStatus !== 'pending') this.followLogs(alloc.ID, workerId);
+    if (alloc.ClientStatus === 'running' && !this.allocated) {
+      this.allocated = true;
+      this.listener!.allocated?.();
+    }
+    const state = alloc.TaskStates?.[WORKER_TASK];
+    const last = this.lastEvent.get(alloc.ID) ?? 0;
+    for (const e of state?.Events ?? []) {
+      if (e.Time <= last) continue;
+      this.lastEvent.set(alloc.ID, e.Time);
+      if (FATAL_TASK_EVENTS.has(e.Type)) {
+        // Nomad's own words: a task that cannot start never will (bad driver config, missing driver...).
+        this.listener!.clusterEnded?.(`Nomad could not start worker ${workerId} (allocation ${alloc.ID.slice(0, 8)}): ${e.Type}: ${oneLine(e.DisplayMessage ?? e.Details?.driver_error ?? e.Details?.validation_error ?? '')}`.trim());
+        continue;
+      }
+      if (e.Type !== 'Terminated' || this.removed.has(workerId)) continue;
+      const code = Number(e.Details?.exit_code ?? e.ExitCode ?? 0);
+      const signal = Number(e.Details?.signal ?? e.Signal ?? 0);
+      if (code !== 0 || signal !== 0) this.listener!.workerExited({ workerId, code: signal ? null : code, signal: signal ? (SIGNAL_NAMES.get(signal) ?? null) : null });
+    }
+    if (alloc.ClientStatus === 'lost' && !this.reportedTerminal.has(alloc.ID) && !this.removed.has(workerId)) {
+      this.reportedTerminal.add(alloc.ID);
+      this.listener!.workerExited({ workerId, code: null, signal: null });
+    }
+  }
+
+  /** The allocation's stdout and stderr, appended to the worker's log as Nomad streams them. */
+  private followLogs(allocId: string, workerId: number): void {
+    let file = this.logFiles.get(workerId);
+    if (!file) {
+      file = createWriteStream(path.join(this.ctx!.jobDir, files.logs, `worker-${workerId}.log`), { flags: 'a' });
+      this.logFiles.set(workerId, file);
+    }
+    const out = file;
+    const list = (['stdout', 'stderr'] as const).map((type) => {
+      const stream = this.api!.logStream(allocId, WORKER_TASK, type);
+      stream.on('data', (chunk: Buffer) => {
+        this.lastLogData = Date.now();
+        out.write(chunk);
+      });
+      stream.on('error', () => undefined); // the allocation went away; what was streamed is kept
+      return stream;
+    });
+    this.streams.set(allocId, list);
+  }
+
+  /**
+   * After the allocations ended, their followed log streams may still carry the last lines: wait until they
+   * ended or went quiet for a moment, so no line is lost (Nomad does not always close a followed stream).
+   */
+  private async logsDrained(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const streams = [...this.streams.values()].flat();
+    while (Date.now() < deadline) {
+      if (streams.every((s) => s.readableEnded || s.destroyed)) return;
+      if (Date.now() - this.lastLogData > 500) return;
+      await sleep(100);
+    }
+  }
+
+  private async waitAllocationsTerminal(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const allocs = await this.api!.allocations(this.jobId);
+      const live = allocs.filter((a) => !TERMINAL_ALLOC.has(a.ClientStatus));
+      if (live.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new LauncherError(`Nomad allocations ${live.map((a) => `${a.Name} (${a.ClientStatus})`).join(', ')} were still not stopped ${timeoutMs / 1000}s after job ${this.jobId} was stopped`);
+      }
+      await sleep(200);
+    }
+  }
+}
+
+/** Nomad's multi-error messages ("2 errors occurred:\n\t* ...") on one line. */
+const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

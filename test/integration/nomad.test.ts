@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launcherConformance } from '../conformance/launcher-conformance.js';
+import { ensureNomadBinary, startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
+import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+
+/**
+ * The nomad launcher against a real Nomad agent (dev mode, raw_exec): workers are real local processes
+ * that Nomad starts, restarts and kills.
+ */
+ensureNomadBinary();
+let agent: NomadAgent;
+const AGENT_MEMORY_MB = 6000;
+
+beforeAll(async () => {
+  agent = await startNomadAgent({ memoryMB: AGENT_MEMORY_MB });
+  process.env.NOMAD_ADDR = agent.addr;
+}, 120_000);
+afterAll(async () => {
+  delete process.env.NOMAD_ADDR;
+  await agent?.stop();
+});
+
+const small = { resources: { cpu: 0.05, memory: '64Mi' } };
+
+async function nomadGet(p: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${agent.addr}${p}`);
+  return { status: res.status, body: res.status === 200 ? await res.json() : await res.text() };
+}
+
+/** The job as Nomad still has it (registered, or any allocation not yet terminal) and its processes here. */
+async function leftovers(jobId: string): Promise<string[]> {
+  const out: string[] = [];
+  const job = await nomadGet(`/v1/job/${jobId}`);
+  if (job.status !== 404) out.push(`nomad job ${jobId}: HTTP ${job.status} ${(job.body as { Status?: string }).Status ?? ''}`);
+  const procs = jobProcesses(jobId);
+  if (procs.length) out.push(`processes: ${procs.join(' ')}`);
+  return out;
+}
+
+interface Rec {
+  id: number;
+  step: string;
+  index?: string;
+  n?: number;
+  peers?: number[];
+  restart?: number;
+  pid?: number;
+  failed?: number;
+  message?: string;
+}
+
+describe('nomad launcher on a Nomad agent', () => {
+  it('runs 4 workers: IDs = NOMAD_ALLOC_INDEX, discovery, barriers, SUCCEEDED, every log reached the client, job purged', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'nomad-ids', cluster: 'nomad', workers: 4, ...small, worker: { module: 'w.mjs' } }, { 'w.mjs': fixture('nomad-worker.mjs') });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    expect(r.stderr).toMatch(/SUCCEEDED: all 4 workers completed/);
+    // The client printed each allocation's output, streamed through Nomad's logs API.
+    const recs = testRecords<Rec>(r.stdout);
+    const found = recs.filter((x) => x.step === 'discovered');
+    expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    for (const x of found) {
+      expect(x.index).toBe(String(x.id));
+      expect(x.n).toBe(4);
+      expect(x.peers).toEqual([0, 1, 2, 3]);
+    }
+    expect(recs.filter((x) => x.step === 'barrier')).toHaveLength(8);
+    expect((await nomadGet(`/v1/job/${jobId}`)).status).toBe(404);
+    expect((await nomadGet(`/v1/var/nomad/jobs/${jobId}`)).status).toBe(404);
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('a SIGKILLed worker is restarted by Nomad in its allocation, rejoins with the same ID, and the job succeeds', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'nomad-restart', cluster: 'nomad', workers: 3, ...small, restart: { maxRestarts: 1 }, worker: { module: 'w.mjs', args: ['1'] } },
+      { 'w.mjs': fixture('restart-worker.mjs') },
+    );
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    const computing = await waitFor('worker 1 computing', () => testRecords<Rec>(readLogs(home, jobId)).find((x) => x.step === 'computing' && x.restart === 0), 60_000);
+    process.kill(computing.pid!, 'SIGKILL');
+    const code = await cli.closed;
+    const out = cli.output();
+    expect(code, `${out.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const recs = testRecords<Rec>(readLogs(home, jobId));
+    const starts = recs.filter((x) => x.id === 1 && x.step === 'start');
+    expect(starts.map((x) => x.restart)).toEqual([0, 1]);
+    expect(starts[0]!.pid).not.toBe(starts[1]!.pid);
+    const told = recs.filter((x) => x.step === 'peer-failed');
+    expect(told.map((x) => x.id).sort()).toEqual([0, 2]);
+    for (const t of told) expect(t).toMatchObject({ failed: 1, message: 'worker process killed by SIGKILL' });
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('a job asking for more memory than the agent has fails at once with Nomad\'s placement failure', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'nomad-too-big', cluster: 'nomad', workers: 2, resources: { cpu: 0.05, memory: `${AGENT_MEMORY_MB * 2}Mi` }, timeouts: { registration: '10m' }, worker: { command: 'true' } });
+    const r = await runCli(['submit', job], home);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/FAILED: the nomad launcher could not start the workers: Nomad could not place the job's allocations: workers: .*dimension "memory" exhausted on 1 node/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(await leftovers(jobIds(home)[0]!)).toEqual([]);
+  });
+
+  it('a job Nomad\'s validation refuses is never registered: Nomad\'s message names the field', async () => {
+    const home = tempHome();
+    const nomad = { affinities: [{ attribute: '${node.class}', value: 'x', weight: 0 }] };
+    const job = makeJob({ name: 'nomad-invalid', cluster: 'nomad', workers: 1, ...small, nomad, worker: { command: 'true' } });
+    const r = await runCli(['submit', job], home);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Nomad refused the job as invalid: .*[Aa]ffinity.*weight/);
+    const jobId = jobIds(home)[0]!;
+    expect((await nomadGet(`/v1/job/${jobId}`)).status).toBe(404);
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('an invalid driver config fails the job at once with the driver\'s own message; nothing is left', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'nomad-bad-driver', cluster: 'nomad', workers: 2, ...small, timeouts: { registration: '10m' }, nomad: { taskConfig: { no_such_option: true } }, worker: { command: 'true' } });
+    const r = await runCli(['submit', job], home);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/FAILED: Nomad could not start worker \d \(allocation \w+\): Failed Validation: .*no_such_option/);
+    expect(await leftovers(jobIds(home)[0]!)).toEqual([]);
+  });
+
+  it('scales 2 → 4 → 2 through the job scale endpoint', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'nomad-scale', cluster: 'nomad', workers: 2, ...small, worker: { module: 'w.mjs' } }, { 'w.mjs': fixture('scale-worker.mjs') });
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    const count = async () => ((await nomadGet(`/v1/job/${jobId}`)).body as { TaskGroups: { Count: number }[] }).TaskGroups[0]!.Count;
+    await waitFor('2 workers running', async () => JSON.parse((await runCli(['status', jobId, '--json'], home)).stdout || '{}').state === 'RUNNING', 60_000);
+    expect((await runCli(['scale', jobId, '4'], home)).code).toBe(0);
+    expect(await count()).toBe(4);
+    await waitFor('4 workers running', async () => JSON.parse((await runCli(['status', jobId, '--json'], home)).stdout || '{}').registered === 4, 60_000);
+    expect((await runCli(['scale', jobId, '2'], home)).code).toBe(0);
+    expect(await count()).toBe(2);
+    // Nomad stopped the highest indexes, exactly the IDs the job master removed: 0 and 1 run on.
+    const running = async () =>
+      ((await nomadGet(`/v1/job/${jobId}/allocations`)).body as { Name: string; ClientStatus: string }[])
+        .filter((a) => a.ClientStatus === 'running')
+        .map((a) => a.Name.replace(/^.*\[(\d+)\]$/, '$1'))
+        .sort();
+    await waitFor('allocations 2 and 3 stopped', async () => (await running()).join() === '0,1', 30_000);
+    const status = JSON.parse((await runCli(['status', jobId, '--json'], home)).stdout) as { state: string; numWorkers: number };
+    expect(status).toMatchObject({ state: 'RUNNING', numWorkers: 2 });
+    expect((await runCli(['kill', jobId], home)).code).toBe(0);
+    await cli.closed;
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+});
+
+describe('nomad launcher conformance', () => {
+  launcherConformance({ cluster: 'nomad', spec: small, leftovers, cleanupWithinMs: 20_000 });
+});

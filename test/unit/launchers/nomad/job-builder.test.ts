@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { SpecError } from '../../../../src/errors.js';
+import { allocationIndex, nomadJob } from '../../../../src/launchers/nomad/job-builder.js';
+import { nomadSection } from '../../../../src/launchers/nomad/nomad-launcher.js';
+import { describePlacementFailures } from '../../../../src/launchers/nomad/placement-failures.js';
+import { parseSpec } from '../../../../src/spec/validate.js';
+
+const base = { name: 'j', cluster: 'nomad', workers: 3, worker: { command: 'true' } };
+
+function job(raw: Record<string, unknown> = {}) {
+  const spec = parseSpec({ ...base, ...raw });
+  return nomadJob({ jobId: 'j-1', spec, nomad: nomadSection(spec), env: { TWISTER2_JOB_ID: 'j-1' }, workerCommand: ['/usr/bin/node', '/t2/worker/main.js'] });
+}
+
+describe('Nomad job', () => {
+  it('is one batch task group of N allocations; restarts stay in the allocation; the token comes from a variable', () => {
+    expect(job({ restart: { maxRestarts: 2 }, resources: { cpu: 0.5, memory: '256Mi' } })).toMatchInlineSnapshot(`
+      {
+        "Affinities": [],
+        "Constraints": [],
+        "Datacenters": [
+          "*",
+        ],
+        "ID": "j-1",
+        "Meta": {
+          "twister2.job": "j-1",
+          "twister2.name": "j",
+        },
+        "Name": "j-1",
+        "Spreads": [],
+        "TaskGroups": [
+          {
+            "Count": 3,
+            "Name": "workers",
+            "ReschedulePolicy": {
+              "Attempts": 0,
+              "Unlimited": false,
+            },
+            "RestartPolicy": {
+              "Attempts": 2,
+              "Delay": 1000000000,
+              "Interval": 86400000000000,
+              "Mode": "fail",
+            },
+            "Tasks": [
+              {
+                "Config": {
+                  "args": [
+                    "/t2/worker/main.js",
+                  ],
+                  "command": "/usr/bin/node",
+                },
+                "Driver": "raw_exec",
+                "Env": {
+                  "TWISTER2_JOB_ID": "j-1",
+                },
+                "KillSignal": "SIGTERM",
+                "KillTimeout": 5000000000,
+                "LogConfig": {
+                  "MaxFileSizeMB": 10,
+                  "MaxFiles": 3,
+                },
+                "Name": "worker",
+                "Resources": {
+                  "CPU": 500,
+                  "MemoryMB": 256,
+                },
+                "Templates": [
+                  {
+                    "ChangeMode": "noop",
+                    "DestPath": "secrets/twister2.env",
+                    "EmbeddedTmpl": "TWISTER2_JOB_TOKEN={{ with nomadVar "nomad/jobs/j-1" }}{{ .token }}{{ end }}
+      ",
+                    "Envvars": true,
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+        "Type": "batch",
+      }
+    `);
+  });
+
+  it('maps placement, GPUs, docker and the cluster scope', () => {
+    const j = job({
+      resources: { gpus: 2, disk: '1Gi' },
+      nomad: {
+        type: 'service',
+        driver: 'docker',
+        image: 'twister2/worker:0.1.0',
+        namespace: 'analytics',
+        region: 'eu',
+        datacenters: ['dc1', 'dc2'],
+        nodePool: 'gpu',
+        constraints: [{ attribute: '${attr.kernel.name}', value: 'linux' }, { operator: 'distinct_hosts', value: 'true' }],
+        affinities: [{ attribute: '${node.class}', value: 'fast', weight: 70 }],
+        spread: [{ attribute: '${node.datacenter}', targets: [{ value: 'dc1', percent: 50 }] }],
+        taskConfig: { volumes: ['/data:/data'] },
+      },
+    }) as { TaskGroups: { Tasks: { Config: unknown; Resources: unknown }[]; EphemeralDisk: unknown }[] } & Record<string, unknown>;
+    expect(j).toMatchObject({ Type: 'service', Namespace: 'analytics', Region: 'eu', Datacenters: ['dc1', 'dc2'], NodePool: 'gpu' });
+    expect(j.Constraints).toEqual([
+      { LTarget: '${attr.kernel.name}', Operand: '=', RTarget: 'linux' },
+      { LTarget: '', Operand: 'distinct_hosts', RTarget: 'true' },
+    ]);
+    expect(j.Affinities).toEqual([{ LTarget: '${node.class}', Operand: '=', RTarget: 'fast', Weight: 70 }]);
+    expect(j.Spreads).toEqual([{ Attribute: '${node.datacenter}', Weight: 50, SpreadTarget: [{ Value: 'dc1', Percent: 50 }] }]);
+    const group = j.TaskGroups[0]!;
+    expect(group.EphemeralDisk).toEqual({ SizeMB: 1024 });
+    expect(group.Tasks[0]!.Config).toEqual({ image: 'twister2/worker:0.1.0', network_mode: 'host', volumes: ['/data:/data'], command: '/usr/bin/node', args: ['/t2/worker/main.js'] });
+    expect(group.Tasks[0]!.Resources).toEqual({ CPU: 1000, MemoryMB: 512, Devices: [{ Name: 'nvidia/gpu', Count: 2 }] });
+  });
+
+  it('refuses a docker driver without an image, and an image without docker', () => {
+    expect(() => parseSpec({ ...base, nomad: { driver: 'docker' } })).toThrow(SpecError);
+    expect(() => parseSpec({ ...base, nomad: { driver: 'docker' } })).toThrow(/nomad.image: driver "docker" needs nomad.image/);
+    expect(() => parseSpec({ ...base, nomad: { image: 'x' } })).toThrow(/nomad.image: nomad.image is for driver "docker", not "raw_exec"/);
+  });
+
+  it('reads the worker ID from the allocation name', () => {
+    expect(allocationIndex('j-1.workers[12]')).toBe(12);
+    expect(allocationIndex('j-1.workers')).toBeUndefined();
+  });
+});
+
+describe('placement failures', () => {
+  it("says what Nomad's metrics say", () => {
+    expect(
+      describePlacementFailures({ workers: { NodesEvaluated: 1, NodesExhausted: 1, DimensionExhausted: { memory: 1 }, ConstraintFiltered: { '${attr.kernel.name} = windows': 2 } } }, { workers: 2 }),
+    ).toBe('workers: 2 allocations not placed; 1 node evaluated; constraint ${attr.kernel.name} = windows filtered 2 nodes; resources exhausted on 1 node; dimension "memory" exhausted on 1 node');
+    expect(describePlacementFailures({})).toBeUndefined();
+    expect(describePlacementFailures(null)).toBeUndefined();
+  });
+});

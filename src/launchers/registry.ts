@@ -5,6 +5,7 @@ import { LocalLauncher } from './local/local-launcher.js';
 import { MpiLauncher } from './mpi/mpi-launcher.js';
 import * as mpiPlacement from './mpi/placement.js';
 import { NomadLauncher } from './nomad/nomad-launcher.js';
+import * as nomadPlacement from './nomad/placement.js';
 import * as slurmPlacement from './slurm/placement.js';
 import { SlurmLauncher } from './slurm/slurm-launcher.js';
 
@@ -34,6 +35,7 @@ export function launcherFactory(kind: ClusterKind): LauncherFactory {
 const placements: Partial<Record<ClusterKind, JobMasterPlacement>> = {
   mpi: mpiPlacement,
   slurm: slurmPlacement,
+  nomad: nomadPlacement,
 };
 
 const onThisMachine: JobMasterPlacement = {

@@ -6,6 +6,7 @@ import { primaryAddress } from '../net/primary-address.js';
 import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { WorkerContext, WorkerContextEvents } from './context.js';
+import { jobMasterUrl } from './job-master-discovery.js';
 import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/http-download.js';
 import { fetchPackage } from './fetch/package-fetch.js';
@@ -27,7 +28,8 @@ export const WorkerExit = { ok: 0, programFailed: 1, setupFailed: 2, jobMasterLo
 export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const wenv = readWorkerEnv(env);
   const { workerId } = resolveWorkerId(env);
-  const link = new JobMasterLink(wenv.TWISTER2_JOB_MASTER_URL, wenv.TWISTER2_JOB_TOKEN, workerId);
+  const masterUrl = await jobMasterUrl(env, wenv.TWISTER2_REGISTRATION_TIMEOUT_MS, (line) => console.error(`[twister2 worker ${workerId}] ${line}`));
+  const link = new JobMasterLink(masterUrl, wenv.TWISTER2_JOB_TOKEN, workerId);
   let packageDir: string;
   let spec: JobSpec;
   try {
@@ -87,6 +89,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
       // The same twister2 CLI as this runtime, for `twister2 barrier` and `twister2 workers`.
       PATH: `${await writeCliShim(wenv.workDir)}${path.delimiter}${spec.worker.env.PATH ?? env.PATH ?? ''}`,
       TWISTER2_JOB_TOKEN: wenv.TWISTER2_JOB_TOKEN,
+      TWISTER2_JOB_MASTER_URL: masterUrl,
       TWISTER2_WORKER_ID: String(workerId),
       TWISTER2_NUM_WORKERS: String(registration.numWorkers),
       TWISTER2_WORKER_SESSION: registration.session,

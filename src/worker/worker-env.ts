@@ -8,7 +8,8 @@ import { PackageRefSchema } from '../uploader/uploader.js';
 /** What the worker runtime reads from its environment; launchers set it (src/launchers/worker-env.ts). */
 const WorkerEnvSchema = z.object({
   TWISTER2_JOB_ID: z.string().min(1),
-  TWISTER2_JOB_MASTER_URL: z.string().url(),
+  TWISTER2_JOB_MASTER_URL: z.string().url().optional(),
+  TWISTER2_JOB_MASTER_SERVICE: z.string().min(1).optional(),
   TWISTER2_JOB_TOKEN: z.string().min(16).optional(),
   /** Where a cluster that keeps a copy of the job's environment (Slurm) finds the secret instead: a 0600 file. */
   TWISTER2_JOB_TOKEN_FILE: z.string().min(1).optional(),

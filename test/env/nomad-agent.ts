@@ -243,7 +243,7 @@ function cleanupDeadOwners(): void {
     const known = new Map<number, string>();
     if (owner.agentPid && owner.agentStart) known.set(owner.agentPid, owner.agentStart);
     killLeftovers(dir, known);
-    rmSync(dir, { recursive: true, force: true });
+    removeAgentDir(dir);
   }
 }
 
@@ -452,7 +452,7 @@ async function startOnce(binary: string, user: RunAs, logDir: string, opts: Noma
       signal(pid, 'SIGKILL');
     }
     killLeftovers(dir, known);
-    rmSync(dir, { recursive: true, force: true });
+    removeAgentDir(dir);
     live.delete(handle);
   };
   const handle = { stopSync };
@@ -475,7 +475,7 @@ async function startOnce(binary: string, user: RunAs, logDir: string, opts: Noma
       }
     }
     killLeftovers(dir, known);
-    rmSync(dir, { recursive: true, force: true });
+    removeAgentDir(dir);
     live.delete(handle);
   };
 
@@ -517,4 +517,20 @@ async function waitReady(addr: string, child: ChildProcess, logFile: string, opt
     await sleep(250);
   }
   throw new Error(`nomad agent at ${addr} not ready within ${ms} ms (${last}); ${logFile}:\n${tail(logFile)}`);
+}
+
+/**
+ * Removes an agent's directory. Nomad mounts a small tmpfs on each task's secrets/ and private/ directories
+ * (as root); an allocation whose clean-up the agent did not finish leaves them mounted, so unmount every
+ * mount under the directory first, deepest first.
+ */
+function removeAgentDir(dir: string): void {
+  const prefix = `${dir}/`;
+  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((m): m is string => m !== undefined && m.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+  rmSync(dir, { recursive: true, force: true });
 }

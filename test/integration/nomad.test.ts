@@ -156,3 +156,20 @@ describe('nomad launcher on a Nomad agent', () => {
 describe('nomad launcher conformance', () => {
   launcherConformance({ cluster: 'nomad', spec: small, leftovers, cleanupWithinMs: 20_000 });
 });
+
+describe('nomad launcher with the job master in the cluster', () => {
+  it('runs the job master as an allocation that workers find through Nomad service discovery; purged at the end', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'nomad-in-cluster', cluster: 'nomad', workers: 3, ...small, jobMaster: { placement: 'cluster' }, worker: { module: 'w.mjs' } },
+      { 'w.mjs': fixture('nomad-worker.mjs') },
+    );
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    expect(r.stderr).toMatch(/SUCCEEDED: all 3 workers completed/);
+    const found = testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'discovered');
+    expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2]);
+    await waitFor('the job purged', async () => (await leftovers(jobId)).length === 0, 30_000);
+  });
+});

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { JobSpec } from '../../spec/schema.js';
 import type { NomadSpec } from '../../spec/nomad-section.js';
 
@@ -5,6 +6,9 @@ const NS_PER_MS = 1_000_000;
 const MB = 1024 * 1024;
 export const WORKER_GROUP = 'workers';
 export const WORKER_TASK = 'worker';
+export const JOB_MASTER_GROUP = 'jobmaster';
+/** The dynamic port the job master listens on inside its allocation. */
+export const JOB_MASTER_PORT = 'jm';
 /** Where the job's secret lives in Nomad Variables: tasks of the job may read it, the job spec never holds it. */
 export const tokenVariablePath = (jobId: string) => `nomad/jobs/${jobId}`;
 
@@ -16,6 +20,8 @@ export interface NomadJobInput {
   env: Record<string, string>;
   /** The worker runtime: [node, main.js] on the hosts (raw_exec, exec) or inside the image (docker). */
   workerCommand: string[];
+  /** With the job master in the cluster: one more allocation running it, registered as a Nomad service. */
+  jobMaster?: { command: string[]; service: string; env: Record<string, string> };
 }
 
 /**
@@ -52,6 +58,7 @@ export function nomadJob(input: NomadJobInput): Record<string, unknown> {
     Affinities: nomad.affinities.map((a) => ({ LTarget: a.attribute, Operand: a.operator, RTarget: a.value, Weight: a.weight })),
     Spreads: nomad.spread.map((s) => ({ Attribute: s.attribute, Weight: s.weight, SpreadTarget: s.targets.map((t) => ({ Value: t.value, Percent: t.percent })) })),
     TaskGroups: [
+      ...(input.jobMaster ? [jobMasterGroup(input, input.jobMaster)] : []),
       {
         Name: WORKER_GROUP,
         Count: spec.workers,
@@ -76,11 +83,46 @@ export function nomadJob(input: NomadJobInput): Record<string, unknown> {
             KillSignal: 'SIGTERM',
             KillTimeout: 5000 * NS_PER_MS,
             LogConfig: { MaxFiles: 3, MaxFileSizeMB: 10 },
+            // NOMAD_TOKEN: the workload identity, to find the job master's service and purge an orphaned job.
+            Identity: { Env: true },
           },
         ],
       },
     ],
   };
+}
+
+/**
+ * The job master's allocation: `twister2 jobmaster` on a dynamic port, registered in Nomad's own service
+ * discovery, where workers find it. It ends the job itself (stop and purge), so Nomad must not restart it,
+ * and it gets time after the stop signal to write the final status.
+ */
+function jobMasterGroup(input: NomadJobInput, jm: NonNullable<NomadJobInput['jobMaster']>): Record<string, unknown> {
+  const [command, ...args] = jm.command;
+  return {
+    Name: JOB_MASTER_GROUP,
+    Count: 1,
+    Networks: [{ DynamicPorts: [{ Label: JOB_MASTER_PORT }] }],
+    Services: [{ Name: jm.service, PortLabel: JOB_MASTER_PORT, Provider: 'nomad', Tags: ['twister2', input.jobId] }],
+    RestartPolicy: { Attempts: 0, Interval: 24 * 3600 * 1000 * NS_PER_MS, Delay: 1000 * NS_PER_MS, Mode: 'fail' },
+    ReschedulePolicy: { Attempts: 0, Unlimited: false },
+    Tasks: [
+      {
+        Name: JOB_MASTER_GROUP,
+        Driver: input.nomad.driver,
+        Config: { command, args },
+        Env: jm.env,
+        Resources: { CPU: 200, MemoryMB: 256 },
+        KillSignal: 'SIGTERM',
+        KillTimeout: 20_000 * NS_PER_MS,
+      },
+    ],
+  };
+}
+
+/** Nomad service names: at most 63 of [a-z0-9-]; job IDs can be longer, so a digest of the ID. */
+export function jobMasterServiceName(jobId: string): string {
+  return `twister2-jm-${createHash('sha256').update(jobId).digest('hex').slice(0, 16)}`;
 }
 
 /** "job-1.workers[3]" → 3: Nomad's allocation index, which is the worker ID. */

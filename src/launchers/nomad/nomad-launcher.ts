@@ -4,20 +4,21 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { files } from '../../client/job-store.js';
-import { LauncherError, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import { NomadSpecSchema, type NomadSpec } from '../../spec/nomad-section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import { workerEnvironment } from '../worker-env.js';
-import { allocationIndex, nomadJob, tokenVariablePath, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
+import { allocationIndex, jobMasterServiceName, nomadJob, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
 import { NomadApi, type NomadAllocation } from './nomad-api.js';
-import { describePlacementFailures } from './placement-failures.js';
+import { oneLine, registerNomadJob, removeNomadJob } from './registration.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
 /** Where the worker runtime is inside a docker worker image (see docker/worker.Dockerfile). */
 const IMAGE_WORKER = ['node', '/opt/twister2/dist/worker/main.js'];
 const POLL_MS = 500;
-const TERMINAL_ALLOC = new Set(['complete', 'failed', 'lost']);
+/** Set in the job master's task when it runs as an allocation of the job. */
+export const IN_ALLOCATION_ENV = 'TWISTER2_NOMAD_IN_ALLOCATION';
 const FATAL_TASK_EVENTS = new Set(['Driver Failure', 'Failed Validation', 'Setup Failure', 'Failed Artifact Download']);
 const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 
@@ -65,19 +66,12 @@ export class NomadLauncher implements Launcher {
     }
     const api = (this.api = new NomadApi(nomad, this.env));
     mkdirSync(path.join(ctx.jobDir, files.logs), { recursive: true });
-    const job = nomadJob({
-      jobId: ctx.jobId,
-      spec: ctx.spec,
-      nomad,
-      env: this.taskEnv(nomad),
-      workerCommand: nomad.driver === 'docker' ? IMAGE_WORKER : [process.execPath, WORKER_MAIN],
-    });
-    const { errors } = await api.validate(job);
-    if (errors.length > 0) throw new UsageError(`Nomad refused the job as invalid: ${errors.map(oneLine).join('; ')}`);
+    if (!inAllocation(this.env)) {
+      // With the job master in the cluster, the client registered the whole job already (placement.ts).
+      const { unplaced } = await registerNomadJob(api, nomad, nomadJobFor(ctx, nomad, api, this.env) as { ID: string }, ctx.token);
+      if (unplaced) listener.queued?.(`Nomad could not place every allocation yet: ${unplaced}`);
+    }
     if (this.releasing) return;
-    await api.putVariable(tokenVariablePath(ctx.jobId), { token: ctx.token });
-    const { EvalID } = await api.register(job);
-    await this.checkPlacement(EvalID, nomad);
     this.poller = setInterval(() => void this.poll(), POLL_MS);
     void this.poll();
   }
@@ -105,51 +99,13 @@ export class NomadLauncher implements Launcher {
     const api = this.api;
     if (!api || !this.jobId) return;
     try {
-      if (await api.job(this.jobId)) {
-        await api.stop(this.jobId, false);
-        await this.waitAllocationsTerminal(30_000);
-        await this.logsDrained(5000);
-        await api.stop(this.jobId, true);
-        const deadline = Date.now() + 15_000;
-        while (await api.job(this.jobId)) {
-          if (Date.now() > deadline) throw new LauncherError(`Nomad still lists job ${this.jobId} 15s after it was purged`);
-          await sleep(200);
-        }
-      }
-      await api.deleteVariable(tokenVariablePath(this.jobId));
+      // A job master in the job's own allocation is stopped with it: it waits only for the workers, and has
+      // its kill timeout to purge the job and write the final status.
+      await removeNomadJob(api, this.jobId, { groups: [WORKER_GROUP], afterStop: () => this.logsDrained(5000) });
     } finally {
       for (const list of this.streams.values()) for (const s of list) s.destroy();
       await Promise.all([...this.logFiles.values()].map((f) => new Promise((r) => f.end(r))));
     }
-  }
-
-  /** The worker runtime's environment; the token comes from the job's variable, not from here. */
-  private taskEnv(nomad: NomadSpec): Record<string, string> {
-    const ctx = this.ctx!;
-    const env: Record<string, string> = workerEnvironment(ctx);
-    delete env.TWISTER2_JOB_TOKEN;
-    if (nomad.driver !== 'docker') {
-      for (const k of ['PATH', 'HOME', 'LANG']) if (this.env[k]) env[k] = this.env[k]!;
-    }
-    env.TWISTER2_WORK_DIR = path.join('/tmp', 'twister2', ctx.jobId);
-    // Workers that lose their job master (client killed) stop and purge the job themselves: nothing else would.
-    env.TWISTER2_NOMAD_PURGE_URL = `${this.api!.address}/v1/job/${encodeURIComponent(ctx.jobId)}?purge=true${this.api!.scopeQuery()}`;
-    return env;
-  }
-
-  /** A group Nomad cannot place fails the job at once with Nomad's reasons (or waits QUEUED, if asked to). */
-  private async checkPlacement(evalId: string, nomad: NomadSpec): Promise<void> {
-    const api = this.api!;
-    const deadline = Date.now() + 15_000;
-    let ev = await api.evaluation(evalId);
-    while (ev.Status === 'pending' && Date.now() < deadline) {
-      await sleep(100);
-      ev = await api.evaluation(evalId);
-    }
-    const reasons = describePlacementFailures(ev.FailedTGAllocs);
-    if (!reasons) return;
-    if (!nomad.waitForResources) throw new LauncherError(`Nomad could not place the job's allocations: ${reasons} (set nomad.waitForResources: true to wait for resources instead)`);
-    this.listener!.queued?.(`Nomad could not place every allocation yet: ${reasons}`);
   }
 
   private async poll(): Promise<void> {
@@ -228,21 +184,41 @@ export class NomadLauncher implements Launcher {
       await sleep(100);
     }
   }
-
-  private async waitAllocationsTerminal(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const allocs = await this.api!.allocations(this.jobId);
-      const live = allocs.filter((a) => !TERMINAL_ALLOC.has(a.ClientStatus));
-      if (live.length === 0) return;
-      if (Date.now() > deadline) {
-        throw new LauncherError(`Nomad allocations ${live.map((a) => `${a.Name} (${a.ClientStatus})`).join(', ')} were still not stopped ${timeoutMs / 1000}s after job ${this.jobId} was stopped`);
-      }
-      await sleep(200);
-    }
-  }
 }
 
-/** Nomad's multi-error messages ("2 errors occurred:\n\t* ...") on one line. */
-const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True in the job master that runs as an allocation of the job (jobMaster.placement: cluster). */
+export function inAllocation(env: NodeJS.ProcessEnv): boolean {
+  return env[IN_ALLOCATION_ENV] === '1' && Boolean(env.NOMAD_ALLOC_ID);
+}
+
+/**
+ * The Nomad job for a twister2 job. Workers get the worker runtime's environment without the token (a
+ * template reads it from the job's variable), and with a job master in the cluster, its service name
+ * instead of its address.
+ */
+export function nomadJobFor(ctx: LaunchContext, nomad: NomadSpec, api: NomadApi, env: NodeJS.ProcessEnv, jobMaster?: { command: string[] }): Record<string, unknown> {
+  const workerEnv: Record<string, string> = workerEnvironment(ctx);
+  delete workerEnv.TWISTER2_JOB_TOKEN;
+  const hostEnv: Record<string, string> = {};
+  if (nomad.driver !== 'docker') for (const k of ['PATH', 'HOME', 'LANG']) if (env[k]) hostEnv[k] = env[k]!;
+  Object.assign(workerEnv, hostEnv, {
+    TWISTER2_WORK_DIR: path.join('/tmp', 'twister2', ctx.jobId),
+    // Workers that lose their job master (client killed) stop and purge the job themselves: nothing else would.
+    TWISTER2_NOMAD_PURGE_URL: `${api.address}/v1/job/${encodeURIComponent(ctx.jobId)}?purge=true${api.scopeQuery()}`,
+  });
+  const service = jobMasterServiceName(ctx.jobId);
+  if (jobMaster) {
+    delete workerEnv.TWISTER2_JOB_MASTER_URL;
+    Object.assign(workerEnv, { TWISTER2_JOB_MASTER_SERVICE: service, NOMAD_ADDR: api.address, ...(nomad.namespace ? { NOMAD_NAMESPACE: nomad.namespace } : {}) });
+  }
+  return nomadJob({
+    jobId: ctx.jobId,
+    spec: ctx.spec,
+    nomad,
+    env: workerEnv,
+    workerCommand: nomad.driver === 'docker' ? IMAGE_WORKER : [process.execPath, WORKER_MAIN],
+    ...(jobMaster ? { jobMaster: { command: jobMaster.command, service, env: { ...hostEnv, [IN_ALLOCATION_ENV]: '1', NOMAD_ADDR: api.address } } } : {}),
+  });
+}

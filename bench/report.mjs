@@ -2,6 +2,8 @@
 import { fmt, fmtSummary, summarize } from './stats.mjs';
 import { uploadSection, uploadSummary } from './report-upload.mjs';
 import { mpiNotes, mpiSection, mpiSummary } from './report-mpi.mjs';
+import { slurmNotes, slurmSection, slurmSummary } from './report-slurm.mjs';
+import { nomadNotes, nomadSection, nomadSummary } from './report-nomad.mjs';
 
 const col = (runs, key) => runs.map((r) => r[key]);
 const ms = (s) => fmtSummary(s);
@@ -165,6 +167,8 @@ function notes(data) {
     out.push(`- File descriptors fit: at most ${fmt(b.serverFds.max)} open in the job master and ${fmt(b.clientFds.max)} in the client at N=${b.n}, limit ${b.fdLimit}.`);
   }
   out.push(...mpiNotes(data.mpi));
+  out.push(...slurmNotes(data.slurm));
+  out.push(...nomadNotes(data.nomad));
   return out.join('\n');
 }
 
@@ -184,7 +188,7 @@ npm run bench            # builds, runs the benchmarks, rewrites this file, prin
 Knobs (environment): \`BENCH_REPEATS\` (start-up runs per size, default 5), \`BENCH_BIG_REPEATS\` (runs at N ≥ 64, default 3),
 \`BENCH_STARTUP_SIZES\` (default \`1,4,16,64\`), \`BENCH_JM_CASES\` (\`workers:runs,...\`, default \`1000:5,10000:2\`),
 \`BENCH_REGISTER_CONCURRENCY\` (default 256), \`BENCH_UPLOAD_RUNS\` (default 3), \`BENCH_HOST_NODE_ARGS\` (e.g. \`--cpu-prof\` for the job master process).
-Only loopback addresses are used; every process the bench starts is stopped before it exits.
+Only loopback addresses are used, except by (e), whose Slurm nodes sit on a private bridge (\`10.232.<slot>.0/24\`); every process the bench starts is stopped before it exits.
 
 ## Machine
 
@@ -240,6 +244,30 @@ One unrecorded warm-up (floor and job, N=2) runs first. Knobs: \`BENCH_MPI_SIZES
 
 ${mpiSection(data.mpi)}
 
+## (e) Slurm launch overhead
+
+bench/slurm.mjs starts a real 2-node Slurm cluster (test/env/slurm-cluster.ts: slurmctld and munged on this machine, one slurmd per node,
+each node in its own network namespace on a private bridge; started once, stopped at the end) and submits the start-up job of (a)
+(bench/fixtures/startup-job) with \`cluster: slurm\`, \`slurm.tasksPerNode: N/2\`, \`resources: { cpu: 1, memory: 64Mi }\` and the job master
+in the bench process at the bridge address. Measured like (a): from \`submit()\` until every worker printed \`BENCH-PASSED\` after the first
+barrier; each run waits for \`handle.wait()\` (Slurm ended the job) and checks nothing of it is left before the next. The floor, measured just
+before each run, is a bare \`sbatch --ntasks=N --ntasks-per-node=N/2 --wrap 'srun node -e 0'\` (full path of node), timed from the sbatch
+call until \`squeue\` showed it RUNNING and until it left squeue. One unrecorded warm-up (floor and job, N=2) runs first.
+Knobs: \`BENCH_SLURM_SIZES\` (default \`4,16\`, even, at most 32), \`BENCH_SLURM_REPEATS\` (default 3). Needs root (namespaces, daemons).
+
+${slurmSection(data.slurm)}
+
+## (f) Nomad start-up
+
+bench/nomad.mjs starts one real Nomad dev agent (test/env/nomad-agent.ts: server and client in one process, raw_exec, 127.0.0.1 only,
+8000 MB of node memory for the scheduler; stopped at the end) and submits the start-up job of (a) (bench/fixtures/startup-job) with
+\`cluster: nomad\`, \`resources: { cpu: 0.05, memory: 64Mi }\` and the job master in the bench process on 127.0.0.1. Measured like (a): from
+\`submit()\` until every worker printed \`BENCH-PASSED\` after the first barrier. The floor, measured just before each run, is a bare batch job
+registered over HTTP: one group of Count N, raw_exec task \`/bin/true\`, \`Resources { CPU: 20, MemoryMB: 32 }\`, no restarts, no rescheduling.
+Knobs: \`BENCH_NOMAD_SIZES\` (default \`4,16\`), \`BENCH_NOMAD_REPEATS\` (default 3). The Nomad binary comes from scripts/build-nomad.sh (cached; a cold build takes about ten minutes).
+
+${nomadSection(data.nomad)}
+
 ## What dominates
 
 ${notes(data)}
@@ -262,5 +290,7 @@ export function summaryLines(data) {
   } else lines.push(`  job master: FAILED: ${data.jobmaster.error}`);
   lines.push(...uploadSummary(data.upload));
   lines.push(...mpiSummary(data.mpi));
+  lines.push(...slurmSummary(data.slurm));
+  lines.push(...nomadSummary(data.nomad));
   return lines;
 }

@@ -49,10 +49,14 @@ const upload = await runBench('./upload.mjs', 6 * 60_000);
 data.upload = upload.upload ?? upload;
 const mpi = await runBench('./mpi.mjs', 6 * 60_000);
 data.mpi = mpi.mpi ?? mpi;
+const slurm = await runBench('./slurm.mjs', 6 * 60_000);
+data.slurm = slurm.slurm ?? slurm;
+const nomad = await runBench('./nomad.mjs', 6 * 60_000);
+data.nomad = nomad.nomad ?? nomad;
 data.durationMs = performance.now() - t0;
 data.loadavgEnd = loadavg();
 
 writeFileSync(DOC, renderMarkdown(data));
 console.log(summaryLines(data).join('\n'));
 console.log(`wrote ${DOC}`);
-process.exit(startup.error || jm.error || upload.error || mpi.error ? 1 : 0);
+process.exit(startup.error || jm.error || upload.error || mpi.error || slurm.error || nomad.error ? 1 : 0);

@@ -159,6 +159,7 @@ export class NomadLauncher implements Launcher {
       this.logFiles.set(workerId, file);
     }
     const out = file;
+    this.lastLogData = Date.now(); // a stream that just opened may not have delivered anything yet
     const list = (['stdout', 'stderr'] as const).map((type) => {
       const stream = this.api!.logStream(allocId, WORKER_TASK, type);
       stream.on('data', (chunk: Buffer) => {
@@ -180,7 +181,7 @@ export class NomadLauncher implements Launcher {
     const streams = [...this.streams.values()].flat();
     while (Date.now() < deadline) {
       if (streams.every((s) => s.readableEnded || s.destroyed)) return;
-      if (Date.now() - this.lastLogData > 500) return;
+      if (Date.now() - this.lastLogData > 1000) return;
       await sleep(100);
     }
   }

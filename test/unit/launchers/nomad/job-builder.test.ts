@@ -54,6 +54,9 @@ describe('Nomad job', () => {
                 "Env": {
                   "TWISTER2_JOB_ID": "j-1",
                 },
+                "Identity": {
+                  "Env": true,
+                },
                 "KillSignal": "SIGTERM",
                 "KillTimeout": 5000000000,
                 "LogConfig": {

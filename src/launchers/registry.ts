@@ -1,6 +1,7 @@
 import { UnknownClusterError } from '../errors.js';
 import type { ClusterKind } from '../spec/schema.js';
 import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
+import { LazyLauncher } from './lazy-launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
 import { MpiLauncher } from './mpi/mpi-launcher.js';
 import * as mpiPlacement from './mpi/placement.js';
@@ -15,6 +16,8 @@ const launchers: Partial<Record<ClusterKind, LauncherFactory>> = {
   mpi: () => new MpiLauncher(),
   slurm: () => new SlurmLauncher(),
   nomad: () => new NomadLauncher(),
+  // @kubernetes/client-node takes a while to load: only jobs that use it pay for it.
+  kubernetes: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher()),
 };
 
 export function createLauncher(kind: ClusterKind): Launcher {

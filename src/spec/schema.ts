@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatDuration, parseDuration, parseBytes } from './units.js';
+import { KubernetesSpecSchema } from './kubernetes-section.js';
 import { NomadSpecSchema } from './nomad-section.js';
 import { SlurmSpecSchema } from './slurm-section.js';
 
@@ -169,11 +170,10 @@ export const UploaderSpecSchema = z
   });
 export type UploaderSpec = z.output<typeof UploaderSpecSchema>;
 
-/** Later launchers fill their sections in; until then a key there is an error, not silently ignored. */
+/** The local cluster (processes on this machine). */
 export const LocalSpecSchema = z.strictObject({
   workDir: z.string().min(1).optional().describe('where workers unpack the package and keep scratch files'),
 });
-const reserved = z.strictObject({});
 
 /** A host name or an IPv4/IPv6 address as OpenMPI's hostfile takes it (no user, no port: those are `mpi.ssh`). */
 const MPI_HOST_RULE = 'expected a host name or IP address such as "node1" or "10.0.0.5" (set the ssh user and port in mpi.ssh)';
@@ -243,7 +243,7 @@ export const JobSpecSchema = z.strictObject({
   timeouts: TimeoutsSchema.prefault({}),
   uploader: UploaderSpecSchema.prefault({}),
   local: LocalSpecSchema.prefault({}),
-  kubernetes: reserved.optional(),
+  kubernetes: KubernetesSpecSchema.optional(),
   slurm: SlurmSpecSchema.optional(),
   nomad: NomadSpecSchema.optional(),
   mpi: MpiSpecSchema.optional(),

@@ -53,7 +53,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     {
       workerId,
       host: os.hostname(),
-      ip: primaryAddress(),
+      ip: env.TWISTER2_POD_IP || primaryAddress(), // a pod's own IP (Kubernetes downward API), where its peers reach it
       ports: {},
       node: env.TWISTER2_NODE ?? os.hostname(),
       resources: { cpu: spec.resources.cpu, memoryBytes: spec.resources.memory, gpus: spec.resources.gpus },

@@ -1,0 +1,182 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { LauncherError } from '../../errors.js';
+import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
+import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import { workerEnvironment } from '../worker-env.js';
+import { createObject, deleteRoot, kubeApi, kubeCall, type KubeApi } from './kube-api.js';
+import { jobSelector, podOrdinal, workerId } from './names.js';
+import { jobObjects, k8sJob, rootConfigMap, rootOwnerReference, type K8sJob } from './objects/index.js';
+
+const POLL_MS = 500;
+const GONE_TIMEOUT_MS = 60_000;
+
+interface PodSeen {
+  uid: string;
+  restarts: Map<string, number>;
+}
+
+/**
+ * Runs the job's workers as a StatefulSet (one per worker group, Parallel pod management) in a namespace.
+ * The root ConfigMap is created first and owns every other object, so release is one delete: Kubernetes'
+ * garbage collector removes the rest, and release waits until nothing labelled with the job is left.
+ * Kubernetes restarts containers and recreates deleted pods by itself (same ordinal, same worker IDs), so
+ * there is no restartWorker: container restarts and vanished pods are reported as worker exits, and the job
+ * master waits for the same IDs to register again. Unschedulable pods show the job as QUEUED with the
+ * scheduler's message.
+ */
+export class KubernetesLauncher implements Launcher {
+  private api: KubeApi | undefined;
+  private job: K8sJob | undefined;
+  private k8s: KubernetesSpec | undefined;
+  private listener: LauncherListener | undefined;
+  private rootName = '';
+  private replicas = 0;
+  private poller: NodeJS.Timeout | undefined;
+  private polling = false;
+  private queuedShown = false;
+  private releasing = false;
+  private released: Promise<void> | undefined;
+  private readonly pods = new Map<string, PodSeen>();
+
+  async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
+    this.listener = listener;
+    const k8s = (this.k8s = kubernetesSection(ctx.spec));
+    const api = (this.api = kubeApi(k8s));
+    const root = await createObject(api, rootConfigMap(ctx.jobId, ctx.spec));
+    this.rootName = root.metadata!.name!;
+    const job = (this.job = k8sJob(ctx.jobId, ctx.spec, rootOwnerReference(root)));
+    this.replicas = ctx.spec.workers / k8s.workersPerPod;
+    // Anything created after the root is owned by it: a failure here is cleaned up by release().
+    for (const obj of jobObjects(job, { secret: { token: ctx.token, packageRef: ctx.packageRef }, workers: { env: workerEnvironment(ctx) } })) {
+      if (this.releasing) return;
+      await createObject(api, obj);
+    }
+    this.poller = setInterval(() => void this.poll(), POLL_MS);
+  }
+
+  async addWorkers(ids: number[]): Promise<void> {
+    await this.scaleTo(this.replicas + this.podsOf(ids));
+  }
+
+  async removeWorkers(ids: number[]): Promise<void> {
+    await this.scaleTo(this.replicas - this.podsOf(ids));
+  }
+
+  release(_ending?: JobEnding): Promise<void> {
+    this.releasing = true;
+    this.released ??= this.doRelease();
+    return this.released;
+  }
+
+  private async doRelease(): Promise<void> {
+    clearInterval(this.poller);
+    const api = this.api;
+    if (!api || !this.rootName) return;
+    await deleteRoot(api, this.rootName);
+    const deadline = Date.now() + GONE_TIMEOUT_MS;
+    for (;;) {
+      const left = await this.leftovers();
+      if (left.length === 0) return;
+      if (Date.now() > deadline) throw new LauncherError(`objects of job ${this.job?.jobId} were still in namespace "${api.namespace}" ${GONE_TIMEOUT_MS / 1000}s after its root was deleted: ${left.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** Everything labelled with the job that the API still lists. */
+  private async leftovers(): Promise<string[]> {
+    const api = this.api!;
+    const q = { namespace: api.namespace, labelSelector: jobSelector(this.job!.jobId) };
+    const [pods, sets, services, secrets, maps] = await kubeCall(`list the objects of job ${this.job!.jobId}`, () =>
+      Promise.all([
+        api.core.listNamespacedPod(q),
+        api.apps.listNamespacedStatefulSet(q),
+        api.core.listNamespacedService(q),
+        api.core.listNamespacedSecret(q),
+        api.core.listNamespacedConfigMap(q),
+      ]),
+    );
+    const name = (kind: string) => (o: { metadata?: { name?: string } }) => `${kind}/${o.metadata?.name}`;
+    return [...pods.items.map(name('pod')), ...sets.items.map(name('statefulset')), ...services.items.map(name('service')), ...secrets.items.map(name('secret')), ...maps.items.map(name('configmap'))];
+  }
+
+  /** Worker counts change by whole pods: a pod always holds workersPerPod workers. */
+  private podsOf(ids: number[]): number {
+    const wpp = this.k8s!.workersPerPod;
+    if (ids.length % wpp !== 0) throw new LauncherError(`kubernetes scales by whole pods of ${wpp} workers (kubernetes.workersPerPod); ${ids.length} is not a multiple of ${wpp}`);
+    return ids.length / wpp;
+  }
+
+  private async scaleTo(replicas: number): Promise<void> {
+    const api = this.api!;
+    const name = this.job!.names.workers(0);
+    await kubeCall(`scale StatefulSet "${name}" to ${replicas} replicas`, async () => {
+      const scale = await api.apps.readNamespacedStatefulSetScale({ namespace: api.namespace, name });
+      await api.apps.replaceNamespacedStatefulSetScale({ namespace: api.namespace, name, body: { ...scale, spec: { replicas } } });
+    });
+    this.replicas = replicas;
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.releasing) return;
+    this.polling = true;
+    try {
+      const api = this.api!;
+      const list = await api.core.listNamespacedPod({ namespace: api.namespace, labelSelector: jobSelector(this.job!.jobId, 'worker') });
+      if (this.releasing) return;
+      this.observe(list.items);
+    } catch {
+      // A missed poll is retried; heartbeats still catch dead workers.
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private observe(pods: V1Pod[]): void {
+    const wpp = this.k8s!.workersPerPod;
+    const present = new Set<string>();
+    const unschedulable: string[] = [];
+    for (const pod of pods) {
+      const name = pod.metadata?.name ?? '';
+      const uid = pod.metadata?.uid ?? '';
+      const ordinal = podOrdinal(name);
+      if (ordinal === undefined || pod.metadata?.deletionTimestamp) continue;
+      present.add(name);
+      const seen = this.pods.get(name);
+      if (seen && seen.uid !== uid) this.podGone(name, ordinal);
+      const cur = this.pods.get(name) ?? { uid, restarts: new Map<string, number>() };
+      this.pods.set(name, cur);
+      for (const c of pod.status?.containerStatuses ?? []) {
+        const index = Number(/^worker-(\d+)$/.exec(c.name)?.[1] ?? NaN);
+        if (!Number.isInteger(index)) continue;
+        const before = cur.restarts.get(c.name) ?? 0;
+        cur.restarts.set(c.name, c.restartCount);
+        if (c.restartCount > before && ordinal < this.replicas) {
+          const t = c.lastState?.terminated;
+          this.listener!.workerExited({ workerId: workerId(ordinal, index, wpp), code: t?.exitCode ?? null, signal: null });
+        }
+      }
+      const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+      if (sched?.status === 'False' && sched.reason === 'Unschedulable') unschedulable.push(`${name}: ${sched.message ?? 'unschedulable'}`);
+    }
+    for (const name of [...this.pods.keys()]) {
+      const ordinal = podOrdinal(name)!;
+      if (!present.has(name) && ordinal < this.replicas) this.podGone(name, ordinal);
+      else if (!present.has(name)) this.pods.delete(name);
+    }
+    if (unschedulable.length > 0) {
+      this.queuedShown = true;
+      this.listener!.queued?.(`the Kubernetes scheduler cannot place ${unschedulable.length} pod${unschedulable.length === 1 ? '' : 's'} yet: ${unschedulable[0]}`);
+    } else if (this.queuedShown) {
+      this.queuedShown = false;
+      this.listener!.allocated?.();
+    }
+  }
+
+  /** A pod that vanished or was replaced took its workers with it; the StatefulSet brings the same ordinal back. */
+  private podGone(name: string, ordinal: number): void {
+    this.pods.delete(name);
+    const wpp = this.k8s!.workersPerPod;
+    // The kubelet stops a deleted pod's containers with SIGTERM.
+    for (let c = 0; c < wpp; c++) this.listener!.workerExited({ workerId: workerId(ordinal, c, wpp), code: null, signal: 'SIGTERM' });
+  }
+}

@@ -1,0 +1,88 @@
+import type { V1ResourceRequirements, V1StatefulSet } from '@kubernetes/client-node';
+import { roleLabels } from '../names.js';
+import { ownedMeta, type K8sJob } from './common.js';
+import { SECRET_KEYS } from './job-secret.js';
+import { affinity, commonPodSpec, POD_ENV } from './pod-spec.js';
+import { ROOT_KEYS } from './root-configmap.js';
+
+export const DEFAULT_JOB_MASTER_COMMAND = ['node', '/opt/twister2/bin/twister2.js', 'jobmaster', '--in-cluster'];
+/** Where the job master finds the root ConfigMap's keys as files (spec.json, job-id). */
+export const JOB_MOUNT = '/etc/twister2/job';
+export const JOB_MASTER_CONTAINER = 'jobmaster';
+
+export interface JobMasterInput {
+  /** Default DEFAULT_JOB_MASTER_COMMAND. */
+  command?: string[];
+  /** More plain environment. */
+  env?: Record<string, string>;
+  /** Default: requests 250m CPU and 256Mi, limit 512Mi. */
+  resources?: V1ResourceRequirements;
+}
+
+/**
+ * The in-cluster job master: one pod, restarted in place by Kubernetes, running as the job's
+ * ServiceAccount (jobMasterRole). It reads the spec from the root ConfigMap (TWISTER2_JOB_SPEC and
+ * /etc/twister2/job/spec.json), the token, package reference and uploader credentials from the Secret,
+ * and listens on kubernetes.jobMasterPort behind jobMasterService.
+ */
+export function jobMasterStatefulSet(job: K8sJob, input: JobMasterInput = {}): V1StatefulSet {
+  const name = job.names.jobMaster;
+  const labels = roleLabels(job.jobId, 'jobmaster');
+  const port = job.k8s.jobMasterPort;
+  const aff = affinity(job, { workers: false });
+  const secret = (envName: string, key: string, optional = false) => ({ name: envName, valueFrom: { secretKeyRef: { name: job.names.secret, key, ...(optional ? { optional: true } : {}) } } });
+  const field = (envName: string, fieldPath: string) => ({ name: envName, valueFrom: { fieldRef: { fieldPath } } });
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: ownedMeta(job, name, { role: 'jobmaster' }),
+    spec: {
+      replicas: 1,
+      serviceName: job.names.jobMasterService,
+      podManagementPolicy: 'Parallel',
+      updateStrategy: { type: 'OnDelete' },
+      revisionHistoryLimit: 1,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: job.names.serviceAccount,
+          automountServiceAccountToken: true,
+          enableServiceLinks: false,
+          restartPolicy: 'Always',
+          terminationGracePeriodSeconds: 30,
+          containers: [
+            {
+              name: JOB_MASTER_CONTAINER,
+              image: job.k8s.image,
+              imagePullPolicy: job.k8s.imagePullPolicy,
+              command: [...(input.command ?? DEFAULT_JOB_MASTER_COMMAND)],
+              env: [
+                { name: 'TWISTER2_JOB_ID', value: job.jobId },
+                { name: 'TWISTER2_CLUSTER', value: 'kubernetes' },
+                { name: 'TWISTER2_JOB_MASTER_PORT', value: String(port) },
+                { name: 'TWISTER2_JOB_SPEC_FILE', value: `${JOB_MOUNT}/${ROOT_KEYS.spec}` },
+                ...Object.entries(input.env ?? {}).map(([k, v]) => ({ name: k, value: v })),
+                { name: 'TWISTER2_JOB_SPEC', valueFrom: { configMapKeyRef: { name: job.names.root, key: ROOT_KEYS.spec } } },
+                secret('TWISTER2_JOB_TOKEN', SECRET_KEYS.token),
+                secret('TWISTER2_PACKAGE_REF', SECRET_KEYS.packageRef),
+                secret('TWISTER2_UPLOADER_SECRETS', SECRET_KEYS.uploaderSecrets, true),
+                field(POD_ENV.podName, 'metadata.name'),
+                field(POD_ENV.namespace, 'metadata.namespace'),
+                field(POD_ENV.podIp, 'status.podIP'),
+                field(POD_ENV.node, 'spec.nodeName'),
+              ],
+              ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
+              readinessProbe: { tcpSocket: { port }, periodSeconds: 2 },
+              resources: input.resources ?? { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } },
+              volumeMounts: [{ name: 'job', mountPath: JOB_MOUNT, readOnly: true }],
+            },
+          ],
+          volumes: [{ name: 'job', configMap: { name: job.names.root } }],
+          ...(aff ? { affinity: aff } : {}),
+          ...commonPodSpec(job),
+        },
+      },
+    },
+  };
+}

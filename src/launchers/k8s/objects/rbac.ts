@@ -1,0 +1,49 @@
+import type { V1PolicyRule, V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client-node';
+import { ownedMeta, type K8sJob } from './common.js';
+
+/** The in-cluster job master's identity. Workers run without one (automountServiceAccountToken: false). */
+export function jobMasterServiceAccount(job: K8sJob): V1ServiceAccount {
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: ownedMeta(job, job.names.serviceAccount, { role: 'jobmaster' }),
+  };
+}
+
+/**
+ * Exactly what the in-cluster job master does, in its own namespace only:
+ * - pods: get, list, watch — follow the workers (exits, restarts, placement);
+ * - pods/log: get — the workers' output for the client;
+ * - pods/exec: create and get — copy the package into pods (direct copy); exec over WebSocket is a GET that
+ *   Kubernetes ≥ 1.30 also checks for create;
+ * - its worker StatefulSets (by name): get, patch — scaling; and their scale subresource;
+ * - the root ConfigMap (by name): get, delete — reading the job and ending it (the garbage collector does the rest).
+ */
+export function jobMasterRules(job: K8sJob, workerStatefulSets: string[] = [job.names.workers(0)]): V1PolicyRule[] {
+  return [
+    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'] },
+    { apiGroups: ['apps'], resources: ['statefulsets', 'statefulsets/scale'], resourceNames: [...workerStatefulSets], verbs: ['get', 'patch'] },
+    { apiGroups: [''], resources: ['configmaps'], resourceNames: [job.names.root], verbs: ['get', 'delete'] },
+  ];
+}
+
+export function jobMasterRole(job: K8sJob, workerStatefulSets?: string[]): V1Role {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: ownedMeta(job, job.names.role, { role: 'jobmaster' }),
+    rules: jobMasterRules(job, workerStatefulSets),
+  };
+}
+
+export function jobMasterRoleBinding(job: K8sJob): V1RoleBinding {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: ownedMeta(job, job.names.roleBinding, { role: 'jobmaster' }),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: job.names.role },
+    subjects: [{ kind: 'ServiceAccount', name: job.names.serviceAccount, namespace: job.namespace }],
+  };
+}

@@ -1,0 +1,733 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiException, CoreV1Api, KubeConfig, type V1Container, type V1EnvVar, type V1Node, type V1Pod, type V1Volume } from '@kubernetes/client-node';
+
+/**
+ * A stand-in for the kubelet's container runtime on a kwok cluster (test/env/kube-cluster.ts), where pods
+ * become Running without any container: every pod of a namespace that kwok reports Running (pod IP, no
+ * deletionTimestamp; optionally only those matching a label selector) gets one LOCAL process per container,
+ * `command[0] [...command.slice(1), ...args]`, with the environment the kubelet would give it:
+ *
+ * - `env` in order (value, fieldRef, secretKeyRef, configMapKeyRef, resourceFieldRef) after `envFrom`
+ *   (secretRef/configMapRef, prefix), `$(VAR)` references expanded as Kubernetes does (also in command and
+ *   args); KUBERNETES_SERVICE_HOST/PORT name the real API server (as the kubelet injects them); HOSTNAME is the
+ *   pod's hostname; PATH and HOME are the test process's (an image's own); `extraEnv` last, overriding.
+ * - Volumes: every mountPath is a local directory under this runner's temp dir: per pod (its containers
+ *   share it) for emptyDir, configMap, secret, downwardAPI and projected volumes (the last four filled in
+ *   once, when the pod starts; a projected serviceAccountToken is a real TokenRequest bound to the pod);
+ *   per runner for a PVC (by claim name: ReadWriteMany) and NFS (server+path); per node for hostPath.
+ *   Command, args and env values that name a mountPath (or a path under it) are rewritten to the local
+ *   directory, and `pathMap` (container prefix → local prefix) likewise, e.g. `/opt/twister2` → the
+ *   repository checkout. In command and args a path is recognised anywhere after a word boundary (shell
+ *   scripts); in env values at the start of the value or of a colon-separated element.
+ * - stdout+stderr are appended to `${logDir}/${pod}-${container}.log`; cwd is a per-container temp dir
+ *   (or workingDir, if it maps to a local directory through the mounts or pathMap).
+ *
+ * A pod that goes away (gone from the list, new uid, deletionTimestamp, phase Succeeded/Failed) has its
+ * processes' groups sent SIGTERM, then SIGKILL after 3 s; a recreated pod (new uid) starts afresh. A process
+ * that exits is recorded and not restarted, unless `restart: true` (restartPolicy Always/OnFailure, 1 s
+ * backoff doubling to 10 s). Processes are detached (own process group) and tracked by PID only; the
+ * test process's exit kills them, and a later start kills what a killed test process left behind.
+ *
+ * Secret values are never logged: errors name the Secret and key only.
+ */
+
+export interface PodProcess {
+  pod: string;
+  uid: string;
+  container: string;
+  /** 0 when the spawn itself failed (see error). */
+  pid: number;
+  /** undefined while running; null when ended by a signal (see signal). */
+  exitCode?: number | null;
+  signal?: NodeJS.Signals | null;
+  /** The spawn failed (e.g. ENOENT). */
+  error?: string;
+  logFile: string;
+  /** mountPath → local directory, for this container. */
+  mounts: Record<string, string>;
+  /** 0 for the first run of the container; with `restart`, one more per restart. */
+  restartCount: number;
+}
+
+export interface PodRunner {
+  /** Every process started, current and finished, in start order. */
+  processes(): PodProcess[];
+  /** Problems met so far: pods whose containers could not be started (retried at the next poll), API errors. */
+  errors(): string[];
+  /** The runner's temp dir (removed by stop()). */
+  readonly dir: string;
+  /** Kills every process it started (SIGTERM to the groups, SIGKILL after 3 s), stops watching, removes the temp dir. */
+  stop(): Promise<void>;
+}
+
+export interface StartPodRunnerOptions {
+  kubeconfigFile: string;
+  namespace: string;
+  labelSelector?: string;
+  logDir: string;
+  /** Added to every container's environment last (overriding); a function gets the pod and container. */
+  extraEnv?: Record<string, string> | ((pod: V1Pod, container: V1Container) => Record<string, string>);
+  /** Container path prefix → local path prefix, applied to command, args, env values and workingDir. */
+  pathMap?: Record<string, string>;
+  /** Emulate restartPolicy Always / OnFailure (the kubelet's restarts). Default false. */
+  restart?: boolean;
+  /** Poll interval of the pod list. Default 200 ms. */
+  pollMs?: number;
+}
+
+const TEMP_PREFIX = 'twister2-pods-';
+const STATE_FILE = 'runner.json';
+const KILL_GRACE_MS = 3000;
+
+interface Run {
+  proc: PodProcess;
+  child?: ChildProcess;
+  done: Promise<void>;
+}
+
+interface PodState {
+  name: string;
+  uid: string;
+  dir: string;
+  runs: Run[];
+  terminating: boolean;
+  /** Resolves when every process of the pod has been killed (set once terminating). */
+  terminated?: Promise<void>;
+  restartTimers: NodeJS.Timeout[];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Process groups
+
+function signalGroup(pgid: number, sig: NodeJS.Signals): void {
+  if (!(pgid > 0)) return;
+  try {
+    process.kill(-pgid, sig);
+  } catch {
+    // Gone.
+  }
+}
+
+function procState(pid: number): { state: string; pgrp: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0] ?? '', pgrp: Number(f[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether any process of the group is still alive (zombies do not count). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const lead = procState(pgid);
+  if (lead && lead.pgrp === pgid && lead.state !== 'Z') return true;
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const s = procState(Number(e));
+    if (s && s.pgrp === pgid && s.state !== 'Z') return true;
+  }
+  return false;
+}
+
+async function killGroup(pgid: number, graceMs = KILL_GRACE_MS): Promise<void> {
+  if (!(pgid > 0)) return;
+  signalGroup(pgid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!groupAlive(pgid)) return;
+    await sleep(50);
+  }
+  signalGroup(pgid, 'SIGKILL');
+  const hard = Date.now() + 2000;
+  while (Date.now() < hard && groupAlive(pgid)) await sleep(50);
+}
+
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kills what runners of dead test processes left behind: groups whose leader's cwd is inside their dir. */
+function reapOrphans(): void {
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(os.tmpdir()).filter((e) => e.startsWith(TEMP_PREFIX));
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const dir = path.join(os.tmpdir(), e);
+    let state: { ownerPid: number; ownerStart: string; pids: number[] };
+    try {
+      state = JSON.parse(readFileSync(path.join(dir, STATE_FILE), 'utf8')) as typeof state;
+    } catch {
+      continue;
+    }
+    const start = processStart(state.ownerPid);
+    if (start !== undefined && start === state.ownerStart) continue;
+    for (const pid of state.pids) {
+      try {
+        if (readlinkSync(`/proc/${pid}/cwd`).startsWith(dir + path.sep)) signalGroup(pid, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Kubernetes semantics
+
+/** `$(VAR)` expansion exactly as k8s.io/kubernetes/third_party/forked/golang/expansion: `$$` is `$`, unknown references stay. */
+export function expandVars(input: string, lookup: (name: string) => string | undefined): string {
+  let out = '';
+  let checkpoint = 0;
+  for (let cursor = 0; cursor < input.length; cursor++) {
+    if (input[cursor] !== '$' || cursor + 1 >= input.length) continue;
+    out += input.slice(checkpoint, cursor);
+    const rest = input.slice(cursor + 1);
+    let read: string;
+    let isVar = false;
+    let advance = 1;
+    if (rest[0] === '$') {
+      read = '$';
+    } else if (rest[0] === '(') {
+      const close = rest.indexOf(')', 1);
+      if (close > 0) {
+        read = rest.slice(1, close);
+        isVar = true;
+        advance = close + 1;
+      } else {
+        read = '$(';
+      }
+    } else {
+      read = `$${rest[0]}`;
+    }
+    out += isVar ? (lookup(read) ?? `$(${read})`) : read;
+    cursor += advance;
+    checkpoint = cursor + 1;
+  }
+  return out + input.slice(checkpoint);
+}
+
+const SUFFIXES: Record<string, number> = {
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** A resource.Quantity as a number ("500m" → 0.5, "64Mi" → 67108864, "1e3" → 1000). */
+export function parseQuantity(q: string | number): number {
+  if (typeof q === 'number') return q;
+  const m = /^([+-]?[0-9.]+)([eE][+-]?[0-9]+)?([a-zA-Z]*)$/.exec(q.trim());
+  const mult = m ? SUFFIXES[m[3] ?? ''] : undefined;
+  if (!m || mult === undefined) throw new Error(`not a quantity: ${q}`);
+  return Number(m[1]) * (m[2] ? 10 ** Number(m[2].slice(1)) : 1) * mult;
+}
+
+function labelLines(map: Record<string, string> | undefined): string {
+  return Object.keys(map ?? {})
+    .sort()
+    .map((k) => `${k}=${JSON.stringify(map?.[k] ?? '')}`)
+    .join('\n');
+}
+
+function fieldValue(pod: V1Pod, fieldPath: string, forFile = false): string {
+  const md = pod.metadata ?? {};
+  const sel = /^metadata\.(labels|annotations)\[(['"])(.*)\2\]$/.exec(fieldPath);
+  if (sel) return (sel[1] === 'labels' ? md.labels : md.annotations)?.[sel[3] ?? ''] ?? '';
+  switch (fieldPath) {
+    case 'metadata.name':
+      return md.name ?? '';
+    case 'metadata.namespace':
+      return md.namespace ?? '';
+    case 'metadata.uid':
+      return md.uid ?? '';
+    case 'status.podIP':
+      return pod.status?.podIP ?? '';
+    case 'status.podIPs':
+      return (pod.status?.podIPs ?? []).map((p) => p.ip).join(',');
+    case 'status.hostIP':
+      return pod.status?.hostIP ?? '';
+    case 'status.hostIPs':
+      return (pod.status?.hostIPs ?? []).map((p) => p.ip).join(',');
+    case 'spec.nodeName':
+      return pod.spec?.nodeName ?? '';
+    case 'spec.serviceAccountName':
+      return pod.spec?.serviceAccountName ?? '';
+  }
+  if (forFile && fieldPath === 'metadata.labels') return labelLines(md.labels);
+  if (forFile && fieldPath === 'metadata.annotations') return labelLines(md.annotations);
+  throw new Error(`unsupported fieldRef ${fieldPath}`);
+}
+
+/** Valid environment variable names for envFrom (C_IDENTIFIER-ish, as the kubelet checks). */
+const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+
+// ---------------------------------------------------------------------------------------------------
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Container-path → local-path rewriting: longest prefix first, only whole path components. */
+class PathMapper {
+  private readonly entries: Array<[string, string]>;
+  private readonly embedded: RegExp | undefined;
+
+  constructor(maps: Array<Record<string, string>>) {
+    const seen = new Map<string, string>();
+    for (const m of maps) {
+      for (const [from, to] of Object.entries(m)) {
+        const f = from.length > 1 ? from.replace(/\/+$/, '') : from;
+        if (f === '/' || f === '' || seen.has(f)) continue;
+        seen.set(f, to.length > 1 ? to.replace(/\/+$/, '') : to);
+      }
+    }
+    this.entries = [...seen.entries()].sort((a, b) => b[0].length - a[0].length);
+    this.embedded = this.entries.length
+      ? new RegExp(`(^|[\\s"'=:;(,\`])(${this.entries.map(([f]) => escapeRe(f)).join('|')})(?=$|[/\\s"':;),\`])`, 'g')
+      : undefined;
+  }
+
+  private one(v: string): string {
+    for (const [from, to] of this.entries) {
+      if (v === from) return to;
+      if (v.startsWith(`${from}/`)) return to + v.slice(from.length);
+    }
+    return v;
+  }
+
+  /** An env value: the value, or each element of a colon-separated list, when it is or starts with a mapped path. */
+  env(v: string): string {
+    return v.includes(':') ? v.split(':').map((s) => this.one(s)).join(':') : this.one(v);
+  }
+
+  /** A command or argument: mapped paths anywhere after a word boundary (shell scripts too). */
+  arg(v: string): string {
+    if (!this.embedded) return v;
+    const lookup = new Map(this.entries);
+    return v.replace(this.embedded, (_m, pre: string, p: string) => pre + (lookup.get(p) ?? p));
+  }
+}
+
+function safeJoin(dir: string, rel: string): string {
+  const p = path.resolve(dir, rel);
+  if (p !== dir && !p.startsWith(dir + path.sep)) throw new Error(`path ${rel} escapes its volume`);
+  return p;
+}
+
+function writeVolumeFile(dir: string, rel: string, data: Buffer | string, mode: number): void {
+  const file = safeJoin(dir, rel);
+  mkdirSync(path.dirname(file), { recursive: true });
+  rmSync(file, { force: true });
+  writeFileSync(file, data, { mode: 0o600 });
+  chmodSync(file, mode);
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRunner> {
+  reapOrphans();
+  installExitHook();
+  const kc = new KubeConfig();
+  kc.loadFromFile(opts.kubeconfigFile);
+  const core = kc.makeApiClient(CoreV1Api);
+  const server = new URL(kc.getCurrentCluster()?.server ?? 'https://127.0.0.1:443');
+  const serviceEnv = {
+    KUBERNETES_SERVICE_HOST: server.hostname.replace(/^\[|\]$/g, ''),
+    KUBERNETES_SERVICE_PORT: server.port || (server.protocol === 'https:' ? '443' : '80'),
+  };
+  const ns = opts.namespace;
+  const pollMs = opts.pollMs ?? 200;
+  mkdirSync(opts.logDir, { recursive: true });
+  const root = mkdtempSync(path.join(os.tmpdir(), TEMP_PREFIX));
+  const ownerStart = processStart(process.pid) ?? '';
+  const pods = new Map<string, PodState>();
+  const all: Run[] = [];
+  const problems: string[] = [];
+  const problemSeen = new Set<string>();
+  let stopped = false;
+
+  const problem = (msg: string) => {
+    if (problemSeen.has(msg)) return;
+    problemSeen.add(msg);
+    problems.push(msg);
+  };
+  const saveState = () => {
+    const pids = all.map((r) => r.proc.pid).filter((p) => p > 0);
+    writeFileSync(path.join(root, STATE_FILE), JSON.stringify({ ownerPid: process.pid, ownerStart, pids }));
+  };
+  saveState();
+
+  const notFound = (err: unknown) => err instanceof ApiException && err.code === 404;
+
+  /** Secrets, config maps and nodes read for one pod start (each once). */
+  const reader = () => {
+    const cache = new Map<string, Promise<unknown>>();
+    const once = <T>(key: string, fn: () => Promise<T>): Promise<T | undefined> => {
+      if (!cache.has(key)) cache.set(key, fn().catch((err: unknown) => (notFound(err) ? undefined : Promise.reject(err))));
+      return cache.get(key) as Promise<T | undefined>;
+    };
+    return {
+      /** The Secret's data decoded, or undefined when it does not exist. */
+      secret: (name: string) =>
+        once(`s/${name}`, async () => {
+          const s = await core.readNamespacedSecret({ name, namespace: ns });
+          const data: Record<string, Buffer> = {};
+          for (const [k, v] of Object.entries(s.data ?? {})) data[k] = Buffer.from(v, 'base64');
+          for (const [k, v] of Object.entries(s.stringData ?? {})) data[k] = Buffer.from(v, 'utf8');
+          return data;
+        }),
+      configMap: (name: string) =>
+        once(`c/${name}`, async () => {
+          const c = await core.readNamespacedConfigMap({ name, namespace: ns });
+          const data: Record<string, Buffer> = {};
+          for (const [k, v] of Object.entries(c.data ?? {})) data[k] = Buffer.from(v, 'utf8');
+          for (const [k, v] of Object.entries(c.binaryData ?? {})) data[k] = Buffer.from(v, 'base64');
+          return data;
+        }),
+      node: (name: string) => once<V1Node>(`n/${name}`, () => core.readNode({ name })),
+    };
+  };
+  type Reader = ReturnType<typeof reader>;
+
+  const keyOf = async (r: Reader, kind: 'Secret' | 'ConfigMap', name: string, key: string, optional: boolean | undefined): Promise<Buffer | undefined> => {
+    const data = kind === 'Secret' ? await r.secret(name) : await r.configMap(name);
+    const v = data?.[key];
+    if (v === undefined && !optional) throw new Error(data ? `${kind} ${ns}/${name} has no key "${key}"` : `${kind} ${ns}/${name} not found`);
+    return v;
+  };
+
+  const resourceValue = async (r: Reader, pod: V1Pod, container: V1Container, ref: { containerName?: string; resource: string; divisor?: string | number }): Promise<string> => {
+    const c = ref.containerName ? pod.spec?.containers.find((x) => x.name === ref.containerName) : container;
+    if (!c) throw new Error(`resourceFieldRef names no container ${ref.containerName}`);
+    const [kind, res] = ref.resource.split('.') as ['limits' | 'requests', string];
+    let q: string | undefined = c.resources?.[kind]?.[res];
+    if (q === undefined && kind === 'limits' && pod.spec?.nodeName) {
+      // The kubelet's default for an unset limit: the node's allocatable.
+      q = (await r.node(pod.spec.nodeName))?.status?.allocatable?.[res];
+    }
+    const value = q === undefined ? 0 : parseQuantity(q);
+    // An unset divisor comes back from the API server as "0": the kubelet takes it as 1.
+    const divisor = (ref.divisor === undefined ? 0 : parseQuantity(ref.divisor)) || 1;
+    if (res === 'cpu') return String(Math.ceil(Math.round(value * 1000) / Math.max(1, Math.round(divisor * 1000))));
+    return String(Math.ceil(value / divisor));
+  };
+
+  /** The container's environment as the kubelet computes it (before path rewriting). */
+  const containerEnv = async (r: Reader, pod: V1Pod, container: V1Container): Promise<Array<[string, string]>> => {
+    const tmp = new Map<string, string>();
+    const order: string[] = [];
+    const set = (k: string, v: string) => {
+      if (!tmp.has(k)) order.push(k);
+      tmp.set(k, v);
+    };
+    for (const from of container.envFrom ?? []) {
+      const prefix = from.prefix ?? '';
+      const src = from.secretRef ? { kind: 'Secret' as const, ...from.secretRef } : from.configMapRef ? { kind: 'ConfigMap' as const, ...from.configMapRef } : undefined;
+      if (!src?.name) continue;
+      const data = src.kind === 'Secret' ? await r.secret(src.name) : await r.configMap(src.name);
+      if (!data) {
+        if (src.optional) continue;
+        throw new Error(`${src.kind} ${ns}/${src.name} (envFrom) not found`);
+      }
+      for (const [k, v] of Object.entries(data)) if (ENV_NAME.test(prefix + k)) set(prefix + k, v.toString('utf8'));
+    }
+    const lookup = (name: string) => tmp.get(name) ?? (serviceEnv as Record<string, string>)[name];
+    for (const e of container.env ?? ([] as V1EnvVar[])) {
+      const vf = e.valueFrom;
+      if (!vf) {
+        set(e.name, expandVars(e.value ?? '', lookup));
+      } else if (vf.fieldRef) {
+        set(e.name, fieldValue(pod, vf.fieldRef.fieldPath));
+      } else if (vf.resourceFieldRef) {
+        set(e.name, await resourceValue(r, pod, container, vf.resourceFieldRef));
+      } else if (vf.secretKeyRef || vf.configMapKeyRef) {
+        const ref = (vf.secretKeyRef ?? vf.configMapKeyRef)!;
+        const v = await keyOf(r, vf.secretKeyRef ? 'Secret' : 'ConfigMap', ref.name ?? '', ref.key, ref.optional);
+        if (v !== undefined) set(e.name, v.toString('utf8'));
+      }
+    }
+    return order.map((k) => [k, tmp.get(k) ?? '']);
+  };
+
+  /** Creates (and fills) the local directory of a volume. */
+  const volumeDir = async (r: Reader, pod: V1Pod, podDir: string, v: V1Volume): Promise<string> => {
+    let dir: string;
+    if (v.persistentVolumeClaim) dir = path.join(root, 'pvc', v.persistentVolumeClaim.claimName);
+    else if (v.nfs) dir = safeJoin(path.join(root, 'nfs', v.nfs.server), `.${path.posix.resolve('/', v.nfs.path)}`);
+    else if (v.hostPath) dir = safeJoin(path.join(root, 'host', pod.spec?.nodeName ?? 'node'), `.${path.posix.resolve('/', v.hostPath.path)}`);
+    else dir = path.join(podDir, 'volumes', v.name);
+    mkdirSync(dir, { recursive: true });
+
+    const fromData = async (
+      kind: 'Secret' | 'ConfigMap',
+      name: string | undefined,
+      items: Array<{ key: string; path: string; mode?: number }> | undefined,
+      optional: boolean | undefined,
+      mode: number,
+    ) => {
+      if (!name) return;
+      const data = kind === 'Secret' ? await r.secret(name) : await r.configMap(name);
+      if (!data) {
+        if (optional) return;
+        throw new Error(`${kind} ${ns}/${name} (volume ${v.name}) not found`);
+      }
+      if (items?.length) {
+        for (const it of items) {
+          const val = data[it.key];
+          if (val === undefined) {
+            if (optional) continue;
+            throw new Error(`${kind} ${ns}/${name} (volume ${v.name}) has no key "${it.key}"`);
+          }
+          writeVolumeFile(dir, it.path, val, it.mode ?? mode);
+        }
+      } else {
+        for (const [k, val] of Object.entries(data)) writeVolumeFile(dir, k, val, mode);
+      }
+    };
+    const downward = async (items: Array<{ path: string; fieldRef?: { fieldPath: string }; resourceFieldRef?: { containerName?: string; resource: string; divisor?: string }; mode?: number }> | undefined, mode: number) => {
+      for (const it of items ?? []) {
+        let val = '';
+        if (it.fieldRef) val = fieldValue(pod, it.fieldRef.fieldPath, true);
+        else if (it.resourceFieldRef) {
+          const c = pod.spec?.containers.find((x) => x.name === it.resourceFieldRef?.containerName) ?? pod.spec?.containers[0];
+          if (c) val = await resourceValue(r, pod, c, it.resourceFieldRef);
+        }
+        writeVolumeFile(dir, it.path, val, it.mode ?? mode);
+      }
+    };
+
+    if (v.configMap) await fromData('ConfigMap', v.configMap.name, v.configMap.items, v.configMap.optional, v.configMap.defaultMode ?? 0o644);
+    if (v.secret) await fromData('Secret', v.secret.secretName, v.secret.items, v.secret.optional, v.secret.defaultMode ?? 0o644);
+    if (v.downwardAPI) await downward(v.downwardAPI.items, v.downwardAPI.defaultMode ?? 0o644);
+    if (v.projected) {
+      const mode = v.projected.defaultMode ?? 0o644;
+      for (const s of v.projected.sources ?? []) {
+        if (s.configMap) await fromData('ConfigMap', s.configMap.name, s.configMap.items, s.configMap.optional, mode);
+        if (s.secret) await fromData('Secret', s.secret.name, s.secret.items, s.secret.optional, mode);
+        if (s.downwardAPI) await downward(s.downwardAPI.items, mode);
+        if (s.serviceAccountToken) {
+          const tr = await core.createNamespacedServiceAccountToken({
+            name: pod.spec?.serviceAccountName ?? 'default',
+            namespace: ns,
+            body: {
+              spec: {
+                audiences: s.serviceAccountToken.audience ? [s.serviceAccountToken.audience] : [],
+                expirationSeconds: s.serviceAccountToken.expirationSeconds ?? 3607,
+                boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, uid: pod.metadata?.uid },
+              },
+            },
+          });
+          writeVolumeFile(dir, s.serviceAccountToken.path, tr.status?.token ?? '', mode);
+        }
+      }
+    }
+    return dir;
+  };
+
+  const spawnRun = (pod: V1Pod, state: PodState, c: V1Container, plan: { file: string; args: string[]; env: Record<string, string>; cwd: string; mounts: Record<string, string> }, restartCount: number): Run => {
+    const proc: PodProcess = {
+      pod: state.name,
+      uid: state.uid,
+      container: c.name,
+      pid: 0,
+      logFile: path.join(opts.logDir, `${state.name}-${c.name}.log`),
+      mounts: plan.mounts,
+      restartCount,
+    };
+    const fd = openSync(proc.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(plan.file, plan.args, { env: plan.env, cwd: plan.cwd, detached: true, stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    proc.pid = child.pid ?? 0;
+    if (proc.pid > 0) liveGroups.add(proc.pid);
+    const run: Run = {
+      proc,
+      child,
+      done: new Promise<void>((resolve) => {
+        child.once('error', (err) => {
+          if (proc.pid > 0) return;
+          proc.error = err.message;
+          proc.exitCode = 127;
+          resolve();
+        });
+        child.once('exit', (code, signal) => {
+          proc.exitCode = code;
+          proc.signal = signal;
+          resolve();
+        });
+      }),
+    };
+    all.push(run);
+    state.runs.push(run);
+    saveState();
+    void run.done.then(() => {
+      // The group may outlive its leader; it is killed with the pod.
+      const policy = pod.spec?.restartPolicy ?? 'Always';
+      if (!opts.restart || stopped || state.terminating || policy === 'Never' || (policy === 'OnFailure' && proc.exitCode === 0)) return;
+      const backoff = Math.min(10_000, 1000 * 2 ** Math.min(restartCount, 4));
+      const t = setTimeout(() => {
+        if (!stopped && !state.terminating) spawnRun(pod, state, c, plan, restartCount + 1);
+      }, backoff);
+      state.restartTimers.push(t);
+    });
+    return run;
+  };
+
+  const startPod = async (pod: V1Pod, state: PodState) => {
+    const r = reader();
+    const spec = pod.spec!;
+    mkdirSync(state.dir, { recursive: true });
+    const volumes = new Map<string, string>();
+    for (const v of spec.volumes ?? []) volumes.set(v.name, await volumeDir(r, pod, state.dir, v));
+    const hostname = spec.hostname ?? pod.metadata?.name ?? '';
+    const plans: Array<[V1Container, Parameters<typeof spawnRun>[3]]> = [];
+    for (const c of spec.containers) {
+      const mounts: Record<string, string> = {};
+      for (const m of c.volumeMounts ?? []) {
+        const vd = volumes.get(m.name);
+        if (!vd) throw new Error(`container ${c.name} mounts unknown volume ${m.name}`);
+        const local = m.subPath ? safeJoin(vd, m.subPath) : vd;
+        mkdirSync(local, { recursive: true });
+        mounts[m.mountPath] = local;
+      }
+      const mapper = new PathMapper([mounts, opts.pathMap ?? {}]);
+      const kubeEnv = await containerEnv(r, pod, c);
+      const envMap = new Map(kubeEnv);
+      const lookup = (n: string) => envMap.get(n) ?? (serviceEnv as Record<string, string>)[n];
+      const argv = [...(c.command ?? []), ...(c.args ?? [])].map((a) => mapper.arg(expandVars(a, lookup)));
+      if (!c.command?.length) throw new Error(`container ${c.name} has no command (the image's entrypoint is unknown here)`);
+      const env: Record<string, string> = {
+        PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+        HOME: process.env.HOME ?? os.homedir(),
+        HOSTNAME: hostname,
+        ...serviceEnv,
+      };
+      for (const [k, v] of kubeEnv) env[k] = mapper.env(v);
+      Object.assign(env, typeof opts.extraEnv === 'function' ? opts.extraEnv(pod, c) : (opts.extraEnv ?? {}));
+      let cwd = path.join(state.dir, 'containers', c.name);
+      mkdirSync(cwd, { recursive: true });
+      if (c.workingDir) {
+        const wd = mapper.env(c.workingDir);
+        if (wd !== c.workingDir) cwd = wd;
+      }
+      plans.push([c, { file: argv[0]!, args: argv.slice(1), env, cwd, mounts }]);
+    }
+    // All or nothing: a container whose environment cannot be resolved starts none (retried later).
+    for (const [c, plan] of plans) spawnRun(pod, state, c, plan, 0);
+  };
+
+  const terminate = (state: PodState): Promise<void> => {
+    if (state.terminated) return state.terminated;
+    state.terminating = true;
+    for (const t of state.restartTimers) clearTimeout(t);
+    state.terminated = Promise.all(
+      state.runs.map(async (run) => {
+        await killGroup(run.proc.pid);
+        liveGroups.delete(run.proc.pid);
+        await Promise.race([run.done, sleep(1000)]);
+      }),
+    ).then(() => undefined);
+    return state.terminated;
+  };
+
+  const runnable = (p: V1Pod) => p.status?.phase === 'Running' && Boolean(p.status.podIP) && !p.metadata?.deletionTimestamp;
+
+  const tick = async () => {
+    let list: V1Pod[];
+    try {
+      list = (await core.listNamespacedPod({ namespace: ns, ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}) })).items;
+    } catch (err) {
+      problem(`listing pods in ${ns}: ${(err as Error).message.split('\n')[0]}`);
+      return;
+    }
+    const byUid = new Map(list.map((p) => [p.metadata?.uid ?? '', p]));
+    for (const state of pods.values()) {
+      if (state.terminating) continue;
+      const p = byUid.get(state.uid);
+      if (!p || p.metadata?.deletionTimestamp || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') void terminate(state);
+    }
+    for (const p of list) {
+      const uid = p.metadata?.uid;
+      const name = p.metadata?.name;
+      if (!uid || !name || pods.has(uid) || !runnable(p) || stopped) continue;
+      const state: PodState = { name, uid, dir: path.join(root, `${name}-${uid.slice(0, 8)}`), runs: [], terminating: false, restartTimers: [] };
+      pods.set(uid, state);
+      try {
+        await startPod(p, state);
+      } catch (err) {
+        pods.delete(uid);
+        problem(`pod ${ns}/${name} (${uid}): ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+  };
+
+  let ticking: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const loop = () => {
+    if (stopped) return;
+    ticking = tick().finally(() => {
+      if (!stopped) timer = setTimeout(loop, pollMs);
+    });
+  };
+  loop();
+  await ticking;
+
+  return {
+    dir: root,
+    processes: () => all.map((r) => ({ ...r.proc, mounts: { ...r.proc.mounts } })),
+    errors: () => [...problems],
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await ticking.catch(() => undefined);
+      await Promise.all([...pods.values()].map(terminate));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,151 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureKubeBinaries, startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
+import { startPodRunner, type PodRunner } from '../env/kube-pod-runner.js';
+import { fixture, jobIds, makeJob, ROOT, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+
+/**
+ * The kubernetes launcher against a real control plane (kube-apiserver with RBAC, controller-manager,
+ * scheduler) with KWOK nodes. Containers do not run under KWOK, so a pod runner starts each Running pod's
+ * worker containers as local processes with the environment the pod spec gives them (its env, Secret
+ * references, downward-API pod name/IP/node); objects, scheduling, ownership, garbage collection and
+ * StatefulSet re-creation are Kubernetes' own.
+ */
+ensureKubeBinaries();
+let cluster: KubeCluster;
+let core: CoreV1Api;
+let runner: PodRunner | undefined;
+let logDir: string;
+let nsCount = 0;
+
+beforeAll(async () => {
+  cluster = await startKubeCluster({ nodes: [{ name: 'n1' }, { name: 'n2' }, { name: 'n3' }] });
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfigFile);
+  core = kc.makeApiClient(CoreV1Api);
+}, 120_000);
+afterEach(async () => {
+  await runner?.stop();
+  runner = undefined;
+});
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+/** A fresh namespace with a pod runner for it. */
+async function namespace(): Promise<string> {
+  const ns = `t2k8s-${process.pid}-${++nsCount}`;
+  await core.createNamespace({ body: { metadata: { name: ns } } });
+  // Pods are refused until the namespace's default service account exists.
+  await waitFor('the default service account', async () => (await core.listNamespacedServiceAccount({ namespace: ns })).items.some((s) => s.metadata?.name === 'default'), 30_000);
+  logDir = tempHome();
+  runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, logDir, pathMap: { '/opt/twister2': ROOT } });
+  return ns;
+}
+
+function k8sSpec(ns: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { cluster: 'kubernetes', kubernetes: { namespace: ns, kubeconfig: cluster.kubeconfigFile, ...extra } };
+}
+
+/** Every object labelled with the job that the API still lists. */
+async function objectsOf(ns: string, jobId: string): Promise<string[]> {
+  const out = await cluster.request('GET', `/api/v1/namespaces/${ns}/pods?labelSelector=twister2.io/job=${jobId}`);
+  const sets = await cluster.request('GET', `/apis/apps/v1/namespaces/${ns}/statefulsets?labelSelector=twister2.io/job=${jobId}`);
+  const others = await Promise.all(['services', 'secrets', 'configmaps'].map((k) => cluster.request('GET', `/api/v1/namespaces/${ns}/${k}?labelSelector=twister2.io/job=${jobId}`)));
+  return [out, sets, ...others].flatMap((r) => ((r.body as { items: { kind?: string; metadata: { name: string } }[] }).items ?? []).map((o) => o.metadata.name));
+}
+
+function podLogs(): string {
+  return readdirSync(logDir)
+    .filter((f) => f.endsWith('.log'))
+    .map((f) => readFileSync(path.join(logDir, f), 'utf8'))
+    .join('\n');
+}
+
+interface Rec {
+  id: number;
+  step: string;
+  pod?: string;
+  podIp?: string;
+  node?: string;
+  container?: string;
+  n?: number;
+  peers?: { id: number; ip: string }[];
+  restart?: number;
+  failed?: number;
+}
+
+describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
+  it('6 workers, 2 per pod, each pod on its own node: IDs from ordinals and containers, pod IPs, barriers, SUCCEEDED, nothing left', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'k8s-spread', workers: 6, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2, podPlacement: { workers: 'spread' } }) },
+      { 'w.mjs': fixture('k8s-worker.mjs') },
+    );
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${podLogs()}`).toBe(0);
+    expect(r.stderr).toMatch(/SUCCEEDED: all 6 workers completed/);
+    const found = testRecords<Rec>(podLogs()).filter((x) => x.step === 'discovered');
+    expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const x of found) {
+      const ordinal = Number(/-(\d+)$/.exec(x.pod!)![1]);
+      expect(x.id).toBe(ordinal * 2 + Number(x.container));
+      expect(x.n).toBe(6);
+    }
+    // The scheduler put the 3 pods on 3 different nodes; workers know each other by their pods' IPs.
+    const byPod = new Map(found.map((x) => [x.pod, x]));
+    expect(byPod.size).toBe(3);
+    expect(new Set([...byPod.values()].map((x) => x.node))).toEqual(new Set(['n1', 'n2', 'n3']));
+    const ips = Object.fromEntries(found.map((x) => [x.id, x.podIp]));
+    expect(found[0]!.peers!.map((p) => p.ip)).toEqual([0, 1, 2, 3, 4, 5].map((id) => ips[id]));
+    expect(new Set(Object.values(ips)).size).toBe(3);
+    expect(testRecords<Rec>(podLogs()).filter((x) => x.step === 'barrier')).toHaveLength(18);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
+
+  it('a deleted worker pod is recreated by its StatefulSet; the worker rejoins with the same ID and the job succeeds', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'k8s-repod', workers: 3, restart: { maxRestarts: 1 }, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: ['1'] }, ...k8sSpec(ns) },
+      { 'w.mjs': fixture('restart-worker.mjs') },
+    );
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('worker 1 computing', () => testRecords<Rec>(podLogs()).find((x) => x.step === 'computing' && x.restart === 0), 60_000);
+    const pod1 = (await core.listNamespacedPod({ namespace: ns, labelSelector: `twister2.io/job=${jobId}` })).items.find((p) => p.metadata?.name?.endsWith('-1'))!;
+    await core.deleteNamespacedPod({ namespace: ns, name: pod1.metadata!.name!, gracePeriodSeconds: 0 });
+    const code = await cli.closed;
+    expect(code, `${cli.output().stderr}\n${podLogs()}`).toBe(0);
+    const recs = testRecords<Rec>(podLogs());
+    expect(recs.filter((x) => x.id === 1 && x.step === 'start').map((x) => x.restart)).toEqual([0, 1]);
+    expect(recs.filter((x) => x.step === 'done').map((x) => x.id).sort()).toEqual([0, 1, 2]);
+    expect(recs.filter((x) => x.step === 'peer-failed').map((x) => x.failed)).toEqual([1, 1]);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
+
+  it('scales 4 → 8 → 4 by the worker StatefulSet\'s replicas; `twister2 kill` leaves the namespace empty', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob({ name: 'k8s-scale', workers: 4, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2 }) }, { 'w.mjs': fixture('sleep-worker.mjs') });
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    const status = async () => JSON.parse((await runCli(['status', jobId, '--json'], home)).stdout || '{}') as { state?: string; numWorkers?: number; registered?: number };
+    const replicas = async () => ((await cluster.request('GET', `/apis/apps/v1/namespaces/${ns}/statefulsets?labelSelector=twister2.io/job=${jobId}`)).body as { items: { spec: { replicas: number } }[] }).items[0]!.spec.replicas;
+    await waitFor('4 workers running', async () => (await status()).state === 'RUNNING', 60_000);
+    expect(await replicas()).toBe(2);
+    expect((await runCli(['scale', jobId, '8'], home)).code).toBe(0);
+    expect(await replicas()).toBe(4);
+    await waitFor('8 workers registered', async () => (await status()).registered === 8, 60_000);
+    expect((await runCli(['scale', jobId, '4'], home)).code).toBe(0);
+    expect(await replicas()).toBe(2);
+    expect(await status()).toMatchObject({ numWorkers: 4 });
+    expect((await runCli(['kill', jobId], home)).code).toBe(0);
+    expect(await cli.closed).toBe(3);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
+});

@@ -1,0 +1,234 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppsV1Api, CoreV1Api, KubeConfig, type V1EnvVar, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
+import { startPodRunner, type PodProcess, type PodRunner } from '../env/kube-pod-runner.js';
+
+// Proves test/env/kube-pod-runner.ts: the containers of kwok's Running pods run as local processes with the
+// environment and volumes the pod spec gives them, and die with their pods.
+
+let cluster: KubeCluster;
+let core: CoreV1Api;
+let apps: AppsV1Api;
+let runner: PodRunner | undefined;
+let tmp: string;
+
+const SECRET_VALUE = `s3cr3t-${Math.random().toString(36).slice(2)}`;
+// The "image": a script under /opt/app, mapped to a local dir by pathMap. Writes what it sees, then sleeps.
+const SCRIPT = `
+const fs = require('node:fs');
+const path = require('node:path');
+const keys = ['LIT', 'POD_NAME', 'POD_IP', 'NODE', 'UID', 'TOKEN', 'GREETING', 'ESCAPED', 'MISSING', 'OUT_DIR', 'CPU', 'MEM', 'CONTAINER', 'HOSTNAME', 'KUBERNETES_SERVICE_HOST'];
+const out = { cwd: process.cwd(), pid: process.pid, argv: process.argv.slice(2) };
+for (const k of keys) out[k] = process.env[k];
+fs.writeFileSync(path.join(process.env.OUT_DIR, process.env.CONTAINER + '.json'), JSON.stringify(out));
+console.log('started ' + process.env.CONTAINER);
+setInterval(() => {}, 1 << 30);
+`;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'twister2-pod-runner-test-'));
+  writeFileSync(path.join(tmp, 'env.cjs'), SCRIPT);
+  cluster = await startKubeCluster({ nodes: [{ name: 'pr-1' }, { name: 'pr-2' }] });
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfigFile);
+  core = kc.makeApiClient(CoreV1Api);
+  apps = kc.makeApiClient(AppsV1Api);
+}, 120_000);
+
+afterAll(async () => {
+  await runner?.stop();
+  await cluster?.stop();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; runner errors: ${runner?.errors().join('; ')}`);
+    await sleep(100);
+  }
+}
+
+/** Alive and not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function statefulSet(): V1StatefulSet {
+  const labels = { app: 'w' };
+  const env: V1EnvVar[] = [
+    { name: 'LIT', value: 'hello' },
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    { name: 'NODE', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+    { name: 'UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+    { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'creds', key: 'token' } } },
+    { name: 'GREETING', value: '$(LIT)-$(POD_NAME)' },
+    { name: 'ESCAPED', value: '$$(LIT)' },
+    { name: 'MISSING', value: '$(NOPE)' },
+    { name: 'OUT_DIR', value: '/data/shared' },
+    { name: 'CPU', valueFrom: { resourceFieldRef: { resource: 'limits.cpu' } } },
+    { name: 'MEM', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1Mi' } } },
+  ];
+  const common = {
+    image: 'twister2/test:none',
+    volumeMounts: [{ name: 'shared', mountPath: '/data/shared' }],
+    resources: { requests: { cpu: '100m', memory: '32Mi' }, limits: { cpu: '2', memory: '64Mi' } },
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name: 'w', labels },
+    spec: {
+      replicas: 2,
+      serviceName: 'w',
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: {
+          containers: [
+            { name: 'a', ...common, command: ['node', '/opt/app/env.cjs'], args: ['$(POD_NAME)', '/data/shared/x'], env: [...env, { name: 'CONTAINER', value: 'a' }] },
+            // A shell whose background child must die with the pod too (process group).
+            {
+              name: 'b',
+              ...common,
+              command: ['sh', '-c', 'sleep 600 & echo $! > /data/shared/b-sleep.pid; exec node /opt/app/env.cjs'],
+              env: [...env, { name: 'CONTAINER', value: 'b' }],
+            },
+          ],
+          volumes: [{ name: 'shared', emptyDir: {} }],
+        },
+      },
+    },
+  };
+}
+
+interface Seen {
+  [k: string]: unknown;
+  argv: string[];
+  cwd: string;
+  pid: number;
+}
+
+/** The pod's two processes, once both wrote their files; with what they saw. */
+async function podReady(pod: string, notUid?: string): Promise<{ uid: string; procs: PodProcess[]; dir: string; seen: Record<string, Seen>; sleepPid: number }> {
+  return waitUntil(`${pod} running both containers`, () => {
+    const procs = runner?.processes().filter((p) => p.pod === pod && p.uid !== notUid && p.exitCode === undefined) ?? [];
+    if (procs.length !== 2) return false;
+    const dir = procs[0]?.mounts['/data/shared'] ?? '';
+    const files = ['a.json', 'b.json', 'b-sleep.pid'].map((f) => path.join(dir, f));
+    if (!files.every((f) => existsSync(f))) return false;
+    try {
+      const seen = { a: JSON.parse(readFileSync(files[0]!, 'utf8')) as Seen, b: JSON.parse(readFileSync(files[1]!, 'utf8')) as Seen };
+      const sleepPid = Number(readFileSync(files[2]!, 'utf8').trim());
+      return sleepPid > 0 && { uid: procs[0]?.uid ?? '', procs, dir, seen, sleepPid };
+    } catch {
+      return false; // Partly written.
+    }
+  });
+}
+
+describe('kube pod runner (kwok pods as local processes)', () => {
+  it('runs each container of Running pods locally with the pod spec environment, and kills them with the pod', async () => {
+    const ns = 't-runner';
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    await waitUntil('default service account', async () => (await core.listNamespacedServiceAccount({ namespace: ns })).items.some((sa) => sa.metadata?.name === 'default'));
+    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'creds' }, stringData: { token: SECRET_VALUE } } });
+    const logDir = path.join(tmp, 'logs');
+    runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, labelSelector: 'app=w', logDir, pathMap: { '/opt/app': tmp } });
+    await apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet() });
+
+    const t0 = Date.now();
+    const [p0, p1] = await Promise.all([podReady('w-0'), podReady('w-1')]);
+    console.log(`4 processes up ${((Date.now() - t0) / 1000).toFixed(1)} s after creating the StatefulSet`);
+    expect(runner.processes()).toHaveLength(4);
+    const api = new Map<string, V1Pod>((await core.listNamespacedPod({ namespace: ns })).items.map((p) => [p.metadata?.name ?? '', p]));
+
+    for (const [name, r] of [['w-0', p0], ['w-1', p1]] as const) {
+      const pod = api.get(name);
+      expect(r.uid).toBe(pod?.metadata?.uid);
+      expect(r.procs.map((p) => p.container).sort()).toEqual(['a', 'b']);
+      for (const p of r.procs) expect(alive(p.pid)).toBe(true);
+      // Both containers share the pod's emptyDir; env values naming the mount point are the local dir.
+      expect(r.procs[0]?.mounts['/data/shared']).toBe(r.procs[1]?.mounts['/data/shared']);
+      expect(r.dir.startsWith(runner.dir + path.sep)).toBe(true);
+      for (const c of ['a', 'b']) {
+        const s = r.seen[c]!;
+        expect(s).toMatchObject({
+          LIT: 'hello',
+          POD_NAME: name,
+          POD_IP: pod?.status?.podIP,
+          NODE: pod?.spec?.nodeName,
+          UID: pod?.metadata?.uid,
+          TOKEN: SECRET_VALUE,
+          GREETING: `hello-${name}`,
+          ESCAPED: '$(LIT)',
+          MISSING: '$(NOPE)',
+          OUT_DIR: r.dir,
+          CPU: '2',
+          MEM: '64',
+          CONTAINER: c,
+          HOSTNAME: name,
+          KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        });
+        expect(s.POD_IP).toMatch(/^10\.244\./);
+        expect(s.cwd.startsWith(runner.dir + path.sep)).toBe(true);
+        expect(readFileSync(path.join(logDir, `${name}-${c}.log`), 'utf8')).toContain(`started ${c}`);
+      }
+      // $(VAR) in args, and a mount path in args and inside a shell script.
+      expect(r.seen.a?.argv).toEqual([name, path.join(r.dir, 'x')]);
+      expect(alive(r.sleepPid)).toBe(true);
+      // The service account volume the admission plugin added holds a real token bound to the pod.
+      const sa = r.procs[0]?.mounts['/var/run/secrets/kubernetes.io/serviceaccount'] ?? '';
+      expect(readFileSync(path.join(sa, 'namespace'), 'utf8')).toBe(ns);
+      expect(readFileSync(path.join(sa, 'ca.crt'), 'utf8')).toBe(readFileSync(cluster.caFile, 'utf8'));
+      expect(readFileSync(path.join(sa, 'token'), 'utf8')).toMatch(/^ey/);
+    }
+    expect(p0.dir).not.toBe(p1.dir);
+
+    // Deleting a pod kills its processes (the shell's background child too); the recreated pod gets new ones.
+    await core.deleteNamespacedPod({ namespace: ns, name: 'w-1' });
+    const t1 = Date.now();
+    const again = await podReady('w-1', p1.uid);
+    console.log(`w-1 running again ${((Date.now() - t1) / 1000).toFixed(1)} s after deleting it`);
+    const oldPids = [...p1.procs.map((p) => p.pid), p1.sleepPid];
+    await waitUntil('old w-1 processes gone', () => oldPids.every((pid) => !alive(pid)), 10_000);
+    const old = runner.processes().filter((p) => p.uid === p1.uid);
+    expect(old.map((p) => p.exitCode === undefined)).toEqual([false, false]);
+    const now = (await core.readNamespacedPod({ namespace: ns, name: 'w-1' })) as V1Pod;
+    expect(again.uid).toBe(now.metadata?.uid);
+    expect(again.uid).not.toBe(p1.uid);
+    expect(again.dir).not.toBe(p1.dir);
+    expect(again.seen.a).toMatchObject({ UID: again.uid, POD_IP: now.status?.podIP, TOKEN: SECRET_VALUE });
+    expect(again.procs.map((p) => p.pid).some((pid) => oldPids.includes(pid))).toBe(false);
+    // w-0 was left alone.
+    for (const p of p0.procs) expect(alive(p.pid)).toBe(true);
+    expect(runner.processes()).toHaveLength(6);
+    expect(runner.errors()).toEqual([]);
+
+    // stop() leaves nothing behind.
+    const allPids = [...runner.processes().map((p) => p.pid), p0.sleepPid, again.sleepPid];
+    const dir = runner.dir;
+    await runner.stop();
+    runner = undefined;
+    expect(allPids.filter(alive)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  });
+});

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { formatDuration, parseDuration, parseBytes } from './units.js';
-import { KubernetesSpecSchema } from './kubernetes-section.js';
+import { KubernetesSpecSchema, refineKubernetesSpec } from './kubernetes-section.js';
 import { NomadSpecSchema } from './nomad-section.js';
 import { SlurmSpecSchema } from './slurm-section.js';
 
@@ -256,6 +256,7 @@ export const JobSpecSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['worker', 'module'], message: 'a module worker needs the job master (its ctx talks to it); with jobMaster.placement "none" use worker.command' });
     }
   }
+  if (spec.cluster === 'kubernetes') refineKubernetesSpec(spec, ctx);
   if (spec.cluster !== 'mpi') return;
   const mpi = spec.mpi;
   if (!mpi) {

@@ -10,6 +10,8 @@ export interface ConformanceTarget {
   leftovers(jobId: string): Promise<string[]>;
   /** How long the cluster may take to clean up after the client was SIGKILLed. */
   cleanupWithinMs: number;
+  /** The workers' output, where a test cluster keeps it; default the job's logs on the client. */
+  workerOutput?(home: string, jobId: string): string;
 }
 
 interface Rec {
@@ -38,12 +40,14 @@ export function launcherConformance(t: ConformanceTarget): void {
       { 'w.mjs': fixture(fixtureName) },
     );
 
+  const output = (home: string, jobId: string) => (t.workerOutput ? t.workerOutput(home, jobId) : readLogs(home, jobId));
+
   describe(`launcher conformance: ${t.cluster}`, () => {
     it('IDs are 0..N-1, every worker discovers all N, 3 barriers pass, SUCCEEDED, nothing left', async () => {
       const home = tempHome();
       const r = await runCli(['submit', job('conform', 'barrier-worker.mjs')], home);
       expect(r.code, r.stderr).toBe(0);
-      const recs = testRecords<Rec>(r.stdout);
+      const recs = testRecords<Rec>(t.workerOutput ? t.workerOutput(home, jobIds(home)[0]!) : r.stdout);
       const found = recs.filter((x) => x.step === 'discovered');
       expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
       expect(found.every((x) => x.n === 4 && x.peers?.join() === '0,1,2,3')).toBe(true);
@@ -55,7 +59,7 @@ export function launcherConformance(t: ConformanceTarget): void {
       const home = tempHome();
       const cli = startCli(['submit', job('conform-kill', 'sleep-worker.mjs')], home);
       const jobId = await waitFor('the job', () => jobIds(home)[0]);
-      await waitFor('4 sleeping workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
+      await waitFor('4 sleeping workers', () => testRecords<Rec>(output(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
       expect((await runCli(['kill', jobId], home)).code).toBe(0);
       expect(await cli.closed).toBe(3);
       expect(await t.leftovers(jobId)).toEqual([]);
@@ -65,7 +69,7 @@ export function launcherConformance(t: ConformanceTarget): void {
       const home = tempHome();
       const cli = startCli(['submit', job('conform-sigkill', 'sleep-worker.mjs')], home);
       const jobId = await waitFor('the job', () => jobIds(home)[0]);
-      await waitFor('4 sleeping workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
+      await waitFor('4 sleeping workers', () => testRecords<Rec>(output(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
       cli.kill('SIGKILL');
       await waitFor('nothing left', async () => (await t.leftovers(jobId)).length === 0, t.cleanupWithinMs);
     });

@@ -15,6 +15,7 @@ import {
   workerHeadlessService,
   workerPod,
   type K8sJob,
+  workerAccountObjects,
   type KubeObject,
 } from '../../src/launchers/k8s/objects/index.js';
 import { workerEnvironment } from '../../src/launchers/worker-env.js';
@@ -216,6 +217,7 @@ describe('plain pods', () => {
     const root = await createObject(admin, rootConfigMap(jobId, spec));
     const job = k8sJob(jobId, spec, rootOwnerReference(root));
     await createObject(admin, jobSecret(job, { token: TOKEN }));
+    for (const o of workerAccountObjects(job)) await createObject(admin, o);
     await createObject(admin, workerHeadlessService(job));
     const env = { TWISTER2_JOB_ID: jobId, TWISTER2_JOB_MASTER_URL: 'http://10.0.0.1:7575' };
     for (const ordinal of [0, 1]) await createObject(admin, workerPod(job, { env }, ordinal));

@@ -2,9 +2,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launcherConformance } from '../conformance/launcher-conformance.js';
+import { jobNames } from '../../src/launchers/k8s/names.js';
 import { ensureKubeBinaries, startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
 import { startPodRunner, type PodRunner } from '../env/kube-pod-runner.js';
-import { fixture, jobIds, makeJob, ROOT, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { fixture, jobIds, jobProcesses, makeJob, ROOT, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 /**
  * The kubernetes launcher against a real control plane (kube-apiserver with RBAC, controller-manager,
@@ -57,10 +59,12 @@ async function objectsOf(ns: string, jobId: string): Promise<string[]> {
   return [out, sets, ...others].flatMap((r) => ((r.body as { items: { kind?: string; metadata: { name: string } }[] }).items ?? []).map((o) => o.metadata.name));
 }
 
-function podLogs(): string {
-  return readdirSync(logDir)
-    .filter((f) => f.endsWith('.log'))
-    .map((f) => readFileSync(path.join(logDir, f), 'utf8'))
+/** The output of the pods the runner ran, all or those of one job (its worker pods' names start with its StatefulSet's). */
+function podLogs(dir = logDir, jobId?: string): string {
+  const prefix = jobId ? `${jobNames(jobId).workers(0)}-` : '';
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.log') && f.startsWith(prefix))
+    .map((f) => readFileSync(path.join(dir, f), 'utf8'))
     .join('\n');
 }
 
@@ -147,5 +151,35 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     expect((await runCli(['kill', jobId], home)).code).toBe(0);
     expect(await cli.closed).toBe(3);
     expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
+});
+
+describe('kubernetes launcher conformance', () => {
+  let ns = '';
+  let own: PodRunner | undefined;
+  let ownLogDir = '';
+  beforeAll(async () => {
+    ns = await namespace();
+    ownLogDir = logDir;
+    // This suite keeps its own pod runner for its namespace across its tests.
+    own = runner;
+    runner = undefined;
+  }, 60_000);
+  afterAll(async () => {
+    await own?.stop();
+  });
+  launcherConformance({
+    cluster: 'kubernetes',
+    get spec() {
+      return { resources: { cpu: 0.1, memory: '64Mi' }, ...k8sSpec(ns) };
+    },
+    leftovers: async (jobId) => {
+      const objects = await objectsOf(ns, jobId);
+      const procs = jobProcesses(jobId);
+      return [...objects, ...(procs.length ? [`processes: ${procs.join(' ')}`] : [])];
+    },
+    cleanupWithinMs: 20_000,
+    // Under KWOK the API server cannot read container logs: the pod runner keeps the workers' output.
+    workerOutput: (_home, jobId) => podLogs(ownLogDir, jobId),
   });
 });

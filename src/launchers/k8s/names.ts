@@ -53,6 +53,8 @@ export interface JobNames {
   jobMasterService: string;
   /** The job master's ServiceAccount, Role and RoleBinding. */
   serviceAccount: string;
+  /** The workers' ServiceAccount, Role and RoleBinding (one name for the three). */
+  workerAccount: string;
   role: string;
   roleBinding: string;
   /** The RWX claim of volumes.persistent.pvc. */
@@ -79,6 +81,7 @@ export function jobNames(jobId: string): JobNames {
     jobMaster: named('jm', MAX_STATEFULSET_NAME),
     jobMasterService: named('jm', MAX_STATEFULSET_NAME),
     serviceAccount: named('jm'),
+    workerAccount: named('worker'),
     role: named('jm'),
     roleBinding: named('jm'),
     pvc: named('data'),

@@ -14,7 +14,7 @@ import { jobSecret, type JobSecretInput } from './job-secret.js';
 import { jobMasterStatefulSet, type JobMasterInput } from './jobmaster-statefulset.js';
 import { defaultGroup, type WorkerGroup, type WorkerPodInput } from './pod-spec.js';
 import { persistentVolumeClaim } from './pvc.js';
-import { jobMasterRole, jobMasterRoleBinding, jobMasterServiceAccount } from './rbac.js';
+import { jobMasterRole, jobMasterRoleBinding, jobMasterServiceAccount, workerAccountObjects } from './rbac.js';
 import { jobMasterService, nodePortService, workerHeadlessService } from './services.js';
 import { workerStatefulSet } from './worker-statefulset.js';
 
@@ -56,6 +56,7 @@ export function jobObjects(job: K8sJob, input: JobObjectsInput): KubeObject[] {
   if (input.jobMaster) {
     out.push(jobMasterServiceAccount(job), jobMasterRole(job, groups.map((g) => job.names.workers(g.index))), jobMasterRoleBinding(job), jobMasterService(job));
   }
+  out.push(...workerAccountObjects(job));
   for (const g of groups) {
     out.push(workerHeadlessService(job, g.index));
     const np = nodePortService(job, g.index);

@@ -24,6 +24,8 @@ export const DEFAULT_WORKER_COMMAND = ['node', '/opt/twister2/dist/worker/main.j
 export const SSH_MOUNT = '/etc/twister2/ssh';
 export const SSH_KEY_FILES = { privateKey: 'id_ed25519', publicKey: 'id_ed25519.pub', authorizedKeys: 'authorized_keys' } as const;
 export const HOSTNAME_TOPOLOGY = 'kubernetes.io/hostname';
+/** Where Kubernetes mounts a pod's service account token, CA and namespace. */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** Variables the builder sets from the pod itself; the worker runtime derives its ID from them. */
 export const POD_ENV = {
@@ -83,6 +85,8 @@ export function podEnv(job: K8sJob, env: Record<string, string>): V1EnvVar[] {
     fieldEnv(POD_ENV.namespace, 'metadata.namespace'),
     fieldEnv(POD_ENV.podIp, 'status.podIP'),
     fieldEnv(POD_ENV.node, 'spec.nodeName'),
+    { name: 'TWISTER2_K8S_ROOT', value: job.names.root },
+    { name: 'TWISTER2_K8S_ACCOUNT_DIR', value: SERVICE_ACCOUNT_DIR },
   ];
 }
 
@@ -247,8 +251,9 @@ export function workerPodSpec(job: K8sJob, input: WorkerPodInput, restartPolicy:
     containers: workerContainers(job, input),
     volumes: workerVolumes(job).volumes,
     restartPolicy,
-    // Workers never talk to the API server.
-    automountServiceAccountToken: false,
+    // Workers may only delete the job's root, when their job master is gone (workerAccountObjects).
+    serviceAccountName: job.names.workerAccount,
+    automountServiceAccountToken: true,
     enableServiceLinks: false,
     // Several workers of a pod take turns on the once-per-pod package fetch; its lock checks holders by PID.
     ...(job.k8s.workersPerPod > 1 && !job.k8s.openmpi ? { shareProcessNamespace: true } : {}),

@@ -1,7 +1,7 @@
 import type { V1PolicyRule, V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client-node';
 import { ownedMeta, type K8sJob } from './common.js';
 
-/** The in-cluster job master's identity. Workers run without one (automountServiceAccountToken: false). */
+/** The in-cluster job master's identity. */
 export function jobMasterServiceAccount(job: K8sJob): V1ServiceAccount {
   return {
     apiVersion: 'v1',
@@ -46,4 +46,29 @@ export function jobMasterRoleBinding(job: K8sJob): V1RoleBinding {
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: job.names.role },
     subjects: [{ kind: 'ServiceAccount', name: job.names.serviceAccount, namespace: job.namespace }],
   };
+}
+
+/**
+ * The workers' identity can do one thing: delete the job's root ConfigMap. A worker whose job master is
+ * gone (the client was killed) ends the job that way, and the garbage collector removes the rest; without
+ * it the StatefulSet would restart the workers forever.
+ */
+export function workerAccountObjects(job: K8sJob): [V1ServiceAccount, V1Role, V1RoleBinding] {
+  const name = job.names.workerAccount;
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: ownedMeta(job, name, { role: 'worker' }) },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: ownedMeta(job, name, { role: 'worker' }),
+      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [job.names.root], verbs: ['delete'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: ownedMeta(job, name, { role: 'worker' }),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: job.namespace }],
+    },
+  ];
 }

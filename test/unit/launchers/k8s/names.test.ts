@@ -19,6 +19,7 @@ describe('Kubernetes names', () => {
         "root": "hello-20261122073606-e203",
         "secret": "hello-20261122073606-e203-secret",
         "serviceAccount": "hello-20261122073606-e203-jm",
+        "workerAccount": "hello-20261122073606-e203-worker",
         "workerPod": "hello-20261122073606-e203-w0-2",
         "workers": "hello-20261122073606-e203-w0",
       }

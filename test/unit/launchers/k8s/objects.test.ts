@@ -20,6 +20,7 @@ import {
   workerResources,
   workerStatefulSet,
   type K8sJob,
+  workerAccountObjects,
 } from '../../../../src/launchers/k8s/objects/index.js';
 import { parseSpec } from '../../../../src/spec/validate.js';
 
@@ -133,7 +134,7 @@ describe('worker StatefulSet', () => {
                   ],
                 },
               },
-              "automountServiceAccountToken": false,
+              "automountServiceAccountToken": true,
               "containers": [
                 {
                   "command": [
@@ -212,6 +213,14 @@ describe('worker StatefulSet', () => {
                       },
                     },
                     {
+                      "name": "TWISTER2_K8S_ROOT",
+                      "value": "train-20261122073606-e203",
+                    },
+                    {
+                      "name": "TWISTER2_K8S_ACCOUNT_DIR",
+                      "value": "/var/run/secrets/kubernetes.io/serviceaccount",
+                    },
+                    {
                       "name": "TWISTER2_CONTAINER_INDEX",
                       "value": "0",
                     },
@@ -257,6 +266,7 @@ describe('worker StatefulSet', () => {
                 "pool": "gpu",
               },
               "restartPolicy": "Always",
+              "serviceAccountName": "train-20261122073606-e203-worker",
               "shareProcessNamespace": true,
               "terminationGracePeriodSeconds": 15,
               "volumes": [
@@ -744,6 +754,9 @@ describe('the other objects of a job', () => {
       `Role/${JOB_ID}-jm`,
       `RoleBinding/${JOB_ID}-jm`,
       `Service/${JOB_ID}-jm`,
+      `ServiceAccount/${JOB_ID}-worker`,
+      `Role/${JOB_ID}-worker`,
+      `RoleBinding/${JOB_ID}-worker`,
       `Service/${JOB_ID}-w0`,
       `Service/${JOB_ID}-w0-np`,
       `StatefulSet/${JOB_ID}-jm`,
@@ -755,5 +768,13 @@ describe('the other objects of a job', () => {
       expect(o.metadata?.namespace).toBe('default');
       if (o.kind !== 'Secret') expect(JSON.stringify(o)).not.toContain(TOKEN);
     }
+  });
+});
+
+describe("the workers' account", () => {
+  it('may only delete the job\'s root ConfigMap (ending an orphaned job)', () => {
+    const job = jobOf({});
+    const [, role] = workerAccountObjects(job);
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['configmaps'], resourceNames: [job.names.root], verbs: ['delete'] }]);
   });
 });

@@ -17,7 +17,7 @@ const cases: [string, (dir: string) => Promise<string[]> | string[], RegExp][] =
   ['a YAML syntax error', () => ['submit', makeJob('name: x\nworkers: [1\n')], /twister2.yaml.*\n.*YAML syntax/],
   ['no spec file', () => ['submit', makeJob(undefined, { 'w.sh': 'true' })], /no twister2.yaml \/ twister2.yml \/ twister2.json found/],
   ['--workers 0', () => ['submit', makeJob(goodSpec), '--workers', '0'], /workers: .*\(got 0\)/],
-  ['a cluster without a launcher yet', () => ['submit', makeJob(goodSpec), '--cluster', 'nomad'], /cluster 'nomad' has no launcher in this version/],
+  ['a cluster twister2 does not know', () => ['submit', makeJob(goodSpec), '--cluster', 'yarn'], /Argument: cluster, Given: "yarn", Choices: "local", "kubernetes", "slurm", "nomad", "mpi"/],
   ['a job path that does not exist', (d) => ['submit', path.join(d, 'missing')], /does not exist; give a directory, a .zip or a .tar.gz/],
   ['a file that is not an archive', (d) => {
     writeFileSync(path.join(d, 'job.txt'), 'hello');

@@ -126,6 +126,15 @@ describe('nomad launcher on a Nomad agent', () => {
     expect(await leftovers(jobIds(home)[0]!)).toEqual([]);
   });
 
+  it('an unreachable Nomad is named, with what to do, and nothing is left to clean up', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'nomad-nowhere', cluster: 'nomad', workers: 1, ...small, nomad: { address: 'http://127.0.0.1:9' }, worker: { command: 'true' } });
+    const r = await runCli(['submit', job], home);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot reach Nomad at http:\/\/127.0.0.1:9 \(ECONNREFUSED\); start a Nomad agent or set nomad.address/);
+    expect(r.stderr).not.toMatch(/cleanup failed/);
+  });
+
   it('scales 2 → 4 → 2 through the job scale endpoint', async () => {
     const home = tempHome();
     const job = makeJob({ name: 'nomad-scale', cluster: 'nomad', workers: 2, ...small, worker: { module: 'w.mjs' } }, { 'w.mjs': fixture('scale-worker.mjs') });

@@ -1,4 +1,7 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
+import { files } from '../../client/job-store.js';
 import { LauncherError } from '../../errors.js';
 import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
@@ -6,6 +9,7 @@ import { workerEnvironment } from '../worker-env.js';
 import { createObject, deleteRoot, kubeApi, kubeCall, type KubeApi } from './kube-api.js';
 import { jobSelector, podOrdinal, workerId } from './names.js';
 import { jobObjects, k8sJob, rootConfigMap, rootOwnerReference, type K8sJob } from './objects/index.js';
+import { PodLogFollower } from './pod-logs.js';
 
 const POLL_MS = 500;
 const GONE_TIMEOUT_MS = 60_000;
@@ -37,11 +41,15 @@ export class KubernetesLauncher implements Launcher {
   private releasing = false;
   private released: Promise<void> | undefined;
   private readonly pods = new Map<string, PodSeen>();
+  private logs: PodLogFollower | undefined;
 
   async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
     this.listener = listener;
     const k8s = (this.k8s = kubernetesSection(ctx.spec));
     const api = (this.api = kubeApi(k8s));
+    const logsDir = path.join(ctx.jobDir, files.logs);
+    mkdirSync(logsDir, { recursive: true });
+    this.logs = new PodLogFollower(api.kc, api.namespace, logsDir, (line) => appendFileSync(path.join(logsDir, 'kubernetes.log'), `${new Date().toISOString()} ${line}\n`));
     const root = await createObject(api, rootConfigMap(ctx.jobId, ctx.spec));
     this.rootName = root.metadata!.name!;
     const job = (this.job = k8sJob(ctx.jobId, ctx.spec, rootOwnerReference(root)));
@@ -62,16 +70,19 @@ export class KubernetesLauncher implements Launcher {
     await this.scaleTo(this.replicas - this.podsOf(ids));
   }
 
-  release(_ending?: JobEnding): Promise<void> {
+  release(ending?: JobEnding): Promise<void> {
     this.releasing = true;
-    this.released ??= this.doRelease();
+    this.released ??= this.doRelease(ending);
     return this.released;
   }
 
-  private async doRelease(): Promise<void> {
+  private async doRelease(ending?: JobEnding): Promise<void> {
     clearInterval(this.poller);
     const api = this.api;
     if (!api || !this.rootName) return;
+    // Finished workers' last lines may still be on their way through the API server.
+    if (ending === 'succeeded') await new Promise((r) => setTimeout(r, 1000));
+    await this.logs?.close();
     await deleteRoot(api, this.rootName);
     const deadline = Date.now() + GONE_TIMEOUT_MS;
     for (;;) {
@@ -148,6 +159,7 @@ export class KubernetesLauncher implements Launcher {
       for (const c of pod.status?.containerStatuses ?? []) {
         const index = Number(/^worker-(\d+)$/.exec(c.name)?.[1] ?? NaN);
         if (!Number.isInteger(index)) continue;
+        if (c.state?.running) this.logs?.follow({ name, uid }, c.name, c.restartCount, workerId(ordinal, index, wpp));
         const before = cur.restarts.get(c.name) ?? 0;
         cur.restarts.set(c.name, c.restartCount);
         if (c.restartCount > before && ordinal < this.replicas) {

@@ -52,6 +52,7 @@ export class NomadLauncher implements Launcher {
   private readonly removed = new Set<number>();
   private count = 0;
   private lastLogData = 0;
+  private registered = false;
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
@@ -68,7 +69,8 @@ export class NomadLauncher implements Launcher {
     mkdirSync(path.join(ctx.jobDir, files.logs), { recursive: true });
     if (!inAllocation(this.env)) {
       // With the job master in the cluster, the client registered the whole job already (placement.ts).
-      const { unplaced } = await registerNomadJob(api, nomad, nomadJobFor(ctx, nomad, api, this.env) as { ID: string }, ctx.token);
+      const job = nomadJobFor(ctx, nomad, api, this.env) as { ID: string };
+      const { unplaced } = await registerNomadJob(api, nomad, job, ctx.token, () => (this.registered = true));
       if (unplaced) listener.queued?.(`Nomad could not place every allocation yet: ${unplaced}`);
     }
     if (this.releasing) return;
@@ -97,7 +99,8 @@ export class NomadLauncher implements Launcher {
   private async doRelease(): Promise<void> {
     clearInterval(this.poller);
     const api = this.api;
-    if (!api || !this.jobId) return;
+    // Nothing to remove if the job never reached Nomad (refused, unreachable); in an allocation it always did.
+    if (!api || !this.jobId || !(this.registered || inAllocation(this.env))) return;
     try {
       // A job master in the job's own allocation is stopped with it: it waits only for the workers, and has
       // its kill timeout to purge the job and write the final status.

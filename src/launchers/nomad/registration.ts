@@ -12,9 +12,10 @@ export const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
  * Nomad's placement failure in words when the job's evaluation could not place every allocation and the
  * spec asks to wait for resources; without that wish such a failure is an error.
  */
-export async function registerNomadJob(api: NomadApi, nomad: NomadSpec, job: { ID: string }, token: string): Promise<{ unplaced?: string }> {
+export async function registerNomadJob(api: NomadApi, nomad: NomadSpec, job: { ID: string }, token: string, onStoring?: () => void): Promise<{ unplaced?: string }> {
   const { errors } = await api.validate(job);
   if (errors.length > 0) throw new UsageError(`Nomad refused the job as invalid: ${errors.map(oneLine).join('; ')}`);
+  onStoring?.(); // from here on something of the job may be in Nomad
   await api.putVariable(tokenVariablePath(job.ID), { token });
   const { EvalID } = await api.register(job);
   const deadline = Date.now() + 15_000;

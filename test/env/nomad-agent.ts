@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,12 +20,18 @@ import { freePort, testCacheDir } from './s3-server.js';
  * would reach out of the machine (cloud metadata at 169.254.169.254) or probe Consul/Vault are switched off, as are
  * HashiCorp's update check and Consul auto-join. No ACLs: no token needed.
  *
- * The agent runs as root when it can, else (when its client cannot start as root) as the unprivileged user
- * `nobody`; `agent.user` tells which. raw_exec tasks run as the agent's user, as plain processes with the task
- * directory as their working directory.
+ * Cgroups: a Nomad client running as root puts every raw_exec task into cgroups of its own (on this machine's cgroup
+ * v1 hierarchy it creates /sys/fs/cgroup/<controller>/nomad and moves tasks out of the cgroups the test process
+ * runs in). The tests need none of that, so the root agent runs in a private mount namespace (`unshare --mount`) in
+ * which /sys/fs/cgroup is unmounted: Nomad then finds no cgroups and runs tasks as plain child processes, which stay
+ * in the test process's cgroups, as root, able to read anything under /work and /tmp and to run `node`. Should that
+ * agent not come up, the agent runs as the unprivileged user `nobody` instead (from a copy of the binary in its
+ * temp directory; such tasks cannot read root's 0700 directories, e.g. mkdtemp ones). `agent.user` tells which;
+ * TWISTER2_NOMAD_USER=<user> forces a user.
  *
- * stop() shuts the agent down with SIGTERM (dev mode destroys its allocations, i.e. kills the tasks, on shutdown),
- * SIGKILL after 5 s, and then kills by PID whatever the agent started that is still there: its descendants (found by
+ * stop() shuts the agent down with SIGTERM (dev mode destroys its allocations on shutdown: tasks get SIGINT, then
+ * SIGKILL after their kill_timeout, 5 s by default), SIGKILL after 8 s, and then kills by PID whatever the agent
+ * started that is still there: its descendants (found by
  * walking /proc PPIDs, remembered before the agent goes) and any process that still works in, names or carries the
  * agent's temp directory (tasks whose executor died and that were re-parented). Then it removes the temp directory.
  * A process-exit hook does the same synchronously, and a later start cleans up after a test process that died
@@ -54,11 +60,11 @@ export interface NomadAgent {
   logFile: string;
   /** The one client node's ID. */
   nodeId: string;
-  /** The OS user the agent and its raw_exec tasks run as: 'root' or 'nobody'. */
+  /** The OS user the agent and its raw_exec tasks run as: 'root' (without cgroups) or 'nobody'. */
   user: string;
   /** Ports the agent listens on (all on 127.0.0.1). */
   ports: { http: number; rpc: number; serf: number };
-  /** SIGTERM, SIGKILL after 5 s, kill leftover task processes, remove dataDir. Idempotent. */
+  /** SIGTERM, SIGKILL after 8 s, kill leftover task processes, remove dataDir. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -378,7 +384,7 @@ export async function startNomadAgent(opts: NomadAgentOptions = {}): Promise<Nom
   installExitHook();
   cleanupDeadOwners();
   const logDir = mkdtempSync(path.join(os.tmpdir(), 'twister2-nomadlog-'));
-  let lastError: unknown;
+  const errors: string[] = [];
   for (const user of candidateUsers()) {
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
@@ -386,14 +392,14 @@ export async function startNomadAgent(opts: NomadAgentOptions = {}): Promise<Nom
         chosenUser = user;
         return agent;
       } catch (err) {
-        lastError = err;
         const msg = err instanceof Error ? err.message : String(err);
+        errors.push(`as ${user.name}: ${msg}`);
         // A port taken between probing and binding: try other ports. Anything else: try the next user, if any.
         if (!/address already in use/i.test(msg)) break;
       }
     }
   }
-  throw lastError instanceof Error ? lastError : new Error(String(lastError));
+  throw new Error(`could not start a Nomad agent:\n${errors.join('\n\n')}`);
 }
 
 async function startOnce(binary: string, user: RunAs, logDir: string, opts: NomadAgentOptions): Promise<NomadAgent> {
@@ -420,7 +426,20 @@ async function startOnce(binary: string, user: RunAs, logDir: string, opts: Noma
     env.USER = user.name;
     env.LOGNAME = user.name;
   }
-  const child: ChildProcess = spawn(binary, ['agent', '-dev', `-config=${configFile}`], {
+  const args = ['agent', '-dev', `-config=${configFile}`];
+  let cmd = binary;
+  if (user.uid === undefined && process.getuid?.() === 0) {
+    // Hide the cgroup file systems from Nomad (see above). unshare and sh exec in place: the PID is the agent's.
+    args.unshift('--mount', '--propagation', 'private', '--', '/bin/sh', '-c', 'umount -l /sys/fs/cgroup 2>/dev/null; exec "$0" "$@"', binary);
+    cmd = 'unshare';
+  } else if (user.uid !== undefined) {
+    // The cache under root's home is not theirs to read.
+    const own = path.join(dir, 'nomad');
+    copyFileSync(binary, own);
+    chmodSync(own, 0o755);
+    cmd = own;
+  }
+  const child: ChildProcess = spawn(cmd, args, {
     cwd: dir,
     stdio: ['ignore', fd, fd],
     env,
@@ -462,7 +481,7 @@ async function startOnce(binary: string, user: RunAs, logDir: string, opts: Noma
     if (!exited()) {
       remember();
       signal(pid, 'SIGTERM');
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + 8000;
       while (!exited() && Date.now() < deadline) {
         remember();
         await sleep(100);

@@ -108,7 +108,11 @@ describe('Nomad test agent', () => {
 
   it('reports the configured capacity on a ready, eligible node', async () => {
     expect(agent.addr).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    const node = await nomad<{ Status: string; SchedulingEligibility: string; NodeResources: { Memory: { MemoryMB: number } } }>(
+    const node = await nomad<{
+      Status: string;
+      SchedulingEligibility: string;
+      NodeResources: { Memory: { MemoryMB: number }; Cpu: { CpuShares: number } };
+    }>(
       agent,
       'GET',
       `/v1/node/${agent.nodeId}`,
@@ -117,6 +121,7 @@ describe('Nomad test agent', () => {
     expect(node.json.Status).toBe('ready');
     expect(node.json.SchedulingEligibility).toBe('eligible');
     expect(node.json.NodeResources.Memory.MemoryMB).toBe(2048);
+    expect(node.json.NodeResources.Cpu.CpuShares).toBe(4000);
   });
 
   it('runs a raw_exec batch group of 3, serves its logs, and purges the job', async () => {
@@ -150,8 +155,9 @@ describe('Nomad test agent', () => {
     try {
       expect(second.addr).not.toBe(agent.addr);
       const id = `t2-env-sleep-${Date.now()}`;
-      // The shell prints its PID, then a child that ignores SIGTERM keeps running: only a kill by PID stops it.
-      const script = "echo $$; (trap '' TERM; exec sleep 600) & echo $!; wait";
+      // The shell prints its PID and starts a child in a session of its own that ignores SIGINT and SIGTERM: neither
+      // Nomad's signal to the task's process group nor the agent's shutdown reaches it; only stop()'s sweep does.
+      const script = `echo $$; setsid sh -c 'trap "" INT TERM; echo $$; exec sleep 600' & wait`;
       const reg = await nomad<unknown>(second, 'POST', '/v1/jobs', rawExecJob(id, 2, script, 'service'));
       expect(reg.status, JSON.stringify(reg.json)).toBe(200);
       pids = await until('2 running tasks with their PIDs', 90_000, async () => {

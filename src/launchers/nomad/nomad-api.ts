@@ -136,13 +136,18 @@ export class NomadApi {
     }
   }
 
-  /** A task's stdout or stderr from the start, following until the allocation ends. */
-  logStream(allocId: string, task: string, type: 'stdout' | 'stderr'): Readable {
+  /** A task's stdout or stderr from byte `offset`, followed (Nomad keeps the stream open until the allocation is gone). */
+  logStream(allocId: string, task: string, type: 'stdout' | 'stderr', offset = 0): Readable {
     return this.http.stream(`v1/client/fs/logs/${allocId}`, {
-      searchParams: { ...this.scope(), task, type, follow: 'true', origin: 'start', offset: '0', plain: 'true' },
+      searchParams: { ...this.scope(), task, type, follow: 'true', origin: 'start', offset: String(offset), plain: 'true' },
       timeout: {},
       retry: { limit: 0 },
     });
+  }
+
+  /** What a task wrote to stdout or stderr from byte `offset` on, read once. */
+  async readLog(allocId: string, task: string, type: 'stdout' | 'stderr', offset: number): Promise<Buffer> {
+    return this.http.get(`v1/client/fs/logs/${allocId}`, { searchParams: { ...this.scope(), task, type, origin: 'start', offset: String(offset), plain: 'true' } }).buffer();
   }
 
   private scope(): Record<string, string> {

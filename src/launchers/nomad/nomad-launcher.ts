@@ -1,7 +1,6 @@
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { files } from '../../client/job-store.js';
 import { UsageError } from '../../errors.js';
@@ -9,6 +8,7 @@ import { NomadSpecSchema, type NomadSpec } from '../../spec/nomad-section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import { workerEnvironment } from '../worker-env.js';
+import { AllocationLogs } from './allocation-logs.js';
 import { allocationIndex, jobMasterServiceName, nomadJob, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
 import { NomadApi, type NomadAllocation } from './nomad-api.js';
 import { oneLine, registerNomadJob, removeNomadJob } from './registration.js';
@@ -46,12 +46,10 @@ export class NomadLauncher implements Launcher {
   /** Per allocation: the time of the last task event already handled. */
   private readonly lastEvent = new Map<string, number>();
   private readonly reportedTerminal = new Set<string>();
-  private readonly streams = new Map<string, Readable[]>();
-  private readonly logFiles = new Map<number, WriteStream>();
+  private logs: AllocationLogs | undefined;
   /** Worker IDs removed by scaling down: their allocations' ends are expected. */
   private readonly removed = new Set<number>();
   private count = 0;
-  private lastLogData = 0;
   private registered = false;
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
@@ -67,6 +65,7 @@ export class NomadLauncher implements Launcher {
     }
     const api = (this.api = new NomadApi(nomad, this.env));
     mkdirSync(path.join(ctx.jobDir, files.logs), { recursive: true });
+    this.logs = new AllocationLogs(api, WORKER_TASK, path.join(ctx.jobDir, files.logs));
     if (!inAllocation(this.env)) {
       // With the job master in the cluster, the client registered the whole job already (placement.ts).
       const job = nomadJobFor(ctx, nomad, api, this.env) as { ID: string };
@@ -104,10 +103,9 @@ export class NomadLauncher implements Launcher {
     try {
       // A job master in the job's own allocation is stopped with it: it waits only for the workers, and has
       // its kill timeout to purge the job and write the final status.
-      await removeNomadJob(api, this.jobId, { groups: [WORKER_GROUP], afterStop: () => this.logsDrained(5000) });
+      await removeNomadJob(api, this.jobId, { groups: [WORKER_GROUP], afterStop: async () => this.logs?.finish() });
     } finally {
-      for (const list of this.streams.values()) for (const s of list) s.destroy();
-      await Promise.all([...this.logFiles.values()].map((f) => new Promise((r) => f.end(r))));
+      await this.logs?.finish();
     }
   }
 
@@ -128,7 +126,7 @@ export class NomadLauncher implements Launcher {
   private observe(alloc: NomadAllocation): void {
     const workerId = allocationIndex(alloc.Name);
     if (workerId === undefined) return;
-    if (!this.streams.has(alloc.ID) && alloc.ClientStatus !== 'pending') this.followLogs(alloc.ID, workerId);
+    if (alloc.ClientStatus !== 'pending') this.logs?.follow(alloc.ID, workerId);
     if (alloc.ClientStatus === 'running' && !this.allocated) {
       this.allocated = true;
       this.listener!.allocated?.();
@@ -153,44 +151,8 @@ export class NomadLauncher implements Launcher {
       this.listener!.workerExited({ workerId, code: null, signal: null });
     }
   }
-
-  /** The allocation's stdout and stderr, appended to the worker's log as Nomad streams them. */
-  private followLogs(allocId: string, workerId: number): void {
-    let file = this.logFiles.get(workerId);
-    if (!file) {
-      file = createWriteStream(path.join(this.ctx!.jobDir, files.logs, `worker-${workerId}.log`), { flags: 'a' });
-      this.logFiles.set(workerId, file);
-    }
-    const out = file;
-    this.lastLogData = Date.now(); // a stream that just opened may not have delivered anything yet
-    const list = (['stdout', 'stderr'] as const).map((type) => {
-      const stream = this.api!.logStream(allocId, WORKER_TASK, type);
-      stream.on('data', (chunk: Buffer) => {
-        this.lastLogData = Date.now();
-        out.write(chunk);
-      });
-      stream.on('error', () => undefined); // the allocation went away; what was streamed is kept
-      return stream;
-    });
-    this.streams.set(allocId, list);
-  }
-
-  /**
-   * After the allocations ended, their followed log streams may still carry the last lines: wait until they
-   * ended or went quiet for a moment, so no line is lost (Nomad does not always close a followed stream).
-   */
-  private async logsDrained(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const streams = [...this.streams.values()].flat();
-    while (Date.now() < deadline) {
-      if (streams.every((s) => s.readableEnded || s.destroyed)) return;
-      if (Date.now() - this.lastLogData > 1000) return;
-      await sleep(100);
-    }
-  }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** True in the job master that runs as an allocation of the job (jobMaster.placement: cluster). */
 export function inAllocation(env: NodeJS.ProcessEnv): boolean {

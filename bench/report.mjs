@@ -4,6 +4,7 @@ import { uploadSection, uploadSummary } from './report-upload.mjs';
 import { mpiNotes, mpiSection, mpiSummary } from './report-mpi.mjs';
 import { slurmNotes, slurmSection, slurmSummary } from './report-slurm.mjs';
 import { nomadNotes, nomadSection, nomadSummary } from './report-nomad.mjs';
+import { k8sNotes, k8sSection, k8sSummary } from './report-k8s.mjs';
 
 const col = (runs, key) => runs.map((r) => r[key]);
 const ms = (s) => fmtSummary(s);
@@ -169,6 +170,7 @@ function notes(data) {
   out.push(...mpiNotes(data.mpi));
   out.push(...slurmNotes(data.slurm));
   out.push(...nomadNotes(data.nomad));
+  out.push(...k8sNotes(data.k8s));
   return out.join('\n');
 }
 
@@ -268,6 +270,15 @@ Knobs: \`BENCH_NOMAD_SIZES\` (default \`4,16\`), \`BENCH_NOMAD_REPEATS\` (defaul
 
 ${nomadSection(data.nomad)}
 
+## (g) Kubernetes control-plane start-up
+
+bench/k8s.mjs starts one real Kubernetes control plane (test/env/kube-cluster.ts: etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+on 127.0.0.1, KWOK nodes in place of kubelets; stopped at the end) and creates the Kubernetes launcher's objects for N workers, one pod each, with
+the builders of src/launchers/k8s/objects: once with the worker StatefulSet, once as plain pods the client creates itself. It measures the time
+until all N pods are Running, side by side, and the time until deleting the job's root removed them.
+
+${k8sSection(data.k8s)}
+
 ## What dominates
 
 ${notes(data)}
@@ -292,5 +303,6 @@ export function summaryLines(data) {
   lines.push(...mpiSummary(data.mpi));
   lines.push(...slurmSummary(data.slurm));
   lines.push(...nomadSummary(data.nomad));
+  lines.push(...k8sSummary(data.k8s));
   return lines;
 }

@@ -53,10 +53,12 @@ const slurm = await runBench('./slurm.mjs', 6 * 60_000);
 data.slurm = slurm.slurm ?? slurm;
 const nomad = await runBench('./nomad.mjs', 6 * 60_000);
 data.nomad = nomad.nomad ?? nomad;
+const k8s = await runBench('./k8s.mjs', 20 * 60_000);
+data.k8s = k8s.k8s ?? k8s;
 data.durationMs = performance.now() - t0;
 data.loadavgEnd = loadavg();
 
 writeFileSync(DOC, renderMarkdown(data));
 console.log(summaryLines(data).join('\n'));
 console.log(`wrote ${DOC}`);
-process.exit(startup.error || jm.error || upload.error || mpi.error || slurm.error || nomad.error ? 1 : 0);
+process.exit(startup.error || jm.error || upload.error || mpi.error || slurm.error || nomad.error || k8s.error ? 1 : 0);

@@ -12,20 +12,17 @@
 #
 # Environment: K8S_VERSION (default 1.33.13), KWOK_VERSION (default v0.7.0), GO (default /usr/local/go/bin/go).
 set -euo pipefail
+# shellcheck source=lib/cached-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cached-build.sh"
 
 K8S_VERSION="${K8S_VERSION:-1.33.13}"
 K8S_VERSION="${K8S_VERSION#v}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
-CACHE="${TWISTER2_TEST_CACHE:-$HOME/.cache/twister2-test}"
 DEST="$CACHE/k8s-$K8S_VERSION"
 BIN="$DEST/bin"
 MARKER="$DEST/.twister2-ready"
 WANT="kubernetes=v$K8S_VERSION kwok=$KWOK_VERSION"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kwok)
-
-if [[ -z "${GO:-}" ]]; then
-  if [[ -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go; else GO="$(command -v go || true)"; fi
-fi
 
 built() {
   [[ -f "$MARKER" && "$(cat "$MARKER")" == "$WANT" ]] || return 1
@@ -33,65 +30,7 @@ built() {
   for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
 }
 
-if built; then
-  echo "$BIN"
-  exit 0
-fi
-
-log() { echo "build-k8s: $*" >&2; }
-
-[[ -n "$GO" && -x "$GO" ]] || { log "no Go toolchain found (set GO=/path/to/go)"; exit 1; }
-
-mkdir -p "$CACHE"
-LOCK="$DEST.lock"
-TMP=""
-HAVE_LOCK=0
-cleanup() {
-  if [[ -n "$TMP" ]]; then rm -rf "$TMP"; fi
-  if [[ "$HAVE_LOCK" == 1 ]]; then rm -rf "$LOCK"; fi
-}
-trap cleanup EXIT
-
-# Take the lock; wait while another live process holds it, take over a lock whose owner died.
-deadline=$((SECONDS + 90 * 60))
-while true; do
-  if mkdir "$LOCK" 2>/dev/null; then
-    HAVE_LOCK=1
-    echo $$ >"$LOCK/pid"
-    break
-  fi
-  owner="$(cat "$LOCK/pid" 2>/dev/null || true)"
-  if [[ -n "$owner" ]] && ! kill -0 "$owner" 2>/dev/null; then
-    stale="$LOCK.stale-$$"
-    if mv "$LOCK" "$stale" 2>/dev/null; then rm -rf "$stale"; fi
-    continue
-  fi
-  if [[ -z "$owner" && -d "$LOCK" ]] && (($(date +%s) - $(stat -c %Y "$LOCK" 2>/dev/null || date +%s) > 60)); then
-    stale="$LOCK.stale-$$"
-    if mv "$LOCK" "$stale" 2>/dev/null; then rm -rf "$stale"; fi
-    continue
-  fi
-  if built; then
-    echo "$BIN"
-    exit 0
-  fi
-  ((SECONDS < deadline)) || { log "timed out waiting for the build lock $LOCK (held by PID ${owner:-?})"; exit 1; }
-  sleep 5
-done
-
-# Someone else may have finished while we waited for the lock.
-if built; then
-  echo "$BIN"
-  exit 0
-fi
-
-export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-modcacherw
-export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build"
-mkdir -p "$GOMODCACHE" "$GOCACHE"
-
-TMP="$(mktemp -d "$DEST.tmp-XXXXXX")"
-chmod 755 "$TMP"
-mkdir -p "$TMP/bin" "$TMP/wrapper"
+cached_build_begin build-k8s 90
 log "$("$GO" version); building Kubernetes v$K8S_VERSION and kwok $KWOK_VERSION into $TMP (log: stderr)"
 
 # k8s.io/kubernetes replaces every staging module (k8s.io/api, k8s.io/client-go, ...) with a local path, so it cannot
@@ -132,18 +71,5 @@ t2=$SECONDS
 log "kwok built in $((t2 - t1)) s"
 
 for b in "${BINARIES[@]}"; do [[ -x "$TMP/bin/$b" ]] || { log "missing $b after the build"; exit 1; }; done
-cp "$TMP/wrapper/go.mod" "$TMP/wrapper.go.mod"
 echo "$(date -u +%FT%TZ) kubernetes=$((t1 - t0))s kwok=$((t2 - t1))s" >>"$TMP/build-times.txt"
-echo "$WANT" >"$TMP/.twister2-ready"
-rm -rf "$TMP/wrapper"
-
-# Replace an incomplete or outdated directory, then move ours into place in one rename.
-if [[ -e "$DEST" ]]; then
-  old="$DEST.old-$$"
-  mv "$DEST" "$old"
-  rm -rf "$old"
-fi
-mv "$TMP" "$DEST"
-TMP=""
-log "done: $BIN"
-echo "$BIN"
+cached_build_finish

@@ -12,82 +12,21 @@
 # Environment: NOMAD_VERSION (default 1.11.3, the newest 1.11 tag the module proxy serves here; keep it in step with
 # NOMAD_VERSION in test/env/nomad-agent.ts), NOMAD_API_FALLBACK (see below), GO (default /usr/local/go/bin/go).
 set -euo pipefail
+# shellcheck source=lib/cached-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cached-build.sh"
 
 NOMAD_VERSION="${NOMAD_VERSION:-1.11.3}"
 NOMAD_VERSION="${NOMAD_VERSION#v}"
-CACHE="${TWISTER2_TEST_CACHE:-$HOME/.cache/twister2-test}"
 DEST="$CACHE/nomad-$NOMAD_VERSION"
 BIN="$DEST/bin/nomad"
 MARKER="$DEST/.twister2-ready"
 WANT="nomad=v$NOMAD_VERSION"
 
-if [[ -z "${GO:-}" ]]; then
-  if [[ -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go; else GO="$(command -v go || true)"; fi
-fi
-
 built() {
   [[ -f "$MARKER" && "$(cat "$MARKER")" == "$WANT" && -x "$BIN" ]]
 }
 
-if built; then
-  echo "$BIN"
-  exit 0
-fi
-
-log() { echo "build-nomad: $*" >&2; }
-
-[[ -n "$GO" && -x "$GO" ]] || { log "no Go toolchain found (set GO=/path/to/go)"; exit 1; }
-
-mkdir -p "$CACHE"
-LOCK="$DEST.lock"
-TMP=""
-HAVE_LOCK=0
-cleanup() {
-  if [[ -n "$TMP" ]]; then rm -rf "$TMP"; fi
-  if [[ "$HAVE_LOCK" == 1 ]]; then rm -rf "$LOCK"; fi
-}
-trap cleanup EXIT
-
-# Take the lock; wait while another live process holds it, take over a lock whose owner died.
-deadline=$((SECONDS + 60 * 60))
-while true; do
-  if mkdir "$LOCK" 2>/dev/null; then
-    HAVE_LOCK=1
-    echo $$ >"$LOCK/pid"
-    break
-  fi
-  owner="$(cat "$LOCK/pid" 2>/dev/null || true)"
-  if [[ -n "$owner" ]] && ! kill -0 "$owner" 2>/dev/null; then
-    stale="$LOCK.stale-$$"
-    if mv "$LOCK" "$stale" 2>/dev/null; then rm -rf "$stale"; fi
-    continue
-  fi
-  if [[ -z "$owner" && -d "$LOCK" ]] && (($(date +%s) - $(stat -c %Y "$LOCK" 2>/dev/null || date +%s) > 60)); then
-    stale="$LOCK.stale-$$"
-    if mv "$LOCK" "$stale" 2>/dev/null; then rm -rf "$stale"; fi
-    continue
-  fi
-  if built; then
-    echo "$BIN"
-    exit 0
-  fi
-  ((SECONDS < deadline)) || { log "timed out waiting for the build lock $LOCK (held by PID ${owner:-?})"; exit 1; }
-  sleep 5
-done
-
-# Someone else may have finished while we waited for the lock.
-if built; then
-  echo "$BIN"
-  exit 0
-fi
-
-export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-modcacherw
-export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build"
-mkdir -p "$GOMODCACHE" "$GOCACHE"
-
-TMP="$(mktemp -d "$DEST.tmp-XXXXXX")"
-chmod 755 "$TMP"
-mkdir -p "$TMP/bin" "$TMP/wrapper"
+cached_build_begin build-nomad 60
 log "$("$GO" version); building Nomad v$NOMAD_VERSION into $TMP"
 
 # `go install github.com/hashicorp/nomad@vX` refuses a module with replace directives (nomad/api => ./api, and
@@ -145,18 +84,5 @@ log "nomad built in $((t1 - t0)) s"
 
 [[ -x "$TMP/bin/nomad" ]] || { log "missing nomad after the build"; exit 1; }
 "$TMP/bin/nomad" version >&2
-cp "$TMP/wrapper/go.mod" "$TMP/wrapper.go.mod"
 echo "$(date -u +%FT%TZ) nomad=$((t1 - t0))s api=$api" >>"$TMP/build-times.txt"
-echo "$WANT" >"$TMP/.twister2-ready"
-rm -rf "$TMP/wrapper"
-
-# Replace an incomplete or outdated directory, then move ours into place in one rename.
-if [[ -e "$DEST" ]]; then
-  old="$DEST.old-$$"
-  mv "$DEST" "$old"
-  rm -rf "$old"
-fi
-mv "$TMP" "$DEST"
-TMP=""
-log "done: $BIN"
-echo "$BIN"
+cached_build_finish

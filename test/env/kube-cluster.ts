@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import http from 'node:http';
 import net from 'node:net';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureDebianPackages } from './debian.js';
+import { currentOwner, endChild, exited, orphanedStateDirs, signal } from './processes.js';
 import { testCacheDir } from './s3-server.js';
 
 /**
@@ -153,41 +154,9 @@ function installExitHook(): void {
   });
 }
 
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Already gone.
-  }
-}
-
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** Removes clusters whose owning process died without stopping them (killed test workers). */
 function reapOrphans(): void {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(os.tmpdir()).filter((e) => e.startsWith(TEMP_PREFIX));
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    const dir = path.join(os.tmpdir(), e);
-    let state: ClusterState;
-    try {
-      state = JSON.parse(readFileSync(path.join(dir, STATE_FILE), 'utf8')) as ClusterState;
-    } catch {
-      continue;
-    }
-    const start = processStart(state.ownerPid);
-    if (start !== undefined && start === state.ownerStart) continue;
+  for (const { name: e, state } of orphanedStateDirs<ClusterState>(TEMP_PREFIX, STATE_FILE)) {
     for (const pid of state.pids) {
       // Only a process that is still one of this cluster's (its command line names the cluster's dir).
       try {
@@ -198,25 +167,6 @@ function reapOrphans(): void {
     }
     for (const d of state.dirs) if (d.includes(TEMP_PREFIX)) rmSync(d, { recursive: true, force: true });
   }
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, ms);
-    const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
 }
 
 function tailFile(file: string, lines = 40): string {
@@ -377,7 +327,7 @@ async function startOnce(bin: string, etcdBin: string, opts: StartKubeClusterOpt
   const ports = { etcd: etcdPort, etcdPeer: etcdPeerPort, apiserver: apiPort, controllerManager: kcmPort, scheduler: schedPort, kwok: kwokPort };
   const server = `https://127.0.0.1:${apiPort}`;
 
-  const state: ClusterState = { ownerPid: process.pid, ownerStart: processStart(process.pid) ?? '', pids: [], dirs: [etcdDir, dataDir] };
+  const state: ClusterState = { ...currentOwner(), pids: [], dirs: [etcdDir, dataDir] };
   const saveState = () => writeFileSync(path.join(dataDir, STATE_FILE), JSON.stringify(state));
   saveState();
   const children: ChildProcess[] = [];
@@ -422,13 +372,7 @@ async function startOnce(bin: string, etcdBin: string, opts: StartKubeClusterOpt
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      const end = async (child: ChildProcess) => {
-        if (child.pid !== undefined && !exited(child)) signal(child.pid, 'SIGTERM');
-        if (!(await waitExit(child, 5000)) && child.pid !== undefined) {
-          signal(child.pid, 'SIGKILL');
-          await waitExit(child, 5000);
-        }
-      };
+      const end = (child: ChildProcess) => endChild(child, 5000);
       // Reverse start order: the apiserver's clients together (kwok, scheduler, controller-manager), then
       // the apiserver, then etcd.
       const [etcdChild, apiChild, ...clients] = children;

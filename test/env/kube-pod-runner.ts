@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, CoreV1Api, KubeConfig, type V1Container, type V1EnvVar, type V1Node, type V1Pod, type V1Volume } from '@kubernetes/client-node';
+import { orphanedStateDirs, processStart, type Owner } from './processes.js';
 
 /**
  * A stand-in for the kubelet's container runtime on a kwok cluster (test/env/kube-cluster.ts), where pods
@@ -152,33 +153,9 @@ async function killGroup(pgid: number, graceMs = KILL_GRACE_MS): Promise<void> {
   while (Date.now() < hard && groupAlive(pgid)) await sleep(50);
 }
 
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** Kills what runners of dead test processes left behind: groups whose leader's cwd is inside their dir. */
 function reapOrphans(): void {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(os.tmpdir()).filter((e) => e.startsWith(TEMP_PREFIX));
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    const dir = path.join(os.tmpdir(), e);
-    let state: { ownerPid: number; ownerStart: string; pids: number[] };
-    try {
-      state = JSON.parse(readFileSync(path.join(dir, STATE_FILE), 'utf8')) as typeof state;
-    } catch {
-      continue;
-    }
-    const start = processStart(state.ownerPid);
-    if (start !== undefined && start === state.ownerStart) continue;
+  for (const { dir, state } of orphanedStateDirs<Owner & { pids: number[] }>(TEMP_PREFIX, STATE_FILE)) {
     for (const pid of state.pids) {
       try {
         if (readlinkSync(`/proc/${pid}/cwd`).startsWith(dir + path.sep)) signalGroup(pid, 'SIGKILL');

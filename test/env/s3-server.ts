@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureDebianPackages } from './debian.js';
+import { endChild, exited } from './processes.js';
 
 /**
  * A real S3-compatible server for the integration tests: moto's S3 server, from PyPI, in a venv cached under
@@ -188,41 +189,8 @@ function installExitHook(): void {
   });
 }
 
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, ms);
-    const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
-}
-
 async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.pid !== undefined && !exited(child)) {
-    try {
-      process.kill(child.pid, 'SIGTERM');
-    } catch {
-      // Already gone.
-    }
-    if (!(await waitExit(child, 3000))) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-      await waitExit(child, 5000);
-    }
-  }
+  await endChild(child, 3000, 5000);
   running.delete(child);
 }
 

@@ -5,6 +5,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureDebianPackages } from './debian.js';
+import { createBridge, createNamespace, deleteNetwork, findByName, namespaceInodes, NetnsSlots, tryConnect, type SlotNetwork } from './netns.js';
+import { currentOwner, isRunning, parentPid, signal, sleepSync, teardownOnExit, waitExit } from './processes.js';
 
 /**
  * A real Slurm cluster (22.05, Debian's slurm-wlm) on one machine, for integration tests.
@@ -87,7 +89,6 @@ export interface SlurmClusterOptions {
 
 const STATE_ROOT = '/run/twister2-slurm-clusters';
 const SECOND_OCTET = 232;
-const MAX_SLOTS = 255;
 const MARKER_VAR = 'TWISTER2_SLURM_CLUSTER';
 export const SLURM_PACKAGES = ['slurm-wlm', 'munge', 'iproute2', 'util-linux'];
 
@@ -96,17 +97,14 @@ export function ensureSlurm(): void {
   ensureDebianPackages(SLURM_PACKAGES);
 }
 
-interface SlotState {
-  ownerPid: number;
-  ownerStart: string;
+interface SlotState extends SlotNetwork {
   tempDir: string;
-  bridge?: string;
-  veths: string[];
-  namespaces: string[];
   mungedPid?: number;
   /** slurmctld and slurmd PIDs. */
   daemonPids: number[];
 }
+
+const slots = new NetnsSlots<SlotState>(STATE_ROOT, SECOND_OCTET);
 
 export async function startSlurmCluster(opts: SlurmClusterOptions): Promise<SlurmCluster> {
   const count = opts.nodes;
@@ -122,37 +120,19 @@ export async function startSlurmCluster(opts: SlurmClusterOptions): Promise<Slur
   const slot = claimSlot();
   const tag = `t2n${slot}`;
   const multi = count > 1;
-  const base = `10.${SECOND_OCTET}.${slot}`;
+  const base = slots.base(slot);
   const state: SlotState = {
-    ownerPid: process.pid,
-    ownerStart: processStart(process.pid) ?? '',
+    ...currentOwner(),
     tempDir: mkdtempSync(path.join(os.tmpdir(), `twister2-slurm-${tag}-`)),
     veths: [],
     namespaces: [],
     daemonPids: [],
   };
-  const save = () => writeFileSync(slotStateFile(slot), JSON.stringify(state));
+  const save = () => slots.write(slot, state);
   save();
 
   const children: ChildProcess[] = [];
-  let stopped = false;
-  const stopSync = () => {
-    if (stopped) return;
-    stopped = true;
-    teardown(state, slot);
-  };
-  const onExit = () => stopSync();
-  const onSignal = (sig: NodeJS.Signals) => {
-    stopSync();
-    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-  };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  process.on('exit', onExit);
-  for (const s of signals) process.once(s, onSignal);
-  const unhook = () => {
-    process.off('exit', onExit);
-    for (const s of signals) process.off(s, onSignal);
-  };
+  const cleanup = teardownOnExit(() => teardown(state, slot));
 
   try {
     const dir = state.tempDir;
@@ -187,24 +167,21 @@ export async function startSlurmCluster(opts: SlurmClusterOptions): Promise<Slur
     if (multi) {
       state.bridge = `${tag}br`;
       save();
-      removeLinkIfExists(state.bridge);
-      ip(['link', 'add', state.bridge, 'type', 'bridge']);
-      ip(['addr', 'add', `${controllerAddress}/24`, 'dev', state.bridge]);
-      ip(['link', 'set', state.bridge, 'up']);
+      createBridge(state.bridge, controllerAddress);
       for (const [i, node] of nodes.entries()) {
         const ns = node.name;
         const veth = `${tag}v${String.fromCharCode(97 + i)}`;
-        if (existsSync(`/run/netns/${ns}`)) ip(['netns', 'del', ns]);
-        removeLinkIfExists(veth);
-        state.namespaces.push(ns);
-        state.veths.push(veth);
-        save();
-        ip(['netns', 'add', ns]);
-        ip(['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-        ip(['link', 'set', veth, 'master', state.bridge, 'up']);
-        ip(['-n', ns, 'addr', 'add', `${node.address}/24`, 'dev', 'eth0']);
-        ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-        ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+        createNamespace({
+          ns,
+          veth,
+          bridge: state.bridge,
+          address: node.address,
+          record: () => {
+            state.namespaces.push(ns);
+            state.veths.push(veth);
+            save();
+          },
+        });
       }
     }
 
@@ -321,7 +298,7 @@ export async function startSlurmCluster(opts: SlurmClusterOptions): Promise<Slur
       run: runCmd,
       stop() {
         stopping ??= (async () => {
-          if (!stopped) {
+          if (!cleanup.stopped) {
             // Cancel what is left and give slurmstepd a moment to end its tasks the normal way.
             const q = runCmd('squeue', ['-h', '-o', '%i'], { timeoutMs: 10_000 });
             const ids = q.stdout.split(/\s+/).filter(Boolean);
@@ -337,16 +314,14 @@ export async function startSlurmCluster(opts: SlurmClusterOptions): Promise<Slur
               }
             }
           }
-          stopSync();
-          unhook();
+          cleanup.stop();
           await Promise.all(children.map((c) => waitExit(c, 3000)));
         })();
         return stopping;
       },
     };
   } catch (err) {
-    stopSync();
-    unhook();
+    cleanup.stop();
     throw err;
   }
 }
@@ -432,113 +407,23 @@ function cleanEnv(): NodeJS.ProcessEnv {
 
 // ---------------------------------------------------------------------------------------------------
 
-function slotDir(slot: number): string {
-  return path.join(STATE_ROOT, String(slot));
-}
-function slotStateFile(slot: number): string {
-  return path.join(slotDir(slot), 'state.json');
-}
-
 function claimSlot(): number {
-  mkdirSync(STATE_ROOT, { recursive: true });
-  for (let slot = 0; slot < MAX_SLOTS; slot++) {
-    const dir = slotDir(slot);
-    if (existsSync(dir)) {
-      const prev = readState(slot);
-      // A directory without a state file may be another process between mkdir and its first write.
-      if (!prev) {
-        if (ageMs(dir) < 60_000) continue;
-      } else if (isAlive(prev.ownerPid, prev.ownerStart)) {
-        continue;
-      } else {
-        teardown(prev, slot);
-      }
-      rmSync(dir, { recursive: true, force: true });
-    }
-    const base = `10.${SECOND_OCTET}.${slot}.`;
-    const tag = `t2n${slot}`;
-    // Leftovers of a crashed run whose slot dir is gone: our bridge with our subnet, or our namespaces.
-    const addrs = spawnSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout ?? '';
-    if (addrs.split('\n').some((l) => l.includes(` ${base}`) && l.split(/\s+/)[1] === `${tag}br`)) removeByName(tag);
-    const usedAddrs = spawnSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout ?? '';
-    const routes = spawnSync('ip', ['-4', 'route', 'show'], { encoding: 'utf8' }).stdout ?? '';
-    if (usedAddrs.includes(` ${base}`) || routes.includes(base)) continue;
-    try {
-      mkdirSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw err;
-    }
-    return slot;
-  }
-  throw new Error(`no free slot for a Slurm test cluster (see ${STATE_ROOT})`);
+  return slots.claim({
+    tag: (slot) => `t2n${slot}`,
+    teardown,
+    removeLeftovers: removeByName,
+    noneFree: `no free slot for a Slurm test cluster (see ${STATE_ROOT})`,
+  });
 }
 
 /** Removes namespaces t2n<slot>[a-z], veths t2n<slot>v[a-z] and the bridge t2n<slot>br of a crashed run. */
 function removeByName(tag: string): void {
-  const nsList = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-  const namespaces = nsList
-    .split('\n')
-    .map((l) => l.split(/\s+/)[0] ?? '')
-    .filter((n) => new RegExp(`^${tag}[a-z]$`).test(n));
-  const links = (spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout ?? '')
-    .split('\n')
-    .map((l) => (l.split(':')[1] ?? '').trim().split('@')[0] ?? '')
-    .filter((n) => new RegExp(`^${tag}v[a-z]$`).test(n));
+  const { namespaces, links } = findByName(new RegExp(`^${tag}[a-z]$`), new RegExp(`^${tag}v[a-z]$`));
   const state: SlotState = { ownerPid: 0, ownerStart: '', tempDir: '', veths: links, namespaces, daemonPids: [], bridge: `${tag}br` };
   killAll(findClusterProcesses(state, []));
-  for (const ns of namespaces) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-  for (const l of links) removeLinkIfExists(l);
-  removeLinkIfExists(`${tag}br`);
+  deleteNetwork(state);
 }
 
-function readState(slot: number): SlotState | undefined {
-  try {
-    return JSON.parse(readFileSync(slotStateFile(slot), 'utf8')) as SlotState;
-  } catch {
-    return undefined;
-  }
-}
-
-function ageMs(file: string): number {
-  try {
-    return Date.now() - statSync(file).mtimeMs;
-  } catch {
-    return Infinity;
-  }
-}
-
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function parentPid(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function isAlive(pid: number, start: string): boolean {
-  const now = processStart(pid);
-  return now !== undefined && (start === '' || now === start);
-}
 
 /**
  * Every live process of a cluster: its daemons (recorded PIDs whose command line still names the temp
@@ -547,14 +432,7 @@ function isAlive(pid: number, start: string): boolean {
  */
 function findClusterProcesses(state: SlotState, exclude: number[]): number[] {
   const marker = state.tempDir ? `${MARKER_VAR}=${state.tempDir}\0` : undefined;
-  const nsInodes = new Set<number>();
-  for (const ns of state.namespaces ?? []) {
-    try {
-      nsInodes.add(statSync(`/run/netns/${ns}`).ino);
-    } catch {
-      /* deleted */
-    }
-  }
+  const nsInodes = namespaceInodes(state.namespaces ?? []);
   const roots = new Set<number>();
   for (const p of [...(state.daemonPids ?? []), ...(state.mungedPid ? [state.mungedPid] : [])]) {
     try {
@@ -620,40 +498,13 @@ function teardown(state: SlotState, slot: number): void {
   } catch {
     /* best effort */
   }
-  for (const ns of state.namespaces ?? []) {
-    if (existsSync(`/run/netns/${ns}`)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-  }
-  for (const v of state.veths ?? []) removeLinkIfExists(v);
-  if (state.bridge) removeLinkIfExists(state.bridge);
+  deleteNetwork(state);
   if (state.tempDir && state.tempDir.startsWith(path.join(os.tmpdir(), 'twister2-slurm-'))) rmSync(state.tempDir, { recursive: true, force: true });
-  rmSync(slotDir(slot), { recursive: true, force: true });
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    /* already gone */
-  }
-}
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  slots.release(slot);
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function removeLinkIfExists(name: string): void {
-  if (spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0) {
-    spawnSync('ip', ['link', 'del', 'dev', name], { stdio: 'ignore' });
-  }
-}
-
-function ip(args: string[]): void {
-  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.error?.message || '').trim()}`);
 }
 
 function tail(file: string, lines = 15): string {
@@ -701,26 +552,3 @@ async function waitForTcp(host: string, port: number, timeoutMs: number, d: { ch
   }
 }
 
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
-
-function tryConnect(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}

@@ -1,9 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureDebianPackages } from './debian.js';
+import { createBridge, createNamespace, deleteNetwork, findByName, NetnsSlots, processesInNamespaces, tryConnect, type SlotNetwork } from './netns.js';
+import { currentOwner, isRunning, signal, sleepSync, teardownOnExit, waitExit } from './processes.js';
 
 /**
  * Several SSH "hosts" on one machine: one network namespace per host, joined by a bridge in the root
@@ -43,19 +44,16 @@ export interface SshHosts {
 
 const STATE_ROOT = '/run/twister2-ssh-hosts';
 const SECOND_OCTET = 231;
-const MAX_SLOTS = 255;
 const SSHD = '/usr/sbin/sshd';
 
-interface SlotState {
-  ownerPid: number;
-  ownerStart: string;
+interface SlotState extends SlotNetwork {
   bridge: string;
-  veths: string[];
-  namespaces: string[];
   sshdPids: number[];
   pidFiles: string[];
   tempDir: string;
 }
+
+const slots = new NetnsSlots<SlotState>(STATE_ROOT, SECOND_OCTET);
 
 export async function startSshHosts(count: number, opts: { prefix?: string } = {}): Promise<SshHosts> {
   if (!Number.isInteger(count) || count < 1 || count > 50) throw new Error(`startSshHosts: count must be 1..50, got ${count}`);
@@ -65,11 +63,10 @@ export async function startSshHosts(count: number, opts: { prefix?: string } = {
   ensureDebianPackages(['openssh-server', 'iproute2']);
 
   const slot = claimSlot(prefix);
-  const base = `10.${SECOND_OCTET}.${slot}`;
+  const base = slots.base(slot);
   const tag = `${prefix}${slot}`;
   const state: SlotState = {
-    ownerPid: process.pid,
-    ownerStart: processStart(process.pid) ?? '',
+    ...currentOwner(),
     bridge: `${tag}br`,
     veths: [],
     namespaces: [],
@@ -77,37 +74,16 @@ export async function startSshHosts(count: number, opts: { prefix?: string } = {
     pidFiles: [],
     tempDir: mkdtempSync(path.join(os.tmpdir(), `twister2-ssh-hosts-${tag}-`)),
   };
-  const save = () => writeFileSync(slotStateFile(slot), JSON.stringify(state));
+  const save = () => slots.write(slot, state);
   save();
 
   const children: ChildProcess[] = [];
-  let stopped = false;
-  const stopSync = () => {
-    if (stopped) return;
-    stopped = true;
-    teardown(state, slot);
-  };
-  const onExit = () => stopSync();
-  const onSignal = (sig: NodeJS.Signals) => {
-    stopSync();
-    // Re-raise with the default action when nobody else handles the signal.
-    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-  };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  process.on('exit', onExit);
-  for (const s of signals) process.once(s, onSignal);
-  const unhook = () => {
-    process.off('exit', onExit);
-    for (const s of signals) process.off(s, onSignal);
-  };
+  const cleanup = teardownOnExit(() => teardown(state, slot));
 
   try {
     const dir = state.tempDir;
     // Leftovers with our names (from a crashed run whose state file is gone) would make `ip` fail.
-    removeLinkIfExists(state.bridge);
-    ip(['link', 'add', state.bridge, 'type', 'bridge']);
-    ip(['addr', 'add', `${base}.1/24`, 'dev', state.bridge]);
-    ip(['link', 'set', state.bridge, 'up']);
+    createBridge(state.bridge, `${base}.1`);
 
     const keyFile = path.join(dir, 'id_ed25519');
     run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `twister2-test-${tag}`, '-f', keyFile]);
@@ -121,17 +97,17 @@ export async function startSshHosts(count: number, opts: { prefix?: string } = {
       const ns = `${tag}h${i}`;
       const veth = `${tag}v${i}`;
       const address = `${base}.${10 + i}`;
-      if (existsSync(`/run/netns/${ns}`)) ip(['netns', 'del', ns]);
-      removeLinkIfExists(veth);
-      state.namespaces.push(ns);
-      state.veths.push(veth);
-      save();
-      ip(['netns', 'add', ns]);
-      ip(['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-      ip(['link', 'set', veth, 'master', state.bridge, 'up']);
-      ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
-      ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-      ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+      createNamespace({
+        ns,
+        veth,
+        bridge: state.bridge,
+        address,
+        record: () => {
+          state.namespaces.push(ns);
+          state.veths.push(veth);
+          save();
+        },
+      });
 
       const hostKey = path.join(dir, `host_${i}_ed25519`);
       run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', ns, '-f', hostKey]);
@@ -201,8 +177,7 @@ export async function startSshHosts(count: number, opts: { prefix?: string } = {
       unusedAddress: `${base}.250`,
       stop() {
         stopping ??= (async () => {
-          stopSync();
-          unhook();
+          cleanup.stop();
           // Let Node reap the killed sshd processes so no zombies remain.
           await Promise.all(children.map((c) => waitExit(c, 3000)));
         })();
@@ -238,8 +213,7 @@ export async function startSshHosts(count: number, opts: { prefix?: string } = {
       },
     };
   } catch (err) {
-    stopSync();
-    unhook();
+    cleanup.stop();
     throw err;
   }
 }
@@ -250,103 +224,20 @@ export function shellQuote(s: string): string {
 
 // ---------------------------------------------------------------------------------------------------
 
-function slotDir(slot: number): string {
-  return path.join(STATE_ROOT, String(slot));
-}
-function slotStateFile(slot: number): string {
-  return path.join(slotDir(slot), 'state.json');
-}
-
 /** Claims the first free slot whose subnet is not used on this machine, cleaning up dead owners' leftovers. */
 function claimSlot(prefix: string): number {
-  mkdirSync(STATE_ROOT, { recursive: true });
-  for (let slot = 0; slot < MAX_SLOTS; slot++) {
-    const dir = slotDir(slot);
-    if (existsSync(dir)) {
-      const prev = readState(slot);
-      // A directory without a state file may be another process between mkdir and its first write.
-      if (!prev) {
-        if (ageMs(dir) < 60_000) continue;
-      } else if (isAlive(prev.ownerPid, prev.ownerStart)) {
-        continue;
-      } else {
-        teardown(prev, slot);
-      }
-      rmSync(dir, { recursive: true, force: true });
-    }
-    const base = `10.${SECOND_OCTET}.${slot}.`;
-    // Leftovers with this call's names but no state (the slot directory is gone): remove them by name.
-    const tag = `${prefix}${slot}`;
-    const addrs = spawnSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout ?? '';
-    if (addrs.split('\n').some((l) => l.includes(` ${base}`) && l.split(/\s+/)[1] === `${tag}br`)) removeByName(tag);
-    // Only a subnet nobody else uses: not on any interface, not in any route.
-    const usedAddrs = spawnSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout ?? '';
-    const routes = spawnSync('ip', ['-4', 'route', 'show'], { encoding: 'utf8' }).stdout ?? '';
-    if (usedAddrs.includes(` ${base}`) || routes.includes(base)) continue;
-    try {
-      mkdirSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw err;
-    }
-    return slot;
-  }
-  throw new Error(`no free 10.${SECOND_OCTET}.x.0/24 subnet for test hosts (see ${STATE_ROOT})`);
+  return slots.claim({
+    tag: (slot) => `${prefix}${slot}`,
+    teardown,
+    removeLeftovers: removeByName,
+    noneFree: `no free 10.${SECOND_OCTET}.x.0/24 subnet for test hosts (see ${STATE_ROOT})`,
+  });
 }
 
 /** Removes namespaces `<tag>h<i>`, veths `<tag>v<i>` and the bridge `<tag>br` of a crashed run. */
 function removeByName(tag: string): void {
-  const nsList = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-  const namespaces = nsList
-    .split('\n')
-    .map((l) => l.split(/\s+/)[0] ?? '')
-    .filter((n) => new RegExp(`^${tag}h\\d+$`).test(n));
-  const links = (spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout ?? '')
-    .split('\n')
-    .map((l) => (l.split(':')[1] ?? '').trim().split('@')[0] ?? '')
-    .filter((n) => new RegExp(`^${tag}v\\d+$`).test(n));
-  for (const ns of namespaces) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-  for (const l of links) removeLinkIfExists(l);
-  removeLinkIfExists(`${tag}br`);
-}
-
-function readState(slot: number): SlotState | undefined {
-  try {
-    return JSON.parse(readFileSync(slotStateFile(slot), 'utf8')) as SlotState;
-  } catch {
-    return undefined;
-  }
-}
-
-function ageMs(file: string): number {
-  const r = spawnSync('stat', ['-c', '%Y', file], { encoding: 'utf8' });
-  const t = Number(r.stdout.trim());
-  return Number.isFinite(t) ? Date.now() - t * 1000 : Infinity;
-}
-
-/** Start time of a process (field 22 of /proc/PID/stat), to tell a live owner from a reused PID. */
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** Running, i.e. neither gone nor a zombie waiting for its parent (us, while we block) to reap it. */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function isAlive(pid: number, start: string): boolean {
-  const now = processStart(pid);
-  return now !== undefined && (start === '' || now === start);
+  const { namespaces, links } = findByName(new RegExp(`^${tag}h\\d+$`), new RegExp(`^${tag}v\\d+$`));
+  deleteNetwork({ namespaces, veths: links, bridge: `${tag}br` });
 }
 
 /** Removes everything a slot recorded. Synchronous so it can run from an exit hook. Never throws. */
@@ -369,36 +260,9 @@ function teardown(state: SlotState, slot: number): void {
   const deadline = Date.now() + 3000;
   for (let i = 0; i < 300 && Date.now() < deadline && live.some(isRunning); i++) sleepSync(10);
   for (const p of live) if (isRunning(p)) signal(p, 'SIGKILL');
-  for (const ns of state.namespaces ?? []) {
-    if (existsSync(`/run/netns/${ns}`)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-  }
-  for (const v of state.veths ?? []) removeLinkIfExists(v);
-  if (state.bridge) removeLinkIfExists(state.bridge);
+  deleteNetwork(state);
   if (state.tempDir && state.tempDir.startsWith(os.tmpdir())) rmSync(state.tempDir, { recursive: true, force: true });
-  rmSync(slotDir(slot), { recursive: true, force: true });
-}
-
-/** PIDs whose network namespace is one of `namespaces` (compared by nsfs inode). */
-function processesInNamespaces(namespaces: string[]): number[] {
-  const inodes = new Set<number>();
-  for (const ns of namespaces) {
-    try {
-      inodes.add(statSync(`/run/netns/${ns}`).ino);
-    } catch {
-      /* already deleted */
-    }
-  }
-  if (inodes.size === 0) return [];
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (inodes.has(statSync(`/proc/${entry}/ns/net`).ino) && Number(entry) !== process.pid) out.push(Number(entry));
-    } catch {
-      /* gone, or not ours to read */
-    }
-  }
-  return out;
+  slots.release(slot);
 }
 
 /** Only signal a PID that is still an sshd using this slot's files (PIDs can be reused). */
@@ -409,28 +273,6 @@ function isOurSshd(pid: number, state: SlotState): boolean {
   } catch {
     return false;
   }
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    /* already gone */
-  }
-}
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-function removeLinkIfExists(name: string): void {
-  if (spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0) {
-    spawnSync('ip', ['link', 'del', 'dev', name], { stdio: 'ignore' });
-  }
-}
-
-function ip(args: string[]): void {
-  run('ip', args);
 }
 
 function run(cmd: string, args: string[]): void {
@@ -450,26 +292,3 @@ async function waitForTcp(host: string, port: number, timeoutMs: number, child: 
   throw new Error(`sshd for ${host}:${port} did not answer within ${timeoutMs} ms: ${stderr().trim()}`);
 }
 
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
-
-function tryConnect(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}

@@ -189,6 +189,23 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     expect(await leftovers(jobId)).toEqual([]);
   });
 
+  it('Ctrl-C while the in-allocation job master waits in the queue cancels the Slurm job', async () => {
+    const home = tempHome();
+    const blocker = slurm('sbatch', ['--parsable', `--ntasks=${cluster.totalCpus}`, '--job-name=t2-blocker', '--output=/dev/null', '--wrap', 'sleep 60']).trim();
+    try {
+      const job = makeJob({ name: 'slurm-queued-jm', workers: 2, worker: { command: 'true' }, cluster: 'slurm', jobMaster: { placement: 'cluster' } });
+      const cli = startCli(['submit', job], home);
+      await waitFor('the queued message', () => /the job master is queued: Slurm job \d+ PENDING/.test(cli.output().stderr), 30_000);
+      const jobId = jobIds(home)[0]!;
+      cli.kill('SIGINT');
+      expect(await cli.closed).toBe(3);
+      expect(cli.output().stderr).toMatch(/Slurm job \d+ was cancelled while it waited in the queue/);
+      expect(await leftovers(jobId)).toEqual([]);
+    } finally {
+      spawnSync('scancel', [blocker], { env: { ...process.env, ...cluster.env } });
+    }
+  });
+
   it('a crashed in-allocation job master ends the Slurm job: nothing is left', async () => {
     const home = tempHome();
     const job = makeJob(

@@ -16,14 +16,26 @@ interface SubmitArgs {
 /** Submits, shows registration progress and worker output, and exits with the job's outcome. */
 export async function submitCommand(args: SubmitArgs): Promise<number> {
   const started = Date.now();
-  const handle = await submit({
-    job: args.job,
-    cluster: args.cluster,
-    workers: args.workers,
-    detach: args.detach,
-    onUploadProgress: uploadProgress(),
-    onQueued: (message) => console.error(`twister2: the job master is queued: ${message}`),
-  });
+  // Ctrl-C while submitting (uploading, or waiting for a queued job master) cancels the job.
+  const submitting = new AbortController();
+  const cancel = () => submitting.abort();
+  process.once('SIGINT', cancel);
+  process.once('SIGTERM', cancel);
+  let handle: JobHandle;
+  try {
+    handle = await submit({
+      job: args.job,
+      cluster: args.cluster,
+      workers: args.workers,
+      detach: args.detach,
+      signal: submitting.signal,
+      onUploadProgress: uploadProgress(),
+      onQueued: (message) => console.error(`twister2: the job master is queued: ${message}`),
+    });
+  } finally {
+    process.off('SIGINT', cancel);
+    process.off('SIGTERM', cancel);
+  }
   const status = await handle.status();
   const say = (s: string) => console.error(`twister2: ${s}`);
   say(`job ${handle.jobId} submitted to ${status.cluster} (${status.numWorkers} workers, package ${formatBytes(handle.record.package.size)}, sha256 ${handle.record.package.sha256.slice(0, 12)})`);

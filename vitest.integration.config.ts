@@ -1,9 +1,20 @@
 import { defineConfig } from 'vitest/config';
 
+/** Suites that need the Nomad and Kubernetes binaries built from Go modules: vitest.clusters.config.ts runs them. */
+export const clusterSuites = [
+  'test/integration/nomad-agent.test.ts',
+  'test/integration/nomad.test.ts',
+  'test/integration/kube-cluster.test.ts',
+  'test/integration/kube-pod-runner.test.ts',
+  'test/integration/k8s-objects.test.ts',
+  'test/integration/k8s.test.ts',
+];
+
 // Integration tests start real processes; on a 2-core machine they run one file at a time.
 export default defineConfig({
   test: {
     include: ['test/integration/**/*.test.ts'],
+    exclude: clusterSuites,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     fileParallelism: false,

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parse as parseYaml } from 'yaml';
 import { ensureDebianPackages } from './debian.js';
 import { currentOwner, endChild, exited, orphanedStateDirs, signal } from './processes.js';
 import { testCacheDir } from './s3-server.js';
@@ -16,8 +17,9 @@ import { testCacheDir } from './s3-server.js';
  * A real Kubernetes control plane for the integration tests, without a container runtime:
  * etcd (Debian's etcd-server), kube-apiserver, kube-controller-manager and kube-scheduler built from the
  * published Go modules by scripts/build-k8s.sh (cached under testCacheDir()), and kwok, which plays the
- * kubelets: it keeps the Node objects Ready and moves every scheduled pod to Running with a pod IP.
- * Containers never run. StatefulSets, the garbage collector, RBAC, TokenRequest, scheduling with affinity
+ * kubelets: it keeps the Node objects Ready and moves every scheduled pod to Running with a pod IP, and
+ * its server answers the API server's pod log and exec calls as a kubelet would, from the files and
+ * commands a pod's kwok Logs and Exec objects name. Containers never run. StatefulSets, the garbage collector, RBAC, TokenRequest, scheduling with affinity
  * and taints are all the real thing.
  *
  * Every call starts its own cluster: its own temp dir, etcd data dir (in /dev/shm) and free loopback ports, so
@@ -25,8 +27,8 @@ import { testCacheDir } from './s3-server.js';
  * 5 s) and removes the temp dirs; a process-exit hook does the same if a test forgets, and a later start
  * cleans up what a killed test process left behind (only clusters whose owner process is gone).
  *
- * The binaries take tens of minutes to build cold: build them before the tests (`scripts/build-k8s.sh`),
- * as a test hook's timeout is far shorter.
+ * The binaries take tens of minutes to build cold: `npm test` and `npm run test:clusters` build them before
+ * the suites that use them (vitest.clusters.config.ts), as a test hook's timeout is far shorter.
  */
 
 export const KUBERNETES_VERSION = '1.33.13';
@@ -119,6 +121,23 @@ export function ensureKubeBinaries(): string {
     throw new Error(`${script} failed (${r.signal ?? `exit ${r.status}`}):\n${(r.stderr ?? '').split('\n').slice(-40).join('\n')}`);
   }
   return dir || kubeBinDir();
+}
+
+/**
+ * kwok's Logs and Exec CRDs, from its Go module (in the build's module cache; `go mod download` is a no-op
+ * there, and fetches it otherwise). With them kwok's server answers the API server's log and exec calls
+ * for a pod from the files and commands its Logs and Exec objects name (test/env/kube-pod-runner.ts).
+ */
+function kwokCrds(): Json[] {
+  const cache = testCacheDir();
+  const r = spawnSync('/usr/local/go/bin/go', ['mod', 'download', '-json', `sigs.k8s.io/kwok@${KWOK_VERSION}`], {
+    encoding: 'utf8',
+    env: { ...process.env, GOMODCACHE: path.join(cache, 'go', 'mod'), GOFLAGS: '-modcacherw', GOTOOLCHAIN: 'local' },
+    timeout: 5 * 60_000,
+  });
+  const dir = r.status === 0 ? (JSON.parse(r.stdout) as { Dir?: string }).Dir : undefined;
+  if (!dir) throw new Error(`go mod download sigs.k8s.io/kwok@${KWOK_VERSION} failed: ${r.stderr || r.error?.message}`);
+  return ['logs', 'execs'].map((k) => parseYaml(readFileSync(path.join(dir, 'kustomize', 'crd', 'bases', `kwok.x-k8s.io_${k}.yaml`), 'utf8')) as Json);
 }
 
 function ensureEtcd(): string {
@@ -493,6 +512,13 @@ async function startOnce(bin: string, etcdBin: string, opts: StartKubeClusterOpt
       '--profiling=false',
       '--v=0',
     ]);
+    // kwok watches Logs and Exec objects only once their CRDs exist.
+    for (const crd of kwokCrds()) await request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+    await waitFor('the kwok CRDs established', 30_000, [etcd, apiserver], async () => {
+      const r = await request<{ items: Array<{ spec: { group: string }; status?: { conditions?: Array<{ type: string; status: string }> } }> }>('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions');
+      const kwokCrds = r.body.items.filter((c) => c.spec.group === 'kwok.x-k8s.io');
+      return kwokCrds.length === 2 && kwokCrds.every((c) => c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True'));
+    });
     // An empty config file: without --config kwok reads ~/.kwok/kwok.yaml.
     const kwokConfig = path.join(dataDir, 'kwok.yaml');
     writeFileSync(kwokConfig, '');
@@ -503,6 +529,9 @@ async function startOnce(bin: string, etcdBin: string, opts: StartKubeClusterOpt
       `--cidr=${POD_CIDR}`,
       '--node-ip=127.0.0.1',
       `--server-address=127.0.0.1:${kwokPort}`,
+      // Nodes advertise kwok's server as their kubelet: the API server sends pod log and exec calls there.
+      `--node-port=${kwokPort}`,
+      '--enable-crds=Logs,Exec',
     ]);
     const all = [etcd, apiserver, kcm, scheduler, kwok];
 

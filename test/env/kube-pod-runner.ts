@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiException, CoreV1Api, KubeConfig, type V1Container, type V1EnvVar, type V1Node, type V1Pod, type V1Volume } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Container, type V1EnvVar, type V1Node, type V1Pod, type V1Volume } from '@kubernetes/client-node';
 import { orphanedStateDirs, processStart, type Owner } from './processes.js';
 
 /**
@@ -26,6 +26,10 @@ import { orphanedStateDirs, processStart, type Owner } from './processes.js';
  *   scripts); in env values at the start of the value or of a colon-separated element.
  * - stdout+stderr are appended to `${logDir}/${pod}-${container}.log`; cwd is a per-container temp dir
  *   (or workingDir, if it maps to a local directory through the mounts or pathMap).
+ * - Container logs through the API server, as a kubelet serves them: each run of a container also writes
+ *   its output in the CRI log format to a file of its own, and the pod's kwok `Logs` object (same name,
+ *   owned by the pod, so collected with it) names that file; kwok's server then answers
+ *   `GET .../pods/<pod>/log?container=<c>` from it (test/env/kube-cluster.ts enables the CRD).
  *
  * A pod that goes away (gone from the list, new uid, deletionTimestamp, phase Succeeded/Failed) has its
  * processes' groups sent SIGTERM, then SIGKILL after 3 s; a recreated pod (new uid) starts afresh. A process
@@ -99,6 +103,27 @@ interface PodState {
   /** Resolves when every process of the pod has been killed (set once terminating). */
   terminated?: Promise<void>;
   restartTimers: NodeJS.Timeout[];
+  /** Container → the run whose CRI log file the pod's Logs object names. */
+  logRuns: Map<string, number>;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// CRI log format: `<RFC 3339 time> <stream> <F|P> <text>` per line, what the kubelet's log reader parses.
+
+function criWriter(fd: number, stream: 'stdout' | 'stderr'): { write(b: Buffer): void; end(): void } {
+  let partial = '';
+  const line = (text: string, tag: 'F' | 'P') => writeSync(fd, `${new Date().toISOString()} ${stream} ${tag} ${text}\n`);
+  return {
+    write(b) {
+      const lines = (partial + b.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) line(l, 'F');
+    },
+    end() {
+      if (partial) line(partial, 'F');
+      partial = '';
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -349,6 +374,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
   const kc = new KubeConfig();
   kc.loadFromFile(opts.kubeconfigFile);
   const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
   const server = new URL(kc.getCurrentCluster()?.server ?? 'https://127.0.0.1:443');
   const serviceEnv = {
     KUBERNETES_SERVICE_HOST: server.hostname.replace(/^\[|\]$/g, ''),
@@ -543,6 +569,31 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     return dir;
   };
 
+  /** Creates (empty) and returns the CRI log file of one run of a container. */
+  const criLogFile = (state: PodState, container: string, run: number): string => {
+    const dir = path.join(state.dir, 'cri-logs');
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${container}-${run}.log`);
+    closeSync(openSync(file, 'a'));
+    if (!state.logRuns.has(container)) state.logRuns.set(container, run);
+    return file;
+  };
+
+  /** Creates or replaces the pod's kwok Logs object: each container → its current run's CRI log file. */
+  const publishLogs = async (state: PodState, containers: string[]): Promise<void> => {
+    const ref = { group: 'kwok.x-k8s.io', version: 'v1alpha1', namespace: ns, plural: 'logs', name: state.name };
+    const spec = {
+      logs: containers.map((c) => ({ containers: [c], logsFile: path.join(state.dir, 'cri-logs', `${c}-${state.logRuns.get(c) ?? 0}.log`) })),
+    };
+    const ownerReferences = [{ apiVersion: 'v1', kind: 'Pod', name: state.name, uid: state.uid }];
+    const existing = (await custom.getNamespacedCustomObject(ref).catch((err: unknown) => (notFound(err) ? undefined : Promise.reject(err)))) as
+      | { metadata: { resourceVersion: string; ownerReferences?: Array<{ uid: string }> } }
+      | undefined;
+    const body = { apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'Logs', metadata: { name: state.name, namespace: ns, ownerReferences }, spec };
+    if (!existing) await custom.createNamespacedCustomObject({ ...ref, body });
+    else await custom.replaceNamespacedCustomObject({ ...ref, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } } });
+  };
+
   const spawnRun = (pod: V1Pod, state: PodState, c: V1Container, plan: { file: string; args: string[]; env: Record<string, string>; cwd: string; mounts: Record<string, string> }, restartCount: number): Run => {
     const proc: PodProcess = {
       pod: state.name,
@@ -554,12 +605,23 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       restartCount,
     };
     const fd = openSync(proc.logFile, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(plan.file, plan.args, { env: plan.env, cwd: plan.cwd, detached: true, stdio: ['ignore', fd, fd] });
-    } finally {
+    const criFd = openSync(criLogFile(state, c.name, restartCount), 'a');
+    const child = spawn(plan.file, plan.args, { env: plan.env, cwd: plan.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const streams = [criWriter(criFd, 'stdout'), criWriter(criFd, 'stderr')];
+    child.stdout!.on('data', (b: Buffer) => (writeSync(fd, b), streams[0]!.write(b)));
+    child.stderr!.on('data', (b: Buffer) => (writeSync(fd, b), streams[1]!.write(b)));
+    let open = true;
+    const closeLogs = () => {
+      if (!open) return;
+      open = false;
+      for (const w of streams) w.end();
       closeSync(fd);
-    }
+      closeSync(criFd);
+    };
+    child.once('close', closeLogs);
+    child.once('error', () => {
+      if (!child.pid) closeLogs();
+    });
     proc.pid = child.pid ?? 0;
     if (proc.pid > 0) liveGroups.add(proc.pid);
     const run: Run = {
@@ -588,7 +650,15 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       if (!opts.restart || stopped || state.terminating || policy === 'Never' || (policy === 'OnFailure' && proc.exitCode === 0)) return;
       const backoff = Math.min(10_000, 1000 * 2 ** Math.min(restartCount, 4));
       const t = setTimeout(() => {
-        if (!stopped && !state.terminating) spawnRun(pod, state, c, plan, restartCount + 1);
+        if (stopped || state.terminating) return;
+        // The next run logs to a file of its own, named in the pod's Logs object before it starts.
+        criLogFile(state, c.name, restartCount + 1);
+        state.logRuns.set(c.name, restartCount + 1);
+        void publishLogs(state, [...state.logRuns.keys()])
+          .catch((err: Error) => problem(`pod ${ns}/${state.name}: Logs object: ${err.message.split('\n')[0]}`))
+          .then(() => {
+            if (!stopped && !state.terminating) spawnRun(pod, state, c, plan, restartCount + 1);
+          });
       }, backoff);
       state.restartTimers.push(t);
     });
@@ -635,6 +705,8 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       plans.push([c, { file: argv[0]!, args: argv.slice(1), env, cwd, mounts }]);
     }
     // All or nothing: a container whose environment cannot be resolved starts none (retried later).
+    for (const [c] of plans) criLogFile(state, c.name, 0);
+    await publishLogs(state, plans.map(([c]) => c.name));
     for (const [c, plan] of plans) spawnRun(pod, state, c, plan, 0);
   };
 
@@ -672,7 +744,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       const uid = p.metadata?.uid;
       const name = p.metadata?.name;
       if (!uid || !name || pods.has(uid) || !runnable(p) || stopped) continue;
-      const state: PodState = { name, uid, dir: path.join(root, `${name}-${uid.slice(0, 8)}`), runs: [], terminating: false, restartTimers: [] };
+      const state: PodState = { name, uid, dir: path.join(root, `${name}-${uid.slice(0, 8)}`), runs: [], terminating: false, restartTimers: [], logRuns: new Map() };
       pods.set(uid, state);
       try {
         await startPod(p, state);

@@ -108,6 +108,15 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     expect(found[0]!.peers!.map((p) => p.ip)).toEqual([0, 1, 2, 3, 4, 5].map((id) => ips[id]));
     expect(new Set(Object.values(ips)).size).toBe(3);
     expect(testRecords<Rec>(podLogs()).filter((x) => x.step === 'barrier')).toHaveLength(18);
+    // Each worker's output reached the client through the API server's pod logs, tagged by its worker ID.
+    const tagged = r.stdout.split('\n').flatMap((l) => {
+      const m = /^\[worker (\d+)\] T2TEST (\{.*\})$/.exec(l);
+      return m ? [{ tag: Number(m[1]), rec: JSON.parse(m[2]!) as Rec }] : [];
+    });
+    expect(tagged.filter((t) => t.tag !== t.rec.id)).toEqual([]);
+    const streamed = tagged.map((t) => t.rec);
+    expect(streamed.filter((x) => x.step === 'discovered').map((x) => x.id).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(streamed.filter((x) => x.step === 'barrier')).toHaveLength(18);
     expect(await objectsOf(ns, jobId)).toEqual([]);
   });
 
@@ -157,10 +166,8 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
 describe('kubernetes launcher conformance', () => {
   let ns = '';
   let own: PodRunner | undefined;
-  let ownLogDir = '';
   beforeAll(async () => {
     ns = await namespace();
-    ownLogDir = logDir;
     // This suite keeps its own pod runner for its namespace across its tests.
     own = runner;
     runner = undefined;
@@ -179,7 +186,5 @@ describe('kubernetes launcher conformance', () => {
       return [...objects, ...(procs.length ? [`processes: ${procs.join(' ')}`] : [])];
     },
     cleanupWithinMs: 20_000,
-    // Under KWOK the API server cannot read container logs: the pod runner keeps the workers' output.
-    workerOutput: (_home, jobId) => podLogs(ownLogDir, jobId),
   });
 });

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
 
 // Proves the Nomad test environment (test/env/nomad-agent.ts) on a real agent. The Nomad binary is built by
-// scripts/build-nomad.sh, which `npm test` runs before vitest (a cold build takes about ten minutes, too long for a
-// hook); here ensureNomadBinary() only finds it in the cache.
+// scripts/build-nomad.sh, which `npm test` and `npm run test:clusters` finish before this suite (vitest.clusters.config.ts)
+// starts: a cold build takes far longer than a hook may. Here ensureNomadBinary() only finds it in the cache.
 
 interface Alloc {
   ID: string;

@@ -4,7 +4,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { files } from '../../client/job-store.js';
 import { LauncherError } from '../../errors.js';
 import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
-import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import { workerEnvironment } from '../worker-env.js';
 import { createObject, deleteRoot, kubeApi, kubeCall, type KubeApi } from './kube-api.js';
 import { jobSelector, podOrdinal, workerId } from './names.js';
@@ -70,18 +70,16 @@ export class KubernetesLauncher implements Launcher {
     await this.scaleTo(this.replicas - this.podsOf(ids));
   }
 
-  release(ending?: JobEnding): Promise<void> {
+  release(): Promise<void> {
     this.releasing = true;
-    this.released ??= this.doRelease(ending);
+    this.released ??= this.doRelease();
     return this.released;
   }
 
-  private async doRelease(ending?: JobEnding): Promise<void> {
+  private async doRelease(): Promise<void> {
     clearInterval(this.poller);
     const api = this.api;
     if (!api || !this.rootName) return;
-    // Finished workers' last lines may still be on their way through the API server.
-    if (ending === 'succeeded') await new Promise((r) => setTimeout(r, 1000));
     await this.logs?.close();
     await deleteRoot(api, this.rootName);
     const deadline = Date.now() + GONE_TIMEOUT_MS;

@@ -1,18 +1,37 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { Log, type KubeConfig } from '@kubernetes/client-node';
+import { ApiException, Log, type KubeConfig } from '@kubernetes/client-node';
+
+/** How often a refused follow is tried again (a container just started may not have a log yet). */
+const FOLLOW_ATTEMPTS = 6;
+const FOLLOW_RETRY_MS = 500;
+
+interface Follow {
+  pod: string;
+  container: string;
+  workerId: number;
+  /** Bytes of this container run's log written to the worker's file so far. */
+  received: number;
+  ctl?: AbortController;
+}
 
 /**
  * Follows the worker containers' logs through the API server into the job's `logs/worker-N.log`, which
  * the client streams tagged by worker ID. One follow per container run (a restarted container is followed
- * again); a follow the API server refuses (no kubelet to ask, RBAC) is noted once and not retried.
+ * again). A follow the API server refuses is tried again a few times (the kubelet refuses a container that
+ * is still being created), except when refused for lack of rights; one that never succeeds is noted once.
+ * At the end each container's log is read once more from the last byte received, since a follow does not
+ * say whether it delivered everything before it was stopped.
  */
 export class PodLogFollower {
   private readonly log: Log;
   private readonly files = new Map<number, WriteStream>();
-  private readonly follows = new Map<string, AbortController | undefined>();
+  private readonly follows = new Map<string, Follow>();
+  /** pod/container → the key of its latest run's follow. */
+  private readonly latest = new Map<string, string>();
   private refused = false;
+  private closing = false;
 
   constructor(
     kc: KubeConfig,
@@ -26,25 +45,66 @@ export class PodLogFollower {
   /** Starts following one run of a container (idempotent per pod uid, container and restart count). */
   follow(pod: { name: string; uid: string }, container: string, restartCount: number, workerId: number): void {
     const key = `${pod.uid}/${container}/${restartCount}`;
-    if (this.follows.has(key)) return;
-    this.follows.set(key, undefined);
-    const file = this.fileOf(workerId);
-    const sink = new Writable({
-      write: (chunk: Buffer, _enc, done) => (file.write(chunk) ? done() : file.once('drain', () => done())),
-    });
-    this.log
-      .log(this.namespace, pod.name, container, sink, { follow: true, pretty: false, timestamps: false })
-      .then((ctl) => this.follows.set(key, ctl))
-      .catch((err: Error) => {
-        if (this.refused) return;
-        this.refused = true;
-        this.note(`cannot follow pod logs through the API server (${err.message}); workers' output stays in the pods`);
-      });
+    if (this.follows.has(key) || this.closing) return;
+    const f: Follow = { pod: pod.name, container, workerId, received: 0 };
+    this.follows.set(key, f);
+    this.latest.set(`${pod.name}/${container}`, key);
+    void this.start(f, 1);
   }
 
   async close(): Promise<void> {
-    for (const ctl of this.follows.values()) ctl?.abort();
+    this.closing = true;
+    for (const f of this.follows.values()) f.ctl?.abort();
+    await Promise.all([...this.latest.values()].map((key) => this.catchUp(this.follows.get(key)!)));
     await Promise.all([...this.files.values()].map((f) => new Promise((r) => f.end(r))));
+  }
+
+  private async start(f: Follow, attempt: number): Promise<void> {
+    try {
+      f.ctl = await this.log.log(this.namespace, f.pod, f.container, this.sink(f), { follow: true, pretty: false, timestamps: false });
+      if (this.closing) f.ctl.abort();
+    } catch (err) {
+      const forbidden = err instanceof ApiException && (err.code === 401 || err.code === 403);
+      if (!forbidden && attempt < FOLLOW_ATTEMPTS && !this.closing) {
+        await new Promise((r) => setTimeout(r, FOLLOW_RETRY_MS * attempt));
+        return this.start(f, attempt + 1);
+      }
+      if (this.refused || this.closing) return;
+      this.refused = true;
+      this.note(`cannot follow pod logs through the API server (${(err as Error).message}); workers' output stays in the pods`);
+    }
+  }
+
+  /** Reads the container's log once and writes what lies beyond the bytes the follow delivered. */
+  private async catchUp(f: Follow): Promise<void> {
+    const chunks: Buffer[] = [];
+    const all = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        chunks.push(chunk);
+        done();
+      },
+    });
+    const finished = new Promise<void>((resolve) => all.once('finish', resolve));
+    try {
+      const ctl = await this.log.log(this.namespace, f.pod, f.container, all, { follow: false, pretty: false, timestamps: false });
+      await Promise.race([finished, new Promise((r) => setTimeout(r, 5000))]);
+      ctl.abort();
+    } catch {
+      return; // The pod is gone, or its log with it: nothing more to read.
+    }
+    const rest = Buffer.concat(chunks).subarray(f.received);
+    if (rest.length) await new Promise((r) => this.fileOf(f.workerId).write(rest, r));
+  }
+
+  private sink(f: Follow): Writable {
+    const file = this.fileOf(f.workerId);
+    return new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        f.received += chunk.length;
+        if (file.write(chunk)) done();
+        else file.once('drain', () => done());
+      },
+    });
   }
 
   private fileOf(workerId: number): WriteStream {

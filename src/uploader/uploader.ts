@@ -14,6 +14,11 @@ export const PackageRefSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('file'), path: z.string(), ...common }),
   /** An HTTP(S) URL, with an optional bearer token (the package server's per-upload read token). */
   z.object({ kind: z.literal('http'), url: z.string().url(), token: z.string().optional(), ...common }),
+  /**
+   * A file the launcher itself copies into the worker's work dir, under this name, renamed into place when
+   * complete (Kubernetes: through the exec API into each pod); the worker waits for it to appear.
+   */
+  z.object({ kind: z.literal('copied'), file: z.string().regex(/^[\w.-]+$/, 'a file name in the work dir'), ...common }),
 ]);
 export type PackageRef = z.infer<typeof PackageRefSchema>;
 

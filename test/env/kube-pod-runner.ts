@@ -30,6 +30,9 @@ import { orphanedStateDirs, processStart, type Owner } from './processes.js';
  *   its output in the CRI log format to a file of its own, and the pod's kwok `Logs` object (same name,
  *   owned by the pod, so collected with it) names that file; kwok's server then answers
  *   `GET .../pods/<pod>/log?container=<c>` from it (test/env/kube-cluster.ts enables the CRD).
+ * - Exec through the API server (`POST .../pods/<pod>/exec`): the pod's kwok `Exec` object has kwok run the
+ *   command as a local process in the container's cwd, with the container's environment (mapped paths
+ *   included) except the values that come from Secrets.
  *
  * A pod that goes away (gone from the list, new uid, deletionTimestamp, phase Succeeded/Failed) has its
  * processes' groups sent SIGTERM, then SIGKILL after 3 s; a recreated pod (new uid) starts afresh. A process
@@ -80,6 +83,8 @@ export interface StartPodRunnerOptions {
   pathMap?: Record<string, string>;
   /** Emulate restartPolicy Always / OnFailure (the kubelet's restarts). Default false. */
   restart?: boolean;
+  /** Create the pods' kwok Exec objects, so exec through the API server works. Default true. */
+  serveExec?: boolean;
   /** Poll interval of the pod list. Default 200 ms. */
   pollMs?: number;
 }
@@ -105,6 +110,8 @@ interface PodState {
   restartTimers: NodeJS.Timeout[];
   /** Container → the run whose CRI log file the pod's Logs object names. */
   logRuns: Map<string, number>;
+  /** Container → what its Exec object entry gives an exec'd command. */
+  execs: Map<string, { workDir: string; envs: Array<{ name: string; value: string }> }>;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -458,6 +465,17 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
   };
 
   /** The container's environment as the kubelet computes it (before path rewriting). */
+  /** Names in the container's environment whose values come from Secrets. */
+  const secretEnvNames = async (r: Reader, container: V1Container): Promise<Set<string>> => {
+    const names = new Set<string>();
+    for (const e of container.env ?? []) if (e.valueFrom?.secretKeyRef) names.add(e.name);
+    for (const from of container.envFrom ?? []) {
+      if (!from.secretRef?.name) continue;
+      for (const k of Object.keys((await r.secret(from.secretRef.name)) ?? {})) names.add((from.prefix ?? '') + k);
+    }
+    return names;
+  };
+
   const containerEnv = async (r: Reader, pod: V1Pod, container: V1Container): Promise<Array<[string, string]>> => {
     const tmp = new Map<string, string>();
     const order: string[] = [];
@@ -579,20 +597,29 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     return file;
   };
 
-  /** Creates or replaces the pod's kwok Logs object: each container → its current run's CRI log file. */
-  const publishLogs = async (state: PodState, containers: string[]): Promise<void> => {
-    const ref = { group: 'kwok.x-k8s.io', version: 'v1alpha1', namespace: ns, plural: 'logs', name: state.name };
-    const spec = {
-      logs: containers.map((c) => ({ containers: [c], logsFile: path.join(state.dir, 'cri-logs', `${c}-${state.logRuns.get(c) ?? 0}.log`) })),
-    };
+  /** Creates or replaces one of the pod's kwok objects (named after the pod, owned by it). */
+  const upsertKwokObject = async (state: PodState, kind: 'Logs' | 'Exec', spec: unknown): Promise<void> => {
+    const ref = { group: 'kwok.x-k8s.io', version: 'v1alpha1', namespace: ns, plural: kind === 'Logs' ? 'logs' : 'execs', name: state.name };
     const ownerReferences = [{ apiVersion: 'v1', kind: 'Pod', name: state.name, uid: state.uid }];
     const existing = (await custom.getNamespacedCustomObject(ref).catch((err: unknown) => (notFound(err) ? undefined : Promise.reject(err)))) as
-      | { metadata: { resourceVersion: string; ownerReferences?: Array<{ uid: string }> } }
+      | { metadata: { resourceVersion: string } }
       | undefined;
-    const body = { apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'Logs', metadata: { name: state.name, namespace: ns, ownerReferences }, spec };
+    const body = { apiVersion: 'kwok.x-k8s.io/v1alpha1', kind, metadata: { name: state.name, namespace: ns, ownerReferences }, spec };
     if (!existing) await custom.createNamespacedCustomObject({ ...ref, body });
     else await custom.replaceNamespacedCustomObject({ ...ref, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } } });
   };
+
+  /** The pod's kwok Logs object: each container → its current run's CRI log file. */
+  const publishLogs = (state: PodState, containers: string[]): Promise<void> =>
+    upsertKwokObject(state, 'Logs', {
+      logs: containers.map((c) => ({ containers: [c], logsFile: path.join(state.dir, 'cri-logs', `${c}-${state.logRuns.get(c) ?? 0}.log`) })),
+    });
+
+  /** The pod's kwok Exec object: each container → its cwd and environment. */
+  const publishExecs = (state: PodState): Promise<void> =>
+    upsertKwokObject(state, 'Exec', {
+      execs: [...state.execs].map(([c, local]) => ({ containers: [c], local })),
+    });
 
   const spawnRun = (pod: V1Pod, state: PodState, c: V1Container, plan: { file: string; args: string[]; env: Record<string, string>; cwd: string; mounts: Record<string, string> }, restartCount: number): Run => {
     const proc: PodProcess = {
@@ -707,6 +734,11 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     // All or nothing: a container whose environment cannot be resolved starts none (retried later).
     for (const [c] of plans) criLogFile(state, c.name, 0);
     await publishLogs(state, plans.map(([c]) => c.name));
+    for (const [c, plan] of plans) {
+      const fromSecrets = await secretEnvNames(r, c);
+      state.execs.set(c.name, { workDir: plan.cwd, envs: Object.entries(plan.env).filter(([k]) => !fromSecrets.has(k)).map(([name, value]) => ({ name, value })) });
+    }
+    if (opts.serveExec !== false) await publishExecs(state);
     for (const [c, plan] of plans) spawnRun(pod, state, c, plan, 0);
   };
 
@@ -744,7 +776,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       const uid = p.metadata?.uid;
       const name = p.metadata?.name;
       if (!uid || !name || pods.has(uid) || !runnable(p) || stopped) continue;
-      const state: PodState = { name, uid, dir: path.join(root, `${name}-${uid.slice(0, 8)}`), runs: [], terminating: false, restartTimers: [], logRuns: new Map() };
+      const state: PodState = { name, uid, dir: path.join(root, `${name}-${uid.slice(0, 8)}`), runs: [], terminating: false, restartTimers: [], logRuns: new Map(), execs: new Map() };
       pods.set(uid, state);
       try {
         await startPod(p, state);

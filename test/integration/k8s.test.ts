@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -37,13 +38,13 @@ afterAll(async () => {
 });
 
 /** A fresh namespace with a pod runner for it. */
-async function namespace(): Promise<string> {
+async function namespace(runnerOptions: { serveExec?: boolean } = {}): Promise<string> {
   const ns = `t2k8s-${process.pid}-${++nsCount}`;
   await core.createNamespace({ body: { metadata: { name: ns } } });
   // Pods are refused until the namespace's default service account exists.
   await waitFor('the default service account', async () => (await core.listNamespacedServiceAccount({ namespace: ns })).items.some((s) => s.metadata?.name === 'default'), 30_000);
   logDir = tempHome();
-  runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, logDir, pathMap: { '/opt/twister2': ROOT } });
+  runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, logDir, pathMap: { '/opt/twister2': ROOT }, ...runnerOptions });
   return ns;
 }
 
@@ -66,6 +67,12 @@ function podLogs(dir = logDir, jobId?: string): string {
     .filter((f) => f.endsWith('.log') && f.startsWith(prefix))
     .map((f) => readFileSync(path.join(dir, f), 'utf8'))
     .join('\n');
+}
+
+/** The pods the client copied the package into (its kubernetes.log), one entry per copy. */
+function copiedInto(home: string, jobId: string): string[] {
+  const log = readFileSync(path.join(home, 'jobs', jobId, 'logs', 'kubernetes.log'), 'utf8');
+  return [...log.matchAll(/copied the package \(\d+ bytes\) into pod (\S+) in/g)].map((m) => m[1]!);
 }
 
 interface Rec {
@@ -117,6 +124,39 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     const streamed = tagged.map((t) => t.rec);
     expect(streamed.filter((x) => x.step === 'discovered').map((x) => x.id).sort()).toEqual([0, 1, 2, 3, 4, 5]);
     expect(streamed.filter((x) => x.step === 'barrier')).toHaveLength(18);
+    // uploader local: the client copied the package into each pod through the exec API, once per pod.
+    expect(copiedInto(home, jobId).sort()).toEqual([...byPod.keys()].sort());
+    expect(r.stdout.match(/fetched and unpacked the package \(\d+ bytes\) from the copy the client made/g)).toHaveLength(3);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
+
+  it('uploader local: a 24 MB package is copied into each pod through the exec API, once per pod; workers unpack it', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'k8s-copy', workers: 4, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2 }) },
+      { 'w.mjs': fixture('package-worker.mjs') },
+    );
+    writeFileSync(path.join(job, 'data.bin'), randomBytes(24 * 1024 * 1024));
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${podLogs()}`).toBe(0);
+    const ready = testRecords<Rec & { size: number }>(r.stdout).filter((x) => x.step === 'ready');
+    expect(ready.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    expect(ready.every((x) => x.size === 24 * 1024 * 1024)).toBe(true);
+    expect(copiedInto(home, jobId).sort()).toEqual([0, 1].map((o) => `${jobNames(jobId).workers(0)}-${o}`));
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
+
+  it('a package that cannot be copied into a pod fails the job, naming the pod and the reason; nothing left', async () => {
+    // No exec into these pods: the API server's exec calls fail as a kubelet's would for a broken container.
+    const ns = await namespace({ serveExec: false });
+    const home = tempHome();
+    const job = makeJob({ name: 'k8s-nocopy', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns) }, { 'w.mjs': fixture('barrier-worker.mjs') });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`could not copy the job package into pod ${ns}/${jobNames(jobId).workers(0)}-\\d through the exec API after 5 attempts: \\S`));
     expect(await objectsOf(ns, jobId)).toEqual([]);
   });
 
@@ -134,6 +174,8 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     await core.deleteNamespacedPod({ namespace: ns, name: pod1.metadata!.name!, gracePeriodSeconds: 0 });
     const code = await cli.closed;
     expect(code, `${cli.output().stderr}\n${podLogs()}`).toBe(0);
+    // The recreated pod (a new uid) got a copy of the package of its own.
+    expect(copiedInto(home, jobId).filter((p) => p === pod1.metadata!.name)).toHaveLength(2);
     const recs = testRecords<Rec>(podLogs());
     expect(recs.filter((x) => x.id === 1 && x.step === 'start').map((x) => x.restart)).toEqual([0, 1]);
     expect(recs.filter((x) => x.step === 'done').map((x) => x.id).sort()).toEqual([0, 1, 2]);

@@ -5,10 +5,12 @@ import { files } from '../../client/job-store.js';
 import { LauncherError } from '../../errors.js';
 import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import type { PackageRef } from '../../uploader/uploader.js';
 import { workerEnvironment } from '../worker-env.js';
 import { createObject, deleteRoot, kubeApi, kubeCall, type KubeApi } from './kube-api.js';
 import { jobSelector, podOrdinal, workerId } from './names.js';
 import { jobObjects, k8sJob, rootConfigMap, rootOwnerReference, type K8sJob } from './objects/index.js';
+import { COPIED_PACKAGE, PodPackageCopier } from './package-copy.js';
 import { PodLogFollower } from './pod-logs.js';
 
 const POLL_MS = 500;
@@ -42,6 +44,7 @@ export class KubernetesLauncher implements Launcher {
   private released: Promise<void> | undefined;
   private readonly pods = new Map<string, PodSeen>();
   private logs: PodLogFollower | undefined;
+  private copier: PodPackageCopier | undefined;
 
   async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
     this.listener = listener;
@@ -49,13 +52,20 @@ export class KubernetesLauncher implements Launcher {
     const api = (this.api = kubeApi(k8s));
     const logsDir = path.join(ctx.jobDir, files.logs);
     mkdirSync(logsDir, { recursive: true });
-    this.logs = new PodLogFollower(api.kc, api.namespace, logsDir, (line) => appendFileSync(path.join(logsDir, 'kubernetes.log'), `${new Date().toISOString()} ${line}\n`));
+    const note = (line: string) => appendFileSync(path.join(logsDir, 'kubernetes.log'), `${new Date().toISOString()} ${line}\n`);
+    this.logs = new PodLogFollower(api.kc, api.namespace, logsDir, note);
+    // uploader.kind local: no server to fetch from, so the client copies the package into each pod itself.
+    let packageRef: PackageRef = ctx.packageRef;
+    if (ctx.spec.uploader.kind === 'local' && packageRef.kind === 'file') {
+      this.copier = new PodPackageCopier(api.kc, api.namespace, { file: packageRef.path, size: packageRef.size }, note, (m) => listener.clusterEnded?.(m));
+      packageRef = { kind: 'copied', file: COPIED_PACKAGE, sha256: packageRef.sha256, size: packageRef.size };
+    }
     const root = await createObject(api, rootConfigMap(ctx.jobId, ctx.spec));
     this.rootName = root.metadata!.name!;
     const job = (this.job = k8sJob(ctx.jobId, ctx.spec, rootOwnerReference(root)));
     this.replicas = ctx.spec.workers / k8s.workersPerPod;
     // Anything created after the root is owned by it: a failure here is cleaned up by release().
-    for (const obj of jobObjects(job, { secret: { token: ctx.token, packageRef: ctx.packageRef }, workers: { env: workerEnvironment(ctx) } })) {
+    for (const obj of jobObjects(job, { secret: { token: ctx.token, packageRef }, workers: { env: workerEnvironment(ctx) } })) {
       if (this.releasing) return;
       await createObject(api, obj);
     }
@@ -78,6 +88,7 @@ export class KubernetesLauncher implements Launcher {
 
   private async doRelease(): Promise<void> {
     clearInterval(this.poller);
+    this.copier?.stop();
     const api = this.api;
     if (!api || !this.rootName) return;
     await this.logs?.close();
@@ -154,6 +165,8 @@ export class KubernetesLauncher implements Launcher {
       if (seen && seen.uid !== uid) this.podGone(name, ordinal);
       const cur = this.pods.get(name) ?? { uid, restarts: new Map<string, number>() };
       this.pods.set(name, cur);
+      const running = pod.status?.containerStatuses?.find((c) => c.state?.running);
+      if (running) this.copier?.copyInto({ name, uid }, running.name);
       for (const c of pod.status?.containerStatuses ?? []) {
         const index = Number(/^worker-(\d+)$/.exec(c.name)?.[1] ?? NaN);
         if (!Number.isInteger(index)) continue;

@@ -32,7 +32,8 @@ export async function fetchPackage(ref: PackageRef, workDir: string, opts: { dea
   }
   if (!outcome.held) return { dir: base, manifest: (await readManifest(manifestFile))!, fetchedHere: false };
   try {
-    const archive = ref.kind === 'file' ? ref.path : `${base}.tar.gz`;
+    const archive = ref.kind === 'file' ? ref.path : ref.kind === 'copied' ? path.join(workDir, ref.file) : `${base}.tar.gz`;
+    if (ref.kind === 'copied') await waitForCopy(archive, opts.deadlineMs);
     if (ref.kind === 'http') {
       await downloadVerified(archive, {
         url: ref.url,
@@ -56,7 +57,8 @@ export async function fetchPackage(ref: PackageRef, workDir: string, opts: { dea
       return { dir: base, manifest, fetchedHere: true };
     } finally {
       await rm(tmp, { recursive: true, force: true });
-      if (ref.kind === 'http') await rm(archive, { force: true });
+      // A download or a copy into the work dir (on Kubernetes, pod memory) is not needed once unpacked.
+      if (ref.kind !== 'file') await rm(archive, { force: true });
     }
   } catch (err) {
     const message = err instanceof PackageError ? err.message : `cannot unpack the job package: ${(err as Error).message}`;
@@ -64,6 +66,17 @@ export async function fetchPackage(ref: PackageRef, workDir: string, opts: { dea
     throw new PackageError(message, { cause: err });
   } finally {
     await outcome.release();
+  }
+}
+
+/** Waits for the launcher's copy of the package (renamed into place when complete) until the deadline. */
+async function waitForCopy(file: string, deadlineMs: number): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) {
+      throw new PackageError(`the job package was not copied to ${file} within ${Math.round(deadlineMs / 1000)}s; the client copies it into each pod through the Kubernetes exec API (its kubernetes.log says why it could not)`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

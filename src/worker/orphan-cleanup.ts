@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
-import https from 'node:https';
-import net from 'node:net';
-import path from 'node:path';
+import { KubeAccount } from './kube-account.js';
 
 /**
  * A worker whose job master is gone (the client was killed) ends its job on clusters that would otherwise
@@ -26,30 +23,8 @@ export async function endOrphanedJob(env: NodeJS.ProcessEnv, log: (line: string)
   }
 }
 
-function deleteKubernetesRoot(env: NodeJS.ProcessEnv): Promise<number> {
-  const dir = env.TWISTER2_K8S_ACCOUNT_DIR ?? '/var/run/secrets/kubernetes.io/serviceaccount';
-  const token = readFileSync(path.join(dir, 'token'), 'utf8').trim();
-  const namespace = env.TWISTER2_NAMESPACE ?? readFileSync(path.join(dir, 'namespace'), 'utf8').trim();
-  const host = env.KUBERNETES_SERVICE_HOST!;
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host,
-        port: Number(env.KUBERNETES_SERVICE_PORT ?? 443),
-        method: 'DELETE',
-        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps/${encodeURIComponent(env.TWISTER2_K8S_ROOT!)}?propagationPolicy=Background`,
-        headers: { Authorization: `Bearer ${token}` },
-        ca: readFileSync(path.join(dir, 'ca.crt')),
-        ...(net.isIP(host) ? {} : { servername: host }),
-        timeout: 10_000,
-      },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end();
-  });
+async function deleteKubernetesRoot(env: NodeJS.ProcessEnv): Promise<number> {
+  const account = new KubeAccount(env);
+  const root = encodeURIComponent(env.TWISTER2_K8S_ROOT!);
+  return (await account.request('DELETE', `/api/v1/namespaces/${encodeURIComponent(account.namespace)}/configmaps/${root}?propagationPolicy=Background`)).status;
 }

@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { jobNames } from '../../src/launchers/k8s/names.js';
 import { ensureKubeBinaries, startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
-import { startPodRunner, type PodRunner } from '../env/kube-pod-runner.js';
-import { fixture, jobIds, jobProcesses, makeJob, ROOT, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { startPodRunner, type PodRunner, type StartPodRunnerOptions } from '../env/kube-pod-runner.js';
+import { ensureOpenMpi } from '../env/openmpi.js';
+import { fixture, jobIds, jobProcesses, makeJob, readLogs, ROOT, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 /**
  * The kubernetes launcher against a real control plane (kube-apiserver with RBAC, controller-manager,
@@ -38,7 +41,7 @@ afterAll(async () => {
 });
 
 /** A fresh namespace with a pod runner for it. */
-async function namespace(runnerOptions: { serveExec?: boolean } = {}): Promise<string> {
+async function namespace(runnerOptions: Partial<StartPodRunnerOptions> = {}): Promise<string> {
   const ns = `t2k8s-${process.pid}-${++nsCount}`;
   await core.createNamespace({ body: { metadata: { name: ns } } });
   // Pods are refused until the namespace's default service account exists.
@@ -201,6 +204,93 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     expect(await status()).toMatchObject({ numWorkers: 4 });
     expect((await runCli(['kill', jobId], home)).code).toBe(0);
     expect(await cli.closed).toBe(3);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
+});
+
+/**
+ * The pod runner runs every pod's containers on this machine, in its network: each pod's sshd cannot have
+ * port 22 of its own IP, so here the image's sshd is a stub that only stays up, and mpirun's `ssh` (found on
+ * PATH) runs the remote command locally. Everything else is the OpenMPI pods' own script: the SSH key from
+ * the Secret, the hostfile pod 0 writes from the API server's list of pods (with the workers' account,
+ * under RBAC), and a real mpirun whose ranks are the workers. SSH between hosts is proven by the mpi
+ * launcher's tests (sshd in network namespaces).
+ */
+function openmpiPodImage(opts: { sshFails?: boolean } = {}): { pathMap: Record<string, string>; extraEnv: Record<string, string> } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 't2-mpi-image-'));
+  for (const d of ['bin', 'root-ssh', 'run-sshd']) mkdirSync(path.join(dir, d));
+  writeFileSync(path.join(dir, 'sshd'), '#!/bin/sh\ncase " $* " in *" -D "*) exec sleep 100000;; esac\nexit 0\n', { mode: 0o755 });
+  // ssh [options] host command...: options with a value are -b -c -E -F -i -J -l -o -p (the rest are flags).
+  const ssh = [
+    '#!/bin/sh',
+    'while [ $# -gt 0 ]; do case "$1" in -[bcEFiJlop]) shift 2;; -*) shift;; *) break;; esac; done',
+    'shift',
+    opts.sshFails ? 'echo "ssh: connect to host port 22: Connection refused" >&2; exit 255' : 'exec sh -c "$*"',
+  ];
+  writeFileSync(path.join(dir, 'bin', 'ssh'), ssh.join('\n') + '\n', { mode: 0o755 });
+  return {
+    pathMap: { '/opt/twister2': ROOT, '/usr/sbin/sshd': path.join(dir, 'sshd'), '/root/.ssh': path.join(dir, 'root-ssh'), '/run/sshd': path.join(dir, 'run-sshd') },
+    extraEnv: { PATH: `${path.join(dir, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+  };
+}
+
+describe('kubernetes launcher, OpenMPI mode', () => {
+  it('pod 0 writes the hostfile from the pod IPs the API lists and runs mpirun: ranks are worker IDs, SUCCEEDED, nothing left', async () => {
+    ensureOpenMpi();
+    const ns = await namespace(openmpiPodImage());
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'k8s-mpi', workers: 4, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2, openmpi: true }) },
+      { 'w.mjs': fixture('mpi-rank-worker.mjs') },
+    );
+    // The pods' IPs as the API server lists them, while they exist.
+    const ipOf = new Map<string, string>();
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        for (const p of (await core.listNamespacedPod({ namespace: ns })).items) if (p.status?.podIP) ipOf.set(p.metadata!.name!, p.status.podIP);
+        await sleep(200);
+      }
+    })();
+    const r = await runCli(['submit', job], home).finally(() => (watching = false));
+    await watch;
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${podLogs()}\n${runner!.errors().join('\n')}`).toBe(0);
+    // The hostfile holds the pods' IPs as the API server lists them, in ordinal order, 2 slots each.
+    const pod0 = runner!.processes().find((p) => p.pod === `${jobNames(jobId).workers(0)}-0` && p.container === 'mpi')!;
+    const hostfile = readFileSync(path.join(pod0.mounts['/twister2/shared']!, 'hostfile'), 'utf8');
+    const podIps = [0, 1].map((o) => ipOf.get(`${jobNames(jobId).workers(0)}-${o}`));
+    expect(new Set(podIps).size).toBe(2);
+    expect(hostfile).toBe(podIps.map((ip) => `${ip} slots=2\n`).join(''));
+    // Ranks are worker IDs; their output reached the client through pod 0's log, split by rank.
+    const tagged = r.stdout.split('\n').flatMap((l) => {
+      const m = /^\[worker (\d+)\] T2TEST (\{.*\})$/.exec(l);
+      return m ? [{ tag: Number(m[1]), rec: JSON.parse(m[2]!) as Rec & { rank: string; size: string } }] : [];
+    });
+    const found = tagged.filter((t) => t.rec.step === 'discovered');
+    expect(found.map((t) => t.rec.id).sort()).toEqual([0, 1, 2, 3]);
+    for (const t of found) {
+      expect(t.tag).toBe(t.rec.id);
+      expect(t.rec.rank).toBe(String(t.rec.id));
+      expect(t.rec.size).toBe('4');
+    }
+    expect(tagged.filter((t) => t.rec.step === 'barrier')).toHaveLength(8);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
+
+  it('mpirun failing to reach the other pods fails the job at once with its status; nothing left', async () => {
+    ensureOpenMpi();
+    const ns = await namespace(openmpiPodImage({ sshFails: true }));
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'k8s-mpi-bad', workers: 4, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2, openmpi: true }) },
+      { 'w.mjs': fixture('mpi-rank-worker.mjs') },
+    );
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`FAILED: mpirun in pod ${jobNames(jobId).workers(0)}-0 exited with status [1-9]\\d* \\(its output: logs/mpirun.log\\)`));
+    expect(readLogs(home, jobId) + readFileSync(path.join(home, 'jobs', jobId, 'logs', 'mpirun.log'), 'utf8')).toMatch(/Connection refused/);
     expect(await objectsOf(ns, jobId)).toEqual([]);
   });
 });

@@ -6,10 +6,11 @@ import { LauncherError } from '../../errors.js';
 import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import type { PackageRef } from '../../uploader/uploader.js';
+import { TaggedOutputSplitter } from '../mpi/tagged-output.js';
 import { workerEnvironment } from '../worker-env.js';
 import { createObject, deleteRoot, kubeApi, kubeCall, type KubeApi } from './kube-api.js';
 import { jobSelector, podOrdinal, workerId } from './names.js';
-import { jobObjects, k8sJob, rootConfigMap, rootOwnerReference, type K8sJob } from './objects/index.js';
+import { generateSshKeyPair, jobObjects, k8sJob, MPIRUN_EXIT_LINE, rootConfigMap, rootOwnerReference, type K8sJob } from './objects/index.js';
 import { COPIED_PACKAGE, PodPackageCopier } from './package-copy.js';
 import { PodLogFollower } from './pod-logs.js';
 
@@ -45,6 +46,8 @@ export class KubernetesLauncher implements Launcher {
   private readonly pods = new Map<string, PodSeen>();
   private logs: PodLogFollower | undefined;
   private copier: PodPackageCopier | undefined;
+  /** OpenMPI mode: mpirun's output (pod 0's log) split by rank. */
+  private mpirun: TaggedOutputSplitter | undefined;
 
   async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
     this.listener = listener;
@@ -54,6 +57,7 @@ export class KubernetesLauncher implements Launcher {
     mkdirSync(logsDir, { recursive: true });
     const note = (line: string) => appendFileSync(path.join(logsDir, 'kubernetes.log'), `${new Date().toISOString()} ${line}\n`);
     this.logs = new PodLogFollower(api.kc, api.namespace, logsDir, note);
+    if (k8s.openmpi) this.mpirun = new TaggedOutputSplitter(logsDir, (line) => this.mpirunLine(line));
     // uploader.kind local: no server to fetch from, so the client copies the package into each pod itself.
     let packageRef: PackageRef = ctx.packageRef;
     if (ctx.spec.uploader.kind === 'local' && packageRef.kind === 'file') {
@@ -65,11 +69,19 @@ export class KubernetesLauncher implements Launcher {
     const job = (this.job = k8sJob(ctx.jobId, ctx.spec, rootOwnerReference(root)));
     this.replicas = ctx.spec.workers / k8s.workersPerPod;
     // Anything created after the root is owned by it: a failure here is cleaned up by release().
-    for (const obj of jobObjects(job, { secret: { token: ctx.token, packageRef }, workers: { env: workerEnvironment(ctx) } })) {
+    for (const obj of jobObjects(job, { secret: { token: ctx.token, packageRef, ...(k8s.openmpi ? { ssh: generateSshKeyPair(`twister2-${ctx.jobId}`) } : {}) }, workers: { env: workerEnvironment(ctx) } })) {
       if (this.releasing) return;
       await createObject(api, obj);
     }
     this.poller = setInterval(() => void this.poll(), POLL_MS);
+  }
+
+  /** An untagged line of pod 0's log: mpirun's exit status ends the job when the ranks did not. */
+  private mpirunLine(line: string): void {
+    const status = line.startsWith(MPIRUN_EXIT_LINE) ? Number(line.slice(MPIRUN_EXIT_LINE.length).trim()) : undefined;
+    if (status !== undefined && status !== 0 && !this.releasing) {
+      this.listener?.clusterEnded?.(`mpirun in pod ${this.job!.names.workerPod(0, 0)} exited with status ${status} (its output: logs/mpirun.log)`);
+    }
   }
 
   async addWorkers(ids: number[]): Promise<void> {
@@ -92,6 +104,7 @@ export class KubernetesLauncher implements Launcher {
     const api = this.api;
     if (!api || !this.rootName) return;
     await this.logs?.close();
+    await this.mpirun?.close();
     await deleteRoot(api, this.rootName);
     const deadline = Date.now() + GONE_TIMEOUT_MS;
     for (;;) {
@@ -122,6 +135,7 @@ export class KubernetesLauncher implements Launcher {
   /** Worker counts change by whole pods: a pod always holds workersPerPod workers. */
   private podsOf(ids: number[]): number {
     const wpp = this.k8s!.workersPerPod;
+    if (this.mpirun) throw new LauncherError('an OpenMPI job (kubernetes.openmpi) cannot be scaled: mpirun started a fixed number of ranks');
     if (ids.length % wpp !== 0) throw new LauncherError(`kubernetes scales by whole pods of ${wpp} workers (kubernetes.workersPerPod); ${ids.length} is not a multiple of ${wpp}`);
     return ids.length / wpp;
   }
@@ -167,10 +181,16 @@ export class KubernetesLauncher implements Launcher {
       this.pods.set(name, cur);
       const running = pod.status?.containerStatuses?.find((c) => c.state?.running);
       if (running) this.copier?.copyInto({ name, uid }, running.name);
+      if (this.mpirun) {
+        // OpenMPI: pod 0's log is mpirun's, every rank's output tagged; ranks are not restarted one by one.
+        const mpi = pod.status?.containerStatuses?.find((c) => c.name === 'mpi');
+        if (ordinal === 0 && mpi?.state?.running) this.logs?.follow({ name, uid }, mpi.name, mpi.restartCount, { mpirun: this.mpirun });
+        continue;
+      }
       for (const c of pod.status?.containerStatuses ?? []) {
         const index = Number(/^worker-(\d+)$/.exec(c.name)?.[1] ?? NaN);
         if (!Number.isInteger(index)) continue;
-        if (c.state?.running) this.logs?.follow({ name, uid }, c.name, c.restartCount, workerId(ordinal, index, wpp));
+        if (c.state?.running) this.logs?.follow({ name, uid }, c.name, c.restartCount, { workerId: workerId(ordinal, index, wpp) });
         const before = cur.restarts.get(c.name) ?? 0;
         cur.restarts.set(c.name, c.restartCount);
         if (c.restartCount > before && ordinal < this.replicas) {
@@ -183,6 +203,7 @@ export class KubernetesLauncher implements Launcher {
     }
     for (const name of [...this.pods.keys()]) {
       const ordinal = podOrdinal(name)!;
+      if (this.mpirun) continue;
       if (!present.has(name) && ordinal < this.replicas) this.podGone(name, ordinal);
       else if (!present.has(name)) this.pods.delete(name);
     }

@@ -1,16 +1,22 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { ApiException, Log, type KubeConfig } from '@kubernetes/client-node';
+import type { TaggedOutputSplitter } from '../mpi/tagged-output.js';
 
 /** How often a refused follow is tried again (a container just started may not have a log yet). */
 const FOLLOW_ATTEMPTS = 6;
 const FOLLOW_RETRY_MS = 500;
 
+/** Where a container's log goes: one worker's log file, or mpirun's output split by rank (OpenMPI pod 0). */
+export type LogTarget = { workerId: number } | { mpirun: TaggedOutputSplitter };
+
 interface Follow {
   pod: string;
   container: string;
-  workerId: number;
+  target: LogTarget;
+  /** Streams into the mpirun splitter, ended at close so it flushes a last partial line. */
+  lines: PassThrough[];
   /** Bytes of this container run's log written to the worker's file so far. */
   received: number;
   ctl?: AbortController;
@@ -18,7 +24,7 @@ interface Follow {
 
 /**
  * Follows the worker containers' logs through the API server into the job's `logs/worker-N.log`, which
- * the client streams tagged by worker ID. One follow per container run (a restarted container is followed
+ * the client streams tagged by worker ID (for OpenMPI, pod 0's log is mpirun's, split by rank). One follow per container run (a restarted container is followed
  * again). A follow the API server refuses is tried again a few times (the kubelet refuses a container that
  * is still being created), except when refused for lack of rights; one that never succeeds is noted once.
  * At the end each container's log is read once more from the last byte received, since a follow does not
@@ -43,10 +49,10 @@ export class PodLogFollower {
   }
 
   /** Starts following one run of a container (idempotent per pod uid, container and restart count). */
-  follow(pod: { name: string; uid: string }, container: string, restartCount: number, workerId: number): void {
+  follow(pod: { name: string; uid: string }, container: string, restartCount: number, target: LogTarget): void {
     const key = `${pod.uid}/${container}/${restartCount}`;
     if (this.follows.has(key) || this.closing) return;
-    const f: Follow = { pod: pod.name, container, workerId, received: 0 };
+    const f: Follow = { pod: pod.name, container, target, lines: [], received: 0 };
     this.follows.set(key, f);
     this.latest.set(`${pod.name}/${container}`, key);
     void this.start(f, 1);
@@ -56,6 +62,7 @@ export class PodLogFollower {
     this.closing = true;
     for (const f of this.follows.values()) f.ctl?.abort();
     await Promise.all([...this.latest.values()].map((key) => this.catchUp(this.follows.get(key)!)));
+    for (const f of this.follows.values()) for (const l of f.lines) l.end();
     await Promise.all([...this.files.values()].map((f) => new Promise((r) => f.end(r))));
   }
 
@@ -93,18 +100,27 @@ export class PodLogFollower {
       return; // The pod is gone, or its log with it: nothing more to read.
     }
     const rest = Buffer.concat(chunks).subarray(f.received);
-    if (rest.length) await new Promise((r) => this.fileOf(f.workerId).write(rest, r));
+    if (rest.length) await new Promise((r) => this.sink(f).write(rest, r));
   }
 
+  /** A sink for one stream of the container's log, counting the bytes it got. */
   private sink(f: Follow): Writable {
-    const file = this.fileOf(f.workerId);
+    const target = f.target;
+    const out: NodeJS.WritableStream = 'workerId' in target ? this.fileOf(target.workerId) : this.linesInto(f, target.mpirun);
     return new Writable({
       write: (chunk: Buffer, _enc, done) => {
         f.received += chunk.length;
-        if (file.write(chunk)) done();
-        else file.once('drain', () => done());
+        if (out.write(chunk)) done();
+        else out.once('drain', () => done());
       },
     });
+  }
+
+  private linesInto(f: Follow, splitter: TaggedOutputSplitter): PassThrough {
+    const p = new PassThrough();
+    f.lines.push(p);
+    void splitter.follow(p);
+    return p;
   }
 
   private fileOf(workerId: number): WriteStream {

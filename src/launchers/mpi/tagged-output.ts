@@ -18,7 +18,11 @@ export class TaggedOutputSplitter {
   private readonly mpirunLog: WriteStream;
   private readonly partial = new Map<NodeJS.ReadableStream, string>();
 
-  constructor(private readonly logsDir: string) {
+  constructor(
+    private readonly logsDir: string,
+    /** Sees every line that is not a rank's (mpirun's own, and what runs around it). */
+    private readonly onUntagged?: (line: string) => void,
+  ) {
     this.mpirunLog = createWriteStream(path.join(logsDir, 'mpirun.log'), { flags: 'a' });
   }
 
@@ -48,7 +52,10 @@ export class TaggedOutputSplitter {
   line(line: string): void {
     const tagged = parseTaggedLine(line);
     if (tagged) this.workerLog(tagged.rank).write(`${tagged.text}\n`);
-    else this.mpirunLog.write(`${line}\n`);
+    else {
+      this.mpirunLog.write(`${line}\n`);
+      this.onUntagged?.(line);
+    }
   }
 
   async close(): Promise<void> {

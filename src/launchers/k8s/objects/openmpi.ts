@@ -1,7 +1,11 @@
 import type { MpiSpec } from '../../../spec/schema.js';
 import { mpirunArgs } from '../../mpi/mpirun-command.js';
 import { shellQuote } from '../../shell-quote.js';
+import { roleLabels } from '../names.js';
 import type { K8sJob } from './common.js';
+
+/** In the worker image: writes the hostfile from the pods the API server lists (src/worker/kube-hostfile-main.ts). */
+export const KUBE_HOSTFILE_MAIN = '/opt/twister2/dist/worker/kube-hostfile-main.js';
 
 /** Pod 0 prints this line, then the status, when mpirun ends (the launcher can read it from the pod's log). */
 export const MPIRUN_EXIT_LINE = 'twister2: mpirun exited with status';
@@ -9,23 +13,20 @@ export const MPIRUN_EXIT_LINE = 'twister2: mpirun exited with status';
 export const MPI_HOSTFILE = '/twister2/shared/hostfile';
 export const MPI_STATUS_FILE = '/twister2/shared/.twister2-mpirun-status';
 
-/** The DNS names of a group's pods (`<pod>.<headless service>`), in ordinal order. */
-export function openmpiHosts(job: K8sJob, group: { index: number; workers: number }): string[] {
-  const sts = job.names.workers(group.index);
-  const pods = Math.ceil(group.workers / job.k8s.workersPerPod);
-  return Array.from({ length: pods }, (_, i) => `${job.names.workerPod(i, group.index)}.${sts}`);
-}
-
 /**
  * The command of every OpenMPI pod (one StatefulSet template, so it branches on the pod's ordinal):
- * install the job's SSH key for root, start sshd. Pods 1.. just run sshd. Pod 0 waits until every pod
- * resolves (the headless Service publishes a pod once it is Ready, i.e. its sshd answers) and accepts
- * ssh, writes the hostfile from their pod IPs (slots = workersPerPod), and runs mpirun: rank N is
- * worker N. mpirun runs once per job: a restarted container finds its status file and only waits, so
- * the StatefulSet's restartPolicy Always never starts the ranks twice; the job master decides the outcome.
+ * install the job's SSH key for root, start sshd. Pods 1.. just run sshd. Pod 0 asks the API server
+ * (with the workers' service account, which may list pods) until every pod of the group is Running and
+ * Ready (its sshd answers the readiness probe), writes the hostfile from their pod IPs (slots =
+ * workersPerPod, ordinal order), and runs mpirun: rank N is worker N. mpirun runs once per job: a
+ * restarted container finds its status file and only waits, so the StatefulSet's restartPolicy Always
+ * never starts the ranks twice; the job master decides the outcome.
  */
 export function openmpiScript(job: K8sJob, input: { group: { index: number; workers: number }; program: string[]; envNames: string[] }): string {
-  const hosts = openmpiHosts(job, input.group);
+  const pods = Math.ceil(input.group.workers / job.k8s.workersPerPod);
+  const selector = Object.entries(roleLabels(job.jobId, 'worker', input.group.index))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   const mpi: MpiSpec = {
     hostfile: MPI_HOSTFILE,
     oversubscribe: false,
@@ -46,17 +47,7 @@ export function openmpiScript(job: K8sJob, input: { group: { index: number; work
     'if [ "${TWISTER2_POD_NAME##*-}" != 0 ]; then exec /usr/sbin/sshd -D -e; fi',
     '/usr/sbin/sshd -e || exit 1',
     `if [ -e ${MPI_STATUS_FILE} ]; then echo "twister2: mpirun already ran in this pod (status $(cat ${MPI_STATUS_FILE})); not starting it again"; exec sleep infinity; fi`,
-    `: > ${MPI_HOSTFILE}.tmp`,
-    `for host in ${hosts.map(shellQuote).join(' ')}; do`,
-    '  n=0',
-    '  until ip=$(getent hosts "$host" | awk \'{ print $1; exit }\') && [ -n "$ip" ] && ssh -o BatchMode=yes -o ConnectTimeout=5 "$ip" true 2>/dev/null; do',
-    '    if [ $((n % 30)) -eq 0 ]; then echo "twister2: waiting for pod $host (DNS and sshd)"; fi',
-    '    n=$((n + 1))',
-    '    sleep 1',
-    '  done',
-    `  echo "$ip slots=${slots}" >> ${MPI_HOSTFILE}.tmp`,
-    'done',
-    `mv ${MPI_HOSTFILE}.tmp ${MPI_HOSTFILE}`,
+    `if ! ${['node', KUBE_HOSTFILE_MAIN, MPI_HOSTFILE, selector, String(pods), String(slots)].map(shellQuote).join(' ')}; then echo 1 > ${MPI_STATUS_FILE}; echo "${MPIRUN_EXIT_LINE} 1"; exec sleep infinity; fi`,
     ['mpirun', ...args].map(shellQuote).join(' '),
     'status=$?',
     `echo "$status" > ${MPI_STATUS_FILE}`,

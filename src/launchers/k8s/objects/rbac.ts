@@ -49,9 +49,9 @@ export function jobMasterRoleBinding(job: K8sJob): V1RoleBinding {
 }
 
 /**
- * The workers' identity can do one thing: delete the job's root ConfigMap. A worker whose job master is
- * gone (the client was killed) ends the job that way, and the garbage collector removes the rest; without
- * it the StatefulSet would restart the workers forever.
+ * The workers' identity can delete the job's root ConfigMap, and nothing else but, for OpenMPI, list pods.
+ * A worker whose job master is gone (the client was killed) ends the job that way, and the garbage
+ * collector removes the rest; without it the StatefulSet would restart the workers forever.
  */
 export function workerAccountObjects(job: K8sJob): [V1ServiceAccount, V1Role, V1RoleBinding] {
   const name = job.names.workerAccount;
@@ -61,7 +61,11 @@ export function workerAccountObjects(job: K8sJob): [V1ServiceAccount, V1Role, V1
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
       metadata: ownedMeta(job, name, { role: 'worker' }),
-      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [job.names.root], verbs: ['delete'] }],
+      rules: [
+        { apiGroups: [''], resources: ['configmaps'], resourceNames: [job.names.root], verbs: ['delete'] },
+        // OpenMPI: pod 0 writes the hostfile from the pods' IPs (a list cannot be limited to names).
+        ...(job.k8s.openmpi ? [{ apiGroups: [''], resources: ['pods'], verbs: ['list'] }] : []),
+      ],
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',

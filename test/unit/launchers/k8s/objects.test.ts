@@ -374,8 +374,8 @@ describe('worker StatefulSet', () => {
     expect(p.volumes?.find((v) => v.name === 'ssh')?.secret?.items?.map((i) => i.path)).toEqual(['id_ed25519', 'id_ed25519.pub', 'authorized_keys']);
     expect(c.command?.slice(0, 2)).toEqual(['/bin/sh', '-c']);
     const script = c.command![2]!;
-    expect(script).toContain(`for host in ${JOB_ID}-w0-0.${JOB_ID}-w0 ${JOB_ID}-w0-1.${JOB_ID}-w0; do`);
-    expect(script).toContain('echo "$ip slots=3"');
+    // Pod 0 writes the hostfile from the API server's list of the group's 2 pods, 3 slots each.
+    expect(script).toContain(`node /opt/twister2/dist/worker/kube-hostfile-main.js /twister2/shared/hostfile 'app.kubernetes.io/managed-by=twister2,twister2.io/job=${JOB_ID},twister2.io/role=worker,twister2.io/worker-group=0' 2 3`);
     expect(script).toMatch(/mpirun -np 6 --hostfile \/twister2\/shared\/hostfile --bind-to none --allow-run-as-root --tag-output --mca plm_rsh_agent ssh -x TWISTER2_CLUSTER .*-x TWISTER2_JOB_TOKEN .*-x TWISTER2_WORK_DIR node \/opt\/twister2\/dist\/worker\/main.js/);
     expect(script).not.toContain(TOKEN);
   });
@@ -392,17 +392,7 @@ describe('worker StatefulSet', () => {
       if [ "\${TWISTER2_POD_NAME##*-}" != 0 ]; then exec /usr/sbin/sshd -D -e; fi
       /usr/sbin/sshd -e || exit 1
       if [ -e /twister2/shared/.twister2-mpirun-status ]; then echo "twister2: mpirun already ran in this pod (status $(cat /twister2/shared/.twister2-mpirun-status)); not starting it again"; exec sleep infinity; fi
-      : > /twister2/shared/hostfile.tmp
-      for host in train-20261122073606-e203-w0-0.train-20261122073606-e203-w0 train-20261122073606-e203-w0-1.train-20261122073606-e203-w0; do
-        n=0
-        until ip=$(getent hosts "$host" | awk '{ print $1; exit }') && [ -n "$ip" ] && ssh -o BatchMode=yes -o ConnectTimeout=5 "$ip" true 2>/dev/null; do
-          if [ $((n % 30)) -eq 0 ]; then echo "twister2: waiting for pod $host (DNS and sshd)"; fi
-          n=$((n + 1))
-          sleep 1
-        done
-        echo "$ip slots=2" >> /twister2/shared/hostfile.tmp
-      done
-      mv /twister2/shared/hostfile.tmp /twister2/shared/hostfile
+      if ! node /opt/twister2/dist/worker/kube-hostfile-main.js /twister2/shared/hostfile 'app.kubernetes.io/managed-by=twister2,twister2.io/job=train-20261122073606-e203,twister2.io/role=worker,twister2.io/worker-group=0' 2 2; then echo 1 > /twister2/shared/.twister2-mpirun-status; echo "twister2: mpirun exited with status 1"; exec sleep infinity; fi
       mpirun -np 4 --hostfile /twister2/shared/hostfile --bind-to none --allow-run-as-root --tag-output --mca plm_rsh_agent ssh -x TWISTER2_JOB_ID node main.js
       status=$?
       echo "$status" > /twister2/shared/.twister2-mpirun-status
@@ -776,5 +766,14 @@ describe("the workers' account", () => {
     const job = jobOf({});
     const [, role] = workerAccountObjects(job);
     expect(role.rules).toEqual([{ apiGroups: [''], resources: ['configmaps'], resourceNames: [job.names.root], verbs: ['delete'] }]);
+  });
+
+  it('may also list pods for OpenMPI (pod 0 writes the hostfile from their IPs)', () => {
+    const job = jobOf({ kubernetes: { openmpi: true } });
+    const [, role] = workerAccountObjects(job);
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: [job.names.root], verbs: ['delete'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+    ]);
   });
 });

@@ -1,4 +1,6 @@
-// What the start-up benchmarks share: follow a submitted job until all N workers passed the first barrier.
+// What the start-up benchmarks share: follow a submitted job until all N workers passed the first barrier;
+// find what is left of a job.
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Watches `handle` until N `BENCH-PASSED <ms>` lines arrived (or `timeoutMs` passed), kills the job if
@@ -24,4 +26,19 @@ export async function followUntilPassed(handle, n, timeoutMs) {
     if (passed.length < n) await handle.kill('benchmark run incomplete').catch(() => undefined);
   }
   return { registered, passed, status: await handle.wait() };
+}
+
+/** PIDs of processes (other than this one) whose environment names the job: what a run left behind. */
+export function jobProcesses(jobId) {
+  const needle = Buffer.from(`TWISTER2_JOB_ID=${jobId}\0`);
+  const pids = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/environ`).includes(needle)) pids.push(Number(entry));
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return pids;
 }

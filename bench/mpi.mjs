@@ -3,14 +3,14 @@
 // against a floor measured in the same run: bare `mpirun --oversubscribe -np N node -e 0`.
 // Prints one JSON line with every sample on stdout; progress goes to stderr. Stops everything it starts.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { findProgram } from '../dist/launchers/find-program.js';
 import { submit } from '../dist/index.js';
-import { followUntilPassed } from './follow-job.mjs';
+import { followUntilPassed, jobProcesses } from './follow-job.mjs';
 
 const JOB_DIR = fileURLToPath(new URL('./fixtures/startup-job/', import.meta.url));
 const SIZES = (process.env.BENCH_MPI_SIZES ?? '4,16,64').split(',').map(Number);
@@ -38,21 +38,6 @@ function killGroup(pid, sig) {
   } catch {
     // Already gone.
   }
-}
-
-/** Processes whose environment names the job (ranks and anything they started), read from /proc. */
-function jobProcesses(jobId) {
-  const needle = Buffer.from(`TWISTER2_JOB_ID=${jobId}\0`);
-  const pids = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/environ`).includes(needle)) pids.push(Number(entry));
-    } catch {
-      // Gone, or not ours to read.
-    }
-  }
-  return pids;
 }
 
 /** The floor: bare mpirun starting N `node -e 0` ranks on this machine; wall ms until mpirun exited. */

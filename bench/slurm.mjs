@@ -5,13 +5,13 @@
 // size, until Slurm ran it (start-only) and until it left squeue (end-to-end).
 // Prints one JSON line with every sample on stdout; progress goes to stderr. Stops everything it starts.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { submit } from '../dist/index.js';
-import { followUntilPassed } from './follow-job.mjs';
+import { followUntilPassed, jobProcesses } from './follow-job.mjs';
 
 const JOB_DIR = fileURLToPath(new URL('./fixtures/startup-job/', import.meta.url));
 const SIZES = (process.env.BENCH_SLURM_SIZES ?? '4,16').split(',').map(Number);
@@ -67,21 +67,6 @@ async function jobState(id) {
     throw err;
   });
   return out.trim();
-}
-
-/** Processes whose environment names the job (workers and anything they started), read from /proc. */
-function jobProcesses(jobId) {
-  const needle = Buffer.from(`TWISTER2_JOB_ID=${jobId}\0`);
-  const pids = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/environ`).includes(needle)) pids.push(Number(entry));
-    } catch {
-      // Gone, or not ours to read.
-    }
-  }
-  return pids;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { AuthorizationV1Api, KubeConfig, SchedulingV1Api, type V1Pod } from '@kubernetes/client-node';
 import { startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
+import { waitFor } from '../helpers/cli.js';
 import { createObject, deleteRoot, kubeApi, kubeCall, kubeError, scaleStatefulSet, type KubeApi } from '../../src/launchers/k8s/kube-api.js';
 import { jobSelector } from '../../src/launchers/k8s/names.js';
 import {
@@ -53,15 +53,8 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
+/** Cluster operations under load: a longer default than the helpers' waitFor. */
+const waitUntil = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> => waitFor(what, fn, timeoutMs);
 
 async function namespace(name: string): Promise<string> {
   await admin.core.createNamespace({ body: { metadata: { name } } });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1OwnerReference, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { POD_CIDR, startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
+import { waitFor } from '../helpers/cli.js';
 
 // Proves the Kubernetes test environment (test/env/kube-cluster.ts): a real control plane with kwok nodes,
 // driven through @kubernetes/client-node with the admin kubeconfig, as the Kubernetes launcher will be.
@@ -27,15 +27,8 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+/** Cluster operations under load: a longer default than the helpers' waitFor. */
+const waitUntil = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> => waitFor(what, fn, timeoutMs);
 
 /** A namespace whose default service account exists (pods are refused until then). */
 async function namespace(name: string): Promise<string> {

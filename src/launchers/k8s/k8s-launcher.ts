@@ -184,13 +184,14 @@ export class KubernetesLauncher implements Launcher {
       if (this.mpirun) {
         // OpenMPI: pod 0's log is mpirun's, every rank's output tagged; ranks are not restarted one by one.
         const mpi = pod.status?.containerStatuses?.find((c) => c.name === 'mpi');
-        if (ordinal === 0 && mpi?.state?.running) this.logs?.follow({ name, uid }, mpi.name, mpi.restartCount, { mpirun: this.mpirun });
+        if (ordinal === 0 && (mpi?.state?.running || mpi?.state?.terminated)) this.logs?.follow({ name, uid }, mpi.name, mpi.restartCount, { mpirun: this.mpirun });
         continue;
       }
       for (const c of pod.status?.containerStatuses ?? []) {
         const index = Number(/^worker-(\d+)$/.exec(c.name)?.[1] ?? NaN);
         if (!Number.isInteger(index)) continue;
-        if (c.state?.running) this.logs?.follow({ name, uid }, c.name, c.restartCount, { workerId: workerId(ordinal, index, wpp) });
+        // Also a container that already ended: a short one can start and finish between two polls.
+        if (c.state?.running || c.state?.terminated) this.logs?.follow({ name, uid }, c.name, c.restartCount, { workerId: workerId(ordinal, index, wpp) });
         const before = cur.restarts.get(c.name) ?? 0;
         cur.restarts.set(c.name, c.restartCount);
         if (c.restartCount > before && ordinal < this.replicas) {

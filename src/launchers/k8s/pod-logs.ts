@@ -1,8 +1,7 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
-import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { ApiException, Log, type KubeConfig } from '@kubernetes/client-node';
 import type { TaggedOutputSplitter } from '../mpi/tagged-output.js';
+import { WorkerLogFiles } from '../worker-log-files.js';
 
 /** How often a refused follow is tried again (a container just started may not have a log yet). */
 const FOLLOW_ATTEMPTS = 6;
@@ -32,7 +31,7 @@ interface Follow {
  */
 export class PodLogFollower {
   private readonly log: Log;
-  private readonly files = new Map<number, WriteStream>();
+  private readonly files: WorkerLogFiles;
   private readonly follows = new Map<string, Follow>();
   /** pod/container → the key of its latest run's follow. */
   private readonly latest = new Map<string, string>();
@@ -42,10 +41,11 @@ export class PodLogFollower {
   constructor(
     kc: KubeConfig,
     private readonly namespace: string,
-    private readonly logsDir: string,
+    logsDir: string,
     private readonly note: (line: string) => void,
   ) {
     this.log = new Log(kc);
+    this.files = new WorkerLogFiles(logsDir);
   }
 
   /** Starts following one run of a container (idempotent per pod uid, container and restart count). */
@@ -63,7 +63,7 @@ export class PodLogFollower {
     for (const f of this.follows.values()) f.ctl?.abort();
     await Promise.all([...this.latest.values()].map((key) => this.catchUp(this.follows.get(key)!)));
     for (const f of this.follows.values()) for (const l of f.lines) l.end();
-    await Promise.all([...this.files.values()].map((f) => new Promise((r) => f.end(r))));
+    await this.files.close();
   }
 
   private async start(f: Follow, attempt: number): Promise<void> {
@@ -106,7 +106,7 @@ export class PodLogFollower {
   /** A sink for one stream of the container's log, counting the bytes it got. */
   private sink(f: Follow): Writable {
     const target = f.target;
-    const out: NodeJS.WritableStream = 'workerId' in target ? this.fileOf(target.workerId) : this.linesInto(f, target.mpirun);
+    const out: NodeJS.WritableStream = 'workerId' in target ? this.files.of(target.workerId) : this.linesInto(f, target.mpirun);
     return new Writable({
       write: (chunk: Buffer, _enc, done) => {
         f.received += chunk.length;
@@ -121,14 +121,5 @@ export class PodLogFollower {
     f.lines.push(p);
     void splitter.follow(p);
     return p;
-  }
-
-  private fileOf(workerId: number): WriteStream {
-    let f = this.files.get(workerId);
-    if (!f) {
-      f = createWriteStream(path.join(this.logsDir, `worker-${workerId}.log`), { flags: 'a' });
-      this.files.set(workerId, f);
-    }
-    return f;
   }
 }

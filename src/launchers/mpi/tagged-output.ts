@@ -1,5 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import path from 'node:path';
+import { WorkerLogFiles } from '../worker-log-files.js';
 
 /** A line of `mpirun --tag-output`: `[jobid,rank]<stdout>:text` (OpenMPI 4). */
 const TAG = /^\[\d+,(\d+)\]<(?:stdout|stderr|stddiag)>:(.*)$/;
@@ -14,16 +15,17 @@ export function parseTaggedLine(line: string): { rank: number; text: string } | 
  * client follows), everything else (mpirun's and OpenMPI's own messages) to `logs/mpirun.log`.
  */
 export class TaggedOutputSplitter {
-  private readonly workerLogs = new Map<number, WriteStream>();
+  private readonly workerLogs: WorkerLogFiles;
   private readonly mpirunLog: WriteStream;
   private readonly partial = new Map<NodeJS.ReadableStream, string>();
 
   constructor(
-    private readonly logsDir: string,
+    logsDir: string,
     /** Sees every line that is not a rank's (mpirun's own, and what runs around it). */
     private readonly onUntagged?: (line: string) => void,
   ) {
     this.mpirunLog = createWriteStream(path.join(logsDir, 'mpirun.log'), { flags: 'a' });
+    this.workerLogs = new WorkerLogFiles(logsDir);
   }
 
   /** Follows one of mpirun's output streams until it ends. */
@@ -51,7 +53,7 @@ export class TaggedOutputSplitter {
 
   line(line: string): void {
     const tagged = parseTaggedLine(line);
-    if (tagged) this.workerLog(tagged.rank).write(`${tagged.text}\n`);
+    if (tagged) this.workerLogs.of(tagged.rank).write(`${tagged.text}\n`);
     else {
       this.mpirunLog.write(`${line}\n`);
       this.onUntagged?.(line);
@@ -59,16 +61,7 @@ export class TaggedOutputSplitter {
   }
 
   async close(): Promise<void> {
-    const streams = [this.mpirunLog, ...this.workerLogs.values()];
-    await Promise.all(streams.map((s) => new Promise<void>((resolve) => s.end(resolve))));
-  }
-
-  private workerLog(rank: number): WriteStream {
-    let s = this.workerLogs.get(rank);
-    if (!s) {
-      s = createWriteStream(path.join(this.logsDir, `worker-${rank}.log`), { flags: 'a' });
-      this.workerLogs.set(rank, s);
-    }
-    return s;
+    await new Promise<void>((resolve) => this.mpirunLog.end(resolve));
+    await this.workerLogs.close();
   }
 }

@@ -1,6 +1,5 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { WorkerLogFiles } from '../worker-log-files.js';
 import type { NomadApi } from './nomad-api.js';
 
 type LogType = 'stdout' | 'stderr';
@@ -20,13 +19,15 @@ interface Followed {
  */
 export class AllocationLogs {
   private readonly followed = new Map<string, Followed>();
-  private readonly files = new Map<number, WriteStream>();
+  private readonly files: WorkerLogFiles;
 
   constructor(
     private readonly api: NomadApi,
     private readonly task: string,
-    private readonly logsDir: string,
-  ) {}
+    logsDir: string,
+  ) {
+    this.files = new WorkerLogFiles(logsDir);
+  }
 
   /** Follows an allocation's logs, or resumes a follow that failed. Cheap to call on every poll. */
   follow(allocId: string, workerId: number): void {
@@ -39,13 +40,24 @@ export class AllocationLogs {
       f.stream = stream;
       stream.on('data', (chunk: Buffer) => {
         f.received += chunk.length;
-        this.file(workerId).write(chunk);
+        this.files.of(workerId).write(chunk);
       });
       const lost = () => {
         if (f.stream === stream) f.stream = undefined;
       };
       stream.on('error', lost);
       stream.on('close', lost);
+    }
+  }
+
+  /**
+   * Makes sure the final read covers an allocation even if no poll saw it running: a short worker can
+   * start and finish between two polls.
+   */
+  include(allocId: string, workerId: number): void {
+    for (const type of ['stdout', 'stderr'] as const) {
+      const key = `${allocId}/${type}`;
+      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: 0 });
     }
   }
 
@@ -69,19 +81,10 @@ export class AllocationLogs {
         const rest = await this.api.readLog(allocId, this.task, type, f.received).catch(() => undefined);
         if (rest && rest.length > 0) {
           f.received += rest.length;
-          this.file(f.workerId).write(rest);
+          this.files.of(f.workerId).write(rest);
         }
       }),
     );
-    await Promise.all([...this.files.values()].map((file) => new Promise((r) => file.end(r))));
-  }
-
-  private file(workerId: number): WriteStream {
-    let f = this.files.get(workerId);
-    if (!f) {
-      f = createWriteStream(path.join(this.logsDir, `worker-${workerId}.log`), { flags: 'a' });
-      this.files.set(workerId, f);
-    }
-    return f;
+    await this.files.close();
   }
 }

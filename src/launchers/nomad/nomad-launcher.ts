@@ -103,10 +103,21 @@ export class NomadLauncher implements Launcher {
     try {
       // A job master in the job's own allocation is stopped with it: it waits only for the workers, and has
       // its kill timeout to purge the job and write the final status.
-      await removeNomadJob(api, this.jobId, { groups: [WORKER_GROUP], afterStop: async () => this.logs?.finish() });
+      await removeNomadJob(api, this.jobId, { groups: [WORKER_GROUP], afterStop: () => this.finishLogs() });
     } finally {
       await this.logs?.finish();
     }
+  }
+
+  /** Reads the rest of every worker allocation's logs (stopped, not yet purged), also those no poll saw. */
+  private async finishLogs(): Promise<void> {
+    if (!this.logs) return;
+    const allocs = await this.api!.allocations(this.jobId).catch(() => []);
+    for (const a of allocs) {
+      const workerId = allocationIndex(a.Name);
+      if (a.TaskGroup === WORKER_GROUP && workerId !== undefined && a.ClientStatus !== 'pending') this.logs.include(a.ID, workerId);
+    }
+    await this.logs.finish();
   }
 
   private async poll(): Promise<void> {

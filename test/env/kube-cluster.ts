@@ -19,8 +19,8 @@ import { testCacheDir } from './s3-server.js';
  * published Go modules by scripts/build-k8s.sh (cached under testCacheDir()), and kwok, which plays the
  * kubelets: it keeps the Node objects Ready and moves every scheduled pod to Running with a pod IP, and
  * its server answers the API server's pod log and exec calls as a kubelet would, from the files and
- * commands a pod's kwok Logs and Exec objects name. Containers never run. StatefulSets, the garbage collector, RBAC, TokenRequest, scheduling with affinity
- * and taints are all the real thing.
+ * commands a pod's kwok Logs and Exec objects name. Containers never run. StatefulSets, the garbage
+ * collector, RBAC, TokenRequest, scheduling with affinity and taints are all the real thing.
  *
  * Every call starts its own cluster: its own temp dir, etcd data dir (in /dev/shm) and free loopback ports, so
  * two clusters can coexist. stop() ends the components by PID (SIGTERM in reverse start order, SIGKILL after

@@ -464,7 +464,6 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     return String(Math.ceil(value / divisor));
   };
 
-  /** The container's environment as the kubelet computes it (before path rewriting). */
   /** Names in the container's environment whose values come from Secrets. */
   const secretEnvNames = async (r: Reader, container: V1Container): Promise<Set<string>> => {
     const names = new Set<string>();
@@ -476,6 +475,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     return names;
   };
 
+  /** The container's environment as the kubelet computes it (before path rewriting). */
   const containerEnv = async (r: Reader, pod: V1Pod, container: V1Container): Promise<Array<[string, string]>> => {
     const tmp = new Map<string, string>();
     const order: string[] = [];

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
-import { Exec, type KubeConfig, type V1Status } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, Exec, type KubeConfig, type V1Status } from '@kubernetes/client-node';
 
 const ATTEMPTS = 5;
 const RETRY_MS = 1000;
@@ -26,6 +26,7 @@ const SCRIPT = 'set -e; cd "$TWISTER2_WORK_DIR"; head -c "$1" > "$2.part"; test 
  */
 export class PodPackageCopier {
   private readonly exec: Exec;
+  private readonly core: CoreV1Api;
   private readonly started = new Set<string>();
   private stopped = false;
 
@@ -37,20 +38,21 @@ export class PodPackageCopier {
     private readonly failed: (message: string) => void,
   ) {
     this.exec = new Exec(kc);
+    this.core = kc.makeApiClient(CoreV1Api);
   }
 
   /** Starts the copy into the pod unless it was started for this pod (uid) before. */
   copyInto(pod: { name: string; uid: string }, container: string): void {
     if (this.started.has(pod.uid) || this.stopped) return;
     this.started.add(pod.uid);
-    void this.attempt(pod.name, container, 1);
+    void this.attempt(pod.name, pod.uid, container, 1);
   }
 
   stop(): void {
     this.stopped = true;
   }
 
-  private async attempt(pod: string, container: string, n: number): Promise<void> {
+  private async attempt(pod: string, uid: string, container: string, n: number): Promise<void> {
     const t0 = Date.now();
     try {
       await this.copyOnce(pod, container);
@@ -58,13 +60,26 @@ export class PodPackageCopier {
     } catch (err) {
       if (this.stopped) return;
       const why = (err as Error).message;
+      // A pod deleted meanwhile (scaled down, replaced) needs no copy: its replacement gets its own.
+      if (await this.gone(pod, uid)) {
+        this.note(`pod ${pod} went away before the package was copied into it (${why})`);
+        return;
+      }
       if (n >= ATTEMPTS) {
         this.failed(`could not copy the job package into pod ${this.namespace}/${pod} through the exec API after ${n} attempts: ${why}`);
         return;
       }
       this.note(`copying the package into pod ${pod} failed (attempt ${n}: ${why}); trying again`);
       await new Promise((r) => setTimeout(r, RETRY_MS * n));
-      if (!this.stopped) return this.attempt(pod, container, n + 1);
+      if (!this.stopped) return this.attempt(pod, uid, container, n + 1);
+    }
+  }
+
+  private async gone(pod: string, uid: string): Promise<boolean> {
+    try {
+      return (await this.core.readNamespacedPod({ namespace: this.namespace, name: pod })).metadata?.uid !== uid;
+    } catch (err) {
+      return err instanceof ApiException && err.code === 404;
     }
   }
 

@@ -23,9 +23,10 @@ interface Follow {
 
 /**
  * Follows the worker containers' logs through the API server into the job's `logs/worker-N.log`, which
- * the client streams tagged by worker ID (for OpenMPI, pod 0's log is mpirun's, split by rank). One follow per container run (a restarted container is followed
- * again). A follow the API server refuses is tried again a few times (the kubelet refuses a container that
- * is still being created), except when refused for lack of rights; one that never succeeds is noted once.
+ * the client streams tagged by worker ID (for OpenMPI, pod 0's log is mpirun's, split by rank). One follow
+ * per container run (a restarted container is followed again). A follow the API server refuses is tried
+ * again a few times (the kubelet refuses a container that is still being created), except when refused
+ * for lack of rights; one that never succeeds is noted once.
  * At the end each container's log is read once more from the last byte received, since a follow does not
  * say whether it delivered everything before it was stopped.
  */

@@ -24,7 +24,7 @@ interface Rec {
 
 /**
  * The contract every launcher passes, run by each launcher's integration tests: IDs 0..N-1, full
- * discovery, barriers, and nothing left behind by success, `twister2 kill` or a SIGKILLed client.
+ * discovery, barriers, and nothing left behind by success, `twister2 kill`, Ctrl-C or a SIGKILLed client.
  */
 export function launcherConformance(t: ConformanceTarget): void {
   const job = (name: string, fixtureName: string) =>
@@ -62,6 +62,17 @@ export function launcherConformance(t: ConformanceTarget): void {
       await waitFor('4 sleeping workers', () => testRecords<Rec>(output(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
       expect((await runCli(['kill', jobId], home)).code).toBe(0);
       expect(await cli.closed).toBe(3);
+      expect(await t.leftovers(jobId)).toEqual([]);
+    });
+
+    it('Ctrl-C (SIGINT to the client) ends the job KILLED with exit 130 and leaves nothing', async () => {
+      const home = tempHome();
+      const cli = startCli(['submit', job('conform-int', 'sleep-worker.mjs')], home);
+      const jobId = await waitFor('the job', () => jobIds(home)[0]);
+      await waitFor('4 sleeping workers', () => testRecords<Rec>(output(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
+      cli.kill('SIGINT');
+      expect(await cli.closed).toBe(130);
+      expect(cli.output().stderr).toMatch(/KILLED: interrupted \(SIGINT\)/);
       expect(await t.leftovers(jobId)).toEqual([]);
     });
 

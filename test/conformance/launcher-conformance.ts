@@ -42,6 +42,15 @@ export function launcherConformance(t: ConformanceTarget): void {
 
   const output = (home: string, jobId: string) => (t.workerOutput ? t.workerOutput(home, jobId) : readLogs(home, jobId));
 
+  /** Submits 4 sleeping workers from a CLI process and returns once all 4 say they sleep. */
+  const sleepingJob = async (name: string) => {
+    const home = tempHome();
+    const cli = startCli(['submit', job(name, 'sleep-worker.mjs')], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('4 sleeping workers', () => testRecords<Rec>(output(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
+    return { home, cli, jobId };
+  };
+
   describe(`launcher conformance: ${t.cluster}`, () => {
     it('IDs are 0..N-1, every worker discovers all N, 3 barriers pass, SUCCEEDED, nothing left', async () => {
       const home = tempHome();
@@ -56,20 +65,14 @@ export function launcherConformance(t: ConformanceTarget): void {
     });
 
     it('`twister2 kill` leaves nothing', async () => {
-      const home = tempHome();
-      const cli = startCli(['submit', job('conform-kill', 'sleep-worker.mjs')], home);
-      const jobId = await waitFor('the job', () => jobIds(home)[0]);
-      await waitFor('4 sleeping workers', () => testRecords<Rec>(output(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
+      const { home, cli, jobId } = await sleepingJob('conform-kill');
       expect((await runCli(['kill', jobId], home)).code).toBe(0);
       expect(await cli.closed).toBe(3);
       expect(await t.leftovers(jobId)).toEqual([]);
     });
 
     it('Ctrl-C (SIGINT to the client) ends the job KILLED with exit 130 and leaves nothing', async () => {
-      const home = tempHome();
-      const cli = startCli(['submit', job('conform-int', 'sleep-worker.mjs')], home);
-      const jobId = await waitFor('the job', () => jobIds(home)[0]);
-      await waitFor('4 sleeping workers', () => testRecords<Rec>(output(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
+      const { cli, jobId } = await sleepingJob('conform-int');
       cli.kill('SIGINT');
       expect(await cli.closed).toBe(130);
       expect(cli.output().stderr).toMatch(/KILLED: interrupted \(SIGINT\)/);
@@ -77,10 +80,7 @@ export function launcherConformance(t: ConformanceTarget): void {
     });
 
     it('a SIGKILLed client leaves nothing once the workers noticed', async () => {
-      const home = tempHome();
-      const cli = startCli(['submit', job('conform-sigkill', 'sleep-worker.mjs')], home);
-      const jobId = await waitFor('the job', () => jobIds(home)[0]);
-      await waitFor('4 sleeping workers', () => testRecords<Rec>(output(home, jobId)).filter((x) => x.step === 'sleeping').length === 4);
+      const { cli, jobId } = await sleepingJob('conform-sigkill');
       cli.kill('SIGKILL');
       await waitFor('nothing left', async () => (await t.leftovers(jobId)).length === 0, t.cleanupWithinMs);
     });

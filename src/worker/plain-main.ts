@@ -1,11 +1,11 @@
-import os from 'node:os';
-import path from 'node:path';
 import { Twister2Error } from '../errors.js';
 import { parseSpec } from '../spec/validate.js';
 import { PackageRefSchema } from '../uploader/uploader.js';
 import { fetchPackage } from './fetch/package-fetch.js';
 import { runCommand } from './program-runner.js';
 import { resolveWorkerId } from './worker-id.js';
+import { workDirOf } from './worker-env.js';
+import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
 /**
  * What each rank runs for a job without a job master (`jobMaster.placement: none`): a plain MPI program
@@ -16,7 +16,8 @@ async function main(): Promise<number> {
   const env = process.env;
   const { workerId } = resolveWorkerId(env);
   const ref = PackageRefSchema.parse(JSON.parse(env.TWISTER2_PACKAGE_REF ?? 'null'));
-  const workDir = env.TWISTER2_WORK_DIR ?? path.join(os.tmpdir(), 'twister2', env.TWISTER2_JOB_ID ?? 'job');
+  const { workDir, scratch } = workDirOf(env);
+  if (scratch) releaseAtExit(WorkDirLease.take(workDir));
   const fetched = await fetchPackage(ref, workDir, {
     deadlineMs: Number(env.TWISTER2_REGISTRATION_TIMEOUT_MS ?? 600_000),
     log: (line) => console.error(`[twister2 rank ${workerId}] ${line}`),

@@ -15,6 +15,7 @@ import { killDescendants } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
 import { resolveWorkerId } from './worker-id.js';
 import { readWorkerEnv } from './worker-env.js';
+import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
 const CLI_SCRIPT = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
 
@@ -28,6 +29,7 @@ export const WorkerExit = { ok: 0, programFailed: 1, setupFailed: 2, jobMasterLo
 export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const wenv = readWorkerEnv(env);
   const { workerId } = resolveWorkerId(env);
+  if (wenv.scratchWorkDir) releaseAtExit(WorkDirLease.take(wenv.workDir));
   const masterUrl = await jobMasterUrl(env, wenv.TWISTER2_REGISTRATION_TIMEOUT_MS, (line) => console.error(`[twister2 worker ${workerId}] ${line}`));
   const link = new JobMasterLink(masterUrl, wenv.TWISTER2_JOB_TOKEN, workerId);
   let packageDir: string;

@@ -24,9 +24,11 @@ const WorkerEnvSchema = z.object({
   TWISTER2_RESTART_COUNT: z.coerce.number().int().min(0).default(0),
   TWISTER2_REGISTRATION_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
   TWISTER2_WORK_DIR: z.string().optional(),
+  /** "1": TWISTER2_WORK_DIR is the host's scratch for this job, removed by the last worker on the host to end. */
+  TWISTER2_WORK_DIR_SCRATCH: z.string().optional(),
 });
 
-export type WorkerEnv = z.infer<typeof WorkerEnvSchema> & { workDir: string; TWISTER2_JOB_TOKEN: string };
+export type WorkerEnv = z.infer<typeof WorkerEnvSchema> & { workDir: string; scratchWorkDir: boolean; TWISTER2_JOB_TOKEN: string };
 
 export function readWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
   const parsed = WorkerEnvSchema.safeParse(env);
@@ -34,8 +36,14 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
     const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))].join(', ');
     throw new Twister2Error(`the worker runtime was started without a valid ${names}; it is meant to be started by a twister2 launcher`);
   }
-  const workDir = parsed.data.TWISTER2_WORK_DIR ?? path.join(os.tmpdir(), 'twister2', parsed.data.TWISTER2_JOB_ID);
-  return { ...parsed.data, workDir, TWISTER2_JOB_TOKEN: jobToken(parsed.data) };
+  const { workDir, scratch } = workDirOf(parsed.data);
+  return { ...parsed.data, workDir, scratchWorkDir: scratch, TWISTER2_JOB_TOKEN: jobToken(parsed.data) };
+}
+
+/** The launcher's work dir, or by default a scratch directory of the job under the system's temp dir. */
+export function workDirOf(env: { TWISTER2_WORK_DIR?: string | undefined; TWISTER2_WORK_DIR_SCRATCH?: string | undefined; TWISTER2_JOB_ID?: string | undefined }): { workDir: string; scratch: boolean } {
+  if (env.TWISTER2_WORK_DIR) return { workDir: env.TWISTER2_WORK_DIR, scratch: env.TWISTER2_WORK_DIR_SCRATCH === '1' };
+  return { workDir: path.join(os.tmpdir(), 'twister2', env.TWISTER2_JOB_ID ?? 'job'), scratch: true };
 }
 
 function jobToken(env: { TWISTER2_JOB_TOKEN?: string | undefined; TWISTER2_JOB_TOKEN_FILE?: string | undefined }): string {

@@ -1,5 +1,5 @@
 import type { SshHosts } from './ssh-hosts.js';
-import { jobProcesses } from '../helpers/cli.js';
+import { jobProcesses, scratchLeft } from '../helpers/cli.js';
 
 /** The spec fields of an mpi job on namespace hosts (the bridge address is this machine's side). */
 export function mpiSpecFor(env: SshHosts, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -29,5 +29,6 @@ export function mpiLeftovers(env: SshHosts, jobId: string): string[] {
     for (const pid of r.stdout.split(/\s+/).filter(Boolean)) found.push(`${h.name} process ${pid}`);
   }
   for (const pid of jobProcesses(jobId)) found.push(`process ${pid}`);
+  found.push(...scratchLeft(jobId));
   return [...new Set(found)];
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +109,12 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** The job's scratch work directory under the temp dir (test hosts in namespaces share this file system), if still there. */
+export function scratchLeft(jobId: string): string[] {
+  const dir = path.join(os.tmpdir(), 'twister2', jobId);
+  return existsSync(dir) ? [`scratch dir ${dir}`] : [];
 }
 
 export function readLogs(home: string, jobId: string): string {

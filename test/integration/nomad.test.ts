@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { ensureNomadBinary, startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
-import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 /**
  * The nomad launcher against a real Nomad agent (dev mode, raw_exec): workers are real local processes
@@ -34,7 +34,7 @@ async function leftovers(jobId: string): Promise<string[]> {
   if (job.status !== 404) out.push(`nomad job ${jobId}: HTTP ${job.status} ${(job.body as { Status?: string }).Status ?? ''}`);
   const procs = jobProcesses(jobId);
   if (procs.length) out.push(`processes: ${procs.join(' ')}`);
-  return out;
+  return [...out, ...scratchLeft(jobId)];
 }
 
 interface Rec {

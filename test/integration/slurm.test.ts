@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
 import { ensureSlurm, startSlurmCluster, type SlurmCluster } from '../env/slurm-cluster.js';
-import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 /**
  * The slurm launcher against a real Slurm (slurmctld + 2 slurmd, each node in its own network namespace
@@ -39,7 +39,7 @@ function slurm(cmd: string, args: string[]): string {
 async function leftovers(jobId: string): Promise<string[]> {
   const queued = slurm('squeue', ['-h', '-n', jobId, '-o', '%i %T']).trim();
   const procs = jobProcesses(jobId);
-  return [...(queued ? [`squeue: ${queued}`] : []), ...(procs.length ? [`processes: ${procs.join(' ')}`] : [])];
+  return [...(queued ? [`squeue: ${queued}`] : []), ...(procs.length ? [`processes: ${procs.join(' ')}`] : []), ...scratchLeft(jobId)];
 }
 
 function slurmJobIdOf(home: string, jobId: string): string {

@@ -182,6 +182,7 @@ export function nomadJobFor(ctx: LaunchContext, nomad: NomadSpec, api: NomadApi,
   if (nomad.driver !== 'docker') for (const k of ['PATH', 'HOME', 'LANG']) if (env[k]) hostEnv[k] = env[k]!;
   Object.assign(workerEnv, hostEnv, {
     TWISTER2_WORK_DIR: path.join('/tmp', 'twister2', ctx.jobId),
+    TWISTER2_WORK_DIR_SCRATCH: '1',
     // Workers that lose their job master (client killed) stop and purge the job themselves: nothing else would.
     TWISTER2_NOMAD_PURGE_URL: `${api.address}/v1/job/${encodeURIComponent(ctx.jobId)}?purge=true${api.scopeQuery()}`,
   });

@@ -137,6 +137,8 @@ export class SlurmLauncher implements Launcher {
     try {
       if (this.env[IN_ALLOCATION_ENV] === '1') {
         // Inside the allocation: end our own steps; the allocation ends when the batch step (we) exits.
+        // Workers that completed are let exit by themselves (cleaning their node's scratch) first.
+        if (ending === 'succeeded') await this.stepsEnded(NATURAL_END_MS);
         await this.stopSteps();
         return;
       }
@@ -174,6 +176,7 @@ export class SlurmLauncher implements Launcher {
       ...env,
       TWISTER2_JOB_TOKEN_FILE: path.join(ctx.jobDir, files.token),
       TWISTER2_WORK_DIR: path.join('/tmp', 'twister2', ctx.jobId),
+      TWISTER2_WORK_DIR_SCRATCH: '1',
     };
   }
 
@@ -197,6 +200,11 @@ export class SlurmLauncher implements Launcher {
       // srun's exit code is the task's; a clean exit was reported by the worker runtime itself.
       if (code !== 0 || signal) this.listener!.workerExited({ workerId, code, signal });
     });
+  }
+
+  private async stepsEnded(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.steps.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   }
 
   private async stopSteps(): Promise<void> {

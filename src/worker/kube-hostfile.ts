@@ -1,5 +1,6 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { podOrdinal } from '../launchers/k8s/names.js';
 import type { KubeAccount } from './kube-account.js';
 
 interface PodItem {
@@ -15,7 +16,7 @@ interface PodItem {
 export function hostfileFromPods(items: PodItem[], pods: number, slots: number): { lines: string[] } | { missing: number[] } {
   const ips = new Map<number, string>();
   for (const p of items) {
-    const ordinal = Number(/-(\d+)$/.exec(p.metadata?.name ?? '')?.[1] ?? NaN);
+    const ordinal = podOrdinal(p.metadata?.name ?? '') ?? NaN;
     const ready = p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     if (ordinal < pods && p.status?.phase === 'Running' && p.status.podIP && ready && !p.metadata?.deletionTimestamp) ips.set(ordinal, p.status.podIP);
   }

@@ -100,9 +100,9 @@ export function roleLabels(jobId: string, role: Role, group?: number): Record<st
   return { ...jobLabels(jobId), [LABEL_ROLE]: role, ...(role === 'worker' ? { [LABEL_GROUP]: String(group ?? 0) } : {}) };
 }
 
-/** The label selector string of a job (all objects) or of one role, for list calls. */
-export function jobSelector(jobId: string, role?: Role): string {
-  const labels = role ? { ...jobLabels(jobId), [LABEL_ROLE]: role } : jobLabels(jobId);
+/** The label selector string of a job (all objects), of one role, or of one worker group, for list calls. */
+export function jobSelector(jobId: string, role?: Role, group?: number): string {
+  const labels = !role ? jobLabels(jobId) : group === undefined ? { ...jobLabels(jobId), [LABEL_ROLE]: role } : roleLabels(jobId, role, group);
   return Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(',');

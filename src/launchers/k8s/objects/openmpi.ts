@@ -1,7 +1,7 @@
 import type { MpiSpec } from '../../../spec/schema.js';
 import { mpirunArgs } from '../../mpi/mpirun-command.js';
 import { shellQuote } from '../../shell-quote.js';
-import { roleLabels } from '../names.js';
+import { jobSelector } from '../names.js';
 import type { K8sJob } from './common.js';
 
 /** In the worker image: writes the hostfile from the pods the API server lists (src/worker/kube-hostfile-main.ts). */
@@ -24,9 +24,7 @@ export const MPI_STATUS_FILE = '/twister2/shared/.twister2-mpirun-status';
  */
 export function openmpiScript(job: K8sJob, input: { group: { index: number; workers: number }; program: string[]; envNames: string[] }): string {
   const pods = Math.ceil(input.group.workers / job.k8s.workersPerPod);
-  const selector = Object.entries(roleLabels(job.jobId, 'worker', input.group.index))
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
+  const selector = jobSelector(job.jobId, 'worker', input.group.index);
   const mpi: MpiSpec = {
     hostfile: MPI_HOSTFILE,
     oversubscribe: false,

@@ -29,7 +29,9 @@ export function openmpiScript(job: K8sJob, input: { group: { index: number; work
     hostfile: MPI_HOSTFILE,
     oversubscribe: false,
     bindToCore: false,
-    mca: {},
+    // OpenMPI 4.1's orted can segfault writing the hwloc topology into a shared-memory "VM hole"
+    // (hwloc_shmem_topology_write); the shared topology only saves memory, so it is not used.
+    mca: { rtc_hwloc_vmhole: 'none' },
     ssh: {},
     mpirun: 'mpirun',
   };

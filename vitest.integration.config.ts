@@ -6,6 +6,7 @@ export const clusterSuites = [
   'test/integration/nomad.test.ts',
   'test/integration/kube-cluster.test.ts',
   'test/integration/kube-pod-runner.test.ts',
+  'test/integration/kube-pod-network.test.ts',
   'test/integration/k8s-objects.test.ts',
   'test/integration/k8s.test.ts',
 ];

@@ -498,6 +498,9 @@ async function startOnce(bin: string, etcdBin: string, opts: StartKubeClusterOpt
       '--kube-api-qps=200',
       '--kube-api-burst=400',
       '--concurrent-statefulset-syncs=10',
+      // kwok renews its nodes' heartbeats late on a busy machine; a node thought unreachable has its pods marked
+      // not Ready (ContainersReady stays True), which takes them out of their Services' endpoints.
+      '--node-monitor-grace-period=10m',
       '--profiling=false',
       '--v=0',
     ]);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Container, type V1EnvVar, type V1Node, type V1Pod, type V1Volume } from '@kubernetes/client-node';
 import { orphanedStateDirs, processStart, type Owner } from './processes.js';
+import { startPollLoop } from './poll-loop.js';
 
 /**
  * A stand-in for the kubelet's container runtime on a kwok cluster (test/env/kube-cluster.ts), where pods
@@ -35,7 +36,8 @@ import { orphanedStateDirs, processStart, type Owner } from './processes.js';
  *   included) except the values that come from Secrets.
  *
  * A pod that goes away (gone from the list, new uid, deletionTimestamp, phase Succeeded/Failed) has its
- * processes' groups sent SIGTERM, then SIGKILL after 3 s; a recreated pod (new uid) starts afresh. A process
+ * processes' groups sent SIGTERM, then SIGKILL after the pod's terminationGracePeriodSeconds (as the kubelet;
+ * default 30, at most 30 here); a recreated pod (new uid) starts afresh. A process
  * that exits is recorded and not restarted, unless `restart: true` (restartPolicy Always/OnFailure, 1 s
  * backoff doubling to 10 s). Processes are detached (own process group) and tracked by PID only; the
  * test process's exit kills them, and a later start kills what a killed test process left behind.
@@ -87,6 +89,8 @@ export interface StartPodRunnerOptions {
   serveExec?: boolean;
   /** Poll interval of the pod list. Default 200 ms. */
   pollMs?: number;
+  /** Called before a pod's processes start (e.g. to put its IP on this machine: kube-pod-network.ts). */
+  beforeStart?: (pod: V1Pod) => void;
 }
 
 const TEMP_PREFIX = 'twister2-pods-';
@@ -110,6 +114,8 @@ interface PodState {
   restartTimers: NodeJS.Timeout[];
   /** Container → the run whose CRI log file the pod's Logs object names. */
   logRuns: Map<string, number>;
+  /** SIGTERM → SIGKILL, from the pod's terminationGracePeriodSeconds. */
+  graceMs: number;
   /** Container → what its Exec object entry gives an exec'd command. */
   execs: Map<string, { workDir: string; envs: Array<{ name: string; value: string }> }>;
 }
@@ -693,6 +699,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
   };
 
   const startPod = async (pod: V1Pod, state: PodState) => {
+    opts.beforeStart?.(pod);
     const r = reader();
     const spec = pod.spec!;
     mkdirSync(state.dir, { recursive: true });
@@ -748,7 +755,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     for (const t of state.restartTimers) clearTimeout(t);
     state.terminated = Promise.all(
       state.runs.map(async (run) => {
-        await killGroup(run.proc.pid);
+        await killGroup(run.proc.pid, stopped ? KILL_GRACE_MS : state.graceMs);
         liveGroups.delete(run.proc.pid);
         await Promise.race([run.done, sleep(1000)]);
       }),
@@ -776,7 +783,8 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       const uid = p.metadata?.uid;
       const name = p.metadata?.name;
       if (!uid || !name || pods.has(uid) || !runnable(p) || stopped) continue;
-      const state: PodState = { name, uid, dir: path.join(root, `${name}-${uid.slice(0, 8)}`), runs: [], terminating: false, restartTimers: [], logRuns: new Map(), execs: new Map() };
+      const graceMs = Math.min(p.spec?.terminationGracePeriodSeconds ?? 30, 30) * 1000;
+      const state: PodState = { name, uid, dir: path.join(root, `${name}-${uid.slice(0, 8)}`), runs: [], terminating: false, restartTimers: [], logRuns: new Map(), execs: new Map(), graceMs };
       pods.set(uid, state);
       try {
         await startPod(p, state);
@@ -787,16 +795,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     }
   };
 
-  let ticking: Promise<void> = Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
-  const loop = () => {
-    if (stopped) return;
-    ticking = tick().finally(() => {
-      if (!stopped) timer = setTimeout(loop, pollMs);
-    });
-  };
-  loop();
-  await ticking;
+  const polling = await startPollLoop(tick, pollMs);
 
   return {
     dir: root,
@@ -805,8 +804,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (timer) clearTimeout(timer);
-      await ticking.catch(() => undefined);
+      await polling.stop();
       await Promise.all([...pods.values()].map(terminate));
       rmSync(root, { recursive: true, force: true });
     },

@@ -20,6 +20,8 @@ export interface HostedJob {
   packageSize: number;
   token: string;
   onUploadProgress?: (sent: number, total: number) => void;
+  /** Each authenticated request to the job master's server (see JobMasterServer). */
+  onRequest?: (r: { proxied: boolean }) => void;
 }
 
 export interface RunningJobMaster {
@@ -42,7 +44,7 @@ export async function hostJobMaster(
 ): Promise<RunningJobMaster> {
   const uploader = uploaderOverride ?? (await createUploader(job.spec, job.secrets));
   const jobMaster = new JobMaster({ jobId: job.jobId, spec: job.spec, launcher });
-  const server = new JobMasterServer(jobMaster, job.token);
+  const server = new JobMasterServer(jobMaster, job.token, job.onRequest);
   const url = await server.listen(job.spec.jobMaster.host, job.spec.jobMaster.port);
   const ended = jobMaster.whenEnded().then(async (status) => {
     await uploader.delete().catch((err: Error) => {

@@ -7,6 +7,7 @@ import {
   BarrierRequestSchema,
   CompleteRequestSchema,
   KillRequestSchema,
+  JOB_TOKEN_HEADER,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
   RegisterRequestSchema,
@@ -41,6 +42,8 @@ export class JobMasterServer {
   constructor(
     private readonly jm: JobMaster,
     token: string,
+    /** Called for each authenticated request; `proxied` when the secret came in JOB_TOKEN_HEADER (a client through a proxy). */
+    private readonly onRequest?: (r: { proxied: boolean }) => void,
   ) {
     this.tokenDigest = digest(token);
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -82,11 +85,13 @@ export class JobMasterServer {
 
   private authenticate(req: http.IncomingMessage): void {
     const auth = req.headers.authorization ?? '';
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const header = req.headers[JOB_TOKEN_HEADER];
+    const token = typeof header === 'string' ? header : auth.startsWith('Bearer ') ? auth.slice(7) : '';
     // Compare digests so the comparison takes the same time whatever the token's length.
     if (!token || !timingSafeEqual(digest(token), this.tokenDigest)) {
-      throw new HttpError(401, 'T2_UNAUTHENTICATED', 'missing or wrong job secret (Authorization: Bearer <token>)');
+      throw new HttpError(401, 'T2_UNAUTHENTICATED', `missing or wrong job secret (Authorization: Bearer <token>, or ${JOB_TOKEN_HEADER}: <token>)`);
     }
+    this.onRequest?.({ proxied: typeof header === 'string' });
     const version = req.headers[PROTOCOL_HEADER];
     if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
       throw new HttpError(400, 'T2_PROTOCOL', `protocol version ${String(version)} is not supported; this job master speaks ${PROTOCOL_VERSION}`);

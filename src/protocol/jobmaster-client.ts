@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type https from 'node:https';
 import { createParser } from 'eventsource-parser';
 import got, { type Got } from 'got';
 import type { z } from 'zod';
@@ -9,6 +10,7 @@ import {
   HeartbeatResponseSchema,
   JobEventSchema,
   JobStatusSchema,
+  JOB_TOKEN_HEADER,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
   RegisterResponseSchema,
@@ -22,6 +24,11 @@ export interface JobMasterClientOptions {
   token: string;
   /** Share one agent between many clients (the benchmark's simulated workers do). */
   agent?: http.Agent;
+  /**
+   * A job master behind an authenticating HTTPS proxy (the Kubernetes API server's service proxy): its
+   * agent and headers (the proxy's own Authorization); the job secret then goes in JOB_TOKEN_HEADER.
+   */
+  proxy?: { agent: https.Agent; headers: Record<string, string> };
 }
 
 const sharedAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
@@ -35,8 +42,11 @@ export class JobMasterClient {
     this.url = opts.url.replace(/\/$/, '');
     this.http = got.extend({
       prefixUrl: `${this.url}/v1`,
-      headers: { authorization: `Bearer ${opts.token}`, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) },
-      agent: { http: opts.agent ?? sharedAgent },
+      headers: {
+        ...(opts.proxy ? { ...opts.proxy.headers, [JOB_TOKEN_HEADER]: opts.token } : { authorization: `Bearer ${opts.token}` }),
+        [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
+      },
+      agent: { http: opts.agent ?? sharedAgent, ...(opts.proxy ? { https: opts.proxy.agent } : {}) },
       throwHttpErrors: false,
       retry: { limit: 0 },
       responseType: 'text',
@@ -139,7 +149,9 @@ export class JobMasterClient {
       if (res.statusCode >= 400) {
         const e = ErrorResponseSchema.safeParse(json);
         if (e.success) throw errorFromWire(e.data.error.code, e.data.error.message);
-        throw new ProtocolError(`job master answered ${res.statusCode} to ${method} ${path}`);
+        // Not the job master's own answer (a proxy's, say): what it said is the clue.
+        const said = res.body.trim().replace(/\s+/g, ' ').slice(0, 300);
+        throw new ProtocolError(`job master answered ${res.statusCode} to ${method} ${path}${said ? `: ${said}` : ''}`);
       }
       if (!schema) return undefined as z.infer<S>;
       const parsed = schema.safeParse(json);

@@ -7,6 +7,11 @@ import { z } from 'zod';
  */
 export const PROTOCOL_VERSION = 1;
 export const PROTOCOL_HEADER = 'twister2-protocol';
+/**
+ * The job secret in a header of its own, for a job master reached through a proxy that takes
+ * `Authorization` for itself (the Kubernetes API server's service proxy authenticates with it and drops it).
+ */
+export const JOB_TOKEN_HEADER = 'twister2-job-token';
 
 // QUEUED: the cluster holds the job in its queue (Slurm PENDING); registration deadlines wait for it.
 export const JobStateSchema = z.enum(['QUEUED', 'STARTING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'KILLED']);

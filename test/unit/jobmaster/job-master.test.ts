@@ -4,7 +4,7 @@ import { JobMasterServer } from '../../../src/jobmaster/http-server.js';
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import type { Launcher } from '../../../src/launchers/launcher.js';
 import { JobMasterClient } from '../../../src/protocol/jobmaster-client.js';
-import type { RegisterRequest } from '../../../src/protocol/messages.js';
+import { JOB_TOKEN_HEADER, type RegisterRequest } from '../../../src/protocol/messages.js';
 import { parseSpec } from '../../../src/spec/validate.js';
 
 /** Records what the job master asked of the cluster; the real launchers are tested end to end. */
@@ -61,6 +61,14 @@ describe('job master', () => {
     expect(await res.json()).toEqual({ error: { code: 'T2_UNAUTHENTICATED', message: expect.stringContaining('job secret') } });
     const post = await fetch(`${url}/v1/workers`, { method: 'POST', body: JSON.stringify(reg(0)) });
     expect(post.status).toBe(401);
+  });
+
+  it('takes the job secret in its own header too, for proxies that keep Authorization for themselves', async () => {
+    const { url } = await setup();
+    const ok = await fetch(`${url}/v1/job`, { headers: { authorization: 'Bearer the-proxy-token', [JOB_TOKEN_HEADER]: TOKEN } });
+    expect(ok.status).toBe(200);
+    const wrong = await fetch(`${url}/v1/job`, { headers: { authorization: `Bearer ${TOKEN}`, [JOB_TOKEN_HEADER]: 'wrong' } });
+    expect(wrong.status).toBe(401);
   });
 
   it('goes STARTING -> RUNNING when all joined, refuses a duplicate live ID, SUCCEEDED when all complete', async () => {

@@ -56,7 +56,12 @@ async function run(argv: string[]): Promise<number> {
           .option('max-size', { type: 'string', default: '2Gi', describe: 'largest package accepted, e.g. 512Mi, 2Gi' }),
       async (a) => set(await (await packageServer()).packageServerCommand(a)),
     )
-    .command('jobmaster', false, (y) => y.option('job-dir', { type: 'string', demandOption: true }), async (a) => set(await (await internal()).jobMasterCommand(a['job-dir'])))
+    .command(
+      'jobmaster',
+      false,
+      (y) => y.option('job-dir', { type: 'string' }).option('in-cluster', { type: 'boolean', default: false }).conflicts('job-dir', 'in-cluster'),
+      async (a) => set(await (await internal()).jobMasterCommand(a['job-dir'], a['in-cluster'])),
+    )
     .command('worker', false, () => {}, async () => set(await (await internal()).workerCommand()))
     .demandCommand(1, 'give a command: twister2 submit <job>, or twister2 --help')
     .strict()

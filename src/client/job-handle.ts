@@ -7,6 +7,8 @@ import type { RunningJobMaster } from '../jobmaster/host.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
 import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus, type WorkerInfo } from '../protocol/messages.js';
 import { files, findJob, readFinalStatus, readRecord, readToken, type JobRecord } from './job-store.js';
+import type { InClusterJob } from '../launchers/k8s/in-cluster-job.js';
+import { connectJobMaster } from './jobmaster-connection.js';
 import { followLogs, type LogLine } from './log-follower.js';
 
 /**
@@ -17,6 +19,8 @@ import { followLogs, type LogLine } from './log-follower.js';
 export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
   readonly client: JobMasterClient | undefined;
   private finished: Promise<JobStatus> | undefined;
+  private inCluster: Promise<InClusterJob> | undefined;
+  private lastTerminal: JobStatus | undefined;
 
   constructor(
     readonly jobId: string,
@@ -24,9 +28,11 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
     readonly record: JobRecord,
     token: string | undefined,
     private readonly local?: RunningJobMaster,
+    /** How to reach a job master the plain URL does not (see connectJobMaster); default: that URL. */
+    client?: JobMasterClient,
   ) {
     super();
-    this.client = record.jobMaster && token ? new JobMasterClient({ url: record.jobMaster.url, token }) : undefined;
+    this.client = client ?? (record.jobMaster && token && !record.jobMaster.kubernetes ? new JobMasterClient({ url: record.jobMaster.url, token }) : undefined);
     local?.jobMaster.on('event', (e) => this.emit('event', e));
   }
 
@@ -40,11 +46,16 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
     if (this.local) return this.local.jobMaster.status();
     if (!this.client) throw new JobMasterUnreachableError(`job ${this.jobId} has no job master address yet`);
     try {
-      return await this.client.status();
+      const status = await this.client.status();
+      // A job master in a pod goes with the job: keep what it said last for when it is gone.
+      if (TERMINAL_JOB_STATES.includes(status.state)) this.lastTerminal = status;
+      return status;
     } catch (err) {
       // The job master may have just ended and written its final status.
       const late = await readFinalStatus(this.jobDir);
       if (late) return late;
+      const gone = this.record.jobMaster?.kubernetes ? await (await this.inClusterJob()).endedUnseen() : undefined;
+      if (gone) throw new JobStateError(gone);
       throw err;
     }
   }
@@ -84,6 +95,7 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
 
   /** Worker output tagged by worker ID; with `follow`, until the job ends. */
   logs(opts: { follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<LogLine> {
+    if (this.record.jobMaster?.kubernetes && !this.local) void this.inClusterJob().then((j) => j.mirrorLogs());
     return followLogs(this.logDir, { ...(opts.follow ? { until: this.wait().catch(() => undefined) } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
   }
 
@@ -92,14 +104,29 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
     return this.client;
   }
 
+  /** A job master in a pod keeps its logs and final status there: the client's view of such a job. */
+  private inClusterJob(): Promise<InClusterJob> {
+    this.inCluster ??= import('../launchers/k8s/in-cluster-job.js').then((m) => new m.InClusterJob(this.jobId, this.jobDir, this.record.jobMaster!.kubernetes!));
+    return this.inCluster;
+  }
+
   private async waitRemote(): Promise<JobStatus> {
     const done = await readFinalStatus(this.jobDir);
     if (done) return done;
+    const inCluster = this.record.jobMaster?.kubernetes ? this.inClusterJob() : undefined;
+    void inCluster?.then((j) => j.mirrorLogs());
+    let last: JobStatus | undefined;
     try {
-      for await (const e of this.events()) this.emit('event', e);
+      for await (const e of this.events()) {
+        this.emit('event', e);
+        const terminal = (e.type === 'job-state' && TERMINAL_JOB_STATES.includes(e.state)) || (e.type === 'snapshot' && TERMINAL_JOB_STATES.includes(e.status.state));
+        // The job master in a pod goes with the job's objects: ask for the final status while it still answers.
+        if (terminal && inCluster) last = await this.client!.status().catch(() => undefined);
+      }
     } catch (err) {
       if (!(err instanceof JobMasterUnreachableError)) throw err;
     }
+    if (inCluster) return (await inCluster).finish(last ?? this.lastTerminal);
     // The job master writes the final status after it released every resource.
     for (let i = 0; i < 600; i++) {
       const status = await readFinalStatus(this.jobDir);
@@ -118,7 +145,7 @@ export async function attachJob(ref: string): Promise<JobHandle> {
   const jobDir = await findJob(ref);
   const record = await readRecord(jobDir);
   const token = await readToken(jobDir).catch(() => undefined);
-  return new JobHandle(record.jobId, jobDir, record, token);
+  return new JobHandle(record.jobId, jobDir, record, token, undefined, await connectJobMaster(record, token));
 }
 
 /**
@@ -127,7 +154,7 @@ export async function attachJob(ref: string): Promise<JobHandle> {
  */
 export async function jobMasterAlive(record: JobRecord, client: JobMasterClient | undefined): Promise<boolean> {
   if (!record.jobMaster) return false;
-  if (isLocalAddress(new URL(record.jobMaster.url).hostname)) return isAlive(record.jobMaster.pid);
+  if (record.jobMaster.pid !== undefined && isLocalAddress(new URL(record.jobMaster.url).hostname)) return isAlive(record.jobMaster.pid);
   return client ? client.status().then(() => true, () => false) : false;
 }
 

@@ -27,7 +27,15 @@ export const JobRecordSchema = z.object({
   workers: z.number().int(),
   createdAt: z.string(),
   package: z.object({ sha256: z.string(), size: z.number().int() }),
-  jobMaster: z.object({ url: z.string(), pid: z.number().int() }).optional(),
+  jobMaster: z
+    .object({
+      url: z.string(),
+      /** A job master process of this machine (or of a cluster host, for messages). */
+      pid: z.number().int().optional(),
+      /** A job master in a Kubernetes pod, reached through the API server's service proxy with these credentials. */
+      kubernetes: z.object({ kubeconfig: z.string().optional(), context: z.string().optional(), namespace: z.string() }).optional(),
+    })
+    .optional(),
 });
 export type JobRecord = z.infer<typeof JobRecordSchema>;
 

@@ -9,7 +9,8 @@ import { jobMasterPlacement } from '../launchers/registry.js';
 import type { ClusterKind, JobSpecInput } from '../spec/schema.js';
 import { mergeSpec } from '../spec/load.js';
 import { isAlive, JobHandle } from './job-handle.js';
-import { files, readRecord, writeJson } from './job-store.js';
+import { files, readRecord, writeJson, type JobRecord } from './job-store.js';
+import { connectJobMaster } from './jobmaster-connection.js';
 import { prepareJob, type PreparedJob } from './prepare.js';
 
 export interface SubmitOptions {
@@ -65,7 +66,7 @@ async function startInProcess(job: PreparedJob, onUploadProgress?: (sent: number
  */
 async function startDetached(job: PreparedJob, opts: SubmitOptions): Promise<JobHandle> {
   const placement = jobMasterPlacement(job.spec.cluster);
-  if (placement.queueJobMaster) return waitForQueued(job, await placement.queueJobMaster(job.spec, job.jobDir, process.execPath, CLI), opts);
+  if (placement.queueJobMaster) return waitForQueued(job, await placement.queueJobMaster(job.spec, job.jobDir, process.execPath, CLI, job.secrets), opts);
   const command = await placement.jobMasterCommand(job.spec, job.jobDir, process.execPath, CLI);
   const log = openSync(path.join(job.jobDir, files.jobMasterLog), 'a');
   const child = spawn(command.program, command.args, { detached: true, stdio: ['pipe', log, log] });
@@ -76,7 +77,7 @@ async function startDetached(job: PreparedJob, opts: SubmitOptions): Promise<Job
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     const record = await readRecord(job.jobDir);
-    if (record.jobMaster) return new JobHandle(job.jobId, job.jobDir, record, job.token);
+    if (record.jobMaster) return handleOf(job, record);
     if (child.pid === undefined || !isAlive(child.pid)) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -91,7 +92,13 @@ async function waitForQueued(job: PreparedJob, queued: QueuedJobMaster, opts: Su
   let said = '';
   for (let round = 0; ; round++) {
     const record = await readRecord(job.jobDir);
-    if (record.jobMaster) return new JobHandle(job.jobId, job.jobDir, record, job.token);
+    if (record.jobMaster) return handleOf(job, record);
+    const address = await queued.address?.();
+    if (address) {
+      const recorded = { ...record, jobMaster: address };
+      await writeJson(path.join(job.jobDir, files.record), recorded);
+      return handleOf(job, recorded);
+    }
     if (opts.signal?.aborted) {
       await queued.cancel();
       throw new JobKilledError(`${queued.name} was cancelled while it waited in the queue`);
@@ -104,4 +111,8 @@ async function waitForQueued(job: PreparedJob, queued: QueuedJobMaster, opts: Su
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+async function handleOf(job: PreparedJob, record: JobRecord): Promise<JobHandle> {
+  return new JobHandle(job.jobId, job.jobDir, record, job.token, undefined, await connectJobMaster(record, job.token));
 }

@@ -1,3 +1,5 @@
+import type { JobRecord } from '../client/job-store.js';
+import type { JobSecrets } from '../client/secrets.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { PackageRef } from '../uploader/uploader.js';
 
@@ -74,6 +76,11 @@ export interface QueuedJobMaster {
   waiting(): Promise<string | undefined>;
   /** Takes the job out of the queue. */
   cancel(): Promise<void>;
+  /**
+   * For a job master that cannot write the job directory (in a Kubernetes pod): where it answers, once it
+   * does; the client records it. Without it the job master records its own address.
+   */
+  address?(): Promise<JobRecord['jobMaster']>;
 }
 
 /**
@@ -85,5 +92,5 @@ export interface JobMasterPlacement {
   /** The spec as that process runs it (e.g. listening on the host's own address). */
   jobMasterProcessSpec(spec: JobSpec): Promise<JobSpec>;
   /** Clusters with a queue submit the job master to it instead: the client then waits for its record. */
-  queueJobMaster?(spec: JobSpec, jobDir: string, node: string, cli: string): Promise<QueuedJobMaster>;
+  queueJobMaster?(spec: JobSpec, jobDir: string, node: string, cli: string, secrets: JobSecrets): Promise<QueuedJobMaster>;
 }

@@ -36,6 +36,7 @@ export function launcherFactory(kind: ClusterKind): LauncherFactory {
 
 /** Clusters that run a `cluster`-placement job master on one of their own hosts; the rest run it here. */
 const placements: Partial<Record<ClusterKind, JobMasterPlacement>> = {
+  kubernetes: lazyPlacement(() => import('./k8s/placement.js')),
   mpi: mpiPlacement,
   slurm: slurmPlacement,
   nomad: nomadPlacement,
@@ -45,6 +46,15 @@ const onThisMachine: JobMasterPlacement = {
   jobMasterCommand: async (_spec, jobDir, node, cli) => ({ program: node, args: [cli, 'jobmaster', '--job-dir', jobDir] }),
   jobMasterProcessSpec: async (spec) => spec,
 };
+
+/** A placement whose module is loaded when first used (Kubernetes: @kubernetes/client-node is heavy). */
+function lazyPlacement(load: () => Promise<Required<JobMasterPlacement>>): Required<JobMasterPlacement> {
+  return {
+    jobMasterCommand: async (...a) => (await load()).jobMasterCommand(...a),
+    jobMasterProcessSpec: async (...a) => (await load()).jobMasterProcessSpec(...a),
+    queueJobMaster: async (...a) => (await load()).queueJobMaster(...a),
+  };
+}
 
 export function jobMasterPlacement(kind: ClusterKind): JobMasterPlacement {
   return placements[kind] ?? onThisMachine;

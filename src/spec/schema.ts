@@ -94,7 +94,11 @@ export const WorkerProgramSchema = z
   });
 
 export const JobMasterSpecSchema = z.strictObject({
-  /** none: no job master for the workers, for plain MPI programs that need only their ranks (cluster: mpi). */
+  /**
+   * client: in the submitting process; cluster: in a process of its own on the cluster (the job outlives the
+   * client); none: no job master for the workers, for plain MPI programs that need only their ranks (cluster:
+   * mpi). Default client, except on Kubernetes: cluster (see withPlacementDefault).
+   */
   placement: z.enum(['client', 'cluster', 'none']).default('client'),
   port: z.number({ error: 'expected a port number (0 picks a free one)' }).int().min(0).max(65535).default(0),
   host: z.string().min(1).default('127.0.0.1').describe('address the job master listens on'),
@@ -282,6 +286,18 @@ export const JobSpecSchema = z.strictObject({
     });
   }
 });
+
+/**
+ * On Kubernetes the job master runs in a pod of its own unless the spec says otherwise: the job then outlives
+ * the client, and pods need not reach the client's machine. Applied to a raw spec before it is parsed.
+ */
+export function withPlacementDefault(raw: unknown): unknown {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(raw) || raw.cluster !== 'kubernetes') return raw;
+  const jm = raw.jobMaster;
+  if (jm !== undefined && (!isObject(jm) || jm.placement !== undefined)) return raw;
+  return { ...raw, jobMaster: { ...jm, placement: 'cluster' } };
+}
 
 export type JobSpecInput = z.input<typeof JobSpecSchema>;
 export type JobSpec = z.output<typeof JobSpecSchema>;

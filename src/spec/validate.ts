@@ -1,11 +1,11 @@
 import { closest, distance } from 'fastest-levenshtein';
 import type { z } from 'zod';
 import { SpecError, type SpecProblem } from '../errors.js';
-import { JobSpecSchema, type JobSpec } from './schema.js';
+import { JobSpecSchema, withPlacementDefault, type JobSpec } from './schema.js';
 
 /** Validates a raw spec object, turning zod's issues into messages that name the field, the value and the fix. */
 export function parseSpec(raw: unknown, source?: string): JobSpec {
-  const result = JobSpecSchema.safeParse(raw, { reportInput: true });
+  const result = JobSpecSchema.safeParse(withPlacementDefault(raw), { reportInput: true });
   if (result.success) return result.data;
   throw new SpecError(result.error.issues.flatMap((i) => describeIssue(i, raw)), source);
 }

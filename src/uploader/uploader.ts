@@ -40,4 +40,9 @@ export interface Uploader {
   upload(pkg: PackageToUpload, opts?: UploadOptions): Promise<PackageRef>;
   /** Removes what upload() stored (unless the spec keeps it). Idempotent; called when the job ends. */
   delete(): Promise<void>;
+  /**
+   * Takes over a package another process uploaded for this job, so that delete() removes it: a job master
+   * in a Kubernetes pod cleans up what the client uploaded. Uploaders without it cannot be handed over.
+   */
+  adopt?(jobId: string): void;
 }

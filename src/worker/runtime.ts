@@ -42,7 +42,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     packageDir = fetched.dir;
     if (fetched.fetchedHere) {
       const ref = wenv.TWISTER2_PACKAGE_REF;
-      const from = ref.kind === 'http' ? redact(ref.url) : ref.kind === 'copied' ? `the copy the client made in ${ref.file}` : ref.path;
+      const from = ref.kind === 'http' ? redact(ref.url) : ref.kind === 'copied' ? `the copy made through the exec API, ${ref.file}` : ref.path;
       console.error(`[twister2 worker ${workerId}] fetched and unpacked the package (${wenv.TWISTER2_PACKAGE_REF.size} bytes) from ${from}`);
     }
     spec = parseSpec(fetched.manifest.spec, 'the job package');

@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,8 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { jobNames } from '../../src/launchers/k8s/names.js';
 import { ensureKubeBinaries, startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
+import { startPodNetwork, type PodNetwork } from '../env/kube-pod-network.js';
 import { startPodRunner, type PodRunner, type StartPodRunnerOptions } from '../env/kube-pod-runner.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
+import { startS3Server } from '../env/s3-server.js';
+import { s3cmd, s3ls } from '../env/s3cmd.js';
 import { fixture, jobIds, jobProcesses, makeJob, readLogs, ROOT, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 /**
@@ -23,6 +27,7 @@ ensureKubeBinaries();
 let cluster: KubeCluster;
 let core: CoreV1Api;
 let runner: PodRunner | undefined;
+let network: PodNetwork | undefined;
 let logDir: string;
 let nsCount = 0;
 
@@ -34,7 +39,9 @@ beforeAll(async () => {
 }, 120_000);
 afterEach(async () => {
   await runner?.stop();
+  await network?.stop();
   runner = undefined;
+  network = undefined;
 });
 afterAll(async () => {
   await cluster?.stop();
@@ -47,12 +54,15 @@ async function namespace(runnerOptions: Partial<StartPodRunnerOptions> = {}): Pr
   // Pods are refused until the namespace's default service account exists.
   await waitFor('the default service account', async () => (await core.listNamespacedServiceAccount({ namespace: ns })).items.some((s) => s.metadata?.name === 'default'), 30_000);
   logDir = tempHome();
-  runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, logDir, pathMap: { '/opt/twister2': ROOT }, ...runnerOptions });
+  // Pod IPs and ClusterIPs reachable on this machine, as the CNI plugin and kube-proxy make them in pods.
+  const net = (network = await startPodNetwork({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns }));
+  runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, logDir, pathMap: { '/opt/twister2': ROOT }, beforeStart: (pod) => net.attach(pod), ...runnerOptions });
   return ns;
 }
 
-function k8sSpec(ns: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { cluster: 'kubernetes', kubernetes: { namespace: ns, kubeconfig: cluster.kubeconfigFile, ...extra } };
+/** A job on the test cluster, with its job master in the client (`placement: 'cluster'`: in its pod, the default). */
+function k8sSpec(ns: string, extra: Record<string, unknown> = {}, placement: 'client' | 'cluster' = 'client'): Record<string, unknown> {
+  return { cluster: 'kubernetes', kubernetes: { namespace: ns, kubeconfig: cluster.kubeconfigFile, ...extra }, ...(placement === 'client' ? { jobMaster: { placement } } : {}) };
 }
 
 /** Every object labelled with the job that the API still lists. */
@@ -78,6 +88,14 @@ function copiedInto(home: string, jobId: string): string[] {
   return [...log.matchAll(/copied the package \(\d+ bytes\) into pod (\S+) in/g)].map((m) => m[1]!);
 }
 
+/** The client's `[worker N] T2TEST {...}` lines: the tag and the record. */
+function taggedRecords<T>(stdout: string): Array<{ tag: number; rec: T }> {
+  return stdout.split('\n').flatMap((l) => {
+    const m = /^\[worker (\d+)\] T2TEST (\{.*\})$/.exec(l);
+    return m ? [{ tag: Number(m[1]), rec: JSON.parse(m[2]!) as T }] : [];
+  });
+}
+
 interface Rec {
   id: number;
   step: string;
@@ -92,18 +110,18 @@ interface Rec {
 }
 
 describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
-  it('6 workers, 2 per pod, each pod on its own node: IDs from ordinals and containers, pod IPs, barriers, SUCCEEDED, nothing left', async () => {
+  it.each(['client', 'cluster'] as const)('6 workers, 2 per pod, each pod on its own node, job master placement %s: IDs from ordinals and containers, pod IPs, barriers, SUCCEEDED, nothing left', async (placement) => {
     const ns = await namespace();
     const home = tempHome();
     const job = makeJob(
-      { name: 'k8s-spread', workers: 6, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2, podPlacement: { workers: 'spread' } }) },
+      { name: 'k8s-spread', workers: 6, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2, podPlacement: { workers: 'spread' } }, placement) },
       { 'w.mjs': fixture('k8s-worker.mjs') },
     );
     const r = await runCli(['submit', job], home);
     const jobId = jobIds(home)[0]!;
     expect(r.code, `${r.stderr}\n${podLogs()}`).toBe(0);
     expect(r.stderr).toMatch(/SUCCEEDED: all 6 workers completed/);
-    const found = testRecords<Rec>(podLogs()).filter((x) => x.step === 'discovered');
+    const found = testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'discovered');
     expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2, 3, 4, 5]);
     for (const x of found) {
       const ordinal = Number(/-(\d+)$/.exec(x.pod!)![1]);
@@ -117,20 +135,28 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     const ips = Object.fromEntries(found.map((x) => [x.id, x.podIp]));
     expect(found[0]!.peers!.map((p) => p.ip)).toEqual([0, 1, 2, 3, 4, 5].map((id) => ips[id]));
     expect(new Set(Object.values(ips)).size).toBe(3);
-    expect(testRecords<Rec>(podLogs()).filter((x) => x.step === 'barrier')).toHaveLength(18);
+    expect(testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'barrier')).toHaveLength(18);
     // Each worker's output reached the client through the API server's pod logs, tagged by its worker ID.
-    const tagged = r.stdout.split('\n').flatMap((l) => {
-      const m = /^\[worker (\d+)\] T2TEST (\{.*\})$/.exec(l);
-      return m ? [{ tag: Number(m[1]), rec: JSON.parse(m[2]!) as Rec }] : [];
-    });
+    const tagged = taggedRecords<Rec>(r.stdout);
     expect(tagged.filter((t) => t.tag !== t.rec.id)).toEqual([]);
     const streamed = tagged.map((t) => t.rec);
     expect(streamed.filter((x) => x.step === 'discovered').map((x) => x.id).sort()).toEqual([0, 1, 2, 3, 4, 5]);
     expect(streamed.filter((x) => x.step === 'barrier')).toHaveLength(18);
-    // uploader local: the client copied the package into each pod through the exec API, once per pod.
-    expect(copiedInto(home, jobId).sort()).toEqual([...byPod.keys()].sort());
-    expect(r.stdout.match(/fetched and unpacked the package \(\d+ bytes\) from the copy the client made/g)).toHaveLength(3);
+    // uploader local: the package was copied into each pod through the exec API, once per pod.
+    expect(r.stdout.match(/fetched and unpacked the package \(\d+ bytes\) from the copy made through the exec API/g)).toHaveLength(3);
+    if (placement === 'client') {
+      expect(copiedInto(home, jobId).sort()).toEqual([...byPod.keys()].sort());
+    } else {
+      // The job master ran in its pod, on its pod IP (the workers were given its Service's ClusterIP), under its
+      // Role; the client reached it through the API server's service proxy.
+      expect(jobMasterLog(jobId)).toMatch(/job master listening at http:\/\/10\.244\.\d+\.\d+:7575/);
+      const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { url: string; kubernetes: { namespace: string } } };
+      expect(record.jobMaster.url).toMatch(new RegExp(`/api/v1/namespaces/${ns}/services/${jobNames(jobId).jobMasterService}%3Ahttp/proxy$`));
+      expect(record.jobMaster.kubernetes.namespace).toBe(ns);
+      await waitFor('the job master\'s last line', () => /ended SUCCEEDED: all 6 workers completed/.test(jobMasterLog(jobId)), 10_000);
+    }
     expect(await objectsOf(ns, jobId)).toEqual([]);
+    await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
   });
 
   it('uploader local: a 24 MB package is copied into each pod through the exec API, once per pod; workers unpack it', async () => {
@@ -208,6 +234,148 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
   });
 });
 
+/** A worker that joins, passes a barrier, says it runs, and ends after `ms`. */
+const SHORT_WORKER = `export default async function (ctx) {
+  await ctx.barrier('joined');
+  console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, step: 'running' }));
+  await new Promise((r) => setTimeout(r, Number(ctx.args[0] ?? 0)));
+}
+`;
+
+/** What the test cluster's network and pod runner did for a job, for a failure's message. */
+async function diagnoseApi(ns: string, jobId: string): Promise<string> {
+  const ep = await cluster.request('GET', `/api/v1/namespaces/${ns}/endpoints/${jobNames(jobId).jobMasterService}`);
+  const pod = await cluster.request('GET', `/api/v1/namespaces/${ns}/pods/${jobNames(jobId).jobMaster}-0`);
+  const p = pod.body as { status?: { phase?: string; podIP?: string; conditions?: unknown } };
+  return `endpoints: ${JSON.stringify((ep.body as { subsets?: unknown }).subsets ?? ep.body)}\njm pod: ${p.status?.phase} ${p.status?.podIP} ${JSON.stringify(p.status?.conditions)}`;
+}
+
+function diagnose(jobId: string): string {
+  const lo = execFileSync('ip', ['-o', '-4', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).split('\n').map((l) => l.split(/\s+/)[3]).join(' ');
+  const procs = runner!.processes().filter((p) => p.pod.startsWith(jobId)).map((p) => `${p.pod}/${p.container} pid ${p.pid} exit ${p.exitCode ?? '-'} ${p.signal ?? ''}`);
+  return [`lo: ${lo}`, ...procs, `runner: ${runner!.errors().join('; ')}`, `network: ${network!.errors().join('; ')}`, jobMasterLog(jobId)].join('\n');
+}
+
+/** The job master pod's output, as the pod runner kept it. */
+function jobMasterLog(jobId: string): string {
+  const file = path.join(logDir, `${jobNames(jobId).jobMaster}-0-jobmaster.log`);
+  return existsSync(file) ? readFileSync(file, 'utf8') : '';
+}
+
+describe('kubernetes: the job master in its own pod (jobMaster.placement cluster, the default there)', () => {
+  const inCluster = (ns: string, extra: Record<string, unknown> = {}) => k8sSpec(ns, extra, 'cluster');
+
+  it('submit --detach returns at once; status and scale 4 → 8 → 4 go through the service proxy to the job master, which patches the StatefulSet', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob({ name: 'k8s-jm-scale', workers: 4, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...inCluster(ns, { workersPerPod: 2 }) }, { 'w.mjs': fixture('sleep-worker.mjs') });
+    const submitted = await runCli(['submit', '--detach', job], home);
+    expect(submitted.code, `${submitted.stderr}\n${diagnose(jobIds(home)[0]!)}\n${await diagnoseApi(ns, jobIds(home)[0]!)}`).toBe(0);
+    expect(submitted.stderr).toMatch(new RegExp(`job master running in a pod of Kubernetes namespace "${ns}"`));
+    const jobId = jobIds(home)[0]!;
+    let said = '';
+    const status = async () => {
+      const r = await runCli(['status', jobId, '--json'], home);
+      said = r.stderr;
+      return JSON.parse(r.stdout || '{}') as { state?: string; numWorkers?: number; registered?: number };
+    };
+    const replicas = async () => ((await cluster.request('GET', `/apis/apps/v1/namespaces/${ns}/statefulsets/${jobNames(jobId).workers(0)}`)).body as { spec: { replicas: number } }).spec.replicas;
+    await waitFor('4 workers running', async () => (await status()).state === 'RUNNING', 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${said}\n${diagnose(jobId)}`);
+    });
+    const scale = async (n: number) => {
+      const r = await runCli(['scale', jobId, String(n)], home);
+      expect(r.code, `${r.stderr}\n${diagnose(jobId)}\n${await diagnoseApi(ns, jobId)}`).toBe(0);
+    };
+    await scale(8);
+    expect(await replicas()).toBe(4);
+    await waitFor('8 workers registered', async () => (await status()).registered === 8, 60_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${said}\n${diagnose(jobId)}\n${await diagnoseApi(ns, jobId)}\n${podLogs(logDir, jobId)}`);
+    });
+    await scale(4);
+    expect(await replicas()).toBe(2);
+    expect(await status()).toMatchObject({ numWorkers: 4 });
+    // Another client follows the workers' output from the pod logs until the job ends.
+    const follow = startCli(['logs', '-f', jobId], home);
+    await waitFor('the sleeping workers\' output', () => /\[worker 3\] T2TEST \{"id":3,"step":"sleeping"/.test(follow.output().stdout), 30_000);
+    const killed = await runCli(['kill', jobId], home);
+    expect(killed.code, killed.stderr).toBe(0);
+    expect(await follow.closed).toBe(0);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+    expect(await status()).toMatchObject({ state: 'KILLED' });
+  });
+
+  it('a SIGKILLed client: the job runs on, ends by itself, and its job master removes every object', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob({ name: 'k8s-jm-orphan', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: ['4000'] }, ...inCluster(ns) }, { 'w.mjs': SHORT_WORKER });
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('2 workers running', () => testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'running').length === 2, 60_000);
+    cli.kill('SIGKILL');
+    await waitFor('nothing left', async () => (await objectsOf(ns, jobId)).length === 0, 60_000);
+    // Its last words come after it deleted the root.
+    await waitFor('the job master\'s last line', () => /ended SUCCEEDED: all 2 workers completed/.test(jobMasterLog(jobId)), 10_000);
+    // No client saw the end, and the job master's pod took the final status with it: `status` says so.
+    const status = await runCli(['status', jobId], home);
+    expect(status.code).not.toBe(0);
+    expect(status.stderr).toMatch(new RegExp(`ended while no client followed it: .*nothing of the job is left in namespace "${ns}"`));
+    await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
+  });
+
+  it('uploader s3: the client uploads, workers fetch with a presigned URL, the job master deletes the package at the end', async () => {
+    const s3 = await startS3Server();
+    try {
+      expect(s3cmd(s3, ['mb', 's3://jobs']).code).toBe(0);
+      const ns = await namespace();
+      const home = tempHome();
+      const credentials = { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
+      const uploader = { kind: 's3', s3: { bucket: 'jobs', endpoint: s3.endpoint, forcePathStyle: true, credentials } };
+      const job = makeJob({ name: 'k8s-jm-s3', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: ['3000'] }, uploader, ...inCluster(ns) }, { 'w.mjs': SHORT_WORKER });
+      const cli = startCli(['submit', job], home);
+      const jobId = await waitFor('the job', () => jobIds(home)[0]);
+      await waitFor('2 workers running', () => testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'running').length === 2, 60_000);
+      expect(s3ls(s3, 's3://jobs/twister2/')).toEqual([`twister2/${jobId}/package.tar.gz`]);
+      expect(await cli.closed, cli.output().stderr).toBe(0);
+      expect(cli.output().stdout).toMatch(/fetched and unpacked the package \(\d+ bytes\) from http:\/\/127\.0\.0\.1/);
+      // The job master, given the client's credentials through the job Secret, deleted what the client uploaded.
+      await waitFor('the package deleted', () => s3ls(s3, 's3://jobs/twister2/').length === 0, 10_000);
+      const everything = [cli.output().stdout, cli.output().stderr, podLogs(logDir, jobId), jobMasterLog(jobId)].join('\n');
+      expect(everything.includes(s3.secretAccessKey)).toBe(false);
+      expect(await objectsOf(ns, jobId)).toEqual([]);
+    } finally {
+      await s3.stop();
+    }
+  });
+
+  it('a package that cannot be copied into the job master pod fails the submission, naming the pod; nothing left', async () => {
+    const ns = await namespace({ serveExec: false });
+    const home = tempHome();
+    const job = makeJob({ name: 'k8s-jm-nocopy', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...inCluster(ns) }, { 'w.mjs': fixture('barrier-worker.mjs') });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(new RegExp(`could not copy the job package into pod ${ns}/${jobNames(jobId).jobMaster}-0 through the exec API after 5 attempts: \\S`));
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
+
+  it('the job master process killed (SIGKILL): the job ends, nothing is left, and the client says the job master went away', async () => {
+    const ns = await namespace({ restart: true });
+    const home = tempHome();
+    const job = makeJob({ name: 'k8s-jm-crash', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...inCluster(ns) }, { 'w.mjs': fixture('sleep-worker.mjs') });
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('2 sleeping workers', () => testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'sleeping').length === 2, 60_000);
+    const jm = runner!.processes().find((p) => p.container === 'jobmaster' && p.exitCode === undefined)!;
+    process.kill(jm.pid, 'SIGKILL');
+    expect(await cli.closed).toBe(4);
+    expect(cli.output().stderr).toMatch(/the job master pod of \S+ went away without saying how the job ended/);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+    await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
+  });
+});
+
 /**
  * The pod runner runs every pod's containers on this machine, in its network: each pod's sshd cannot have
  * port 22 of its own IP, so here the image's sshd is a stub that only stays up, and mpirun's `ssh` (found on
@@ -234,13 +402,13 @@ function openmpiPodImage(opts: { sshFails?: boolean } = {}): { pathMap: Record<s
   };
 }
 
-describe('kubernetes launcher, OpenMPI mode', () => {
+describe.each(['client', 'cluster'] as const)('kubernetes launcher, OpenMPI mode, job master placement %s', (placement) => {
   it('pod 0 writes the hostfile from the pod IPs the API lists and runs mpirun: ranks are worker IDs, SUCCEEDED, nothing left', async () => {
     ensureOpenMpi();
     const ns = await namespace(openmpiPodImage());
     const home = tempHome();
     const job = makeJob(
-      { name: 'k8s-mpi', workers: 4, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2, openmpi: true }) },
+      { name: 'k8s-mpi', workers: 4, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2, openmpi: true }, placement) },
       { 'w.mjs': fixture('mpi-rank-worker.mjs') },
     );
     // The pods' IPs as the API server lists them, while they exist.
@@ -263,10 +431,7 @@ describe('kubernetes launcher, OpenMPI mode', () => {
     expect(new Set(podIps).size).toBe(2);
     expect(hostfile).toBe(podIps.map((ip) => `${ip} slots=2\n`).join(''));
     // Ranks are worker IDs; their output reached the client through pod 0's log, split by rank.
-    const tagged = r.stdout.split('\n').flatMap((l) => {
-      const m = /^\[worker (\d+)\] T2TEST (\{.*\})$/.exec(l);
-      return m ? [{ tag: Number(m[1]), rec: JSON.parse(m[2]!) as Rec & { rank: string; size: string } }] : [];
-    });
+    const tagged = taggedRecords<Rec & { rank: string; size: string }>(r.stdout);
     const found = tagged.filter((t) => t.rec.step === 'discovered');
     expect(found.map((t) => t.rec.id).sort()).toEqual([0, 1, 2, 3]);
     for (const t of found) {
@@ -283,7 +448,7 @@ describe('kubernetes launcher, OpenMPI mode', () => {
     const ns = await namespace(openmpiPodImage({ sshFails: true }));
     const home = tempHome();
     const job = makeJob(
-      { name: 'k8s-mpi-bad', workers: 4, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2, openmpi: true }) },
+      { name: 'k8s-mpi-bad', workers: 4, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...k8sSpec(ns, { workersPerPod: 2, openmpi: true }, placement) },
       { 'w.mjs': fixture('mpi-rank-worker.mjs') },
     );
     const r = await runCli(['submit', job], home);
@@ -295,28 +460,38 @@ describe('kubernetes launcher, OpenMPI mode', () => {
   });
 });
 
-describe('kubernetes launcher conformance', () => {
+/** The conformance suite in one namespace, with its own pod runner and network across its tests. */
+function conformanceIn(placement: 'client' | 'cluster'): void {
   let ns = '';
-  let own: PodRunner | undefined;
+  let own: { runner?: PodRunner; network?: PodNetwork } = {};
   beforeAll(async () => {
     ns = await namespace();
-    // This suite keeps its own pod runner for its namespace across its tests.
-    own = runner;
+    own = { runner, network };
     runner = undefined;
+    network = undefined;
   }, 60_000);
   afterAll(async () => {
-    await own?.stop();
+    await own.runner?.stop();
+    await own.network?.stop();
   });
   launcherConformance({
     cluster: 'kubernetes',
     get spec() {
-      return { resources: { cpu: 0.1, memory: '64Mi' }, ...k8sSpec(ns) };
+      return { resources: { cpu: 0.1, memory: '64Mi' }, ...k8sSpec(ns, {}, placement) };
     },
     leftovers: async (jobId) => {
       const objects = await objectsOf(ns, jobId);
+      // kwok removes a deleted pod's object at once, where a kubelet keeps it until its containers stopped:
+      // the runner's processes get the pod's grace period to end (the job master's last words, say).
+      const deadline = Date.now() + 10_000;
+      while (jobProcesses(jobId).length > 0 && Date.now() < deadline) await sleep(100);
       const procs = jobProcesses(jobId);
       return [...objects, ...(procs.length ? [`processes: ${procs.join(' ')}`] : [])];
     },
     cleanupWithinMs: 20_000,
+    outlivesClient: placement === 'cluster',
   });
-});
+}
+
+describe('kubernetes launcher conformance, job master in the client', () => conformanceIn('client'));
+describe('kubernetes launcher conformance, job master in its pod', () => conformanceIn('cluster'));

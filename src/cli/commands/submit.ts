@@ -40,7 +40,8 @@ export async function submitCommand(args: SubmitArgs): Promise<number> {
   const say = (s: string) => console.error(`twister2: ${s}`);
   say(`job ${handle.jobId} submitted to ${status.cluster} (${status.numWorkers} workers, package ${formatBytes(handle.record.package.size)}, sha256 ${handle.record.package.sha256.slice(0, 12)})`);
   if (args.detach) {
-    say(`job master running in process ${handle.record.jobMaster?.pid}; follow with \`twister2 logs -f ${handle.jobId}\`, stop with \`twister2 kill ${handle.jobId}\``);
+    const jm = handle.record.jobMaster;
+    say(`job master running ${jm?.kubernetes ? `in a pod of Kubernetes namespace "${jm.kubernetes.namespace}"` : `in process ${jm?.pid}`}; follow with \`twister2 logs -f ${handle.jobId}\`, stop with \`twister2 kill ${handle.jobId}\``);
     if (args.json) console.log(JSON.stringify(status));
     return ExitCode.succeeded;
   }

@@ -7,15 +7,16 @@ import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-se
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import type { PackageRef } from '../../uploader/uploader.js';
 import { TaggedOutputSplitter } from '../mpi/tagged-output.js';
-import { workerEnvironment } from '../worker-env.js';
-import { createObject, deleteRoot, kubeApi, kubeCall, type KubeApi } from './kube-api.js';
-import { jobSelector, podOrdinal, workerId } from './names.js';
-import { generateSshKeyPair, jobObjects, k8sJob, MPIRUN_EXIT_LINE, rootConfigMap, rootOwnerReference, type K8sJob } from './objects/index.js';
+import { deleteJob, deleteRoot, kubeApi, scaleStatefulSet, workerPodsLeft, type KubeApi } from './kube-api.js';
+import { jobNames, jobSelector, podOrdinal, workerId } from './names.js';
+import { createJobObjects } from './job-creation.js';
+import { k8sJob, MPIRUN_EXIT_LINE, type K8sJob } from './objects/index.js';
 import { COPIED_PACKAGE, PodPackageCopier } from './package-copy.js';
-import { PodLogFollower } from './pod-logs.js';
+import { followWorkerPod, PodLogFollower, workerContainerIndex } from './pod-logs.js';
 
 const POLL_MS = 500;
-const GONE_TIMEOUT_MS = 60_000;
+/** How long an in-cluster job master waits for the worker pods to go once it scaled them to 0. */
+const STOP_TIMEOUT_MS = 60_000;
 
 interface PodSeen {
   uid: string;
@@ -37,6 +38,7 @@ export class KubernetesLauncher implements Launcher {
   private k8s: KubernetesSpec | undefined;
   private listener: LauncherListener | undefined;
   private rootName = '';
+  private jobId = '';
   private replicas = 0;
   private poller: NodeJS.Timeout | undefined;
   private polling = false;
@@ -48,31 +50,50 @@ export class KubernetesLauncher implements Launcher {
   private copier: PodPackageCopier | undefined;
   /** OpenMPI mode: mpirun's output (pod 0's log) split by rank. */
   private mpirun: TaggedOutputSplitter | undefined;
+  private readonly inCluster: boolean;
+  private releaseHold: Promise<unknown> = Promise.resolve();
+
+  /**
+   * `inCluster`: this is the job master in its pod (in-cluster-jobmaster.ts), with the pod's service account;
+   * the client created every object already, so start() only begins following the workers.
+   */
+  constructor(opts: { inCluster?: boolean } = {}) {
+    this.inCluster = opts.inCluster ?? false;
+  }
+
+  /** In its pod: release() (which ends this pod too) first waits for `until`, e.g. for a client to learn how the job ended. */
+  holdRelease(until: Promise<unknown>): void {
+    this.releaseHold = until;
+  }
 
   async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
     this.listener = listener;
+    this.jobId = ctx.jobId;
     const k8s = (this.k8s = kubernetesSection(ctx.spec));
-    const api = (this.api = kubeApi(k8s));
+    const api = (this.api = kubeApi(k8s, { inCluster: this.inCluster }));
     const logsDir = path.join(ctx.jobDir, files.logs);
     mkdirSync(logsDir, { recursive: true });
     const note = (line: string) => appendFileSync(path.join(logsDir, 'kubernetes.log'), `${new Date().toISOString()} ${line}\n`);
     this.logs = new PodLogFollower(api.kc, api.namespace, logsDir, note);
     if (k8s.openmpi) this.mpirun = new TaggedOutputSplitter(logsDir, (line) => this.mpirunLine(line));
-    // uploader.kind local: no server to fetch from, so the client copies the package into each pod itself.
+    // uploader.kind local: no server to fetch from, so the job master copies the package into each pod itself.
     let packageRef: PackageRef = ctx.packageRef;
     if (ctx.spec.uploader.kind === 'local' && packageRef.kind === 'file') {
       this.copier = new PodPackageCopier(api.kc, api.namespace, { file: packageRef.path, size: packageRef.size }, note, (m) => listener.clusterEnded?.(m));
       packageRef = { kind: 'copied', file: COPIED_PACKAGE, sha256: packageRef.sha256, size: packageRef.size };
     }
-    const root = await createObject(api, rootConfigMap(ctx.jobId, ctx.spec));
-    this.rootName = root.metadata!.name!;
-    const job = (this.job = k8sJob(ctx.jobId, ctx.spec, rootOwnerReference(root)));
     this.replicas = ctx.spec.workers / k8s.workersPerPod;
-    // Anything created after the root is owned by it: a failure here is cleaned up by release().
-    for (const obj of jobObjects(job, { secret: { token: ctx.token, packageRef, ...(k8s.openmpi ? { ssh: generateSshKeyPair(`twister2-${ctx.jobId}`) } : {}) }, workers: { env: workerEnvironment(ctx) } })) {
-      if (this.releasing) return;
-      await createObject(api, obj);
+    if (this.inCluster) {
+      this.rootName = jobNames(ctx.jobId).root;
+      // Only names and the spec are read from here on; the owner reference goes into objects this side never creates.
+      this.job = k8sJob(ctx.jobId, ctx.spec, { apiVersion: 'v1', kind: 'ConfigMap', name: this.rootName, uid: '' });
+      this.poller = setInterval(() => void this.poll(), POLL_MS);
+      return;
     }
+    // Anything created after the root is owned by it: a failure here is cleaned up by release().
+    const created = await createJobObjects(api, { ...ctx, packageRef }, { onRoot: (name) => (this.rootName = name), stopped: () => this.releasing });
+    if (!created) return;
+    this.job = created.job;
     this.poller = setInterval(() => void this.poll(), POLL_MS);
   }
 
@@ -103,33 +124,28 @@ export class KubernetesLauncher implements Launcher {
     this.copier?.stop();
     const api = this.api;
     if (!api || !this.rootName) return;
-    await this.logs?.close();
-    await this.mpirun?.close();
-    await deleteRoot(api, this.rootName);
-    const deadline = Date.now() + GONE_TIMEOUT_MS;
-    for (;;) {
-      const left = await this.leftovers();
-      if (left.length === 0) return;
-      if (Date.now() > deadline) throw new LauncherError(`objects of job ${this.job?.jobId} were still in namespace "${api.namespace}" ${GONE_TIMEOUT_MS / 1000}s after its root was deleted: ${left.join(', ')}`);
-      await new Promise((r) => setTimeout(r, 250));
+    if (!this.inCluster) {
+      await this.logs?.close();
+      await this.mpirun?.close();
+      await deleteJob(api, this.jobId, this.rootName);
+      return;
     }
-  }
-
-  /** Everything labelled with the job that the API still lists. */
-  private async leftovers(): Promise<string[]> {
-    const api = this.api!;
-    const q = { namespace: api.namespace, labelSelector: jobSelector(this.job!.jobId) };
-    const [pods, sets, services, secrets, maps] = await kubeCall(`list the objects of job ${this.job!.jobId}`, () =>
-      Promise.all([
-        api.core.listNamespacedPod(q),
-        api.apps.listNamespacedStatefulSet(q),
-        api.core.listNamespacedService(q),
-        api.core.listNamespacedSecret(q),
-        api.core.listNamespacedConfigMap(q),
-      ]),
-    );
-    const name = (kind: string) => (o: { metadata?: { name?: string } }) => `${kind}/${o.metadata?.name}`;
-    return [...pods.items.map(name('pod')), ...sets.items.map(name('statefulset')), ...services.items.map(name('service')), ...secrets.items.map(name('secret')), ...maps.items.map(name('configmap'))];
+    // In its pod, the job master's rights go with the root (the garbage collector deletes its Role too), and
+    // its own pod goes only after it: it stops the workers while it can still see them, then deletes the root.
+    // The client waits until nothing is left.
+    await this.releaseHold;
+    try {
+      await scaleStatefulSet(api, jobNames(this.jobId).workers(0), 0);
+      const deadline = Date.now() + STOP_TIMEOUT_MS;
+      for (let left = await workerPodsLeft(api, this.jobId); left.length > 0; left = await workerPodsLeft(api, this.jobId)) {
+        if (Date.now() > deadline) throw new LauncherError(`worker pods still there ${STOP_TIMEOUT_MS / 1000}s after their StatefulSet was scaled to 0: ${left.join(', ')}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      await this.logs?.close();
+      await this.mpirun?.close();
+      await deleteRoot(api, this.rootName);
+    }
   }
 
   /** Worker counts change by whole pods: a pod always holds workersPerPod workers. */
@@ -143,10 +159,7 @@ export class KubernetesLauncher implements Launcher {
   private async scaleTo(replicas: number): Promise<void> {
     const api = this.api!;
     const name = this.job!.names.workers(0);
-    await kubeCall(`scale StatefulSet "${name}" to ${replicas} replicas`, async () => {
-      const scale = await api.apps.readNamespacedStatefulSetScale({ namespace: api.namespace, name });
-      await api.apps.replaceNamespacedStatefulSetScale({ namespace: api.namespace, name, body: { ...scale, spec: { replicas } } });
-    });
+    await scaleStatefulSet(api, name, replicas);
     this.replicas = replicas;
   }
 
@@ -155,7 +168,7 @@ export class KubernetesLauncher implements Launcher {
     this.polling = true;
     try {
       const api = this.api!;
-      const list = await api.core.listNamespacedPod({ namespace: api.namespace, labelSelector: jobSelector(this.job!.jobId, 'worker') });
+      const list = await api.core.listNamespacedPod({ namespace: api.namespace, labelSelector: jobSelector(this.jobId, 'worker') });
       if (this.releasing) return;
       this.observe(list.items);
     } catch {
@@ -181,17 +194,13 @@ export class KubernetesLauncher implements Launcher {
       this.pods.set(name, cur);
       const running = pod.status?.containerStatuses?.find((c) => c.state?.running);
       if (running) this.copier?.copyInto({ name, uid }, running.name);
-      if (this.mpirun) {
-        // OpenMPI: pod 0's log is mpirun's, every rank's output tagged; ranks are not restarted one by one.
-        const mpi = pod.status?.containerStatuses?.find((c) => c.name === 'mpi');
-        if (ordinal === 0 && (mpi?.state?.running || mpi?.state?.terminated)) this.logs?.follow({ name, uid }, mpi.name, mpi.restartCount, { mpirun: this.mpirun });
-        continue;
-      }
-      for (const c of pod.status?.containerStatuses ?? []) {
-        const index = Number(/^worker-(\d+)$/.exec(c.name)?.[1] ?? NaN);
-        if (!Number.isInteger(index)) continue;
-        // Also a container that already ended: a short one can start and finish between two polls.
-        if (c.state?.running || c.state?.terminated) this.logs?.follow({ name, uid }, c.name, c.restartCount, { workerId: workerId(ordinal, index, wpp) });
+      const containers = pod.status?.containerStatuses ?? [];
+      if (this.logs) followWorkerPod(this.logs, { name, uid, ordinal, containers }, (i) => workerId(ordinal, i, wpp), this.mpirun);
+      // OpenMPI: ranks are not restarted one by one; mpirun's exit status ends the job.
+      if (this.mpirun) continue;
+      for (const c of containers) {
+        const index = workerContainerIndex(c.name);
+        if (index === undefined) continue;
         const before = cur.restarts.get(c.name) ?? 0;
         cur.restarts.set(c.name, c.restartCount);
         if (c.restartCount > before && ordinal < this.replicas) {

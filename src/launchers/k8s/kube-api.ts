@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { LauncherError, type Twister2ErrorOptions } from '../../errors.js';
 import type { KubernetesSpec } from '../../spec/kubernetes-section.js';
+import { jobSelector } from './names.js';
 import type { KubeObject } from './objects/index.js';
 
-/** Where a pod finds its service account's token (the in-cluster job master). */
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+/** Where a pod finds its service account's token, CA and namespace (the in-cluster job master). */
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface KubeConfigOptions {
   /** kubernetes.kubeconfig: a file ("~/" is the home directory). */
@@ -29,10 +31,20 @@ export function loadKubeConfig(opts: KubeConfigOptions = {}): KubeConfig {
   try {
     if (opts.inCluster) {
       source = 'the pod\'s service account';
-      if (!process.env.KUBERNETES_SERVICE_HOST || !existsSync(SERVICE_ACCOUNT_TOKEN)) {
-        throw new Error(`not inside a Kubernetes pod with a service account (no KUBERNETES_SERVICE_HOST or ${SERVICE_ACCOUNT_TOKEN})`);
+      // Where the account is mounted may differ from the standard path (the test pod runner maps mounts).
+      const dir = process.env.TWISTER2_K8S_ACCOUNT_DIR ?? SERVICE_ACCOUNT_DIR;
+      const host = process.env.KUBERNETES_SERVICE_HOST;
+      if (!host || !existsSync(path.join(dir, 'token'))) {
+        throw new Error(`not inside a Kubernetes pod with a service account (no KUBERNETES_SERVICE_HOST or ${path.join(dir, 'token')})`);
       }
-      kc.loadFromCluster();
+      const server = `https://${net.isIPv6(host) ? `[${host}]` : host}:${process.env.KUBERNETES_SERVICE_PORT ?? '443'}`;
+      kc.loadFromOptions({
+        clusters: [{ name: 'in-cluster', server, caFile: path.join(dir, 'ca.crt'), skipTLSVerify: false }],
+        // Read from the file at each request: the kubelet rotates the projected token.
+        users: [{ name: 'service-account', authProvider: { name: 'tokenFile', config: { tokenFile: path.join(dir, 'token') } } }],
+        contexts: [{ name: 'in-cluster', cluster: 'in-cluster', user: 'service-account' }],
+        currentContext: 'in-cluster',
+      });
     } else if (opts.kubeconfig) {
       const file = opts.kubeconfig.startsWith('~/') ? path.join(os.homedir(), opts.kubeconfig.slice(2)) : opts.kubeconfig;
       source = `kubeconfig ${file} (kubernetes.kubeconfig)`;
@@ -263,4 +275,40 @@ export async function scaleStatefulSet(api: KubeApi, name: string, replicas: num
   await kubeCall(`scale StatefulSet "${name}" in namespace "${namespace}" to ${replicas} pods`, () =>
     api.apps.patchNamespacedStatefulSetScale({ namespace, name, body: [{ op: 'replace', path: '/spec/replicas', value: replicas }] }),
   );
+}
+
+/** Everything labelled with the job that the API still lists (what release waits for, and tests check). */
+export async function jobObjectsLeft(api: KubeApi, jobId: string): Promise<string[]> {
+  const q = { namespace: api.namespace, labelSelector: jobSelector(jobId) };
+  const [pods, sets, services, secrets, maps] = await kubeCall(`list the objects of job ${jobId}`, () =>
+    Promise.all([
+      api.core.listNamespacedPod(q),
+      api.apps.listNamespacedStatefulSet(q),
+      api.core.listNamespacedService(q),
+      api.core.listNamespacedSecret(q),
+      api.core.listNamespacedConfigMap(q),
+    ]),
+  );
+  const name = (kind: string) => (o: { metadata?: { name?: string } }) => `${kind}/${o.metadata?.name}`;
+  return [...pods.items.map(name('pod')), ...sets.items.map(name('statefulset')), ...services.items.map(name('service')), ...secrets.items.map(name('secret')), ...maps.items.map(name('configmap'))];
+}
+
+/** The job's worker pods the API still lists (the objects an in-cluster job master may list). */
+export async function workerPodsLeft(api: KubeApi, jobId: string): Promise<string[]> {
+  const pods = await kubeCall(`list the worker pods of job ${jobId}`, () => api.core.listNamespacedPod({ namespace: api.namespace, labelSelector: jobSelector(jobId, 'worker') }));
+  return pods.items.map((p) => `pod/${p.metadata?.name}`);
+}
+
+const GONE_TIMEOUT_MS = 60_000;
+
+/** Deletes the job's root and waits until the garbage collector removed everything labelled with the job. */
+export async function deleteJob(api: KubeApi, jobId: string, rootName: string): Promise<void> {
+  await deleteRoot(api, rootName);
+  const deadline = Date.now() + GONE_TIMEOUT_MS;
+  for (;;) {
+    const still = await jobObjectsLeft(api, jobId);
+    if (still.length === 0) return;
+    if (Date.now() > deadline) throw new LauncherError(`objects of job ${jobId} were still in namespace "${api.namespace}" ${GONE_TIMEOUT_MS / 1000}s after its root was deleted: ${still.join(', ')}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

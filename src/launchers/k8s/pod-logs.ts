@@ -1,5 +1,5 @@
 import { PassThrough, Writable } from 'node:stream';
-import { ApiException, Log, type KubeConfig } from '@kubernetes/client-node';
+import { ApiException, Log, type KubeConfig, type V1ContainerStatus } from '@kubernetes/client-node';
 import type { TaggedOutputSplitter } from '../mpi/tagged-output.js';
 import { WorkerLogFiles } from '../worker-log-files.js';
 
@@ -123,4 +123,32 @@ export class PodLogFollower {
     void splitter.follow(p);
     return p;
   }
+}
+
+/**
+ * Follows what a worker pod's containers print: each `worker-<i>` container that runs or already ended (a
+ * short one can start and finish between two polls) as worker `workerIdOf(i)`; with an mpirun splitter,
+ * only pod 0's `mpi` container, whose log is every rank's output.
+ */
+export function followWorkerPod(
+  logs: PodLogFollower,
+  pod: { name: string; uid: string; ordinal: number; containers: V1ContainerStatus[] },
+  workerIdOf: (containerIndex: number) => number,
+  mpirun?: TaggedOutputSplitter,
+): void {
+  for (const c of pod.containers) {
+    if (!c.state?.running && !c.state?.terminated) continue;
+    if (mpirun) {
+      if (pod.ordinal === 0 && c.name === 'mpi') logs.follow(pod, c.name, c.restartCount, { mpirun });
+      continue;
+    }
+    const index = workerContainerIndex(c.name);
+    if (index !== undefined) logs.follow(pod, c.name, c.restartCount, { workerId: workerIdOf(index) });
+  }
+}
+
+/** `worker-3` → 3; other containers (sshd, mpi) → undefined. */
+export function workerContainerIndex(name: string): number | undefined {
+  const m = /^worker-(\d+)$/.exec(name);
+  return m ? Number(m[1]) : undefined;
 }

@@ -39,9 +39,17 @@ export class HttpUploader implements Uploader {
     this.base = opts.url.replace(/\/+$/, '');
   }
 
+  adopt(jobId: string): void {
+    this.stored = this.packageUrl(jobId);
+  }
+
+  private packageUrl(jobId: string): string {
+    return `${this.base}/packages/${jobId}.tar.gz`;
+  }
+
   async upload(pkg: PackageToUpload, opts: UploadOptions = {}): Promise<PackageRef> {
     const name = `${pkg.jobId}.tar.gz`;
-    const url = `${this.base}/packages/${name}`;
+    const url = this.packageUrl(pkg.jobId);
     const shown = redactUrl(url);
     if (!isValidPackageName(name)) throw new UploadError(`the job ID ${JSON.stringify(pkg.jobId)} cannot name a package on the server`, shown);
     const { signal, onProgress } = opts;

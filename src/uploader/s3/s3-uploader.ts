@@ -120,9 +120,18 @@ export class S3Uploader implements Uploader {
     this.trackRequests();
   }
 
+  adopt(jobId: string): void {
+    this.key = this.keyOf(jobId);
+    this.deleted = false;
+  }
+
+  private keyOf(jobId: string): string {
+    return `${this.prefix}${jobId}/package.tar.gz`;
+  }
+
   async upload(pkg: PackageToUpload, opts: UploadOptions = {}): Promise<PackageRef> {
     const { signal, onProgress } = opts;
-    const key = `${this.prefix}${pkg.jobId}/package.tar.gz`;
+    const key = this.keyOf(pkg.jobId);
     this.key = key;
     this.deleted = false;
     if (signal?.aborted) throw this.abortedError(key, signal);

@@ -70,11 +70,11 @@ export async function fetchPackage(ref: PackageRef, workDir: string, opts: { dea
 }
 
 /** Waits for the launcher's copy of the package (renamed into place when complete) until the deadline. */
-async function waitForCopy(file: string, deadlineMs: number): Promise<void> {
+export async function waitForCopy(file: string, deadlineMs: number): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   while (!existsSync(file)) {
     if (Date.now() > deadline) {
-      throw new PackageError(`the job package was not copied to ${file} within ${Math.round(deadlineMs / 1000)}s; the client copies it into each pod through the Kubernetes exec API (its kubernetes.log says why it could not)`);
+      throw new PackageError(`the job package was not copied to ${file} within ${Math.round(deadlineMs / 1000)}s; twister2 copies it into each pod through the Kubernetes exec API (the kubernetes.log of the client or job master says why it could not)`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -60,6 +60,18 @@ describe('job spec', () => {
   });
 });
 
+describe('job master placement default', () => {
+  it('is the client, except on Kubernetes, where it is the cluster (a pod of its own) unless the spec says', () => {
+    expect(parseSpec(ok).jobMaster.placement).toBe('client');
+    expect(parseSpec({ ...ok, cluster: 'slurm' }).jobMaster.placement).toBe('client');
+    expect(parseSpec({ ...ok, cluster: 'kubernetes' }).jobMaster.placement).toBe('cluster');
+    expect(parseSpec({ ...ok, cluster: 'kubernetes', jobMaster: { port: 7000 } }).jobMaster).toMatchObject({ placement: 'cluster', port: 7000 });
+    expect(parseSpec({ ...ok, cluster: 'kubernetes', jobMaster: { placement: 'client' } }).jobMaster.placement).toBe('client');
+    // A malformed section is reported as such, not replaced.
+    expect(problems({ ...ok, cluster: 'kubernetes', jobMaster: 'pod' })).toMatch(/jobMaster/);
+  });
+});
+
 describe('job master placement none', () => {
   it('is only for plain MPI programs', () => {
     expect(problems({ ...ok, jobMaster: { placement: 'none' } })).toMatch(/jobMaster.placement: "none" \(no job master\) is for plain MPI programs and needs cluster: mpi, not "local"/);

@@ -2,12 +2,14 @@ import type { V1ResourceRequirements, V1StatefulSet } from '@kubernetes/client-n
 import { roleLabels } from '../names.js';
 import { ownedMeta, type K8sJob } from './common.js';
 import { SECRET_KEYS } from './job-secret.js';
-import { affinity, commonPodSpec, POD_ENV } from './pod-spec.js';
+import { affinity, commonPodSpec, POD_ENV, SERVICE_ACCOUNT_DIR } from './pod-spec.js';
 import { ROOT_KEYS } from './root-configmap.js';
 
 export const DEFAULT_JOB_MASTER_COMMAND = ['node', '/opt/twister2/bin/twister2.js', 'jobmaster', '--in-cluster'];
 /** Where the job master finds the root ConfigMap's keys as files (spec.json, job-id). */
 export const JOB_MOUNT = '/etc/twister2/job';
+/** The job master's own directory (logs, the package copied in by the client); survives container restarts. */
+export const JOB_MASTER_WORK_DIR = '/var/twister2/jobmaster';
 export const JOB_MASTER_CONTAINER = 'jobmaster';
 
 export interface JobMasterInput {
@@ -21,7 +23,7 @@ export interface JobMasterInput {
 
 /**
  * The in-cluster job master: one pod, restarted in place by Kubernetes, running as the job's
- * ServiceAccount (jobMasterRole). It reads the spec from the root ConfigMap (TWISTER2_JOB_SPEC and
+ * ServiceAccount (jobMasterRole), listening on its pod IP. It reads the spec from the root ConfigMap (TWISTER2_JOB_SPEC and
  * /etc/twister2/job/spec.json), the token, package reference and uploader credentials from the Secret,
  * and listens on kubernetes.jobMasterPort behind jobMasterService.
  */
@@ -62,6 +64,9 @@ export function jobMasterStatefulSet(job: K8sJob, input: JobMasterInput = {}): V
                 { name: 'TWISTER2_CLUSTER', value: 'kubernetes' },
                 { name: 'TWISTER2_JOB_MASTER_PORT', value: String(port) },
                 { name: 'TWISTER2_JOB_SPEC_FILE', value: `${JOB_MOUNT}/${ROOT_KEYS.spec}` },
+                { name: 'TWISTER2_WORK_DIR', value: JOB_MASTER_WORK_DIR },
+                { name: 'TWISTER2_K8S_ROOT', value: job.names.root },
+                { name: 'TWISTER2_K8S_ACCOUNT_DIR', value: SERVICE_ACCOUNT_DIR },
                 ...Object.entries(input.env ?? {}).map(([k, v]) => ({ name: k, value: v })),
                 { name: 'TWISTER2_JOB_SPEC', valueFrom: { configMapKeyRef: { name: job.names.root, key: ROOT_KEYS.spec } } },
                 secret('TWISTER2_JOB_TOKEN', SECRET_KEYS.token),
@@ -75,10 +80,16 @@ export function jobMasterStatefulSet(job: K8sJob, input: JobMasterInput = {}): V
               ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
               readinessProbe: { tcpSocket: { port }, periodSeconds: 2 },
               resources: input.resources ?? { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } },
-              volumeMounts: [{ name: 'job', mountPath: JOB_MOUNT, readOnly: true }],
+              volumeMounts: [
+                { name: 'job', mountPath: JOB_MOUNT, readOnly: true },
+                { name: 'work', mountPath: JOB_MASTER_WORK_DIR },
+              ],
             },
           ],
-          volumes: [{ name: 'job', configMap: { name: job.names.root } }],
+          volumes: [
+            { name: 'job', configMap: { name: job.names.root } },
+            { name: 'work', emptyDir: {} },
+          ],
           ...(aff ? { affinity: aff } : {}),
           ...commonPodSpec(job),
         },

@@ -582,6 +582,18 @@ describe('the other objects of a job', () => {
                       "value": "/etc/twister2/job/spec.json",
                     },
                     {
+                      "name": "TWISTER2_WORK_DIR",
+                      "value": "/var/twister2/jobmaster",
+                    },
+                    {
+                      "name": "TWISTER2_K8S_ROOT",
+                      "value": "train-20261122073606-e203",
+                    },
+                    {
+                      "name": "TWISTER2_K8S_ACCOUNT_DIR",
+                      "value": "/var/run/secrets/kubernetes.io/serviceaccount",
+                    },
+                    {
                       "name": "TWISTER2_JOB_SPEC",
                       "valueFrom": {
                         "configMapKeyRef": {
@@ -682,6 +694,10 @@ describe('the other objects of a job', () => {
                       "name": "job",
                       "readOnly": true,
                     },
+                    {
+                      "mountPath": "/var/twister2/jobmaster",
+                      "name": "work",
+                    },
                   ],
                 },
               ],
@@ -701,6 +717,10 @@ describe('the other objects of a job', () => {
                     "name": "train-20261122073606-e203",
                   },
                   "name": "job",
+                },
+                {
+                  "emptyDir": {},
+                  "name": "work",
                 },
               ],
             },

@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { files, readFinalStatus, writeJson } from '../../client/job-store.js';
+import { JobMasterUnreachableError } from '../../errors.js';
+import type { JobStatus } from '../../protocol/messages.js';
+import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
+import { parseSpec } from '../../spec/validate.js';
+import { TaggedOutputSplitter } from '../mpi/tagged-output.js';
+import { jobObjectsLeft, kubeApi, type KubeApi } from './kube-api.js';
+import { jobSelector, podOrdinal, workerId } from './names.js';
+import { followWorkerPod, PodLogFollower } from './pod-logs.js';
+
+const POLL_MS = 1000;
+const GONE_TIMEOUT_MS = 90_000;
+
+/**
+ * A job whose job master runs in a pod, seen from the client: the job master's logs and final status stay
+ * in its pod, which goes with the job. So the client follows the worker pods' logs into its own job dir
+ * (what `twister2 logs` and `submit` print), and at the end waits until the API lists no object of the
+ * job, then records the final status the job master reported.
+ */
+export class InClusterJob {
+  private readonly api: KubeApi;
+  private readonly k8s: KubernetesSpec;
+  private logs: PodLogFollower | undefined;
+  private mpirun: TaggedOutputSplitter | undefined;
+  private poller: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly jobId: string,
+    private readonly jobDir: string,
+    where: { kubeconfig?: string | undefined; context?: string | undefined; namespace: string },
+  ) {
+    const spec = parseSpec(JSON.parse(readFileSync(path.join(jobDir, files.spec), 'utf8')), files.spec);
+    this.k8s = kubernetesSection(spec);
+    this.api = kubeApi({ ...this.k8s, namespace: where.namespace, kubeconfig: where.kubeconfig, context: where.context });
+  }
+
+  /** Starts following the worker pods' logs (idempotent). */
+  mirrorLogs(): void {
+    if (this.logs) return;
+    const logsDir = path.join(this.jobDir, files.logs);
+    this.logs = new PodLogFollower(this.api.kc, this.api.namespace, logsDir, () => undefined);
+    if (this.k8s.openmpi) this.mpirun = new TaggedOutputSplitter(logsDir, () => undefined);
+    const wpp = this.k8s.workersPerPod;
+    let polling = false;
+    const poll = async () => {
+      if (polling) return;
+      polling = true;
+      try {
+        const list = await this.api.core.listNamespacedPod({ namespace: this.api.namespace, labelSelector: jobSelector(this.jobId, 'worker') });
+        for (const pod of list.items) {
+          const name = pod.metadata?.name ?? '';
+          const ordinal = podOrdinal(name);
+          if (ordinal === undefined || !this.logs) continue;
+          const containers = pod.status?.containerStatuses ?? [];
+          followWorkerPod(this.logs, { name, uid: pod.metadata?.uid ?? '', ordinal, containers }, (i) => workerId(ordinal, i, wpp), this.mpirun);
+        }
+      } catch {
+        // Tried again at the next poll.
+      } finally {
+        polling = false;
+      }
+    };
+    void poll();
+    this.poller = setInterval(() => void poll(), POLL_MS);
+  }
+
+  /** Why nothing answers for a job whose objects are all gone: it ended while no client followed it. */
+  async endedUnseen(): Promise<string | undefined> {
+    const left = await jobObjectsLeft(this.api, this.jobId).catch(() => undefined);
+    if (!left || left.length > 0) return undefined;
+    return `job ${this.jobId} ended while no client followed it: its job master ran in a pod, which went with the job, so how it ended was not recorded here; nothing of the job is left in namespace "${this.api.namespace}"`;
+  }
+
+  /**
+   * After the job ended: waits until nothing of the job is left in the namespace, reads the logs to their
+   * end and records `last` (the job master's final status) as the job's. Without it the job master went
+   * away before it said how the job ended.
+   */
+  async finish(last: JobStatus | undefined): Promise<JobStatus> {
+    const recorded = await readFinalStatus(this.jobDir);
+    if (recorded) return recorded;
+    const deadline = Date.now() + GONE_TIMEOUT_MS;
+    let left: string[] = [];
+    for (;;) {
+      left = await jobObjectsLeft(this.api, this.jobId).catch(() => left);
+      if (left.length === 0 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    clearInterval(this.poller);
+    await this.logs?.close();
+    await this.mpirun?.close();
+    if (!last) {
+      throw new JobMasterUnreachableError(
+        `the job master pod of ${this.jobId} went away without saying how the job ended${left.length ? `; still in namespace "${this.api.namespace}": ${left.join(', ')}` : '; nothing of the job is left in the cluster'}`,
+      );
+    }
+    const status: JobStatus = left.length === 0 ? last : { ...last, message: `${last.message ?? ''}; objects still in namespace "${this.api.namespace}" ${GONE_TIMEOUT_MS / 1000}s after the job ended: ${left.join(', ')}` };
+    await writeJson(path.join(this.jobDir, files.status), status);
+    return status;
+  }
+}

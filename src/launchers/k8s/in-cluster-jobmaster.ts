@@ -1,0 +1,117 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { files } from '../../client/job-store.js';
+import { JobSecretsSchema } from '../../client/secrets.js';
+import { PackageError, UsageError } from '../../errors.js';
+import { hostJobMaster } from '../../jobmaster/host.js';
+import { TERMINAL_JOB_STATES, type JobState } from '../../protocol/messages.js';
+import { kubernetesSection } from '../../spec/kubernetes-section.js';
+import { parseSpec } from '../../spec/validate.js';
+import { createUploader } from '../../uploader/registry.js';
+import { PackageRefSchema, type PackageRef, type Uploader } from '../../uploader/uploader.js';
+import { sha256Of } from '../../worker/fetch/http-download.js';
+import { waitForCopy } from '../../worker/fetch/package-fetch.js';
+import { KubernetesLauncher } from './k8s-launcher.js';
+import { deleteRoot, kubeApi } from './kube-api.js';
+import { jobNames } from './names.js';
+import { POD_ENV } from './objects/index.js';
+
+const exitCodes: Record<JobState, number> = { SUCCEEDED: 0, FAILED: 1, KILLED: 3, QUEUED: 4, STARTING: 4, RUNNING: 4 };
+/** How long the job master waits for the client to copy the package into its pod. */
+const COPY_DEADLINE_MS = 10 * 60_000;
+/** How long a job master whose job ended waits for a client to ask how it ended, before it removes the job. */
+const LINGER_MS = 10_000;
+/** Left in the pod's work dir (an emptyDir, which outlives a container restart) once the job master started. */
+const STARTED_MARKER = 'started';
+
+/**
+ * `twister2 jobmaster --in-cluster`: the job master in its pod (jobMasterStatefulSet). The client created
+ * every object of the job and put the job in the root ConfigMap and the Secret, which reach this process as
+ * environment and files; the job master runs it with the pod's service account and listens on the pod IP,
+ * behind the job master Service the workers were given. With `uploader.kind: local` the client copies the
+ * package into this pod, and the job master copies it on into the worker pods; other uploaders stored it
+ * where the workers fetch it, and the job master deletes it at the end.
+ */
+export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const need = (name: string): string => {
+    const v = env[name];
+    if (!v) throw new UsageError(`${name} is not set: \`twister2 jobmaster --in-cluster\` runs in the job master pod the kubernetes launcher creates`);
+    return v;
+  };
+  const jobId = need('TWISTER2_JOB_ID');
+  const specText = env.TWISTER2_JOB_SPEC_FILE && existsSync(env.TWISTER2_JOB_SPEC_FILE) ? readFileSync(env.TWISTER2_JOB_SPEC_FILE, 'utf8') : need('TWISTER2_JOB_SPEC');
+  const stored = parseSpec(JSON.parse(specText), 'the job\'s root ConfigMap');
+  const k8s = kubernetesSection(stored);
+  const token = need('TWISTER2_JOB_TOKEN');
+  const workersRef = PackageRefSchema.parse(JSON.parse(need('TWISTER2_PACKAGE_REF')));
+  const secrets = env.TWISTER2_UPLOADER_SECRETS ? JobSecretsSchema.parse(JSON.parse(env.TWISTER2_UPLOADER_SECRETS)) : {};
+  const workDir = need('TWISTER2_WORK_DIR');
+  const jobDir = path.join(workDir, 'job');
+  await mkdir(path.join(jobDir, files.logs), { recursive: true });
+
+  // A restarted container lost the job's state (registrations, barriers, restarts): end the job rather than run it blind.
+  const marker = path.join(jobDir, STARTED_MARKER);
+  if (existsSync(marker)) {
+    console.error(`job ${jobId}: the job master restarted and lost the job's state; ending the job`);
+    await deleteRoot(kubeApi(k8s, { inCluster: true }), jobNames(jobId).root);
+    return exitCodes.FAILED;
+  }
+  await writeFile(marker, new Date().toISOString());
+
+  const packageFile = workersRef.kind === 'copied' ? await receivePackage(path.join(workDir, workersRef.file), workersRef) : '';
+  const spec = { ...stored, jobMaster: { ...stored.jobMaster, host: env[POD_ENV.podIp] || '0.0.0.0', port: k8s.jobMasterPort } };
+  const launcher = new KubernetesLauncher({ inCluster: true });
+  // Ending the job deletes this pod, and the final status with it: wait (a while) until a client asked after
+  // the end. A short job may end before the client that submitted it first got through.
+  let seen = () => {};
+  const clientSawEnd = new Promise<void>((resolve) => (seen = resolve));
+  launcher.holdRelease(Promise.race([clientSawEnd, new Promise((r) => setTimeout(r, LINGER_MS).unref())]));
+  let ended = (): boolean => false;
+  const running = await hostJobMaster(
+    {
+      jobId,
+      spec,
+      secrets,
+      jobDir,
+      packageFile,
+      packageSha256: workersRef.sha256,
+      packageSize: workersRef.size,
+      token,
+      onRequest: ({ proxied }) => proxied && ended() && seen(),
+    },
+    launcher,
+    await uploaderFor(jobId, spec, secrets, workersRef, packageFile),
+  );
+  ended = () => TERMINAL_JOB_STATES.includes(running.jobMaster.state);
+  console.log(`job ${jobId}: job master listening at ${running.url}`);
+  // The pod is deleted (the job's root was, by `twister2 kill` or a worker whose job master vanished).
+  const stop = () => running.jobMaster.kill('the job master pod was deleted');
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  const status = await running.ended;
+  console.log(`job ${jobId} ended ${status.state}: ${status.message ?? ''}`);
+  return exitCodes[status.state];
+}
+
+/** The client's copy of the package in this pod, once complete and verified. */
+async function receivePackage(file: string, ref: PackageRef): Promise<string> {
+  await waitForCopy(file, COPY_DEADLINE_MS);
+  const sha256 = await sha256Of(file);
+  if (sha256 !== ref.sha256) throw new PackageError(`the package copied into the job master pod has sha256 ${sha256}, not ${ref.sha256}: it changed on the way`);
+  return file;
+}
+
+/**
+ * The package is where the workers find it already: "uploading" hands them that reference (for a copied
+ * package, this pod's copy, which the launcher copies on into each worker pod), and delete() removes what
+ * the client uploaded.
+ */
+async function uploaderFor(jobId: string, spec: ReturnType<typeof parseSpec>, secrets: ReturnType<typeof JobSecretsSchema.parse>, ref: PackageRef, packageFile: string): Promise<Uploader> {
+  if (ref.kind === 'copied') {
+    return { upload: async () => ({ kind: 'file', path: packageFile, sha256: ref.sha256, size: ref.size }), delete: async () => {} };
+  }
+  const uploader = await createUploader(spec, secrets);
+  uploader.adopt?.(jobId);
+  return { upload: async () => ref, delete: () => uploader.delete() };
+}

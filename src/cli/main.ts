@@ -59,8 +59,8 @@ async function run(argv: string[]): Promise<number> {
     .command(
       'jobmaster',
       false,
-      (y) => y.option('job-dir', { type: 'string' }).option('in-cluster', { type: 'boolean', default: false }).conflicts('job-dir', 'in-cluster'),
-      async (a) => set(await (await internal()).jobMasterCommand(a['job-dir'], a['in-cluster'])),
+      (y) => y.option('job-dir', { type: 'string' }).option('in-cluster', { type: 'boolean' }).conflicts('job-dir', 'in-cluster'),
+      async (a) => set(await (await internal()).jobMasterCommand(a['job-dir'], a['in-cluster'] ?? false)),
     )
     .command('worker', false, () => {}, async () => set(await (await internal()).workerCommand()))
     .demandCommand(1, 'give a command: twister2 submit <job>, or twister2 --help')

@@ -7,7 +7,8 @@ import { parseSpec } from '../spec/validate.js';
 import { hostJobMaster } from './host.js';
 import type { JobState } from '../protocol/messages.js';
 
-const exitCodes: Record<JobState, number> = { SUCCEEDED: 0, FAILED: 1, KILLED: 3, QUEUED: 4, STARTING: 4, RUNNING: 4 };
+/** A job master process's exit code: how its job ended. */
+export const exitCodes: Record<JobState, number> = { SUCCEEDED: 0, FAILED: 1, KILLED: 3, QUEUED: 4, STARTING: 4, RUNNING: 4 };
 
 /** `twister2 jobmaster --job-dir D`: the job master as its own process (the `cluster` placement). */
 export async function runJobMasterProcess(jobDir: string): Promise<number> {

@@ -5,7 +5,8 @@ import { files } from '../../client/job-store.js';
 import { JobSecretsSchema } from '../../client/secrets.js';
 import { PackageError, UsageError } from '../../errors.js';
 import { hostJobMaster } from '../../jobmaster/host.js';
-import { TERMINAL_JOB_STATES, type JobState } from '../../protocol/messages.js';
+import { exitCodes } from '../../jobmaster/main.js';
+import { TERMINAL_JOB_STATES } from '../../protocol/messages.js';
 import { kubernetesSection } from '../../spec/kubernetes-section.js';
 import { parseSpec } from '../../spec/validate.js';
 import { createUploader } from '../../uploader/registry.js';
@@ -17,7 +18,6 @@ import { deleteRoot, kubeApi } from './kube-api.js';
 import { jobNames } from './names.js';
 import { POD_ENV } from './objects/index.js';
 
-const exitCodes: Record<JobState, number> = { SUCCEEDED: 0, FAILED: 1, KILLED: 3, QUEUED: 4, STARTING: 4, RUNNING: 4 };
 /** How long the job master waits for the client to copy the package into its pod. */
 const COPY_DEADLINE_MS = 10 * 60_000;
 /** How long a job master whose job ended waits for a client to ask how it ended, before it removes the job. */
@@ -66,7 +66,7 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
   // the end. A short job may end before the client that submitted it first got through.
   let seen = () => {};
   const clientSawEnd = new Promise<void>((resolve) => (seen = resolve));
-  launcher.holdRelease(Promise.race([clientSawEnd, new Promise((r) => setTimeout(r, LINGER_MS).unref())]));
+  launcher.holdRelease(() => Promise.race([clientSawEnd, new Promise((r) => setTimeout(r, LINGER_MS).unref())]));
   let ended = (): boolean => false;
   const running = await hostJobMaster(
     {

@@ -51,7 +51,7 @@ export class KubernetesLauncher implements Launcher {
   /** OpenMPI mode: mpirun's output (pod 0's log) split by rank. */
   private mpirun: TaggedOutputSplitter | undefined;
   private readonly inCluster: boolean;
-  private releaseHold: Promise<unknown> = Promise.resolve();
+  private releaseHold: () => Promise<unknown> = async () => undefined;
 
   /**
    * `inCluster`: this is the job master in its pod (in-cluster-jobmaster.ts), with the pod's service account;
@@ -61,8 +61,8 @@ export class KubernetesLauncher implements Launcher {
     this.inCluster = opts.inCluster ?? false;
   }
 
-  /** In its pod: release() (which ends this pod too) first waits for `until`, e.g. for a client to learn how the job ended. */
-  holdRelease(until: Promise<unknown>): void {
+  /** In its pod: release() (which ends this pod too) first waits for `until()`, e.g. for a client to learn how the job ended. */
+  holdRelease(until: () => Promise<unknown>): void {
     this.releaseHold = until;
   }
 
@@ -133,7 +133,7 @@ export class KubernetesLauncher implements Launcher {
     // In its pod, the job master's rights go with the root (the garbage collector deletes its Role too), and
     // its own pod goes only after it: it stops the workers while it can still see them, then deletes the root.
     // The client waits until nothing is left.
-    await this.releaseHold;
+    await this.releaseHold();
     try {
       await scaleStatefulSet(api, jobNames(this.jobId).workers(0), 0);
       const deadline = Date.now() + STOP_TIMEOUT_MS;

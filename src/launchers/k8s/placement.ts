@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { V1Pod } from '@kubernetes/client-node';
+import { ApiException, type V1Pod } from '@kubernetes/client-node';
 import { files, readRecord, readToken, type JobRecord } from '../../client/job-store.js';
 import type { JobSecrets } from '../../client/secrets.js';
 import { UsageError } from '../../errors.js';
@@ -84,8 +84,12 @@ export async function queueJobMaster(spec: JobSpec, jobDir: string, _node: strin
         await remove().catch(() => undefined);
         return failure;
       }
-      const root = await api.core.readNamespacedConfigMap({ namespace: api.namespace, name: names.root }).catch(() => undefined);
-      if (!root) return `the job's root ConfigMap "${names.root}" was deleted before its job master answered`;
+      // Only a 404 says the root is gone; another error may pass.
+      const gone = await api.core.readNamespacedConfigMap({ namespace: api.namespace, name: names.root }).then(
+        () => false,
+        (err: unknown) => err instanceof ApiException && err.code === 404,
+      );
+      if (gone) return `the job's root ConfigMap "${names.root}" was deleted before its job master answered`;
       const p = await pod().catch(() => undefined);
       const why = p ? await jobMasterPodProblem(api, p) : undefined;
       if (why) await remove().catch(() => undefined);

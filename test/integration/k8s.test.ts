@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +8,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { jobNames } from '../../src/launchers/k8s/names.js';
+import { PackageServer } from '../../src/uploader/http/package-server.js';
 import { ensureKubeBinaries, startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
 import { startPodNetwork, type PodNetwork } from '../env/kube-pod-network.js';
 import { startPodRunner, type PodRunner, type StartPodRunnerOptions } from '../env/kube-pod-runner.js';
@@ -345,6 +346,34 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
       expect(await objectsOf(ns, jobId)).toEqual([]);
     } finally {
       await s3.stop();
+    }
+  });
+
+  it('uploader http: workers fetch from the package server; the job master, given the client\'s token, deletes the package', async () => {
+    const storage = mkdtempSync(path.join(os.tmpdir(), 't2-k8s-pkgsrv-'));
+    const server = new PackageServer();
+    const token = randomBytes(16).toString('hex');
+    const url = await server.start({ dir: storage, token, maxBytes: 2 ** 30 });
+    try {
+      const ns = await namespace();
+      const home = tempHome();
+      const job = makeJob(
+        { name: 'k8s-jm-http', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: ['3000'] }, uploader: { kind: 'http', http: { url } }, ...inCluster(ns) },
+        { 'w.mjs': SHORT_WORKER },
+      );
+      const cli = startCli(['submit', job], home, { TWISTER2_PACKAGE_SERVER_TOKEN: token });
+      const jobId = await waitFor('the job', () => jobIds(home)[0]);
+      await waitFor('2 workers running', () => testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'running').length === 2, 60_000);
+      expect(existsSync(path.join(storage, `${jobId}.tar.gz`))).toBe(true);
+      expect(await cli.closed, cli.output().stderr).toBe(0);
+      expect(server.stats().gets[`${jobId}.tar.gz`]).toBe(2); // one per pod
+      await waitFor('the package deleted', () => readdirSync(storage).filter((f) => f.startsWith(jobId)).length === 0, 10_000);
+      expect(server.stats().deletes).toBe(1);
+      expect([cli.output().stdout, cli.output().stderr, podLogs(logDir, jobId), jobMasterLog(jobId)].join('\n').includes(token)).toBe(false);
+      expect(await objectsOf(ns, jobId)).toEqual([]);
+    } finally {
+      await server.close();
+      rmSync(storage, { recursive: true, force: true });
     }
   });
 

@@ -6,8 +6,8 @@ import { JobMasterUnreachableError, JobStateError } from '../errors.js';
 import type { RunningJobMaster } from '../jobmaster/host.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
 import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus, type WorkerInfo } from '../protocol/messages.js';
-import { files, findJob, readFinalStatus, readRecord, readToken, type JobRecord } from './job-store.js';
 import type { InClusterJob } from '../launchers/k8s/in-cluster-job.js';
+import { files, findJob, readFinalStatus, readRecord, readToken, type JobRecord } from './job-store.js';
 import { connectJobMaster } from './jobmaster-connection.js';
 import { followLogs, type LogLine } from './log-follower.js';
 
@@ -95,7 +95,9 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
 
   /** Worker output tagged by worker ID; with `follow`, until the job ends. */
   logs(opts: { follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<LogLine> {
-    if (this.record.jobMaster?.kubernetes && !this.local) void this.inClusterJob().then((j) => j.mirrorLogs());
+    // A job master in a pod: the client fetches the pod logs while it follows the job (without `follow`, the
+    // logs mirrored so far).
+    if (opts.follow && this.record.jobMaster?.kubernetes && !this.local) void this.inClusterJob().then((j) => j.mirrorLogs());
     return followLogs(this.logDir, { ...(opts.follow ? { until: this.wait().catch(() => undefined) } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
   }
 

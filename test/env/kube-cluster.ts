@@ -563,6 +563,12 @@ async function startOnce(bin: string, etcdBin: string, opts: StartKubeClusterOpt
     );
     // The service account controller is running once "default" has its default service account.
     await waitFor('the default service account', 30_000, all, async () => (await request('GET', '/api/v1/namespaces/default/serviceaccounts/default', undefined, [404])).status === 200);
+    // kwok makes its pod IP pool when it first needs it, without a lock: pods started together in a fresh
+    // cluster could get the same IP from two pools. One pod first makes the one pool.
+    const warm = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'twister2-kwok-warm-up', namespace: 'default' }, spec: { nodeName: opts.nodes[0]!.name, tolerations: [{ operator: 'Exists' }], containers: [{ name: 'c', image: 'none' }] } };
+    await request('POST', '/api/v1/namespaces/default/pods', warm);
+    await waitFor('the warm-up pod\'s IP', 30_000, all, async () => Boolean((await request<{ status?: { podIP?: string } }>('GET', '/api/v1/namespaces/default/pods/twister2-kwok-warm-up')).body.status?.podIP));
+    await request('DELETE', '/api/v1/namespaces/default/pods/twister2-kwok-warm-up?gracePeriodSeconds=0');
 
     return {
       server,

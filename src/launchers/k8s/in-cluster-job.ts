@@ -6,7 +6,7 @@ import type { JobStatus } from '../../protocol/messages.js';
 import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
 import { parseSpec } from '../../spec/validate.js';
 import { TaggedOutputSplitter } from '../mpi/tagged-output.js';
-import { jobObjectsLeft, kubeApi, type KubeApi } from './kube-api.js';
+import { jobObjectsLeft, kubeApi, untilNoneLeft, type KubeApi } from './kube-api.js';
 import { jobSelector, podOrdinal, workerId } from './names.js';
 import { followWorkerPod, PodLogFollower } from './pod-logs.js';
 
@@ -81,13 +81,9 @@ export class InClusterJob {
   async finish(last: JobStatus | undefined): Promise<JobStatus> {
     const recorded = await readFinalStatus(this.jobDir);
     if (recorded) return recorded;
-    const deadline = Date.now() + GONE_TIMEOUT_MS;
-    let left: string[] = [];
-    for (;;) {
-      left = await jobObjectsLeft(this.api, this.jobId).catch(() => left);
-      if (left.length === 0 || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    // A list that fails counts as what was listed before.
+    let listed: string[] = [];
+    const left = await untilNoneLeft(async () => (listed = await jobObjectsLeft(this.api, this.jobId).catch(() => listed)), GONE_TIMEOUT_MS);
     clearInterval(this.poller);
     await this.logs?.close();
     await this.mpirun?.close();

@@ -2,12 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { files } from '../../client/job-store.js';
-import { JobSecretsSchema } from '../../client/secrets.js';
+import { JobSecretsSchema, type JobSecrets } from '../../client/secrets.js';
 import { PackageError, UsageError } from '../../errors.js';
 import { hostJobMaster } from '../../jobmaster/host.js';
 import { exitCodes } from '../../jobmaster/main.js';
 import { TERMINAL_JOB_STATES } from '../../protocol/messages.js';
 import { kubernetesSection } from '../../spec/kubernetes-section.js';
+import type { JobSpec } from '../../spec/schema.js';
 import { parseSpec } from '../../spec/validate.js';
 import { createUploader } from '../../uploader/registry.js';
 import { PackageRefSchema, type PackageRef, type Uploader } from '../../uploader/uploader.js';
@@ -107,7 +108,7 @@ async function receivePackage(file: string, ref: PackageRef): Promise<string> {
  * package, this pod's copy, which the launcher copies on into each worker pod), and delete() removes what
  * the client uploaded.
  */
-async function uploaderFor(jobId: string, spec: ReturnType<typeof parseSpec>, secrets: ReturnType<typeof JobSecretsSchema.parse>, ref: PackageRef, packageFile: string): Promise<Uploader> {
+async function uploaderFor(jobId: string, spec: JobSpec, secrets: JobSecrets, ref: PackageRef, packageFile: string): Promise<Uploader> {
   if (ref.kind === 'copied') {
     return { upload: async () => ({ kind: 'file', path: packageFile, sha256: ref.sha256, size: ref.size }), delete: async () => {} };
   }

@@ -7,7 +7,7 @@ import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-se
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import type { PackageRef } from '../../uploader/uploader.js';
 import { TaggedOutputSplitter } from '../mpi/tagged-output.js';
-import { deleteJob, deleteRoot, kubeApi, scaleStatefulSet, workerPodsLeft, type KubeApi } from './kube-api.js';
+import { deleteJob, deleteRoot, kubeApi, scaleStatefulSet, untilNoneLeft, workerPodsLeft, type KubeApi } from './kube-api.js';
 import { jobNames, jobSelector, podOrdinal, workerId } from './names.js';
 import { createJobObjects } from './job-creation.js';
 import { k8sJob, MPIRUN_EXIT_LINE, type K8sJob } from './objects/index.js';
@@ -136,11 +136,8 @@ export class KubernetesLauncher implements Launcher {
     await this.releaseHold();
     try {
       await scaleStatefulSet(api, jobNames(this.jobId).workers(0), 0);
-      const deadline = Date.now() + STOP_TIMEOUT_MS;
-      for (let left = await workerPodsLeft(api, this.jobId); left.length > 0; left = await workerPodsLeft(api, this.jobId)) {
-        if (Date.now() > deadline) throw new LauncherError(`worker pods still there ${STOP_TIMEOUT_MS / 1000}s after their StatefulSet was scaled to 0: ${left.join(', ')}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      const left = await untilNoneLeft(() => workerPodsLeft(api, this.jobId), STOP_TIMEOUT_MS);
+      if (left.length > 0) throw new LauncherError(`worker pods still there ${STOP_TIMEOUT_MS / 1000}s after their StatefulSet was scaled to 0: ${left.join(', ')}`);
     } finally {
       await this.logs?.close();
       await this.mpirun?.close();

@@ -301,14 +301,22 @@ export async function workerPodsLeft(api: KubeApi, jobId: string): Promise<strin
 
 const GONE_TIMEOUT_MS = 60_000;
 
+/**
+ * Lists `left()` until it is empty or `timeoutMs` passed; returns what was still listed (empty: all gone).
+ * Deleted objects go through the garbage collector and the kubelet, so they take a while.
+ */
+export async function untilNoneLeft(left: () => Promise<string[]>, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const still = await left();
+    if (still.length === 0 || Date.now() > deadline) return still;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** Deletes the job's root and waits until the garbage collector removed everything labelled with the job. */
 export async function deleteJob(api: KubeApi, jobId: string, rootName: string): Promise<void> {
   await deleteRoot(api, rootName);
-  const deadline = Date.now() + GONE_TIMEOUT_MS;
-  for (;;) {
-    const still = await jobObjectsLeft(api, jobId);
-    if (still.length === 0) return;
-    if (Date.now() > deadline) throw new LauncherError(`objects of job ${jobId} were still in namespace "${api.namespace}" ${GONE_TIMEOUT_MS / 1000}s after its root was deleted: ${still.join(', ')}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const still = await untilNoneLeft(() => jobObjectsLeft(api, jobId), GONE_TIMEOUT_MS);
+  if (still.length > 0) throw new LauncherError(`objects of job ${jobId} were still in namespace "${api.namespace}" ${GONE_TIMEOUT_MS / 1000}s after its root was deleted: ${still.join(', ')}`);
 }

@@ -38,6 +38,7 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 let ok = true;
+const failures = [];
 for (const suite of suites) {
   if (suite === 'clusters' && clusterBuilds) {
     const built = await clusterBuilds.done;
@@ -57,13 +58,34 @@ for (const suite of suites) {
     failed += j.numFailedTests;
     skipped += j.numPendingTests + (j.numTodoTests ?? 0);
     if (j.numTotalTests === 0) ok = false;
+    failures.push(...failedTests(suite, j));
   } catch {
     ok = false;
     failed += 1;
   }
 }
+// Repeated last, beside the count: a CI log is often read from its tail only, far from where vitest printed them.
+for (const f of failures) console.log(`failed: ${f}`);
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(ok && failed === 0 ? 0 : 1);
+
+/** One line per failed test of a vitest JSON report: suite, file, name and the first line of its error. */
+function failedTests(suite, report) {
+  const lines = [];
+  for (const file of report.testResults ?? []) {
+    const path = file.name?.replace(`${process.cwd()}/`, '');
+    for (const t of file.assertionResults ?? []) {
+      if (t.status !== 'failed') continue;
+      const why = (t.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300);
+      lines.push(`[${suite}] ${path} > ${t.fullName}: ${why}`);
+    }
+    // A file that failed to load or whose hooks threw has no failed test of its own.
+    if (file.status === 'failed' && !(file.assertionResults ?? []).some((t) => t.status === 'failed')) {
+      lines.push(`[${suite}] ${path}: ${(file.message ?? '').split('\n')[0].slice(0, 300)}`);
+    }
+  }
+  return lines;
+}
 
 /** Starts scripts/build-nomad.sh then scripts/build-k8s.sh under `nice -n 19`; both return at once when cached. */
 function startClusterBuilds() {

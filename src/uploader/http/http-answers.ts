@@ -13,7 +13,7 @@ export class HttpError extends Error {
   }
 }
 
-/** How long a refused upload may keep sending before its connection is cut (so the client can read the 413). */
+/** How long a refused upload may keep sending before its connection is cut. */
 const LINGER_MS = 2000;
 
 export const unauthorized = () =>
@@ -34,16 +34,16 @@ export function send(res: http.ServerResponse, status: number, body: unknown, he
 }
 
 /**
- * An error answer to a request whose body was not read (a refused or oversized upload): the body is
- * discarded for a moment so the client reads the answer instead of a reset, then the connection is cut,
- * rather than draining gigabytes nobody wants.
+ * An error answer to a request whose body is still coming (a client that sent it without waiting for
+ * `100 Continue`): the rest is read and discarded, so the client reads the answer and may reuse the
+ * connection. Closing at once would reset a connection with unread bytes, and that reset can reach the
+ * client before the answer does. A body still coming after LINGER_MS is cut off rather than drained.
  */
-export function linger(req: http.IncomingMessage, res: http.ServerResponse): void {
-  res.shouldKeepAlive = false;
-  res.setHeader('connection', 'close');
+export function linger(req: http.IncomingMessage): void {
   req.resume();
-  const timer = setTimeout(() => req.socket.destroy(), LINGER_MS);
+  const timer = setTimeout(() => {
+    if (!req.complete) req.socket.destroy();
+  }, LINGER_MS);
   timer.unref();
   req.once('end', () => clearTimeout(timer));
-  req.once('close', () => clearTimeout(timer));
 }

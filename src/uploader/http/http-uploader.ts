@@ -1,4 +1,6 @@
 import { createReadStream } from 'node:fs';
+import type { ClientRequest } from 'node:http';
+import { PassThrough } from 'node:stream';
 import got, { type Response } from 'got';
 import { UploadError } from '../../errors.js';
 import type { PackageRef, PackageToUpload, UploadOptions, Uploader } from '../uploader.js';
@@ -13,6 +15,9 @@ export interface HttpUploaderOptions {
 
 /** Connection and answer deadlines; the upload itself may take as long as it needs while bytes flow. */
 const TIMEOUTS = { lookup: 10_000, connect: 15_000, secureConnect: 15_000, socket: 60_000, response: 120_000 };
+
+/** How long to wait for `100 Continue` before sending the body anyway, for servers that ignore `Expect` (curl waits 1 s). */
+const CONTINUE_WAIT_MS = 2000;
 
 /**
  * Uploads the package with one streaming PUT. Against twister2's package server (`twister2
@@ -57,17 +62,32 @@ export class HttpUploader implements Uploader {
 
     let sent = 0;
     let res: Response<string>;
-    const body = createReadStream(pkg.file);
+    // The body waits for the server's `100 Continue`: a refused upload (token, size) is then answered before any of
+    // it is sent. Sent at once, it raced the answer: a server closing the connection on unread bytes sends a reset,
+    // which can reach the client before it reads the 413 and leave it with ECONNRESET instead.
+    const file = createReadStream(pkg.file);
+    const body = new PassThrough();
+    let release: NodeJS.Timeout | undefined;
+    const sendBody = () => {
+      clearTimeout(release);
+      if (!file.destroyed && !body.destroyed) file.pipe(body);
+    };
+    file.once('error', (err) => body.destroy(err));
     try {
       const request = got.put(url, {
         body,
-        headers: { ...this.auth(), 'content-type': 'application/gzip', 'content-length': String(pkg.size) },
+        headers: { ...this.auth(), 'content-type': 'application/gzip', 'content-length': String(pkg.size), expect: '100-continue' },
         signal,
         timeout: TIMEOUTS,
         retry: { limit: 0 },
         followRedirect: false,
         throwHttpErrors: false,
         responseType: 'text',
+      });
+      request.on('request', (req: ClientRequest) => {
+        req.once('continue', sendBody);
+        req.once('response', () => clearTimeout(release)); // refused: the body stays unsent
+        release = setTimeout(sendBody, CONTINUE_WAIT_MS);
       });
       request.on('uploadProgress', (p) => {
         if (p.transferred > sent && onProgress) onProgress(Math.min(p.transferred, pkg.size), pkg.size);
@@ -78,6 +98,8 @@ export class HttpUploader implements Uploader {
       if (signal?.aborted) throw aborted(shown, signal);
       throw this.failure(`cannot upload the job package to ${shown}`, shown, err);
     } finally {
+      clearTimeout(release);
+      file.destroy();
       body.destroy();
     }
     if (res.statusCode < 200 || res.statusCode > 299) throw this.statusError('upload the job package to', shown, res, pkg.size);

@@ -56,6 +56,8 @@ export class PackageServer {
   private puts = 0;
   private deletes = 0;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Requests that asked for `100 Continue` and were not sent it: their client has not sent the body. */
+  private readonly continuePending = new WeakSet<http.IncomingMessage>();
 
   /** Starts listening and returns the base URL, e.g. http://127.0.0.1:41234. */
   async start(opts: PackageServerOptions): Promise<string> {
@@ -69,10 +71,16 @@ export class PackageServer {
     this.log = opts.log;
     await this.store.prepare();
 
-    const server = http.createServer((req, res) => {
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const p = this.handle(req, res);
       this.inFlight.add(p);
       void p.finally(() => this.inFlight.delete(p));
+    };
+    const server = http.createServer(onRequest);
+    // `Expect: 100-continue`: the upload is checked (token, name, size) before the client sends its body.
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.continuePending.add(req);
+      onRequest(req, res);
     });
     // Uploads of gigabytes may take long: no limit on the whole request, but a stalled socket is dropped.
     server.requestTimeout = 0;
@@ -125,7 +133,9 @@ export class PackageServer {
     } catch (err) {
       const e = toHttpError(err);
       if (!res.headersSent && !res.destroyed) {
-        if (!req.complete) linger(req, res);
+        // No body on its way: close after the answer, so that a body sent late is not read as a request.
+        if (this.continuePending.has(req)) res.shouldKeepAlive = false;
+        else if (!req.complete) linger(req);
         send(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
       } else if (!res.writableEnded) {
         res.destroy();
@@ -221,6 +231,7 @@ export class PackageServer {
     if (declared !== undefined && Number(declared) > this.maxBytes) throw tooLarge(this.maxBytes);
     // A fresh read token per upload; the store keeps only its digest.
     const readToken = randomBytes(32).toString('base64url');
+    if (this.continuePending.delete(req)) res.writeContinue();
     const { meta, replaced } = await this.store.put(name, file, digest(readToken).toString('hex'), (tmp) => receiveBody(req, tmp, this.maxBytes));
     this.puts++;
     const body: PutResponse = { name, size: meta.size, sha256: meta.sha256, readToken };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
@@ -177,5 +177,47 @@ describe('HttpUploader against any server that accepts PUT', () => {
   it('refuses the upload when the server reports another size on HEAD', async () => {
     const { url } = await plainServer(12);
     await expect(new HttpUploader({ url, token: ADMIN }).upload(five)).rejects.toThrow(/holds 12 bytes/);
+  });
+
+  it('sends no byte of the body when the server refuses the upload on its headers (Expect: 100-continue)', async () => {
+    let received = 0;
+    const s = http.createServer();
+    s.on('checkContinue', (req, res) => {
+      req.on('data', (c: Buffer) => (received += c.length));
+      res.writeHead(413, { connection: 'close' }).end();
+    });
+    others.push(s);
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    await expect(new HttpUploader({ url, token: ADMIN }).upload(five)).rejects.toMatchObject({ code: 'T2_UPLOAD', status: 413 });
+    expect(received).toBe(0);
+  });
+
+  it('sends the body anyway to a server that never answers 100 Continue', async () => {
+    // A bare HTTP/1.1 server that ignores Expect: it reads the headers and Content-Length bytes, then answers.
+    const bodies: Buffer[] = [];
+    const s = net.createServer((sock) => {
+      let buf = Buffer.alloc(0);
+      sock.on('data', (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString();
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length - end - 4 < length) return;
+        if (head.startsWith('PUT ')) bodies.push(buf.subarray(end + 4, end + 4 + length));
+        sock.end(head.startsWith('PUT ') ? 'HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n' : 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+      const ref = await new HttpUploader({ url, token: ADMIN }).upload(five);
+      expect(ref).toMatchObject({ kind: 'http', size: five.size });
+      expect(bodies.length).toBe(1);
+      expect(bodies[0]!.equals(five.data)).toBe(true);
+    } finally {
+      await new Promise((r) => s.close(r));
+    }
   });
 });

@@ -55,7 +55,8 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
       const late = await readFinalStatus(this.jobDir);
       if (late) return late;
       const gone = this.record.jobMaster?.kubernetes ? await (await this.inClusterJob()).endedUnseen() : undefined;
-      if (gone) throw new JobStateError(gone);
+      if (gone && 'status' in gone) return gone.status;
+      if (gone) throw new JobStateError(gone.unknown);
       throw err;
     }
   }

@@ -247,6 +247,7 @@ describe('the in-cluster job master under RBAC', () => {
     expect(await can('create', 'pods', 'exec')).toBe(true);
     expect(await can('get', 'pods', 'log')).toBe(true);
     expect(await can('watch', 'pods')).toBe(true);
+    expect(await can('create', 'events')).toBe(true); // how the job ended, kept after it
     expect(await can('delete', 'pods')).toBe(false);
     expect(await can('list', 'secrets')).toBe(false);
     expect(await can('create', 'pods', 'exec', 'rbac-other')).toBe(false);

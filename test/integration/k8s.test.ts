@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -317,10 +317,28 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     await waitFor('nothing left', async () => (await objectsOf(ns, jobId)).length === 0, 60_000);
     // Its last words come after it deleted the root.
     await waitFor('the job master\'s last line', () => /ended SUCCEEDED: all 2 workers completed/.test(jobMasterLog(jobId)), 10_000);
-    // No client saw the end, and the job master's pod took the final status with it: `status` says so.
-    const status = await runCli(['status', jobId], home);
-    expect(status.code).not.toBe(0);
-    expect(status.stderr).toMatch(new RegExp(`ended while no client followed it: .*nothing of the job is left in namespace "${ns}"`));
+    // No client saw the end and the job master's pod is gone, but it left how the job ended in an Event on the
+    // job's root, which outlives the job (until the API server's --event-ttl).
+    const events = await cluster.request('GET', `/api/v1/namespaces/${ns}/events?labelSelector=twister2.io/job=${jobId}`);
+    const ended = (events.body as { items: { reason: string; type: string; message: string; involvedObject: { kind: string; name: string } }[] }).items;
+    expect(ended.map((e) => ({ reason: e.reason, type: e.type, on: `${e.involvedObject.kind}/${e.involvedObject.name}` }))).toEqual([
+      { reason: 'Twister2JobEnded', type: 'Normal', on: `ConfigMap/${jobNames(jobId).root}` },
+    ]);
+    expect(ended[0]!.message).toBe(`job ${jobId} ended SUCCEEDED: all 2 workers completed`);
+    const status = await runCli(['status', jobId, '--json'], home);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ jobId, state: 'SUCCEEDED', message: 'all 2 workers completed', registered: 2 });
+    // Recorded in the job directory: `list` shows it without asking again.
+    const list = await runCli(['list', '--json'], home);
+    expect(JSON.parse(list.stdout)).toMatchObject([{ jobId, state: 'SUCCEEDED' }]);
+    // With the Event gone (expired), `status` says that how the job ended is not known.
+    const home2 = tempHome();
+    cpSync(path.join(home, 'jobs', jobId), path.join(home2, 'jobs', jobId), { recursive: true });
+    rmSync(path.join(home2, 'jobs', jobId, 'status.json'));
+    await cluster.request('DELETE', `/api/v1/namespaces/${ns}/events?labelSelector=twister2.io/job=${jobId}`);
+    const unknown = await runCli(['status', jobId], home2);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(new RegExp(`ended while no client followed it: .*no Event of the job .*nothing of the job is left in namespace "${ns}"`));
     await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
   });
 

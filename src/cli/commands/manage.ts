@@ -22,7 +22,9 @@ export async function listCommand(a: { json: boolean }): Promise<number> {
     if (!final) {
       const handle = await attachJob(id);
       const alive = await jobMasterAlive(record, handle.client);
-      state = alive ? ((await handle.status().catch(() => undefined))?.state ?? 'UNREACHABLE') : 'LOST';
+      // A job master that ran in a pod may have left how the job ended in an Event (job-end-event.ts).
+      const asked = alive || record.jobMaster?.kubernetes ? await handle.status().catch(() => undefined) : undefined;
+      state = asked?.state ?? (alive ? 'UNREACHABLE' : 'LOST');
     }
     rows.push({ jobId: id, name: record.name, cluster: record.cluster, workers: record.workers, state, createdAt: record.createdAt });
   }

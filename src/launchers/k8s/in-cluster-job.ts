@@ -6,6 +6,7 @@ import type { JobStatus } from '../../protocol/messages.js';
 import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
 import { parseSpec } from '../../spec/validate.js';
 import { TaggedOutputSplitter } from '../mpi/tagged-output.js';
+import { findJobEnd } from './job-end-event.js';
 import { jobObjectsLeft, kubeApi, untilNoneLeft, type KubeApi } from './kube-api.js';
 import { jobSelector, podOrdinal, workerId } from './names.js';
 import { followWorkerPod, PodLogFollower } from './pod-logs.js';
@@ -66,11 +67,22 @@ export class InClusterJob {
     this.poller = setInterval(() => void poll(), POLL_MS);
   }
 
-  /** Why nothing answers for a job whose objects are all gone: it ended while no client followed it. */
-  async endedUnseen(): Promise<string | undefined> {
+  /**
+   * For a job whose objects are all gone, which ended while no client followed it: the final status its job
+   * master left in an Event, now recorded as the job's; or, the event expired or unreadable, why how it
+   * ended is not known. Undefined while objects of the job are still listed.
+   */
+  async endedUnseen(): Promise<{ status: JobStatus } | { unknown: string } | undefined> {
     const left = await jobObjectsLeft(this.api, this.jobId).catch(() => undefined);
     if (!left || left.length > 0) return undefined;
-    return `job ${this.jobId} ended while no client followed it: its job master ran in a pod, which went with the job, so how it ended was not recorded here; nothing of the job is left in namespace "${this.api.namespace}"`;
+    const recorded = await findJobEnd(this.api, this.jobId).catch(() => undefined);
+    if (recorded) {
+      await writeJson(path.join(this.jobDir, files.status), recorded);
+      return { status: recorded };
+    }
+    return {
+      unknown: `job ${this.jobId} ended while no client followed it: its job master ran in a pod, which went with the job, and no Event of the job (kept for the API server's --event-ttl, 1 h by default) says how it ended; nothing of the job is left in namespace "${this.api.namespace}"`,
+    };
   }
 
   /**

@@ -6,7 +6,7 @@ import { JobSecretsSchema, type JobSecrets } from '../../client/secrets.js';
 import { PackageError, UsageError } from '../../errors.js';
 import { hostJobMaster } from '../../jobmaster/host.js';
 import { exitCodes } from '../../jobmaster/main.js';
-import { TERMINAL_JOB_STATES } from '../../protocol/messages.js';
+import { TERMINAL_JOB_STATES, type JobStatus } from '../../protocol/messages.js';
 import { kubernetesSection } from '../../spec/kubernetes-section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import { parseSpec } from '../../spec/validate.js';
@@ -14,6 +14,7 @@ import { createUploader } from '../../uploader/registry.js';
 import { PackageRefSchema, type PackageRef, type Uploader } from '../../uploader/uploader.js';
 import { sha256Of } from '../../worker/fetch/http-download.js';
 import { waitForCopy } from '../../worker/fetch/package-fetch.js';
+import { recordJobEnd } from './job-end-event.js';
 import { KubernetesLauncher } from './k8s-launcher.js';
 import { deleteRoot, kubeApi } from './kube-api.js';
 import { jobNames } from './names.js';
@@ -64,10 +65,19 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
   const spec = { ...stored, jobMaster: { ...stored.jobMaster, host: env[POD_ENV.podIp] || '0.0.0.0', port: k8s.jobMasterPort } };
   const launcher = new KubernetesLauncher({ inCluster: true });
   // Ending the job deletes this pod, and the final status with it: wait (a while) until a client asked after
-  // the end. A short job may end before the client that submitted it first got through.
+  // the end (a short job may end before the client that submitted it first got through), then leave the
+  // status in an Event for a client that comes later. Before the root goes: this Role goes with it.
   let seen = () => {};
   const clientSawEnd = new Promise<void>((resolve) => (seen = resolve));
-  launcher.holdRelease(() => Promise.race([clientSawEnd, new Promise((r) => setTimeout(r, LINGER_MS).unref())]));
+  let finalStatus = (): JobStatus | undefined => undefined;
+  launcher.holdRelease(async () => {
+    await Promise.race([clientSawEnd, new Promise((r) => setTimeout(r, LINGER_MS).unref())]);
+    const status = finalStatus();
+    if (!status) return;
+    await recordJobEnd(kubeApi(k8s, { inCluster: true }), status, env[POD_ENV.podName] ?? jobNames(jobId).jobMaster).catch((err: Error) =>
+      console.error(`job ${jobId}: ${err.message}`),
+    );
+  });
   let ended = (): boolean => false;
   const running = await hostJobMaster(
     {
@@ -85,6 +95,7 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
     await uploaderFor(jobId, spec, secrets, workersRef, packageFile),
   );
   ended = () => TERMINAL_JOB_STATES.includes(running.jobMaster.state);
+  finalStatus = () => running.jobMaster.status();
   console.log(`job ${jobId}: job master listening at ${running.url}`);
   // The pod is deleted (the job's root was, by `twister2 kill` or a worker whose job master vanished).
   const stop = () => running.jobMaster.kill('the job master pod was deleted');

@@ -504,6 +504,17 @@ describe('the other objects of a job', () => {
             "delete",
           ],
         },
+        {
+          "apiGroups": [
+            "",
+          ],
+          "resources": [
+            "events",
+          ],
+          "verbs": [
+            "create",
+          ],
+        },
       ]
     `);
     expect(jobMasterRoleBinding(job).subjects).toEqual([{ kind: 'ServiceAccount', name: `${JOB_ID}-jm`, namespace: 'default' }]);

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { JobMasterUnreachableError, JobStateError } from '../errors.js';
@@ -96,10 +97,23 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
 
   /** Worker output tagged by worker ID; with `follow`, until the job ends. */
   logs(opts: { follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<LogLine> {
-    // A job master in a pod: the client fetches the pod logs while it follows the job (without `follow`, the
-    // logs mirrored so far).
-    if (opts.follow && this.record.jobMaster?.kubernetes && !this.local) void this.inClusterJob().then((j) => j.mirrorLogs());
+    // A job master in a pod: the client fetches the pod logs while it follows the job; without `follow`,
+    // it reads them once.
+    const inPods = Boolean(this.record.jobMaster?.kubernetes) && !this.local;
+    if (inPods && !opts.follow) return this.podLogsNow(opts.signal);
+    if (inPods) void this.inClusterJob().then((j) => j.mirrorLogs());
     return followLogs(this.logDir, { ...(opts.follow ? { until: this.wait().catch(() => undefined) } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  }
+
+  /** The worker pods' logs as the API server has them now; once the pods are gone, what a following client fetched. */
+  private async *podLogsNow(signal?: AbortSignal): AsyncGenerator<LogLine> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'twister2-pod-logs-'));
+    try {
+      const fetched = !(await readFinalStatus(this.jobDir)) && (await (await this.inClusterJob()).logsNow(dir));
+      yield* followLogs(fetched ? dir : this.logDir, signal ? { signal } : {});
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   private activeClient(): JobMasterClient {

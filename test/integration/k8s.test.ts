@@ -299,6 +299,15 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     // Another client follows the workers' output from the pod logs until the job ends.
     const follow = startCli(['logs', '-f', jobId], home);
     await waitFor('the sleeping workers\' output', () => /\[worker 3\] T2TEST \{"id":3,"step":"sleeping"/.test(follow.output().stdout), 30_000);
+    // Without -f, `logs` reads the pods' logs once through the API server, also in a shell that followed nothing.
+    const other = tempHome();
+    cpSync(path.join(home, 'jobs', jobId), path.join(other, 'jobs', jobId), { recursive: true });
+    rmSync(path.join(other, 'jobs', jobId, 'logs'), { recursive: true, force: true });
+    const now = await runCli(['logs', jobId], other);
+    expect(now.code, now.stderr).toBe(0);
+    const sleeping = testRecords<Rec>(now.stdout).filter((x) => x.step === 'sleeping');
+    expect(sleeping.map((x) => x.id)).toEqual(expect.arrayContaining([0, 1, 2, 3]));
+    expect(now.stdout).toMatch(/^\[worker 2\] T2TEST \{"id":2,"step":"sleeping"/m);
     const killed = await runCli(['kill', jobId], home);
     expect(killed.code, killed.stderr).toBe(0);
     expect(await follow.closed).toBe(0);

@@ -41,30 +41,44 @@ export class InClusterJob {
   mirrorLogs(): void {
     if (this.logs) return;
     const logsDir = path.join(this.jobDir, files.logs);
-    this.logs = new PodLogFollower(this.api.kc, this.api.namespace, logsDir, () => undefined);
-    if (this.k8s.openmpi) this.mpirun = new TaggedOutputSplitter(logsDir, () => undefined);
-    const wpp = this.k8s.workersPerPod;
+    const logs = (this.logs = new PodLogFollower(this.api.kc, this.api.namespace, logsDir, () => undefined));
+    const mpirun = (this.mpirun = this.k8s.openmpi ? new TaggedOutputSplitter(logsDir, () => undefined) : undefined);
     let polling = false;
     const poll = async () => {
       if (polling) return;
       polling = true;
-      try {
-        const list = await this.api.core.listNamespacedPod({ namespace: this.api.namespace, labelSelector: jobSelector(this.jobId, 'worker') });
-        for (const pod of list.items) {
-          const name = pod.metadata?.name ?? '';
-          const ordinal = podOrdinal(name);
-          if (ordinal === undefined || !this.logs) continue;
-          const containers = pod.status?.containerStatuses ?? [];
-          followWorkerPod(this.logs, { name, uid: pod.metadata?.uid ?? '', ordinal, containers }, (i) => workerId(ordinal, i, wpp), this.mpirun);
-        }
-      } catch {
-        // Tried again at the next poll.
-      } finally {
-        polling = false;
-      }
+      await this.followPods(logs, mpirun).catch(() => undefined); // tried again at the next poll
+      polling = false;
     };
     void poll();
     this.poller = setInterval(() => void poll(), POLL_MS);
+  }
+
+  /**
+   * The worker pods' logs as the API server has them now, written into `logsDir` as `logs/` is (what
+   * `twister2 logs` without -f prints). False when the API lists no worker pod of the job.
+   */
+  async logsNow(logsDir: string): Promise<boolean> {
+    const logs = new PodLogFollower(this.api.kc, this.api.namespace, logsDir, () => undefined, true);
+    const mpirun = this.k8s.openmpi ? new TaggedOutputSplitter(logsDir, () => undefined) : undefined;
+    const pods = await this.followPods(logs, mpirun).catch(() => 0);
+    await logs.close();
+    await mpirun?.close();
+    return pods > 0;
+  }
+
+  /** Hands every worker pod the API lists to `logs`; returns how many there were. */
+  private async followPods(logs: PodLogFollower, mpirun: TaggedOutputSplitter | undefined): Promise<number> {
+    const wpp = this.k8s.workersPerPod;
+    const list = await this.api.core.listNamespacedPod({ namespace: this.api.namespace, labelSelector: jobSelector(this.jobId, 'worker') });
+    for (const pod of list.items) {
+      const name = pod.metadata?.name ?? '';
+      const ordinal = podOrdinal(name);
+      if (ordinal === undefined) continue;
+      const containers = pod.status?.containerStatuses ?? [];
+      followWorkerPod(logs, { name, uid: pod.metadata?.uid ?? '', ordinal, containers }, (i) => workerId(ordinal, i, wpp), mpirun);
+    }
+    return list.items.length;
   }
 
   /**

@@ -39,11 +39,13 @@ export class PodLogFollower {
   private refused = false;
   private closing = false;
 
+  /** `once`: follow() only notes the containers, and close() reads each log once (`twister2 logs` without -f). */
   constructor(
     kc: KubeConfig,
     private readonly namespace: string,
     logsDir: string,
     private readonly note: (line: string) => void,
+    private readonly once = false,
   ) {
     this.log = new Log(kc);
     this.files = new WorkerLogFiles(logsDir);
@@ -56,7 +58,7 @@ export class PodLogFollower {
     const f: Follow = { pod: pod.name, container, target, lines: [], received: 0 };
     this.follows.set(key, f);
     this.latest.set(`${pod.name}/${container}`, key);
-    void this.start(f, 1);
+    if (!this.once) void this.start(f, 1);
   }
 
   async close(): Promise<void> {

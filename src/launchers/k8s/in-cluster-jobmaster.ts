@@ -53,10 +53,11 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
   await mkdir(path.join(jobDir, files.logs), { recursive: true });
 
   // A restarted container lost the job's state (registrations, barriers, restarts): end the job rather than run it blind.
+  const api = kubeApi(k8s, { inCluster: true });
   const marker = path.join(jobDir, STARTED_MARKER);
   if (existsSync(marker)) {
     console.error(`job ${jobId}: the job master restarted and lost the job's state; ending the job`);
-    await deleteRoot(kubeApi(k8s, { inCluster: true }), jobNames(jobId).root);
+    await deleteRoot(api, jobNames(jobId).root);
     return exitCodes.FAILED;
   }
   await writeFile(marker, new Date().toISOString());
@@ -74,7 +75,7 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
     await Promise.race([clientSawEnd, new Promise((r) => setTimeout(r, LINGER_MS).unref())]);
     const status = finalStatus();
     if (!status) return;
-    await recordJobEnd(kubeApi(k8s, { inCluster: true }), status, env[POD_ENV.podName] ?? jobNames(jobId).jobMaster).catch((err: Error) =>
+    await recordJobEnd(api, status, env[POD_ENV.podName] ?? jobNames(jobId).jobMaster).catch((err: Error) =>
       console.error(`job ${jobId}: ${err.message}`),
     );
   });

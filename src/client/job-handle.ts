@@ -8,7 +8,7 @@ import type { RunningJobMaster } from '../jobmaster/host.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
 import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus, type WorkerInfo } from '../protocol/messages.js';
 import type { InClusterJob } from '../launchers/k8s/in-cluster-job.js';
-import { files, findJob, readFinalStatus, readRecord, readToken, type JobRecord } from './job-store.js';
+import { files, findJob, readFinalStatus, readRecord, readToken, type JobRecord } from '../job/job-store.js';
 import { connectJobMaster } from './jobmaster-connection.js';
 import { followLogs, type LogLine } from './log-follower.js';
 

@@ -1,5 +1,5 @@
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
-import type { JobRecord } from './job-store.js';
+import type { JobRecord } from '../job/job-store.js';
 
 /**
  * The wire client of a job's recorded job master: direct, or, for a job master in a Kubernetes pod,

@@ -8,8 +8,8 @@ import { launcherFactory } from '../launchers/registry.js';
 import { packJob, safeExtractArchive } from '../package/index.js';
 import { specToInput, type JobSpec, type JobSpecInput } from '../spec/schema.js';
 import { resolveJobSpec, SPEC_FILE_NAMES } from '../spec/load.js';
-import { createJobDir, files, newJobId, writeJson, type JobRecord } from './job-store.js';
-import { splitSecrets, type JobSecrets } from './secrets.js';
+import { createJobDir, files, newJobId, writeJson, type JobRecord } from '../job/job-store.js';
+import { splitSecrets, type JobSecrets } from '../job/secrets.js';
 
 export interface PreparedJob {
   jobId: string;

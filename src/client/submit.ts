@@ -9,7 +9,7 @@ import { jobMasterPlacement } from '../launchers/registry.js';
 import type { ClusterKind, JobSpecInput } from '../spec/schema.js';
 import { mergeSpec } from '../spec/load.js';
 import { isAlive, JobHandle } from './job-handle.js';
-import { files, readRecord, writeJson, type JobRecord } from './job-store.js';
+import { files, readRecord, writeJson, type JobRecord } from '../job/job-store.js';
 import { connectJobMaster } from './jobmaster-connection.js';
 import { prepareJob, type PreparedJob } from './prepare.js';
 

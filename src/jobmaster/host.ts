@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { files, writeJson } from '../client/job-store.js';
-import type { JobSecrets } from '../client/secrets.js';
+import { files, writeJson } from '../job/job-store.js';
+import type { JobSecrets } from '../job/secrets.js';
 import { createLauncher } from '../launchers/registry.js';
 import type { Launcher } from '../launchers/launcher.js';
 import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus } from '../protocol/messages.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { files, readRecord, readToken, writeJson } from '../client/job-store.js';
-import { JobSecretsSchema, type JobSecrets } from '../client/secrets.js';
+import { files, readRecord, readToken, writeJson } from '../job/job-store.js';
+import { JobSecretsSchema, type JobSecrets } from '../job/secrets.js';
 import { jobMasterPlacement } from '../launchers/registry.js';
 import { parseSpec } from '../spec/validate.js';
 import { hostJobMaster } from './host.js';

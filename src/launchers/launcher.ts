@@ -1,5 +1,5 @@
-import type { JobRecord } from '../client/job-store.js';
-import type { JobSecrets } from '../client/secrets.js';
+import type { JobRecord } from '../job/job-store.js';
+import type { JobSecrets } from '../job/secrets.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { PackageRef } from '../uploader/uploader.js';
 

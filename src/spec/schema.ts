@@ -127,7 +127,7 @@ const sshHost = z.union(
 
 /**
  * How the package reaches the workers. Secrets never go here except S3 keys, which the client strips
- * from the spec before it is packaged or stored (see client/secrets.ts).
+ * from the spec before it is packaged or stored (see job/secrets.ts).
  */
 export const UploaderSpecSchema = z
   .strictObject({

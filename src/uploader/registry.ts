@@ -1,4 +1,4 @@
-import type { JobSecrets } from '../client/secrets.js';
+import type { JobSecrets } from '../job/secrets.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { Uploader } from './uploader.js';
 

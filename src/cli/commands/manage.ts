@@ -1,5 +1,5 @@
 import { attachJob, jobMasterAlive } from '../../client/job-handle.js';
-import { jobDirOf, listJobIds, readFinalStatus, readRecord } from '../../client/job-store.js';
+import { jobDirOf, listJobIds, readFinalStatus, readRecord } from '../../job/job-store.js';
 import { ExitCode, JobStateError, UsageError } from '../../errors.js';
 import { exitCodeOf, formatLogLine, formatStatus } from '../output.js';
 

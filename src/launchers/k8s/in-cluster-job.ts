@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { files, readFinalStatus, writeJson } from '../../client/job-store.js';
+import { files, readFinalStatus, writeJson } from '../../job/job-store.js';
 import { JobMasterUnreachableError } from '../../errors.js';
 import type { JobStatus } from '../../protocol/messages.js';
 import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { files } from '../../client/job-store.js';
-import { JobSecretsSchema, type JobSecrets } from '../../client/secrets.js';
+import { files } from '../../job/job-store.js';
+import { JobSecretsSchema, type JobSecrets } from '../../job/secrets.js';
 import { PackageError, UsageError } from '../../errors.js';
 import { hostJobMaster } from '../../jobmaster/host.js';
 import { exitCodes } from '../../jobmaster/main.js';

@@ -1,4 +1,4 @@
-import type { JobSecrets } from '../../client/secrets.js';
+import type { JobSecrets } from '../../job/secrets.js';
 import type { LaunchContext } from '../launcher.js';
 import { workerEnvironment } from '../worker-env.js';
 import { createObject, type KubeApi } from './kube-api.js';

@@ -1,7 +1,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
-import { files } from '../../client/job-store.js';
+import { files } from '../../job/job-store.js';
 import { LauncherError } from '../../errors.js';
 import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { ApiException, type V1Pod } from '@kubernetes/client-node';
-import { files, readRecord, readToken, type JobRecord } from '../../client/job-store.js';
-import type { JobSecrets } from '../../client/secrets.js';
+import { files, readRecord, readToken, type JobRecord } from '../../job/job-store.js';
+import type { JobSecrets } from '../../job/secrets.js';
 import { UsageError } from '../../errors.js';
 import { JobMasterClient } from '../../protocol/jobmaster-client.js';
 import { kubernetesSection } from '../../spec/kubernetes-section.js';

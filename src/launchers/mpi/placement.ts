@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { files } from '../../client/job-store.js';
+import { files } from '../../job/job-store.js';
 import { LauncherError, UsageError } from '../../errors.js';
 import { isLoopbackHost, type JobSpec } from '../../spec/schema.js';
 import { loadHosts, mpiSection } from './host-plan.js';

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { files } from '../../client/job-store.js';
+import { files } from '../../job/job-store.js';
 import { UsageError } from '../../errors.js';
 import { NomadSpecSchema, type NomadSpec } from '../../spec/nomad-section.js';
 import type { JobSpec } from '../../spec/schema.js';

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { files } from '../../client/job-store.js';
+import { files } from '../../job/job-store.js';
 import { UsageError } from '../../errors.js';
 import { primaryAddress } from '../../net/primary-address.js';
 import { isLoopbackHost, type JobSpec } from '../../spec/schema.js';

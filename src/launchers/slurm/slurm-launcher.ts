@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { files } from '../../client/job-store.js';
+import { files } from '../../job/job-store.js';
 import { LauncherError } from '../../errors.js';
 import { SlurmSpecSchema, type SlurmSpec } from '../../spec/slurm-section.js';
 import type { JobSpec } from '../../spec/schema.js';

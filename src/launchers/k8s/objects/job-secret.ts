@@ -1,6 +1,6 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import ssh2 from 'ssh2';
-import type { JobSecrets } from '../../../client/secrets.js';
+import type { JobSecrets } from '../../../job/secrets.js';
 import type { PackageRef } from '../../../uploader/uploader.js';
 import { ownedMeta, type K8sJob } from './common.js';
 

@@ -133,6 +133,12 @@ export class JobStateError extends Twister2Error {
   override readonly userError = true;
 }
 
+/** The job's cluster cannot do what was asked (scale an MPI job, say); refused before anything changed. */
+export class CapabilityError extends Twister2Error {
+  override readonly code = 'T2_CAPABILITY';
+  override readonly userError = true;
+}
+
 /** Maps a wire error (code + message) back to the class that raised it on the other side. */
 const byCode: Record<string, new (message: string) => Twister2Error> = {
   T2_UNAUTHENTICATED: AuthenticationError,
@@ -143,6 +149,7 @@ const byCode: Record<string, new (message: string) => Twister2Error> = {
   T2_BARRIER_TIMEOUT: BarrierTimeoutError,
   T2_DISCOVERY_TIMEOUT: DiscoveryTimeoutError,
   T2_JOB_STATE: JobStateError,
+  T2_CAPABILITY: CapabilityError,
   T2_USAGE: UsageError,
 };
 

@@ -1,13 +1,16 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { JobMasterUnreachableError, JobStateError } from '../errors.js';
+import { CapabilityError, JobMasterUnreachableError, JobStateError } from '../errors.js';
 import type { RunningJobMaster } from '../jobmaster/host.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
 import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus, type WorkerInfo } from '../protocol/messages.js';
+import { scaleRefusal } from '../launchers/capabilities.js';
 import type { InClusterJob } from '../launchers/k8s/in-cluster-job.js';
+import { capabilitiesOf } from '../launchers/registry.js';
+import { parseSpec } from '../spec/validate.js';
 import { files, findJob, readFinalStatus, readRecord, readToken, type JobRecord } from '../job/job-store.js';
 import { connectJobMaster } from './jobmaster-connection.js';
 import { followLogs, type LogLine } from './log-follower.js';
@@ -66,8 +69,14 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
     return (await this.activeClient().workers()).workers;
   }
 
+  /** Refused (CapabilityError, exit 2) before the job master is asked when the job's cluster cannot do it. */
   async scale(workers: number): Promise<JobStatus> {
-    return this.activeClient().scale(workers);
+    const client = this.activeClient();
+    const spec = parseSpec(JSON.parse(await readFile(path.join(this.jobDir, files.spec), 'utf8')), files.spec);
+    const now = await client.status();
+    const refusal = TERMINAL_JOB_STATES.includes(now.state) ? undefined : scaleRefusal(capabilitiesOf(spec.cluster), spec, now.numWorkers, workers);
+    if (refusal) throw new CapabilityError(refusal);
+    return client.scale(workers);
   }
 
   async kill(reason?: string): Promise<JobStatus> {

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PackageError } from '../errors.js';
-import { launcherFactory } from '../launchers/registry.js';
+import { checkCapabilities } from '../launchers/registry.js';
 import { packJob, safeExtractArchive } from '../package/index.js';
 import { specToInput, type JobSpec, type JobSpecInput } from '../spec/schema.js';
 import { resolveJobSpec, SPEC_FILE_NAMES } from '../spec/load.js';
@@ -41,7 +41,8 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
     const root = unpacked ?? abs;
     const { spec, secrets } = splitSecrets(await resolveJobSpec(root, overrides));
     checkProgramExists(root, spec);
-    launcherFactory(spec.cluster);
+    // The cluster's capabilities (placement, uploader, restarts) are checked before anything is created.
+    checkCapabilities(spec);
     const jobId = newJobId(spec.name);
     const jobDir = await createJobDir(jobId);
     try {

@@ -218,6 +218,7 @@ const statusByCode: Record<string, number> = {
   T2_DUPLICATE_WORKER: 409,
   T2_PROTOCOL: 409,
   T2_JOB_STATE: 409,
+  T2_CAPABILITY: 409,
   T2_BARRIER_FAILED: 409,
   // Not 408: that status means the server gave up on reading the request, and clients retry it.
   T2_BARRIER_TIMEOUT: 409,

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { DiscoveryTimeoutError, DuplicateWorkerError, JobStateError, RegistrationError, ProtocolError } from '../errors.js';
+import { CapabilityError, DiscoveryTimeoutError, DuplicateWorkerError, JobStateError, LauncherError, RegistrationError, ProtocolError } from '../errors.js';
+import { scaleRefusal, type ClusterCapabilities } from '../launchers/capabilities.js';
+import { capabilitiesOf } from '../launchers/registry.js';
 import type { Launcher, WorkerExit } from '../launchers/launcher.js';
 import {
   TERMINAL_JOB_STATES,
@@ -35,6 +37,8 @@ export interface JobMasterOptions {
   jobId: string;
   spec: JobSpec;
   launcher: Launcher;
+  /** What the job's cluster can do; default: its registry entry. */
+  capabilities?: ClusterCapabilities;
   /** Injected for tests; defaults to Date.now. */
   now?: () => number;
 }
@@ -47,6 +51,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   readonly jobId: string;
   readonly spec: JobSpec;
   private readonly launcher: Launcher;
+  private readonly capabilities: ClusterCapabilities;
   private readonly now: () => number;
   private readonly workers = new Map<number, WorkerRecord>();
   private readonly barriers: BarrierService;
@@ -67,6 +72,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.jobId = opts.jobId;
     this.spec = opts.spec;
     this.launcher = opts.launcher;
+    this.capabilities = opts.capabilities ?? capabilitiesOf(opts.spec.cluster);
     this.now = opts.now ?? Date.now;
     this.numWorkers = opts.spec.workers;
     for (let id = 0; id < this.numWorkers; id++) this.workers.set(id, this.newRecord(id));
@@ -222,19 +228,35 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.workerFailed(rec, `worker process ${how}`);
   }
 
+  /**
+   * Refused (CapabilityError) before anything changes when the cluster cannot do it. A launcher that fails to
+   * add workers is rolled back: the job keeps its workers. One that fails to remove workers fails the job,
+   * since which of them still run is then unknown.
+   */
   async scale(n: number): Promise<void> {
     this.assertActive();
     if (n === this.numWorkers) return;
     const from = this.numWorkers;
+    const refusal = scaleRefusal(this.capabilities, this.spec, from, n);
+    if (refusal) throw new CapabilityError(refusal);
+    if (!this.launcher.addWorkers || !this.launcher.removeWorkers) {
+      throw new CapabilityError(`the ${this.spec.cluster} launcher cannot add or remove workers; the job keeps running with ${from}`);
+    }
     this.barriers.failAll(`the job was scaled from ${from} to ${n} workers`);
     this.numWorkers = n;
     if (n > from) {
       const ids = range(from, n);
       for (const id of ids) this.workers.set(id, this.newRecord(id));
       this.view = undefined;
-      if (this.jobState === 'RUNNING') this.setJobState('STARTING', `scaling up to ${n} workers`);
+      const wasRunning = this.jobState === 'RUNNING';
+      if (wasRunning) this.setJobState('STARTING', `scaling up to ${n} workers`);
       this.emitEvent({ type: 'scaled', from, to: n });
-      await this.launcher.addWorkers(ids);
+      try {
+        await this.launcher.addWorkers(ids);
+      } catch (err) {
+        await this.undoScaleUp(from, ids, wasRunning);
+        throw new LauncherError(`could not scale the job from ${from} to ${n} workers: ${(err as Error).message}; it keeps running with ${from}`, { cause: err });
+      }
     } else {
       const ids = range(n, from);
       for (const id of ids) {
@@ -245,10 +267,27 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       }
       this.view = undefined;
       this.emitEvent({ type: 'scaled', from, to: n });
-      await this.launcher.removeWorkers(ids);
+      try {
+        await this.launcher.removeWorkers(ids);
+      } catch (err) {
+        const message = `could not scale the job from ${from} down to ${n} workers: ${(err as Error).message}`;
+        this.fail(message);
+        throw new LauncherError(message, { cause: err });
+      }
       this.checkAllJoined();
       this.checkAllCompleted();
     }
+  }
+
+  /** Back to `from` workers after a failed scale-up; whatever the launcher started of the new ones is stopped. */
+  private async undoScaleUp(from: number, ids: number[], wasRunning: boolean): Promise<void> {
+    await this.launcher.removeWorkers?.(ids).catch(() => undefined);
+    if (this.isTerminal()) return;
+    for (const id of ids) this.workers.delete(id);
+    this.numWorkers = from;
+    this.view = undefined;
+    this.emitEvent({ type: 'scaled', from: from + ids.length, to: from });
+    if (wasRunning && this.jobState === 'STARTING') this.setJobState('RUNNING', `scaling failed; back to ${from} workers`);
   }
 
   kill(reason = 'killed by the user'): void {

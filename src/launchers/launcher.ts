@@ -43,10 +43,10 @@ export type JobEnding = 'succeeded' | 'failed' | 'killed';
 export interface Launcher {
   /** Starts workers 0..spec.workers-1. Resolves once the cluster accepted them, not once they registered. */
   start(ctx: LaunchContext, listener: LauncherListener): Promise<void>;
-  /** Scale up: starts workers with these IDs. */
-  addWorkers(ids: number[]): Promise<void>;
+  /** Scale up: starts workers with these IDs. Only clusters whose capabilities allow scaling (registry.ts) have it. */
+  addWorkers?(ids: number[]): Promise<void>;
   /** Scale down: stops these workers. Their exits are expected and are not reported as failures. */
-  removeWorkers(ids: number[]): Promise<void>;
+  removeWorkers?(ids: number[]): Promise<void>;
   /**
    * Replaces a failed worker with a new one of the same ID. Optional: clusters that restart workers
    * by themselves (Kubernetes, Nomad) leave it out and the job master waits for the re-registration.

@@ -15,12 +15,13 @@ export class LazyLauncher implements Launcher {
     return (await this.target).start(ctx, listener);
   }
 
+  // Called only where the cluster's capabilities allow scaling (registry.ts), so the target has them.
   async addWorkers(ids: number[]): Promise<void> {
-    return (await this.target).addWorkers(ids);
+    return (await this.target).addWorkers!(ids);
   }
 
   async removeWorkers(ids: number[]): Promise<void> {
-    return (await this.target).removeWorkers(ids);
+    return (await this.target).removeWorkers!(ids);
   }
 
   async release(ending?: JobEnding): Promise<void> {

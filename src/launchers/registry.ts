@@ -1,5 +1,6 @@
-import { UnknownClusterError } from '../errors.js';
-import type { ClusterKind } from '../spec/schema.js';
+import { SpecError, UnknownClusterError } from '../errors.js';
+import type { ClusterKind, JobSpec } from '../spec/schema.js';
+import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, type ClusterCapabilities } from './capabilities.js';
 import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
 import { LazyLauncher } from './lazy-launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
@@ -10,14 +11,75 @@ import * as nomadPlacement from './nomad/placement.js';
 import * as slurmPlacement from './slurm/placement.js';
 import { SlurmLauncher } from './slurm/slurm-launcher.js';
 
-/** One line per cluster. A cluster missing here is named in the error, not silently replaced. */
-const launchers: Partial<Record<ClusterKind, LauncherFactory>> = {
-  local: () => new LocalLauncher(),
-  mpi: () => new MpiLauncher(),
-  slurm: () => new SlurmLauncher(),
-  nomad: () => new NomadLauncher(),
-  // @kubernetes/client-node takes a while to load: only jobs that use it pay for it.
-  kubernetes: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher()),
+/**
+ * One entry per cluster: what it can do (checked before anything changes, see capabilities.ts), its
+ * launcher, and where a `cluster`-placement job master runs (default: a process on this machine).
+ */
+interface Backend {
+  capabilities: ClusterCapabilities;
+  launcher: LauncherFactory;
+  placement?: JobMasterPlacement;
+}
+
+const backends: Record<ClusterKind, Backend> = {
+  local: {
+    capabilities: { scale: anyScale, restartOneWorker: { by: 'launcher' }, placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS } },
+    launcher: () => new LocalLauncher(),
+  },
+  mpi: {
+    capabilities: {
+      scale: fixedSize('an MPI job has a fixed number of ranks'),
+      restartOneWorker: { by: 'none' }, // OpenMPI aborts the whole job when a rank fails
+      placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS, none: ALL_UPLOADERS },
+    },
+    launcher: () => new MpiLauncher(),
+    placement: mpiPlacement,
+  },
+  slurm: {
+    capabilities: {
+      scale: fixedSize('a Slurm allocation has a fixed size; submit a job with more workers instead'),
+      restartOneWorker: { by: 'launcher' },
+      // In the allocation, the http and s3 uploaders' credentials cannot be handed over safely.
+      placements: { client: ALL_UPLOADERS, cluster: ['local', 'shared', 'sftp'] },
+    },
+    launcher: () => new SlurmLauncher(),
+    placement: slurmPlacement,
+  },
+  nomad: {
+    capabilities: {
+      scale: anyScale,
+      restartOneWorker: { by: 'cluster' },
+      // The job master's allocation runs from the job directory, as the workers do.
+      placements: { client: ALL_UPLOADERS, cluster: ['local'] },
+    },
+    launcher: () => new NomadLauncher(),
+    placement: nomadPlacement,
+  },
+  kubernetes: {
+    capabilities: {
+      scale: {
+        summary: 'in whole pods (a multiple of kubernetes.workersPerPod); not with kubernetes.openmpi',
+        refusal: (spec, to) => {
+          const k8s = spec.kubernetes;
+          if (k8s?.openmpi) return 'an OpenMPI job (kubernetes.openmpi) has a fixed number of ranks';
+          const wpp = k8s?.workersPerPod ?? 1;
+          if (to % wpp === 0) return undefined;
+          const lower = Math.floor(to / wpp) * wpp;
+          return `it scales by whole pods of ${wpp} workers (kubernetes.workersPerPod) and ${to} is not a multiple of ${wpp}; use ${[lower, lower + wpp].filter((n) => n >= 1).join(' or ')}`;
+        },
+      },
+      restartOneWorker: {
+        by: 'cluster',
+        refusal: (spec) => (spec.kubernetes?.openmpi ? 'an OpenMPI job (kubernetes.openmpi) does not restart ranks one by one' : undefined),
+        except: 'not with kubernetes.openmpi',
+      },
+      // A job master in a pod cannot read hosts or directories of this machine's view.
+      placements: { client: ALL_UPLOADERS, cluster: ['local', 'http', 's3'] },
+    },
+    // @kubernetes/client-node takes a while to load: only jobs that use it pay for it.
+    launcher: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher()),
+    placement: lazyPlacement(() => import('./k8s/placement.js')),
+  },
 };
 
 export function createLauncher(kind: ClusterKind): Launcher {
@@ -26,21 +88,47 @@ export function createLauncher(kind: ClusterKind): Launcher {
 
 /** Checks that a cluster can be used before anything is created for a job. */
 export function launcherFactory(kind: ClusterKind): LauncherFactory {
-  const factory = launchers[kind];
-  if (!factory) {
-    const available = Object.keys(launchers).join(', ');
-    throw new UnknownClusterError(`cluster '${kind}' has no launcher in this version of twister2 (available: ${available})`);
-  }
-  return factory;
+  return backendOf(kind).launcher;
 }
 
-/** Clusters that run a `cluster`-placement job master on one of their own hosts; the rest run it here. */
-const placements: Partial<Record<ClusterKind, JobMasterPlacement>> = {
-  kubernetes: lazyPlacement(() => import('./k8s/placement.js')),
-  mpi: mpiPlacement,
-  slurm: slurmPlacement,
-  nomad: nomadPlacement,
-};
+export function capabilitiesOf(kind: ClusterKind): ClusterCapabilities {
+  return backendOf(kind).capabilities;
+}
+
+/** The clusters, in the registry's order (the README's capability table follows it). */
+export function clusterKinds(): ClusterKind[] {
+  return Object.keys(backends) as ClusterKind[];
+}
+
+/** The README's capability table, made from the entries above (a unit test holds the README to it). */
+export function capabilityTable(): string {
+  const restart = { launcher: 'yes, by twister2', cluster: "yes, by the cluster's own restart policy", none: 'no' };
+  const rows = clusterKinds().map((kind) => {
+    const caps = capabilitiesOf(kind);
+    const placements = Object.entries(caps.placements)
+      .map(([p, kinds]) => `\`${p}\`: ${kinds.length === ALL_UPLOADERS.length ? 'all' : kinds.map((k) => `\`${k}\``).join(', ')}`)
+      .join('; ');
+    const restartNote = caps.restartOneWorker.except ? ` (${caps.restartOneWorker.except})` : '';
+    return `| \`${kind}\` | ${caps.scale.summary} | ${restart[caps.restartOneWorker.by]}${restartNote} | ${placements} |`;
+  });
+  return ['| cluster | scale | restart one worker | job master placements: uploaders |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+/** Throws the spec's placement, uploader and restart problems on its cluster as a SpecError (exit 2). */
+export function checkCapabilities(spec: JobSpec, source?: string): void {
+  const problems = capabilityProblems(capabilitiesOf(spec.cluster), spec);
+  if (problems.length > 0) throw new SpecError(problems, source);
+}
+
+/** A cluster missing here (a spec from a newer twister2) is named in the error, not silently replaced. */
+function backendOf(kind: ClusterKind): Backend {
+  const backend = (backends as Partial<Record<string, Backend>>)[kind];
+  if (!backend) {
+    const available = Object.keys(backends).join(', ');
+    throw new UnknownClusterError(`cluster '${kind}' has no launcher in this version of twister2 (available: ${available})`);
+  }
+  return backend;
+}
 
 const onThisMachine: JobMasterPlacement = {
   jobMasterCommand: async (_spec, jobDir, node, cli) => ({ program: node, args: [cli, 'jobmaster', '--job-dir', jobDir] }),
@@ -57,5 +145,5 @@ function lazyPlacement(load: () => Promise<Required<JobMasterPlacement>>): Requi
 }
 
 export function jobMasterPlacement(kind: ClusterKind): JobMasterPlacement {
-  return placements[kind] ?? onThisMachine;
+  return backendOf(kind).placement ?? onThisMachine;
 }

@@ -252,13 +252,9 @@ export const JobSpecSchema = z.strictObject({
   nomad: NomadSpecSchema.optional(),
   mpi: MpiSpecSchema.optional(),
 }).superRefine((spec, ctx) => {
-  if (spec.jobMaster.placement === 'none') {
-    if (spec.cluster !== 'mpi') {
-      ctx.addIssue({ code: 'custom', path: ['jobMaster', 'placement'], message: `"none" (no job master) is for plain MPI programs and needs cluster: mpi, not "${spec.cluster}"; use "client" or "cluster"` });
-    }
-    if (spec.worker.command === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['worker', 'module'], message: 'a module worker needs the job master (its ctx talks to it); with jobMaster.placement "none" use worker.command' });
-    }
+  // Which clusters have which placements is their capabilities' business (launchers/registry.ts).
+  if (spec.jobMaster.placement === 'none' && spec.worker.command === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['worker', 'module'], message: 'a module worker needs the job master (its ctx talks to it); with jobMaster.placement "none" use worker.command' });
   }
   if (spec.cluster === 'kubernetes') refineKubernetesSpec(spec, ctx);
   if (spec.cluster !== 'mpi') return;

@@ -145,12 +145,9 @@ export class KubernetesLauncher implements Launcher {
     }
   }
 
-  /** Worker counts change by whole pods: a pod always holds workersPerPod workers. */
+  /** Worker counts change by whole pods (the job master asked the capabilities first: registry.ts). */
   private podsOf(ids: number[]): number {
-    const wpp = this.k8s!.workersPerPod;
-    if (this.mpirun) throw new LauncherError('an OpenMPI job (kubernetes.openmpi) cannot be scaled: mpirun started a fixed number of ranks');
-    if (ids.length % wpp !== 0) throw new LauncherError(`kubernetes scales by whole pods of ${wpp} workers (kubernetes.workersPerPod); ${ids.length} is not a multiple of ${wpp}`);
-    return ids.length / wpp;
+    return ids.length / this.k8s!.workersPerPod;
   }
 
   private async scaleTo(replicas: number): Promise<void> {

@@ -2,7 +2,6 @@ import path from 'node:path';
 import { ApiException, type V1Pod } from '@kubernetes/client-node';
 import { files, readRecord, readToken, type JobRecord } from '../../job/job-store.js';
 import type { JobSecrets } from '../../job/secrets.js';
-import { UsageError } from '../../errors.js';
 import { JobMasterClient } from '../../protocol/jobmaster-client.js';
 import { kubernetesSection } from '../../spec/kubernetes-section.js';
 import type { JobSpec } from '../../spec/schema.js';
@@ -28,12 +27,6 @@ const HOPELESS = ['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'Creat
  */
 export async function queueJobMaster(spec: JobSpec, jobDir: string, _node: string, _cli: string, secrets: JobSecrets = {}): Promise<QueuedJobMaster> {
   const k8s = kubernetesSection(spec);
-  if (spec.uploader.kind === 'sftp' || spec.uploader.kind === 'shared') {
-    throw new UsageError(
-      `uploader.kind "${spec.uploader.kind}" cannot serve a job master in a Kubernetes pod (it copies to hosts or a directory of this machine's view); ` +
-        'use uploader.kind "local" (copied into the pods), "http" or "s3", or jobMaster.placement "client"',
-    );
-  }
   const api = kubeApi(k8s);
   const record = await readRecord(jobDir);
   const token = await readToken(jobDir);

@@ -108,14 +108,6 @@ export class MpiLauncher implements Launcher {
     this.mpirun = { child, exited };
   }
 
-  async addWorkers(): Promise<void> {
-    throw new LauncherError('scaling is not supported by the mpi launcher: an MPI job has a fixed number of ranks');
-  }
-
-  async removeWorkers(): Promise<void> {
-    throw new LauncherError('scaling is not supported by the mpi launcher: an MPI job has a fixed number of ranks');
-  }
-
   release(): Promise<void> {
     this.releasing = true;
     this.released ??= this.doRelease();

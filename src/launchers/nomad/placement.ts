@@ -16,10 +16,11 @@ import { registerNomadJob, removeNomadJob } from './registration.js';
  */
 export async function queueJobMaster(spec: JobSpec, jobDir: string, node: string, cli: string): Promise<QueuedJobMaster> {
   const nomad = nomadSection(spec);
-  if (nomad.driver === 'docker' || spec.uploader.kind !== 'local') {
+  // The uploader is checked by the capabilities (registry.ts); the driver is this section's own setting.
+  if (nomad.driver === 'docker') {
     throw new UsageError(
-      'jobMaster.placement "cluster" on nomad runs the job master and the workers from the job directory (driver raw_exec or exec, uploader.kind "local"), ' +
-        `not driver "${nomad.driver}" with uploader "${spec.uploader.kind}"; change those, or use jobMaster.placement "client"`,
+      'jobMaster.placement "cluster" on nomad runs the job master and the workers from the job directory (driver raw_exec or exec), ' +
+        `not driver "${nomad.driver}"; change it, or use jobMaster.placement "client"`,
     );
   }
   const api = new NomadApi(nomad);

@@ -1,7 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { files } from '../../job/job-store.js';
-import { UsageError } from '../../errors.js';
 import { primaryAddress } from '../../net/primary-address.js';
 import { isLoopbackHost, type JobSpec } from '../../spec/schema.js';
 import type { JobMasterCommand, QueuedJobMaster } from '../launcher.js';
@@ -17,12 +16,6 @@ import { IN_ALLOCATION_ENV, slurmSection } from './slurm-launcher.js';
  * directory, which must be on a file system the nodes share, as home directories on Slurm clusters are.
  */
 export async function queueJobMaster(spec: JobSpec, jobDir: string, node: string, cli: string): Promise<QueuedJobMaster> {
-  if (spec.uploader.kind === 'http' || spec.uploader.kind === 's3') {
-    throw new UsageError(
-      `jobMaster.placement "cluster" on slurm runs the job master inside the allocation, where the ${spec.uploader.kind} uploader's credentials cannot be handed over safely; ` +
-        'use uploader.kind "shared" (a directory every node sees) or "local", or jobMaster.placement "client"',
-    );
-  }
   const slurm = slurmSection(spec);
   // sbatch passes its environment on to the batch step: that is how the job master there knows where it runs.
   const commands = new SlurmCommands(slurm, { ...slurmEnvironment(slurm), [IN_ALLOCATION_ENV]: '1' });

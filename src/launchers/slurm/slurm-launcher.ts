@@ -94,14 +94,6 @@ export class SlurmLauncher implements Launcher {
     void this.poll();
   }
 
-  async addWorkers(): Promise<void> {
-    throw new LauncherError('scaling is not supported by the slurm launcher: a Slurm allocation has a fixed size (submit a job with more workers instead)');
-  }
-
-  async removeWorkers(): Promise<void> {
-    throw new LauncherError('scaling is not supported by the slurm launcher: a Slurm allocation has a fixed size (submit a job with more workers instead)');
-  }
-
   /** A new one-task step in the job's allocation, with the failed worker's ID. */
   async restartWorker(id: number, restartCount: number): Promise<void> {
     const ctx = this.ctx!;

@@ -74,7 +74,6 @@ describe('job master placement default', () => {
 
 describe('job master placement none', () => {
   it('is only for plain MPI programs', () => {
-    expect(problems({ ...ok, jobMaster: { placement: 'none' } })).toMatch(/jobMaster.placement: "none" \(no job master\) is for plain MPI programs and needs cluster: mpi, not "local"/);
     const mpi = { cluster: 'mpi', mpi: { hosts: [{ host: 'localhost', slots: 2 }] }, jobMaster: { placement: 'none' } };
     expect(problems({ ...ok, ...mpi, worker: { module: 'w.mjs' } })).toMatch(/worker.module: a module worker needs the job master/);
     expect(parseSpec({ ...ok, ...mpi }).jobMaster.placement).toBe('none');

@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { SpecError } from '../../../src/errors.js';
+import { scaleRefusal } from '../../../src/launchers/capabilities.js';
+import { capabilitiesOf, capabilityTable, checkCapabilities, clusterKinds, createLauncher } from '../../../src/launchers/registry.js';
+import { parseSpec } from '../../../src/spec/validate.js';
+
+const ok = { name: 'job', workers: 2, worker: { command: 'true' } };
+const mpi = { cluster: 'mpi', mpi: { hosts: [{ host: 'localhost', slots: 2 }] } };
+
+function problems(raw: Record<string, unknown>): string {
+  try {
+    checkCapabilities(parseSpec(raw));
+  } catch (err) {
+    expect(err).toBeInstanceOf(SpecError);
+    return (err as SpecError).message;
+  }
+  return '';
+}
+
+describe('capabilities in spec validation', () => {
+  it('refuses a job master placement the cluster does not have', () => {
+    expect(problems({ ...ok, jobMaster: { placement: 'none' } })).toMatch(/jobMaster.placement: cluster "local" has no job master placement "none" \("none", no job master, is for plain MPI programs\); it has "client", "cluster"/);
+    expect(problems({ ...ok, ...mpi, jobMaster: { placement: 'none' } })).toBe('');
+  });
+
+  it('refuses an uploader the placement does not take, naming what it takes', () => {
+    const http = { kind: 'http', http: { url: 'http://10.0.0.1:8080' } };
+    expect(problems({ ...ok, cluster: 'slurm', jobMaster: { placement: 'cluster' }, uploader: http })).toMatch(
+      /uploader.kind: cluster "slurm" with jobMaster.placement "cluster" does not take uploader "http"; use "local", "shared", "sftp", or jobMaster.placement "client"/,
+    );
+    expect(problems({ ...ok, cluster: 'slurm', uploader: http })).toBe('');
+    const shared = { kind: 'shared', shared: { dir: '/nfs' } };
+    expect(problems({ ...ok, cluster: 'kubernetes', uploader: shared })).toMatch(/cluster "kubernetes" with jobMaster.placement "cluster" does not take uploader "shared"; use "local", "http", "s3"/);
+    expect(problems({ ...ok, cluster: 'nomad', jobMaster: { placement: 'cluster' }, uploader: shared })).toMatch(/does not take uploader "shared"; use "local", or jobMaster.placement "client"/);
+  });
+
+  it('refuses restarts where a worker cannot be restarted alone', () => {
+    expect(problems({ ...ok, ...mpi, restart: { maxRestarts: 1 } })).toMatch(/restart.maxRestarts: cluster "mpi" cannot restart one worker, so restart.maxRestarts must be 0 \(got 1\)/);
+    expect(problems({ ...ok, cluster: 'kubernetes', kubernetes: { openmpi: true }, restart: { maxRestarts: 2 } })).toMatch(/OpenMPI job .* does not restart ranks one by one/);
+    expect(problems({ ...ok, cluster: 'kubernetes', restart: { maxRestarts: 2 } })).toBe('');
+  });
+});
+
+describe('scale capability', () => {
+  it('names the cluster and what it can do', () => {
+    const spec = (raw: Record<string, unknown>) => parseSpec({ ...ok, ...raw });
+    expect(scaleRefusal(capabilitiesOf('local'), spec({}), 2, 5)).toBeUndefined();
+    expect(scaleRefusal(capabilitiesOf('nomad'), spec({ cluster: 'nomad' }), 2, 1)).toBeUndefined();
+    expect(scaleRefusal(capabilitiesOf('kubernetes'), spec({ cluster: 'kubernetes', kubernetes: { workersPerPod: 2 } }), 2, 6)).toBeUndefined();
+    expect(scaleRefusal(capabilitiesOf('kubernetes'), spec({ cluster: 'kubernetes', kubernetes: { workersPerPod: 2 } }), 2, 5)).toMatch(/use 4 or 6/);
+    expect(scaleRefusal(capabilitiesOf('mpi'), spec(mpi), 2, 3)).toMatch(/^cluster "mpi" cannot scale this job from 2 to 3 workers/);
+  });
+});
+
+describe('the registry', () => {
+  it('declares what each launcher implements: scaling where scale is allowed, restartWorker where twister2 restarts', () => {
+    for (const kind of clusterKinds()) {
+      const caps = capabilitiesOf(kind);
+      const launcher = createLauncher(kind);
+      expect([kind, typeof launcher.addWorkers, typeof launcher.removeWorkers]).toEqual([kind, ...Array(2).fill(caps.scale.summary.startsWith('no') ? 'undefined' : 'function')]);
+      expect([kind, typeof launcher.restartWorker]).toEqual([kind, caps.restartOneWorker.by === 'launcher' ? 'function' : 'undefined']);
+    }
+  });
+
+  it('is what the README\'s capability table says', () => {
+    expect(readFileSync(new URL('../../../README.md', import.meta.url), 'utf8')).toContain(capabilityTable());
+  });
+});

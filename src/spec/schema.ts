@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { formatDuration, parseDuration, parseBytes } from './units.js';
-import { KubernetesSpecSchema, refineKubernetesSpec } from './kubernetes-section.js';
-import { NomadSpecSchema } from './nomad-section.js';
-import { SlurmSpecSchema } from './slurm-section.js';
+import { KubernetesSpecSchema, refineKubernetesSpec } from '../launchers/k8s/section.js';
+import { NomadSpecSchema } from '../launchers/nomad/section.js';
+import { SlurmSpecSchema } from '../launchers/slurm/section.js';
 
 /**
  * The job spec: the single source of the spec's types. `JobSpecInput` is what users write

@@ -3,7 +3,7 @@ import { parseSpec } from '../spec/validate.js';
 import { PackageRefSchema } from '../uploader/uploader.js';
 import { fetchPackage } from './fetch/package-fetch.js';
 import { runCommand } from './program-runner.js';
-import { resolveWorkerId } from './worker-id.js';
+import { resolveWorkerId } from '../launchers/worker-sides.js';
 import { workDirOf } from './worker-env.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 

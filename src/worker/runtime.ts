@@ -6,14 +6,14 @@ import { primaryAddress } from '../net/primary-address.js';
 import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { WorkerContext, WorkerContextEvents } from './context.js';
-import { jobMasterUrl } from './job-master-discovery.js';
+import { jobMasterUrl } from '../launchers/nomad/job-master-discovery.js';
 import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/http-download.js';
 import { fetchPackage } from './fetch/package-fetch.js';
-import { endOrphanedJob } from './orphan-cleanup.js';
+import { endOrphanedJob } from '../launchers/k8s/orphan-cleanup.js';
 import { killDescendants } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
-import { resolveWorkerId } from './worker-id.js';
+import { resolveWorkerId } from '../launchers/worker-sides.js';
 import { readWorkerEnv } from './worker-env.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { files, readFinalStatus, writeJson } from '../../job/job-store.js';
 import { JobMasterUnreachableError } from '../../errors.js';
 import type { JobStatus } from '../../protocol/messages.js';
-import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
+import { kubernetesSection, type KubernetesSpec } from './section.js';
 import { parseSpec } from '../../spec/validate.js';
 import { TaggedOutputSplitter } from '../mpi/tagged-output.js';
 import { findJobEnd } from './job-end-event.js';

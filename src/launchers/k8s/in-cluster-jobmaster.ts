@@ -7,7 +7,7 @@ import { PackageError, UsageError } from '../../errors.js';
 import { hostJobMaster } from '../../jobmaster/host.js';
 import { exitCodes } from '../../jobmaster/main.js';
 import { TERMINAL_JOB_STATES, type JobStatus } from '../../protocol/messages.js';
-import { kubernetesSection } from '../../spec/kubernetes-section.js';
+import { kubernetesSection } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import { parseSpec } from '../../spec/validate.js';
 import { createUploader } from '../../uploader/registry.js';

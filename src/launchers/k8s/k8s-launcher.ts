@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { files } from '../../job/job-store.js';
 import { LauncherError } from '../../errors.js';
-import { kubernetesSection, type KubernetesSpec } from '../../spec/kubernetes-section.js';
+import { kubernetesSection, type KubernetesSpec } from './section.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import type { PackageRef } from '../../uploader/uploader.js';
 import { TaggedOutputSplitter } from '../mpi/tagged-output.js';

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { LauncherError, type Twister2ErrorOptions } from '../../errors.js';
-import type { KubernetesSpec } from '../../spec/kubernetes-section.js';
+import type { KubernetesSpec } from './section.js';
 import { jobSelector } from './names.js';
 import type { KubeObject } from './objects/index.js';
 

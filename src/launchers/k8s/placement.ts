@@ -3,7 +3,7 @@ import { ApiException, type V1Pod } from '@kubernetes/client-node';
 import { files, readRecord, readToken, type JobRecord } from '../../job/job-store.js';
 import type { JobSecrets } from '../../job/secrets.js';
 import { JobMasterClient } from '../../protocol/jobmaster-client.js';
-import { kubernetesSection } from '../../spec/kubernetes-section.js';
+import { kubernetesSection } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import { createUploader } from '../../uploader/registry.js';
 import type { PackageRef, Uploader } from '../../uploader/uploader.js';

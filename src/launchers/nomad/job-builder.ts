@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { JobSpec } from '../../spec/schema.js';
-import type { NomadSpec } from '../../spec/nomad-section.js';
+import type { NomadSpec } from './section.js';
 
 const NS_PER_MS = 1_000_000;
 const MB = 1024 * 1024;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import got, { HTTPError, RequestError, type Got } from 'got';
 import { LauncherError, UsageError } from '../../errors.js';
-import type { NomadSpec } from '../../spec/nomad-section.js';
+import type { NomadSpec } from './section.js';
 
 /** The parts of Nomad's API objects twister2 reads (Nomad returns much more). */
 export interface NomadTaskEvent {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { files } from '../../job/job-store.js';
 import { UsageError } from '../../errors.js';
-import { NomadSpecSchema, type NomadSpec } from '../../spec/nomad-section.js';
+import { NomadSpecSchema, type NomadSpec } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import { workerEnvironment } from '../worker-env.js';

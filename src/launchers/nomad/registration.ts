@@ -1,5 +1,5 @@
 import { LauncherError, UsageError } from '../../errors.js';
-import type { NomadSpec } from '../../spec/nomad-section.js';
+import type { NomadSpec } from './section.js';
 import { tokenVariablePath } from './job-builder.js';
 import type { NomadApi } from './nomad-api.js';
 import { describePlacementFailures } from './placement-failures.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { JobSpec } from '../../spec/schema.js';
-import type { SlurmSpec } from '../../spec/slurm-section.js';
+import type { SlurmSpec } from './section.js';
 import { shellQuote } from '../shell-quote.js';
 
 const MIB = 1024 * 1024;

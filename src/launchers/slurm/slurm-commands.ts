@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { LauncherError, UsageError } from '../../errors.js';
-import type { SlurmSpec } from '../../spec/slurm-section.js';
+import type { SlurmSpec } from './section.js';
 import { findProgram } from '../find-program.js';
 
 export interface CommandResult {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { files } from '../../job/job-store.js';
 import { LauncherError } from '../../errors.js';
-import { SlurmSpecSchema, type SlurmSpec } from '../../spec/slurm-section.js';
+import { SlurmSpecSchema, type SlurmSpec } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import { FileTail } from '../file-tail.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';

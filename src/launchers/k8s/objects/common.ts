@@ -1,6 +1,6 @@
 import type { V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
-import type { KubernetesSpec } from '../../../spec/kubernetes-section.js';
-import { kubernetesSection } from '../../../spec/kubernetes-section.js';
+import type { KubernetesSpec } from '../section.js';
+import { kubernetesSection } from '../section.js';
 import type { JobSpec } from '../../../spec/schema.js';
 import { jobLabels, jobNames, roleLabels, type JobNames, type Role } from '../names.js';
 

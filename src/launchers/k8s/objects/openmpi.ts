@@ -4,8 +4,8 @@ import { shellQuote } from '../../shell-quote.js';
 import { jobSelector } from '../names.js';
 import type { K8sJob } from './common.js';
 
-/** In the worker image: writes the hostfile from the pods the API server lists (src/worker/kube-hostfile-main.ts). */
-export const KUBE_HOSTFILE_MAIN = '/opt/twister2/dist/worker/kube-hostfile-main.js';
+/** In the worker image: writes the hostfile from the pods the API server lists (src/launchers/k8s/kube-hostfile-main.ts). */
+export const KUBE_HOSTFILE_MAIN = '/opt/twister2/dist/launchers/k8s/kube-hostfile-main.js';
 
 /** Pod 0 prints this line, then the status, when mpirun ends (the launcher can read it from the pod's log). */
 export const MPIRUN_EXIT_LINE = 'twister2: mpirun exited with status';

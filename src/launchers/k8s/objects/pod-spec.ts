@@ -10,7 +10,7 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
-import { DISK_MOUNT, SHARED_MOUNT } from '../../../spec/kubernetes-section.js';
+import { DISK_MOUNT, SHARED_MOUNT } from '../section.js';
 import { LABEL_JOB, LABEL_ROLE, roleLabels } from '../names.js';
 import { bytesQuantity, cpuQuantity, type K8sJob } from './common.js';
 import { SECRET_KEYS } from './job-secret.js';

@@ -1,7 +1,7 @@
 import type { V1ConfigMap, V1OwnerReference } from '@kubernetes/client-node';
 import { LauncherError } from '../../../errors.js';
 import { specToInput, type JobSpec } from '../../../spec/schema.js';
-import { kubernetesSection } from '../../../spec/kubernetes-section.js';
+import { kubernetesSection } from '../section.js';
 import { jobLabels, jobNames } from '../names.js';
 
 /** Keys of the root ConfigMap. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SpecError } from '../../../../src/errors.js';
-import { kubernetesProblems, kubernetesSection, KubernetesSpecSchema } from '../../../../src/spec/kubernetes-section.js';
+import { kubernetesProblems, kubernetesSection, KubernetesSpecSchema } from '../../../../src/launchers/k8s/section.js';
 import { parseSpec } from '../../../../src/spec/validate.js';
 
 const base = { name: 'j', cluster: 'kubernetes', workers: 6, worker: { command: 'true' } };

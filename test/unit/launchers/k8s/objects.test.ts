@@ -375,7 +375,7 @@ describe('worker StatefulSet', () => {
     expect(c.command?.slice(0, 2)).toEqual(['/bin/sh', '-c']);
     const script = c.command![2]!;
     // Pod 0 writes the hostfile from the API server's list of the group's 2 pods, 3 slots each.
-    expect(script).toContain(`node /opt/twister2/dist/worker/kube-hostfile-main.js /twister2/shared/hostfile 'app.kubernetes.io/managed-by=twister2,twister2.io/job=${JOB_ID},twister2.io/role=worker,twister2.io/worker-group=0' 2 3`);
+    expect(script).toContain(`node /opt/twister2/dist/launchers/k8s/kube-hostfile-main.js /twister2/shared/hostfile 'app.kubernetes.io/managed-by=twister2,twister2.io/job=${JOB_ID},twister2.io/role=worker,twister2.io/worker-group=0' 2 3`);
     expect(script).toMatch(/mpirun -np 6 --hostfile \/twister2\/shared\/hostfile --bind-to none --allow-run-as-root --tag-output --mca plm_rsh_agent ssh --mca rtc_hwloc_vmhole none -x TWISTER2_CLUSTER .*-x TWISTER2_JOB_TOKEN .*-x TWISTER2_WORK_DIR node \/opt\/twister2\/dist\/worker\/main.js/);
     expect(script).not.toContain(TOKEN);
   });
@@ -392,7 +392,7 @@ describe('worker StatefulSet', () => {
       if [ "\${TWISTER2_POD_NAME##*-}" != 0 ]; then exec /usr/sbin/sshd -D -e; fi
       /usr/sbin/sshd -e || exit 1
       if [ -e /twister2/shared/.twister2-mpirun-status ]; then echo "twister2: mpirun already ran in this pod (status $(cat /twister2/shared/.twister2-mpirun-status)); not starting it again"; exec sleep infinity; fi
-      if ! node /opt/twister2/dist/worker/kube-hostfile-main.js /twister2/shared/hostfile 'app.kubernetes.io/managed-by=twister2,twister2.io/job=train-20261122073606-e203,twister2.io/role=worker,twister2.io/worker-group=0' 2 2; then echo 1 > /twister2/shared/.twister2-mpirun-status; echo "twister2: mpirun exited with status 1"; exec sleep infinity; fi
+      if ! node /opt/twister2/dist/launchers/k8s/kube-hostfile-main.js /twister2/shared/hostfile 'app.kubernetes.io/managed-by=twister2,twister2.io/job=train-20261122073606-e203,twister2.io/role=worker,twister2.io/worker-group=0' 2 2; then echo 1 > /twister2/shared/.twister2-mpirun-status; echo "twister2: mpirun exited with status 1"; exec sleep infinity; fi
       mpirun -np 4 --hostfile /twister2/shared/hostfile --bind-to none --allow-run-as-root --tag-output --mca plm_rsh_agent ssh --mca rtc_hwloc_vmhole none -x TWISTER2_JOB_ID node main.js
       status=$?
       echo "$status" > /twister2/shared/.twister2-mpirun-status

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseBytes, parseDuration } from './units.js';
+import { parseBytes, parseDuration } from '../../spec/units.js';
 
 /**
  * The `slurm` section: what the batch script asks Slurm for beyond `resources` (which are per worker and

@@ -1,6 +1,6 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { podOrdinal } from '../launchers/k8s/names.js';
+import { podOrdinal } from './names.js';
 import type { KubeAccount } from './kube-account.js';
 
 interface PodItem {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { SpecError, type SpecProblem } from '../errors.js';
-import type { JobSpec } from './schema.js';
-import { parseBytes } from './units.js';
+import { SpecError, type SpecProblem } from '../../errors.js';
+import type { JobSpec } from '../../spec/schema.js';
+import { parseBytes } from '../../spec/units.js';
 
 /**
  * The `kubernetes` section: where the cluster is (kubeconfig, context, namespace), the worker image, how

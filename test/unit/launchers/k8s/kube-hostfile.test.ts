@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostfileFromPods } from '../../../src/worker/kube-hostfile.js';
+import { hostfileFromPods } from '../../../../src/launchers/k8s/kube-hostfile.js';
 
 const pod = (name: string, ip: string | undefined, phase = 'Running', ready = true, deleting = false) => ({
   metadata: { name, ...(deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}) },

@@ -1,4 +1,4 @@
-import { Twister2Error } from '../errors.js';
+import { Twister2Error } from '../../errors.js';
 
 /**
  * Where the job master is. Launchers usually say so (TWISTER2_JOB_MASTER_URL). A job master that runs as

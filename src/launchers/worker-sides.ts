@@ -1,22 +1,81 @@
-import { WorkerIdError } from '../errors.js';
+import { Twister2Error, WorkerIdError } from '../errors.js';
+import type { ClusterKind } from '../spec/schema.js';
 
 /**
- * Where each cluster tells a process which worker it is, in order of precedence. A launcher that knows
- * the ID sets TWISTER2_WORKER_ID; MPI, Slurm and Nomad number their processes themselves.
+ * The worker-side pieces of each cluster, for the worker runtime: where the cluster numbers its processes,
+ * how a worker finds a job master its launcher could not name, and how a worker whose job master is gone
+ * ends the job. Kept apart from registry.ts, and loaded per cluster, so a starting worker loads only its
+ * own cluster's small module: no launcher, no spec schema, no zod, no cluster client library.
  */
-const ID_SOURCES = [
-  'TWISTER2_WORKER_ID',
-  'OMPI_COMM_WORLD_RANK',
-  'PMIX_RANK',
-  'PMI_RANK',
-  'SLURM_PROCID',
-  'NOMAD_ALLOC_INDEX',
-] as const;
+export interface WorkerSide {
+  /** The variables the cluster numbers its processes by, in order of precedence (for messages). */
+  idSources: readonly string[];
+  /** This process's worker ID, or undefined when none of idSources is set; a malformed one is a WorkerIdError. */
+  workerId(env: NodeJS.ProcessEnv): WorkerIdFound | undefined;
+  /** The job master's URL when the launcher could not give it (TWISTER2_JOB_MASTER_URL unset). */
+  findJobMaster?(env: NodeJS.ProcessEnv, timeoutMs: number, log: (line: string) => void): Promise<string>;
+  /** Ends the job when its job master is gone, on clusters that would otherwise keep it running. */
+  endOrphanedJob?(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void>;
+}
 
-export function resolveWorkerId(env: NodeJS.ProcessEnv): { workerId: number; source: string } {
-  const pod = kubernetesWorkerId(env);
-  if (pod !== undefined && !env.TWISTER2_WORKER_ID && !env.OMPI_COMM_WORLD_RANK) return { workerId: pod, source: 'TWISTER2_POD_NAME' };
-  for (const source of ID_SOURCES) {
+export interface WorkerIdFound {
+  workerId: number;
+  source: string;
+}
+
+/** One line per cluster, loaded on use. */
+const workerSides: Record<ClusterKind, () => Promise<{ workerSide: WorkerSide }>> = {
+  local: () => import('./local/worker-side.js'),
+  mpi: () => import('./mpi/worker-side.js'),
+  slurm: () => import('./slurm/worker-side.js'),
+  nomad: () => import('./nomad/worker-side.js'),
+  kubernetes: () => import('./k8s/worker-side.js'),
+};
+
+/** The launcher sets TWISTER2_CLUSTER for every worker (launchers/worker-env.ts). */
+export async function workerSideOf(env: NodeJS.ProcessEnv): Promise<WorkerSide> {
+  const cluster = env.TWISTER2_CLUSTER;
+  const load = cluster === undefined ? undefined : (workerSides as Partial<Record<string, () => Promise<{ workerSide: WorkerSide }>>>)[cluster];
+  if (!load) {
+    throw new WorkerIdError(
+      `TWISTER2_CLUSTER is ${cluster === undefined ? 'not set' : `"${cluster}", not a cluster of this twister2 (${Object.keys(workerSides).join(', ')})`}; the worker runtime is meant to be started by a twister2 launcher`,
+    );
+  }
+  return (await load()).workerSide;
+}
+
+/** A launcher that knows the ID sets TWISTER2_WORKER_ID (also on restarts); otherwise the cluster's own numbering. */
+export async function resolveWorkerId(env: NodeJS.ProcessEnv): Promise<WorkerIdFound> {
+  const given = idFrom(env, 'TWISTER2_WORKER_ID');
+  if (given) return given;
+  const side = await workerSideOf(env);
+  const found = side.workerId(env);
+  if (found) return found;
+  throw new WorkerIdError(`cannot tell this worker's ID: none of ${['TWISTER2_WORKER_ID', ...side.idSources].join(', ')} is set`);
+}
+
+/** Where the job master is: the launcher says so (TWISTER2_JOB_MASTER_URL), or the cluster's discovery finds it. */
+export async function jobMasterUrl(env: NodeJS.ProcessEnv, timeoutMs: number, log: (line: string) => void): Promise<string> {
+  if (env.TWISTER2_JOB_MASTER_URL) return env.TWISTER2_JOB_MASTER_URL;
+  const side = await workerSideOf(env);
+  if (!side.findJobMaster) {
+    throw new Twister2Error('the worker runtime was started without TWISTER2_JOB_MASTER_URL or TWISTER2_JOB_MASTER_SERVICE; it is meant to be started by a twister2 launcher');
+  }
+  return side.findJobMaster(env, timeoutMs, log);
+}
+
+/** A worker whose job master is gone ends its job where the cluster would keep it (restarting the workers). */
+export async function endOrphanedJob(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
+  try {
+    await (await workerSideOf(env)).endOrphanedJob?.(env, log);
+  } catch (err) {
+    log(`could not end the orphaned job: ${(err as Error).message}`);
+  }
+}
+
+/** The first of `sources` that is set, as a worker ID. */
+export function idFrom(env: NodeJS.ProcessEnv, ...sources: string[]): WorkerIdFound | undefined {
+  for (const source of sources) {
     const raw = env[source];
     if (raw === undefined || raw === '') continue;
     const workerId = Number(raw);
@@ -25,23 +84,5 @@ export function resolveWorkerId(env: NodeJS.ProcessEnv): { workerId: number; sou
     }
     return { workerId, source };
   }
-  throw new WorkerIdError(`cannot tell this worker's ID: none of ${ID_SOURCES.join(', ')} is set`);
-}
-
-/**
- * A Kubernetes StatefulSet pod knows its ordinal (the pod name's suffix) and which of its containers it
- * is; the worker ID is ordinal × workers per pod + container index + the worker group's offset, so it
- * survives pod restarts and rescheduling.
- */
-function kubernetesWorkerId(env: NodeJS.ProcessEnv): number | undefined {
-  const pod = env.TWISTER2_POD_NAME;
-  if (!pod || env.TWISTER2_CONTAINER_INDEX === undefined) return undefined;
-  const ordinal = /-(\d+)$/.exec(pod)?.[1];
-  const perPod = Number(env.TWISTER2_WORKERS_PER_POD ?? 1);
-  const index = Number(env.TWISTER2_CONTAINER_INDEX);
-  const offset = Number(env.TWISTER2_WORKER_ID_OFFSET ?? 0);
-  if (ordinal === undefined || ![perPod, index, offset].every((n) => Number.isInteger(n) && n >= 0) || perPod < 1) {
-    throw new WorkerIdError(`cannot tell this worker's ID from pod "${pod}" (TWISTER2_CONTAINER_INDEX=${env.TWISTER2_CONTAINER_INDEX}, TWISTER2_WORKERS_PER_POD=${env.TWISTER2_WORKERS_PER_POD})`);
-  }
-  return Number(ordinal) * perPod + index + offset;
+  return undefined;
 }

@@ -14,7 +14,7 @@ import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
  */
 async function main(): Promise<number> {
   const env = process.env;
-  const { workerId } = resolveWorkerId(env);
+  const { workerId } = await resolveWorkerId(env);
   const ref = PackageRefSchema.parse(JSON.parse(env.TWISTER2_PACKAGE_REF ?? 'null'));
   const { workDir, scratch } = workDirOf(env);
   if (scratch) releaseAtExit(WorkDirLease.take(workDir));

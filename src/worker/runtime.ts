@@ -6,14 +6,12 @@ import { primaryAddress } from '../net/primary-address.js';
 import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { WorkerContext, WorkerContextEvents } from './context.js';
-import { jobMasterUrl } from '../launchers/nomad/job-master-discovery.js';
 import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/http-download.js';
 import { fetchPackage } from './fetch/package-fetch.js';
-import { endOrphanedJob } from '../launchers/k8s/orphan-cleanup.js';
 import { killDescendants } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
-import { resolveWorkerId } from '../launchers/worker-sides.js';
+import { endOrphanedJob, jobMasterUrl, resolveWorkerId } from '../launchers/worker-sides.js';
 import { readWorkerEnv } from './worker-env.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
@@ -28,7 +26,7 @@ export const WorkerExit = { ok: 0, programFailed: 1, setupFailed: 2, jobMasterLo
  */
 export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const wenv = readWorkerEnv(env);
-  const { workerId } = resolveWorkerId(env);
+  const { workerId } = await resolveWorkerId(env);
   if (wenv.scratchWorkDir) releaseAtExit(WorkDirLease.take(wenv.workDir));
   const masterUrl = await jobMasterUrl(env, wenv.TWISTER2_REGISTRATION_TIMEOUT_MS, (line) => console.error(`[twister2 worker ${workerId}] ${line}`));
   const link = new JobMasterLink(masterUrl, wenv.TWISTER2_JOB_TOKEN, workerId);

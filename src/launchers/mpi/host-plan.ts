@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { UsageError } from '../../errors.js';
-import { isLoopbackHost, type JobSpec, type MpiSpec } from '../../spec/schema.js';
+import { isLoopbackHost } from '../../net/loopback.js';
+import type { JobSpec } from '../../spec/schema.js';
+import type { MpiSpec } from './section.js';
 import { parseHostfile, totalSlots, type HostSlots } from './hostfile.js';
 import { isThisMachine } from './remote-hosts.js';
 

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LauncherError, UsageError } from '../../errors.js';
-import type { MpiSpec } from '../../spec/schema.js';
+import type { MpiSpec } from './section.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import { findProgram } from '../find-program.js';
 import { inheritedEnv, killGroup } from '../process-group.js';

@@ -1,4 +1,4 @@
-import type { MpiSpec } from '../../spec/schema.js';
+import type { MpiSpec } from './section.js';
 
 export interface MpirunPlan {
   mpi: MpiSpec;

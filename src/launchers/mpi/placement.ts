@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { files } from '../../job/job-store.js';
 import { LauncherError, UsageError } from '../../errors.js';
-import { isLoopbackHost, type JobSpec } from '../../spec/schema.js';
+import { isLoopbackHost } from '../../net/loopback.js';
+import type { JobSpec } from '../../spec/schema.js';
 import { loadHosts, mpiSection } from './host-plan.js';
 import { isThisMachine, sshRun } from './remote-hosts.js';
 import { shellQuote } from '../shell-quote.js';

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
-import type { MpiSpec } from '../../spec/schema.js';
-import { isLoopbackHost } from '../../spec/schema.js';
+import { isLoopbackHost } from '../../net/loopback.js';
+import type { MpiSpec } from './section.js';
 import { shellQuote } from '../shell-quote.js';
 import { sshOptions } from './ssh-options.js';
 

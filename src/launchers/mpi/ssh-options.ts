@@ -1,6 +1,6 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { MpiSpec } from '../../spec/schema.js';
+import type { MpiSpec } from './section.js';
 import { shellQuote } from '../shell-quote.js';
 
 /**

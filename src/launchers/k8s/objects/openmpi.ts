@@ -1,4 +1,4 @@
-import type { MpiSpec } from '../../../spec/schema.js';
+import type { MpiSpec } from '../../mpi/section.js';
 import { mpirunArgs } from '../../mpi/mpirun-command.js';
 import { shellQuote } from '../../shell-quote.js';
 import { jobSelector } from '../names.js';

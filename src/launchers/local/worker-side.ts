@@ -1,0 +1,7 @@
+import type { WorkerSide } from '../worker-sides.js';
+
+/** Local workers are given their ID by the launcher (TWISTER2_WORKER_ID); nothing else to find or clean up. */
+export const workerSide: WorkerSide = {
+  idSources: [],
+  workerId: () => undefined,
+};

@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { isLoopbackHost } from '../../net/loopback.js';
+
+/**
+ * The `mpi` section: where mpirun starts the ranks and how it reaches the hosts. The checks that need the
+ * rest of the spec (slots for the workers, a job master address the hosts reach) are refineMpiSpec below.
+ */
+
+/** A host name or an IPv4/IPv6 address as OpenMPI's hostfile takes it (no user, no port: those are `mpi.ssh`). */
+const MPI_HOST_RULE = 'expected a host name or IP address such as "node1" or "10.0.0.5" (set the ssh user and port in mpi.ssh)';
+const mpiHost = z
+  .string({ error: MPI_HOST_RULE })
+  .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$/, MPI_HOST_RULE);
+
+/** The OpenMPI launcher (`cluster: mpi`): where mpirun starts the ranks and how it reaches the hosts. */
+export const MpiSpecSchema = z
+  .strictObject({
+    hosts: z
+      .array(
+        z.strictObject({
+          host: mpiHost,
+          slots: z.number({ error: 'expected a whole number of slots, at least 1' }).int('expected a whole number of slots').min(1, 'expected at least 1 slot'),
+        }),
+        { error: 'expected a list of { host, slots }' },
+      )
+      .min(1, 'expected at least one host')
+      .optional()
+      .describe('hosts and how many ranks each may run; or use mpi.hostfile'),
+    hostfile: z.string().startsWith('/', 'expected an absolute path to an OpenMPI hostfile').optional(),
+    oversubscribe: z.boolean().default(false).describe('allow more ranks than slots'),
+    mapBy: z.string().min(1).optional().describe('passed as --map-by'),
+    bindToCore: z.boolean().default(false).describe('--bind-to core; otherwise --bind-to none'),
+    mca: z
+      .record(z.string().regex(/^[A-Za-z0-9_]+$/, 'expected an MCA parameter name such as btl_tcp_if_include'), z.string(), {
+        error: 'expected a map of MCA parameter names to string values',
+      })
+      .default({}),
+    ssh: z
+      .strictObject({
+        user: z.string().min(1).optional(),
+        identityFile: z.string().min(1).optional(),
+        port: z.number({ error: 'expected a port number' }).int().min(1).max(65535).optional(),
+      })
+      .prefault({}),
+    mpirun: z.string().min(1).default('mpirun').describe('the mpirun program: a name on PATH or a path'),
+    interfaces: z.string().min(1).optional().describe('passed as btl_tcp_if_include and oob_tcp_if_include, e.g. "eth0" or "10.0.0.0/24"'),
+  })
+  .superRefine((m, ctx) => {
+    if ((m.hosts === undefined) === (m.hostfile === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          m.hosts === undefined
+            ? 'missing hosts: set mpi.hosts (a list of { host, slots }) or mpi.hostfile (an absolute path)'
+            : 'set either mpi.hosts or mpi.hostfile, not both',
+      });
+    }
+  });
+export type MpiSpec = z.output<typeof MpiSpecSchema>;
+
+/** The part of the spec the cross-field checks read. */
+export interface MpiCheckInput {
+  workers: number;
+  jobMaster: { host: string; placement: string };
+  mpi?: MpiSpec | undefined;
+}
+
+/** For the job spec's superRefine, when cluster is "mpi": `refineMpiSpec(spec, ctx)`. */
+export function refineMpiSpec(spec: MpiCheckInput, ctx: z.RefinementCtx): void {
+  const mpi = spec.mpi;
+  if (!mpi) {
+    ctx.addIssue({ code: 'custom', path: ['mpi'], message: 'cluster is "mpi" but the mpi section is missing; add mpi.hosts (a list of { host, slots }) or mpi.hostfile' });
+    return;
+  }
+  if (!mpi.hosts) return; // a hostfile is read (and checked) by the launcher, on the machine that has it
+  const slots = mpi.hosts.reduce((n, h) => n + h.slots, 0);
+  if (slots < spec.workers && !mpi.oversubscribe) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['mpi', 'hosts'],
+      message: `the hosts have ${slots} slots in total but workers is ${spec.workers}; add hosts or slots, lower workers, or set mpi.oversubscribe: true`,
+    });
+  }
+  const remote = mpi.hosts.find((h) => !isLoopbackHost(h.host));
+  // With the `cluster` placement the job master runs on, and listens on, the first host (jobMaster.host is not used).
+  if (remote && isLoopbackHost(spec.jobMaster.host) && spec.jobMaster.placement === 'client') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['jobMaster', 'host'],
+      message: `"${spec.jobMaster.host}" cannot be reached from mpi host "${remote.host}"; set jobMaster.host to an address of this machine that the hosts can reach`,
+    });
+  }
+}

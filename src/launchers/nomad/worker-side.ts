@@ -1,0 +1,19 @@
+import { idFrom, type WorkerSide } from '../worker-sides.js';
+import { jobMasterUrl } from './job-master-discovery.js';
+
+/**
+ * Nomad numbers a task group's allocations (NOMAD_ALLOC_INDEX); a job master in an allocation of its own is
+ * found through Nomad's service discovery; a worker whose job master is gone stops and purges the job through
+ * the URL its launcher gave (TWISTER2_NOMAD_PURGE_URL) with the task's workload identity (NOMAD_TOKEN), which a
+ * cluster with ACLs must allow to purge twister2's jobs. Otherwise Nomad would restart the workers.
+ */
+export const workerSide: WorkerSide = {
+  idSources: ['NOMAD_ALLOC_INDEX'],
+  workerId: (env) => idFrom(env, 'NOMAD_ALLOC_INDEX'),
+  findJobMaster: jobMasterUrl,
+  async endOrphanedJob(env, log) {
+    if (!env.TWISTER2_NOMAD_PURGE_URL) return;
+    const res = await fetch(env.TWISTER2_NOMAD_PURGE_URL, { method: 'DELETE', headers: env.NOMAD_TOKEN ? { 'X-Nomad-Token': env.NOMAD_TOKEN } : {}, signal: AbortSignal.timeout(10_000) });
+    log(res.ok ? 'purged the Nomad job: its job master is gone' : `could not purge the Nomad job (HTTP ${res.status})`);
+  },
+};

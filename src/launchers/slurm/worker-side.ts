@@ -1,0 +1,8 @@
+import { workerSide as mpi } from '../mpi/worker-side.js';
+import { idFrom, type WorkerSide } from '../worker-sides.js';
+
+/** srun's task number is the worker ID; with `slurm.launch: mpirun`, the MPI rank is. */
+export const workerSide: WorkerSide = {
+  idSources: [...mpi.idSources, 'SLURM_PROCID'],
+  workerId: (env) => mpi.workerId(env) ?? idFrom(env, 'SLURM_PROCID'),
+};

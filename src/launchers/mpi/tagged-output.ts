@@ -1,5 +1,7 @@
+import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import path from 'node:path';
+import { LineSplitter } from '../../line-splitter.js';
 import { WorkerLogFiles } from '../worker-log-files.js';
 
 /** A line of `mpirun --tag-output`: `[jobid,rank]<stdout>:text` (OpenMPI 4). */
@@ -17,7 +19,6 @@ export function parseTaggedLine(line: string): { rank: number; text: string } | 
 export class TaggedOutputSplitter {
   private readonly workerLogs: WorkerLogFiles;
   private readonly mpirunLog: WriteStream;
-  private readonly partial = new Map<NodeJS.ReadableStream, string>();
 
   constructor(
     logsDir: string,
@@ -28,19 +29,26 @@ export class TaggedOutputSplitter {
     this.workerLogs = new WorkerLogFiles(logsDir);
   }
 
-  /** Follows one of mpirun's output streams until it ends. */
+  /**
+   * Follows one of mpirun's output streams until it ends. A log file that cannot take more pauses the
+   * stream until it drained, so ranks printing faster than the disk writes do not fill memory.
+   */
   follow(stream: NodeJS.ReadableStream): Promise<void> {
+    const lines = new LineSplitter();
     return new Promise((resolve) => {
       stream.on('data', (chunk: Buffer | string) => {
-        const text = (this.partial.get(stream) ?? '') + chunk.toString();
-        const lines = text.split('\n');
-        this.partial.set(stream, lines.pop()!);
-        for (const line of lines) this.line(line);
+        const full = new Set<WriteStream>();
+        for (const line of lines.push(chunk)) {
+          const file = this.line(line);
+          if (file) full.add(file);
+        }
+        if (full.size === 0) return;
+        stream.pause();
+        void Promise.all([...full].map((f) => once(f, 'drain'))).finally(() => stream.resume());
       });
       stream.once('close', () => {
-        const rest = this.partial.get(stream);
-        if (rest) this.line(rest);
-        this.partial.delete(stream);
+        const rest = lines.end();
+        if (rest !== undefined) this.line(rest);
         resolve();
       });
     });
@@ -51,13 +59,13 @@ export class TaggedOutputSplitter {
     this.mpirunLog.write(`--- twister2: ${line} ---\n`);
   }
 
-  line(line: string): void {
+  /** Writes one line where it belongs; returns that file if it is over its buffer limit (wait for 'drain'). */
+  line(line: string): WriteStream | undefined {
     const tagged = parseTaggedLine(line);
-    if (tagged) this.workerLogs.of(tagged.rank).write(`${tagged.text}\n`);
-    else {
-      this.mpirunLog.write(`${line}\n`);
-      this.onUntagged?.(line);
-    }
+    const file = tagged ? this.workerLogs.of(tagged.rank) : this.mpirunLog;
+    const room = file.write(`${tagged ? tagged.text : line}\n`);
+    if (!tagged) this.onUntagged?.(line);
+    return room ? undefined : file;
   }
 
   async close(): Promise<void> {

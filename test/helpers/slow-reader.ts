@@ -23,7 +23,8 @@ export function readSlowly(stream: Readable, onChunk: (chunk: Buffer) => void, o
 }
 
 /**
- * Checks `[worker W] seq W N …` lines as output-worker.mjs prints them: per worker, N must run 0, 1, 2…
+ * Checks `[worker W] seq W N …` lines as output-worker.mjs prints them (as the CLI shows them, or untagged
+ * as in the workers' logs): per worker, N must run 0, 1, 2…
  * without a gap or a repeat. Returns how many lines each worker got in order and the first line out of order.
  */
 export class SequenceCheck {
@@ -38,9 +39,10 @@ export class SequenceCheck {
   }
 
   private line(line: string): void {
-    const m = /^\[worker (\d+)\] seq (\d+) (\d+) x+$/.exec(line);
+    const m = /^(?:\[worker (\d+)\] )?seq (\d+) (\d+) x+$/.exec(line);
     if (!m) return;
-    const [tag, id, n] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    const [id, n] = [Number(m[2]), Number(m[3])];
+    const tag = m[1] === undefined ? id : Number(m[1]);
     const expected = this.counts.get(tag) ?? 0;
     if (tag !== id || n !== expected) this.firstError ??= `worker ${tag}: expected seq ${expected}, got "${line.slice(0, 60)}"`;
     else this.counts.set(tag, expected + 1);

@@ -37,6 +37,19 @@ describe('worker output cut into lines', () => {
     expect(readFileSync(path.join(dir, 'worker-1.log'), 'utf8')).toBe('plain\n');
   });
 
+  it("mpirun's tagged output: a line a rank wrote in pieces (tagged each, another rank's between) arrives whole", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 't2-tagged-'));
+    const splitter = new TaggedOutputSplitter(dir);
+    const out = new PassThrough();
+    const following = splitter.follow(out);
+    out.end('[1,2]<stdout>:seq 2 5 xx[1,2]<stdout>:yy[1,3]<stdout>:three\n[1,2]<stdout>:zz\nmpirun: its own\n');
+    await following;
+    await splitter.close();
+    expect(readFileSync(path.join(dir, 'worker-2.log'), 'utf8')).toBe('seq 2 5 xxyyzz\n');
+    expect(readFileSync(path.join(dir, 'worker-3.log'), 'utf8')).toBe('three\n');
+    expect(readFileSync(path.join(dir, 'mpirun.log'), 'utf8')).toBe('mpirun: its own\n');
+  });
+
   it('followLogs reads a log larger than its chunks line by line, in order, each line once', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 't2-follow-'));
     const n = 30_000; // ≈ 1.3 MB: several chunks, lines across their boundaries

@@ -26,6 +26,7 @@ interface FileState {
  */
 export async function* followLogs(logDir: string, opts: { until?: Promise<unknown>; pollMs?: number; signal?: AbortSignal } = {}): AsyncGenerator<LogLine> {
   const states = new Map<string, FileState>();
+  const buf = Buffer.allocUnsafe(CHUNK_BYTES); // one for every read: what is read is decoded into strings at once
   let finished = opts.until === undefined;
   opts.until?.then(() => (finished = true), () => (finished = true));
   let last = false;
@@ -48,7 +49,7 @@ export async function* followLogs(logDir: string, opts: { until?: Promise<unknow
           more = true;
           break;
         }
-        const lines = await readChunk(path.join(logDir, name), state);
+        const lines = await readChunk(path.join(logDir, name), state, buf);
         if (!lines) break;
         for (const line of lines) yield { workerId: idOf(name), line };
       }
@@ -69,7 +70,7 @@ export async function* followLogs(logDir: string, opts: { until?: Promise<unknow
  * The complete lines the next chunk of a file finishes, or undefined at its end. The file is not kept
  * open while the consumer takes the lines: a reader that stops early leaves nothing open.
  */
-async function readChunk(file: string, state: FileState): Promise<string[] | undefined> {
+async function readChunk(file: string, state: FileState, buf: Buffer): Promise<string[] | undefined> {
   let fh;
   try {
     fh = await open(file, 'r');
@@ -77,7 +78,6 @@ async function readChunk(file: string, state: FileState): Promise<string[] | und
     return undefined;
   }
   try {
-    const buf = Buffer.allocUnsafe(CHUNK_BYTES);
     const { bytesRead } = await fh.read(buf, 0, buf.length, state.offset);
     if (bytesRead === 0) return undefined;
     state.offset += bytesRead;

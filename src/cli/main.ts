@@ -1,6 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { ExitCode, Twister2Error, UsageError } from '../errors.js';
 import { CLUSTER_KINDS } from '../spec/schema.js';
+import { exitWhenFlushed, toleratePipeErrors } from './output.js';
 
 // Commands are loaded when used: `twister2 barrier` runs inside workers, often, and must start fast.
 const submitCmd = () => import('./commands/submit.js');
@@ -11,10 +12,11 @@ const packageServer = () => import('./commands/package-server.js');
 
 /** Runs the CLI and exits the process with a code that tells how it went (see ExitCode). */
 export function main(argv: string[]): void {
+  toleratePipeErrors();
   // Exit explicitly: idle keep-alive sockets or a finished job's timers must not hold the CLI open.
   run(argv).then(
-    (code) => process.exit(code),
-    (err: unknown) => process.exit(report(err)),
+    (code) => exitWhenFlushed(code),
+    (err: unknown) => exitWhenFlushed(report(err)),
   );
 }
 

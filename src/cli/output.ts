@@ -2,6 +2,8 @@ import type { JobStatus } from '../protocol/messages.js';
 import { ExitCode } from '../errors.js';
 import type { LogLine } from '../client/log-follower.js';
 
+export { exitWhenFlushed } from '../exit-flushed.js';
+
 export function exitCodeOf(status: JobStatus): number {
   switch (status.state) {
     case 'SUCCEEDED':
@@ -17,6 +19,39 @@ export function exitCodeOf(status: JobStatus): number {
 
 export function formatLogLine(l: LogLine): string {
   return `[worker ${l.workerId}] ${l.line}`;
+}
+
+/**
+ * Prints worker output honouring backpressure: a write the stream cannot take at once waits for
+ * 'drain', so a slow reader slows the reading of the logs instead of piling them up in memory.
+ */
+export async function printLines(lines: AsyncIterable<LogLine>, stream: NodeJS.WriteStream, before?: () => void): Promise<void> {
+  for await (const line of lines) {
+    if (stream.destroyed) return; // the reader went away
+    before?.();
+    if (!stream.write(formatLogLine(line) + '\n')) await drained(stream);
+  }
+}
+
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
+/**
+ * A reader that went away (`twister2 logs job | head`) ends our output, not the CLI with an internal
+ * error: EPIPE destroys the stream, and later writes are dropped as nobody reads them.
+ */
+export function toleratePipeErrors(): void {
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => s.destroy());
 }
 
 export function formatStatus(s: JobStatus): string {

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { StringDecoder } from 'node:string_decoder';
+import { LineSplitter } from '../line-splitter.js';
 
 /**
  * Follows a file another program appends to (a batch system's output file on a shared file system),
@@ -7,8 +7,7 @@ import { StringDecoder } from 'node:string_decoder';
  */
 export class FileTail {
   private offset = 0;
-  private partial = '';
-  private readonly decoder = new StringDecoder('utf8');
+  private readonly lines = new LineSplitter();
   private timer: NodeJS.Timeout | undefined;
   private reading: Promise<void> = Promise.resolve();
 
@@ -26,8 +25,8 @@ export class FileTail {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.poll();
-    if (this.partial) this.onLine(this.partial);
-    this.partial = '';
+    const rest = this.lines.end();
+    if (rest !== undefined) this.onLine(rest);
   }
 
   private poll(): Promise<void> {
@@ -48,9 +47,7 @@ export class FileTail {
         const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset);
         if (bytesRead === 0) break;
         this.offset += bytesRead;
-        const lines = (this.partial + this.decoder.write(buf.subarray(0, bytesRead))).split('\n');
-        this.partial = lines.pop()!;
-        for (const line of lines) this.onLine(line);
+        for (const line of this.lines.push(buf.subarray(0, bytesRead))) this.onLine(line);
       }
     } finally {
       await fh.close();

@@ -1,6 +1,10 @@
 import { Twister2Error } from '../errors.js';
 import { killDescendants } from './process-tree.js';
 import { runWorker, WorkerExit } from './runtime.js';
+import { exitWhenFlushed } from '../exit-flushed.js';
+
+/** How long a worker that ended waits for a stuck reader of its output (a pipe nobody reads) before it exits anyway. */
+const FLUSH_AT_MOST_MS = 5000;
 
 /** Entry point of the worker runtime process that launchers start. Stopping it stops its program's processes. */
 for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
@@ -11,10 +15,11 @@ for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
 }
 
 runWorker().then(
-  (code) => process.exit(code),
+  // A module worker's output may still be queued for a pipe (MPI, Nomad, pods): exit once it is written.
+  (code) => exitWhenFlushed(code, FLUSH_AT_MOST_MS),
   (err: unknown) => {
     const message = err instanceof Twister2Error ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
     console.error(`[twister2 worker] cannot start: ${message}`);
-    process.exit(WorkerExit.setupFailed);
+    exitWhenFlushed(WorkerExit.setupFailed, FLUSH_AT_MOST_MS);
   },
 );

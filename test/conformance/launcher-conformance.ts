@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterKind } from '../../src/spec/schema.js';
 import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { heavyOutputCases } from './output-cases.js';
 
 export interface ConformanceTarget {
   cluster: ClusterKind;
@@ -103,5 +104,7 @@ export function launcherConformance(t: ConformanceTarget): void {
         await waitFor('nothing left', async () => (await t.leftovers(jobId)).length === 0, t.cleanupWithinMs);
       });
     }
+
+    heavyOutputCases(t);
   });
 }

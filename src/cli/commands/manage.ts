@@ -1,7 +1,7 @@
 import { attachJob, jobMasterAlive } from '../../client/job-handle.js';
 import { jobDirOf, listJobIds, readFinalStatus, readRecord } from '../../job/job-store.js';
 import { ExitCode, JobStateError, UsageError } from '../../errors.js';
-import { exitCodeOf, formatLogLine, formatStatus } from '../output.js';
+import { exitCodeOf, formatStatus, printLines } from '../output.js';
 
 export async function statusCommand(a: { job: string; json: boolean }): Promise<number> {
   const handle = await attachJob(a.job);
@@ -39,7 +39,7 @@ export async function listCommand(a: { json: boolean }): Promise<number> {
 export async function logsCommand(a: { job: string; follow: boolean }): Promise<number> {
   const handle = await attachJob(a.job);
   const follow = a.follow && !(await readFinalStatus(handle.jobDir));
-  for await (const line of handle.logs({ follow })) console.log(formatLogLine(line));
+  await printLines(handle.logs({ follow }), process.stdout);
   return ExitCode.succeeded;
 }
 

@@ -3,7 +3,7 @@ import type { JobHandle } from '../../client/job-handle.js';
 import { ExitCode } from '../../errors.js';
 import type { JobEvent } from '../../protocol/messages.js';
 import type { ClusterKind } from '../../spec/schema.js';
-import { exitCodeOf, formatBytes, formatLogLine } from '../output.js';
+import { exitCodeOf, exitWhenFlushed, formatBytes, printLines } from '../output.js';
 
 interface SubmitArgs {
   job: string;
@@ -48,12 +48,7 @@ export async function submitCommand(args: SubmitArgs): Promise<number> {
   const interrupted = watchInterrupts(handle, say);
   const progress = new Progress(status.numWorkers);
   handle.on('event', (e) => progress.update(e));
-  const printing = (async () => {
-    for await (const line of handle.logs({ follow: true })) {
-      progress.clear();
-      (args.json ? process.stderr : process.stdout).write(formatLogLine(line) + '\n');
-    }
-  })();
+  const printing = printLines(handle.logs({ follow: true }), args.json ? process.stderr : process.stdout, () => progress.clear());
   const final = await handle.wait();
   await printing;
   progress.clear();
@@ -77,11 +72,14 @@ function uploadProgress(): (sent: number, total: number) => void {
   };
 }
 
-/** First Ctrl-C kills the job cleanly; a second one exits at once (the launcher's exit hook still kills workers). */
+/**
+ * First Ctrl-C kills the job cleanly; a second one exits at once, once the output already written is
+ * flushed (the launcher's exit hook still kills workers).
+ */
 function watchInterrupts(handle: JobHandle, say: (s: string) => void): { value: boolean } {
   const state = { value: false };
   const onSignal = (sig: NodeJS.Signals) => {
-    if (state.value) process.exit(ExitCode.interrupted);
+    if (state.value) return exitWhenFlushed(ExitCode.interrupted);
     state.value = true;
     say(`${sig}: killing job ${handle.jobId} (press Ctrl-C again to exit at once)`);
     handle.kill(`interrupted (${sig})`).catch(() => undefined);

@@ -85,25 +85,29 @@ export class PodLogFollower {
     }
   }
 
-  /** Reads the container's log once and writes what lies beyond the bytes the follow delivered. */
+  /**
+   * Reads the container's log once and writes what lies beyond the bytes the follow delivered, passing
+   * it on as it comes (with backpressure) rather than holding the whole log.
+   */
   private async catchUp(f: Follow): Promise<void> {
-    const chunks: Buffer[] = [];
-    const all = new Writable({
+    const sink = this.sink(f);
+    let seen = 0;
+    const beyond = new Writable({
       write: (chunk: Buffer, _enc, done) => {
-        chunks.push(chunk);
-        done();
+        const from = Math.max(0, f.received - seen);
+        seen += chunk.length;
+        if (from >= chunk.length) return done();
+        sink.write(chunk.subarray(from), () => done());
       },
     });
-    const finished = new Promise<void>((resolve) => all.once('finish', resolve));
+    const finished = new Promise<void>((resolve) => beyond.once('finish', resolve));
     try {
-      const ctl = await this.log.log(this.namespace, f.pod, f.container, all, { follow: false, pretty: false, timestamps: false });
+      const ctl = await this.log.log(this.namespace, f.pod, f.container, beyond, { follow: false, pretty: false, timestamps: false });
       await Promise.race([finished, new Promise((r) => setTimeout(r, 5000))]);
       ctl.abort();
     } catch {
-      return; // The pod is gone, or its log with it: nothing more to read.
+      // The pod is gone, or its log with it: nothing more to read.
     }
-    const rest = Buffer.concat(chunks).subarray(f.received);
-    if (rest.length) await new Promise((r) => this.sink(f).write(rest, r));
   }
 
   /** A sink for one stream of the container's log, counting the bytes it got. */

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { WorkerLogFiles } from '../worker-log-files.js';
 import type { NomadApi } from './nomad-api.js';
@@ -15,7 +16,8 @@ interface Followed {
  * Each allocation's stdout and stderr, appended to `logs/worker-<index>.log` while the job runs (Nomad's
  * logs API, followed). A follow that failed (the task had not started yet) is started again from where it
  * stopped. Nomad never ends a followed stream by itself, so at the end every log is read once more,
- * without following, from the last byte received: nothing a worker printed is lost.
+ * without following, from the last byte received: nothing a worker printed is lost. A log file that
+ * cannot take more pauses the stream until it drained, so memory stays bounded.
  */
 export class AllocationLogs {
   private readonly followed = new Map<string, Followed>();
@@ -40,7 +42,10 @@ export class AllocationLogs {
       f.stream = stream;
       stream.on('data', (chunk: Buffer) => {
         f.received += chunk.length;
-        this.files.of(workerId).write(chunk);
+        const file = this.files.of(workerId);
+        if (file.write(chunk)) return;
+        stream.pause();
+        file.once('drain', () => stream.resume());
       });
       const lost = () => {
         if (f.stream === stream) f.stream = undefined;
@@ -78,10 +83,14 @@ export class AllocationLogs {
     await Promise.all(
       [...this.followed.entries()].map(async ([key, f]) => {
         const [allocId, type] = key.split('/') as [string, LogType];
-        const rest = await this.api.readLog(allocId, this.task, type, f.received).catch(() => undefined);
-        if (rest && rest.length > 0) {
-          f.received += rest.length;
-          this.files.of(f.workerId).write(rest);
+        const file = this.files.of(f.workerId);
+        try {
+          for await (const chunk of this.api.logStream(allocId, this.task, type, f.received, false) as AsyncIterable<Buffer>) {
+            f.received += chunk.length;
+            if (!file.write(chunk)) await once(file, 'drain');
+          }
+        } catch {
+          // The allocation is gone, or its log with it: nothing more to read.
         }
       }),
     );

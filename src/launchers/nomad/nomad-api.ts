@@ -136,18 +136,17 @@ export class NomadApi {
     }
   }
 
-  /** A task's stdout or stderr from byte `offset`, followed (Nomad keeps the stream open until the allocation is gone). */
-  logStream(allocId: string, task: string, type: 'stdout' | 'stderr', offset = 0): Readable {
+  /**
+   * A task's stdout or stderr from byte `offset`: followed (Nomad keeps the stream open until the
+   * allocation is gone), or with `follow: false` what there is now, read once.
+   */
+  logStream(allocId: string, task: string, type: 'stdout' | 'stderr', offset = 0, follow = true): Readable {
     return this.http.stream(`v1/client/fs/logs/${allocId}`, {
-      searchParams: { ...this.scope(), task, type, follow: 'true', origin: 'start', offset: String(offset), plain: 'true' },
-      timeout: {},
+      searchParams: { ...this.scope(), task, type, ...(follow ? { follow: 'true' } : {}), origin: 'start', offset: String(offset), plain: 'true' },
+      // A read once may be long (it is written out with backpressure): bound only the wait for an answer.
+      timeout: follow ? {} : { response: 30_000 },
       retry: { limit: 0 },
     });
-  }
-
-  /** What a task wrote to stdout or stderr from byte `offset` on, read once. */
-  async readLog(allocId: string, task: string, type: 'stdout' | 'stderr', offset: number): Promise<Buffer> {
-    return this.http.get(`v1/client/fs/logs/${allocId}`, { searchParams: { ...this.scope(), task, type, origin: 'start', offset: String(offset), plain: 'true' } }).buffer();
   }
 
   private scope(): Record<string, string> {

@@ -13,7 +13,7 @@ import { workerEnvironment } from '../worker-env.js';
 import { batchScript, srunWorkersArgs } from './batch-script.js';
 import { describeReason, slurmPhase, UNSATISFIABLE_REASONS } from './job-states.js';
 import { SlurmCommands } from './slurm-commands.js';
-import { parseTaggedLine } from '../mpi/tagged-output.js';
+import { RankLines } from '../mpi/tagged-output.js';
 import { parseTaskExit } from './task-exits.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
@@ -49,6 +49,7 @@ export class SlurmLauncher implements Launcher {
   private poller: NodeJS.Timeout | undefined;
   private polling = false;
   private tail: FileTail | undefined;
+  private readonly rankLines = new RankLines();
   private ended = false;
   private releasing = false;
   private released: Promise<void> | undefined;
@@ -222,8 +223,8 @@ export class SlurmLauncher implements Launcher {
   private onBatchOutput(line: string): void {
     const exit = parseTaskExit(line);
     if (exit && !this.releasing) for (const e of exit.exits) this.listener!.workerExited(e);
-    const tagged = this.slurm?.launch === 'mpirun' ? parseTaggedLine(line) : undefined;
-    if (tagged) appendFileSync(path.join(this.logsDir, `worker-${tagged.rank}.log`), `${tagged.text}\n`);
+    if (this.slurm?.launch !== 'mpirun') return;
+    for (const l of this.rankLines.push(line)) if (l.rank !== undefined) appendFileSync(path.join(this.logsDir, `worker-${l.rank}.log`), `${l.text}\n`);
   }
 
   private async poll(): Promise<void> {

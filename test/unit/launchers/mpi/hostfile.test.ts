@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseHostfile, renderHostfile, totalSlots } from '../../../../src/launchers/mpi/hostfile.js';
-import { parseTaggedLine } from '../../../../src/launchers/mpi/tagged-output.js';
+import { RankLines } from '../../../../src/launchers/mpi/tagged-output.js';
 
 describe('hostfile', () => {
   it('renders one `host slots=N` line per host', () => {
@@ -33,8 +33,8 @@ describe('hostfile', () => {
 
 describe('--tag-output lines', () => {
   it('splits rank and text', () => {
-    expect(parseTaggedLine('[1,3]<stdout>:T2TEST {"id":3}')).toEqual({ rank: 3, text: 'T2TEST {"id":3}' });
-    expect(parseTaggedLine('[12,0]<stderr>:')).toEqual({ rank: 0, text: '' });
-    expect(parseTaggedLine('mpirun noticed that process rank 0 ...')).toBeUndefined();
+    expect(new RankLines().push('[1,3]<stdout>:T2TEST {"id":3}')).toEqual([{ rank: 3, text: 'T2TEST {"id":3}' }]);
+    expect(new RankLines().push('[12,0]<stderr>:')).toEqual([{ rank: 0, text: '' }]);
+    expect(new RankLines().push('mpirun noticed that process rank 0 ...')).toEqual([{ text: 'mpirun noticed that process rank 0 ...' }]);
   });
 });

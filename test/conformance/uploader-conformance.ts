@@ -133,6 +133,8 @@ export function uploaderConformance(t: UploaderTarget): void {
       const otherRef = await other.upload(b);
       const text = JSON.stringify(ref);
       for (const secret of t.credentials()) expect(text).not.toContain(secret);
+      // A URL names this one package; a token (if any) is checked below.
+      if (ref.kind === 'http') expect(new URL(ref.url).pathname).toMatch(new RegExp(`/${a.jobId}[/.]`));
       const token = ref.kind === 'http' ? ref.token : undefined;
       expect(Boolean(token)).toBe(t.can.readToken);
       if (token && ref.kind === 'http' && otherRef.kind === 'http') {
@@ -150,25 +152,37 @@ export function uploaderConformance(t: UploaderTarget): void {
     });
 
     if (t.transport === 'http') {
-      it('a download corrupted on the way is detected by its sha256 and retried', async () => {
-        const pkg = newJob();
-        const uploader = await build(t.setup({ keep: false }));
-        const ref = await uploader.upload(pkg);
-        if (ref.kind !== 'http') throw new Error(`expected an http ref, got ${ref.kind}`);
-        const proxy = await startCorruptingProxy(new URL(ref.url).origin, 1);
-        try {
-          const through = { ...ref, url: proxy.url + ref.url.slice(new URL(ref.url).origin.length) };
-          const log: string[] = [];
-          const workDir = mkdtempSync(path.join(os.tmpdir(), 't2-conform-work-'));
-          const fetched = await fetchPackage(through, workDir, { deadlineMs: 60_000, log: (l) => log.push(l) });
-          expect(readFileSync(path.join(fetched.dir, 'data.bin')).equals(payload)).toBe(true);
-          expect(log.join('\n')).toMatch(/package download attempt 1 failed \(checksum mismatch: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}\); retrying/);
-          expect(proxy.gets()).toBe(2);
-        } finally {
-          await proxy.close();
-          await uploader.delete();
-        }
-      });
+      const spoiled = [
+        { mode: 'flip', title: 'a download corrupted on the way is detected by its sha256 and retried', why: /checksum mismatch: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}/ },
+        { mode: 'truncate', title: 'a download cut off halfway is resumed with a Range request and verified', why: /./ },
+      ] as const;
+      for (const s of spoiled) {
+        it(s.title, async () => {
+          const pkg = newJob();
+          const uploader = await build(t.setup({ keep: false }));
+          const ref = await uploader.upload(pkg);
+          if (ref.kind !== 'http') throw new Error(`expected an http ref, got ${ref.kind}`);
+          const origin = new URL(ref.url).origin;
+          const proxy = await startCorruptingProxy(origin, 1, s.mode);
+          try {
+            const log: string[] = [];
+            const workDir = mkdtempSync(path.join(os.tmpdir(), 't2-conform-work-'));
+            const fetched = await fetchPackage({ ...ref, url: proxy.url + ref.url.slice(origin.length) }, workDir, { deadlineMs: 60_000, log: (l) => log.push(l) });
+            expect(readFileSync(path.join(fetched.dir, 'data.bin')).equals(payload)).toBe(true);
+            expect(log).toHaveLength(1);
+            expect(log[0]).toMatch(/^package download attempt 1 failed \(.+\); retrying$/);
+            expect(log[0]).toMatch(s.why);
+            expect(proxy.gets()).toBe(2);
+            const [first, second] = proxy.ranges();
+            expect(first).toBeUndefined();
+            if (s.mode === 'truncate') expect(Number(/^bytes=(\d+)-$/.exec(second ?? '')?.[1])).toBeGreaterThan(0);
+            else expect(second).toBeUndefined(); // the corrupt file was deleted: a fresh download
+          } finally {
+            await proxy.close();
+            await uploader.delete();
+          }
+        });
+      }
     }
 
     it(`a package that stays corrupt fails every worker of the host, naming where it is and the cause${t.transport === 'file' ? ' (a file read in place: at once, no retry)' : ''}`, async () => {

@@ -308,6 +308,31 @@ export function uploaderConformance(t: UploaderTarget): void {
       expect(await t.stored(pkg)).toEqual([]);
     });
 
+    it('an upload aborted once bytes flow is a typed error and leaves nothing on the store, even before delete()', async () => {
+      const pkg = newJob();
+      const uploader = await build(t.setup({ keep: false }));
+      const ac = new AbortController();
+      let sentAtAbort = -1;
+      const err = await uploader
+        .upload(pkg, {
+          signal: ac.signal,
+          onProgress: (sent) => {
+            if (sentAtAbort >= 0) return;
+            sentAtAbort = sent;
+            ac.abort(new Error('stopped by the test'));
+          },
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(sentAtAbort).toBeGreaterThan(0);
+      expect(Twister2Error.is(err), inspect(err)).toBe(true);
+      expect((err as Error).message).toMatch(/abort/i);
+      expect(await t.stored(pkg)).toEqual([]);
+      await uploader.delete();
+    });
+
     it('job IDs that could escape the store are refused with a typed error naming them, and nothing is written', async () => {
       const before = await t.storeListing();
       const uploader = await build(t.setup({ keep: false }));

@@ -22,6 +22,14 @@ export const PackageRefSchema = z.discriminatedUnion('kind', [
 ]);
 export type PackageRef = z.infer<typeof PackageRefSchema>;
 
+/**
+ * A job ID that can name a directory, file or key in a store without leaving it: no separators, no `.` or
+ * `..`. Job IDs twister2 makes always pass; the check is for IDs that come from elsewhere (adopt, the library).
+ */
+export function isSafeJobId(jobId: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/.test(jobId);
+}
+
 export interface PackageToUpload {
   jobId: string;
   file: string;

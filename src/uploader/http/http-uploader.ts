@@ -96,7 +96,7 @@ export class HttpUploader implements Uploader {
       res = await request;
     } catch (err) {
       if (signal?.aborted) throw aborted(shown, signal);
-      throw this.failure(`cannot upload the job package to ${shown}`, shown, err);
+      throw this.failure(`cannot upload the job package to the package server at ${shown}`, shown, err);
     } finally {
       clearTimeout(release);
       file.destroy();
@@ -131,7 +131,7 @@ export class HttpUploader implements Uploader {
     try {
       res = await got.delete(url, { headers: this.auth(), timeout: TIMEOUTS, retry: { limit: 2 }, followRedirect: false, throwHttpErrors: false, responseType: 'text' });
     } catch (err) {
-      throw this.failure(`cannot delete the job package at ${shown}`, shown, err);
+      throw this.failure(`cannot delete the job package from the package server at ${shown}`, shown, err);
     }
     if (res.statusCode !== 404 && res.statusCode !== 410 && (res.statusCode < 200 || res.statusCode > 299)) {
       throw this.statusError('delete the job package at', shown, res);

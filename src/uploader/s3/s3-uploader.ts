@@ -10,7 +10,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { S3AccessError, S3Error, S3UploadAbortedError, UsageError } from '../../errors.js';
-import type { PackageRef, PackageToUpload, UploadOptions, Uploader } from '../uploader.js';
+import { isSafeJobId, type PackageRef, type PackageToUpload, type UploadOptions, type Uploader } from '../uploader.js';
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -126,6 +126,8 @@ export class S3Uploader implements Uploader {
   }
 
   private keyOf(jobId: string): string {
+    // `..` or a separator in the key: servers and proxies that normalise the path would put it outside the prefix, or the bucket.
+    if (!isSafeJobId(jobId)) throw new UsageError(`S3 uploader: the job ID ${JSON.stringify(jobId)} cannot name a key under s3://${this.bucket}/${this.prefix}`);
     return `${this.prefix}${jobId}/package.tar.gz`;
   }
 

@@ -116,11 +116,14 @@ export class SftpUploader implements Uploader {
 
     let firstError: unknown;
     const others: string[] = [];
+    /** Hosts a copy began on: where a failed upload may have left a partial file. */
+    const touched: SshTarget[] = [];
     const copyTo = async (t: SshTarget) => {
       try {
-        await withSshSession(t, credentials, this.ssh, controller.signal, (s) =>
-          copyAndVerify(s, { file: pkg.file, sha256: pkg.sha256, finalPath, onProgress: (n) => report(t, n) }),
-        );
+        await withSshSession(t, credentials, this.ssh, controller.signal, (s) => {
+          touched.push(t);
+          return copyAndVerify(s, { file: pkg.file, sha256: pkg.sha256, finalPath, onProgress: (n) => report(t, n) });
+        });
         report(t, pkg.size);
         this.counts[t.name] = (this.counts[t.name] ?? 0) + 1;
         this.debug(`${t.name}: ${finalPath} written and verified`);
@@ -145,6 +148,8 @@ export class SftpUploader implements Uploader {
       this.inFlight.delete(entry);
       signal?.removeEventListener('abort', onAbort);
     }
+    // A copy cut short (an abort, another host failing) leaves its partial file: nothing of a failed upload stays.
+    if (controller.signal.aborted) await this.removeFrom(touched, [path.posix.join(this.targetDir, pkg.jobId)], credentials);
 
     if (signal?.aborted) throw aborted(pkg.jobId, signal.reason);
     if (firstError !== undefined) {
@@ -173,8 +178,13 @@ export class SftpUploader implements Uploader {
       this.debug(`delete: ${(err as Error).message}`);
       return;
     }
+    await this.removeFrom(this.targets, dirs, credentials);
+  }
+
+  /** `rm -rf` the directories on the hosts. Best effort: a host that fails is skipped (see `debug`). */
+  private async removeFrom(targets: SshTarget[], dirs: string[], credentials: SshCredentials): Promise<void> {
     const never = new AbortController().signal;
-    await runLimited(this.targets, this.parallel, never, async (t) => {
+    await runLimited(targets, this.parallel, never, async (t) => {
       try {
         await withSshSession(t, credentials, this.ssh, never, (s) => removeDirs(s, dirs));
         this.debug(`${t.name}: removed ${dirs.join(', ')}`);

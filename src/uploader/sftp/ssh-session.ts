@@ -152,7 +152,7 @@ export async function withSshSession<T>(
 
 /** Why a connection never became ready, by ssh2's error level: the host, the key, or something else. */
 function connectError(t: SshTarget, settings: SshConnectSettings, err: (Error & { level?: string; code?: string }) | undefined): Twister2Error {
-  if (!err) return new HostUnreachableError(`cannot reach ${t.name}: the connection closed before the SSH handshake completed`, { host: t.name });
+  if (!err) return new HostUnreachableError(`cannot reach ${t.name} over SSH: the connection closed before the SSH handshake completed`, { host: t.name });
   if (err.level === 'client-authentication') {
     return new HostAuthenticationError(`SSH authentication as ${t.username}@${t.name} failed with the key ${settings.identityFile}`, {
       host: t.name,
@@ -161,10 +161,10 @@ function connectError(t: SshTarget, settings: SshConnectSettings, err: (Error & 
     });
   }
   if (err.level === 'client-timeout') {
-    return new HostUnreachableError(`cannot reach ${t.name}: no SSH handshake within ${settings.connectTimeoutMs} ms`, { host: t.name, cause: err });
+    return new HostUnreachableError(`cannot reach ${t.name} over SSH: no SSH handshake within ${settings.connectTimeoutMs} ms`, { host: t.name, cause: err });
   }
   if (err.level === 'client-socket' || err.level === 'client-dns') {
-    return new HostUnreachableError(`cannot reach ${t.name}: ${err.message}`, { host: t.name, cause: err });
+    return new HostUnreachableError(`cannot reach ${t.name} over SSH: ${err.message}`, { host: t.name, cause: err });
   }
   return new SftpUploadError(`SSH connection to ${t.name} failed: ${err.message}`, { host: t.name, cause: err });
 }

@@ -75,14 +75,6 @@ describe('HttpUploader against the package server', () => {
     await uploader.delete();
   });
 
-  it('rejects at once with an already aborted signal', async () => {
-    const { url, server } = await startServer();
-    const ac = new AbortController();
-    ac.abort();
-    await expect(new HttpUploader({ url, token: ADMIN }).upload(five, { signal: ac.signal })).rejects.toMatchObject({ code: 'T2_UPLOAD' });
-    expect(server.stats().puts).toBe(0);
-  });
-
   it('delete() removes the package, and a second delete() is fine', async () => {
     const { url, dir, server } = await startServer();
     const uploader = new HttpUploader({ url, token: ADMIN });
@@ -121,21 +113,6 @@ describe('HttpUploader against the package server', () => {
     const { url, dir } = await startServer({ maxBytes: 1024 * 1024 });
     await expect(new HttpUploader({ url, token: ADMIN }).upload(five)).rejects.toMatchObject({ code: 'T2_UPLOAD', status: 413 });
     await waitFor('an empty store', () => readdirSync(dir).length === 0);
-  });
-
-  it('names the URL and the cause when the server cannot be reached, without the token', async () => {
-    const { url, server } = await startServer();
-    await server.close();
-    const err = (await new HttpUploader({ url, token: ADMIN }).upload(five).catch((e: unknown) => e)) as UploadError;
-    expect(err).toMatchObject({ code: 'T2_UPLOAD' });
-    expect(err.message).toContain(url);
-    expect(err.message).toMatch(/ECONNREFUSED/);
-    expect(inspect(err, { depth: 10 })).not.toContain(ADMIN);
-  });
-
-  it('refuses job IDs that cannot name a package', async () => {
-    const { url } = await startServer();
-    await expect(new HttpUploader({ url, token: ADMIN }).upload({ ...five, jobId: '../x' })).rejects.toMatchObject({ code: 'T2_UPLOAD' });
   });
 });
 

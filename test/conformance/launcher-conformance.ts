@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterKind } from '../../src/spec/schema.js';
+import { capabilityConformance } from './capability-cases.js';
 import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 export interface ConformanceTarget {
@@ -104,4 +105,5 @@ export function launcherConformance(t: ConformanceTarget): void {
       });
     }
   });
+  capabilityConformance(t);
 }

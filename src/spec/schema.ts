@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { formatDuration, parseDuration, parseBytes } from './units.js';
+import { sizeSchema } from './size-schema.js';
+import { formatDuration, parseDuration } from './units.js';
 import { KubernetesSpecSchema, refineKubernetesSpec } from '../launchers/k8s/section.js';
 import { MpiSpecSchema, refineMpiSpec } from '../launchers/mpi/section.js';
 import { NomadSpecSchema } from '../launchers/nomad/section.js';
@@ -35,17 +36,7 @@ const duration = (fallback: string, minMs = 1) =>
     })
     .prefault(fallback);
 
-const bytes = () =>
-  z
-    .union([z.string(), z.number()], { error: 'expected a size such as "512Mi", "2Gi", "1G" or a number of bytes' })
-    .transform((v, ctx) => {
-      const n = parseBytes(v);
-      if (n === undefined) {
-        ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a size; use e.g. "512Mi", "2Gi", "1G" or a number of bytes` });
-        return z.NEVER;
-      }
-      return n;
-    });
+const bytes = () => sizeSchema(['512Mi', '2Gi', '1G']);
 
 export const CLUSTER_KINDS = ['local', 'kubernetes', 'slurm', 'nomad', 'mpi'] as const;
 export const ClusterKindSchema = z.enum(CLUSTER_KINDS);

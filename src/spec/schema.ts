@@ -3,7 +3,7 @@ import { sizeSchema } from './size-schema.js';
 import { formatDuration, parseDuration } from './units.js';
 import { KubernetesSpecSchema, refineKubernetesSpec } from '../launchers/k8s/section.js';
 import { MpiSpecSchema, refineMpiSpec } from '../launchers/mpi/section.js';
-import { NomadSpecSchema } from '../launchers/nomad/section.js';
+import { NomadSpecSchema, refineNomadSpec } from '../launchers/nomad/section.js';
 import { SlurmSpecSchema } from '../launchers/slurm/section.js';
 
 /**
@@ -192,6 +192,7 @@ export const JobSpecSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['worker', 'module'], message: 'a module worker needs the job master (its ctx talks to it); with jobMaster.placement "none" use worker.command' });
   }
   if (spec.cluster === 'kubernetes') refineKubernetesSpec(spec, ctx);
+  if (spec.cluster === 'nomad') refineNomadSpec(spec, ctx);
   if (spec.cluster === 'mpi') refineMpiSpec(spec, ctx);
 });
 

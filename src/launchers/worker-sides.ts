@@ -1,29 +1,11 @@
 import { Twister2Error, WorkerIdError } from '../errors.js';
 import type { ClusterKind } from '../spec/schema.js';
+import { idFrom, type WorkerIdFound, type WorkerSide } from './worker-side.js';
 
 /**
- * The worker-side pieces of each cluster, for the worker runtime: where the cluster numbers its processes,
- * how a worker finds a job master its launcher could not name, and how a worker whose job master is gone
- * ends the job. Kept apart from registry.ts, and loaded per cluster, so a starting worker loads only its
- * own cluster's small module: no launcher, no spec schema, no zod, no cluster client library.
+ * The registry of worker sides (worker-side.ts): one line per cluster, each module loaded only by a worker
+ * of that cluster, so a starting worker loads no other backend's code.
  */
-export interface WorkerSide {
-  /** The variables the cluster numbers its processes by, in order of precedence (for messages). */
-  idSources: readonly string[];
-  /** This process's worker ID, or undefined when none of idSources is set; a malformed one is a WorkerIdError. */
-  workerId(env: NodeJS.ProcessEnv): WorkerIdFound | undefined;
-  /** The job master's URL when the launcher could not give it (TWISTER2_JOB_MASTER_URL unset). */
-  findJobMaster?(env: NodeJS.ProcessEnv, timeoutMs: number, log: (line: string) => void): Promise<string>;
-  /** Ends the job when its job master is gone, on clusters that would otherwise keep it running. */
-  endOrphanedJob?(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void>;
-}
-
-export interface WorkerIdFound {
-  workerId: number;
-  source: string;
-}
-
-/** One line per cluster, loaded on use. */
 const workerSides: Record<ClusterKind, () => Promise<{ workerSide: WorkerSide }>> = {
   local: () => import('./local/worker-side.js'),
   mpi: () => import('./mpi/worker-side.js'),
@@ -71,18 +53,4 @@ export async function endOrphanedJob(env: NodeJS.ProcessEnv, log: (line: string)
   } catch (err) {
     log(`could not end the orphaned job: ${(err as Error).message}`);
   }
-}
-
-/** The first of `sources` that is set, as a worker ID. */
-export function idFrom(env: NodeJS.ProcessEnv, ...sources: string[]): WorkerIdFound | undefined {
-  for (const source of sources) {
-    const raw = env[source];
-    if (raw === undefined || raw === '') continue;
-    const workerId = Number(raw);
-    if (!Number.isInteger(workerId) || workerId < 0) {
-      throw new WorkerIdError(`${source}="${raw}" is not a worker ID (a whole number from 0)`);
-    }
-    return { workerId, source };
-  }
-  return undefined;
 }

@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { formatDuration, parseDuration, parseBytes } from './units.js';
+import { sizeSchema } from './size-schema.js';
+import { formatDuration, parseDuration } from './units.js';
 import { KubernetesSpecSchema, refineKubernetesSpec } from '../launchers/k8s/section.js';
 import { MpiSpecSchema, refineMpiSpec } from '../launchers/mpi/section.js';
-import { NomadSpecSchema } from '../launchers/nomad/section.js';
+import { NomadSpecSchema, refineNomadSpec } from '../launchers/nomad/section.js';
 import { SlurmSpecSchema } from '../launchers/slurm/section.js';
 
 /**
@@ -35,17 +36,7 @@ const duration = (fallback: string, minMs = 1) =>
     })
     .prefault(fallback);
 
-const bytes = () =>
-  z
-    .union([z.string(), z.number()], { error: 'expected a size such as "512Mi", "2Gi", "1G" or a number of bytes' })
-    .transform((v, ctx) => {
-      const n = parseBytes(v);
-      if (n === undefined) {
-        ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a size; use e.g. "512Mi", "2Gi", "1G" or a number of bytes` });
-        return z.NEVER;
-      }
-      return n;
-    });
+const bytes = () => sizeSchema(['512Mi', '2Gi', '1G']);
 
 export const CLUSTER_KINDS = ['local', 'kubernetes', 'slurm', 'nomad', 'mpi'] as const;
 export const ClusterKindSchema = z.enum(CLUSTER_KINDS);
@@ -201,6 +192,7 @@ export const JobSpecSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['worker', 'module'], message: 'a module worker needs the job master (its ctx talks to it); with jobMaster.placement "none" use worker.command' });
   }
   if (spec.cluster === 'kubernetes') refineKubernetesSpec(spec, ctx);
+  if (spec.cluster === 'nomad') refineNomadSpec(spec, ctx);
   if (spec.cluster === 'mpi') refineMpiSpec(spec, ctx);
 });
 

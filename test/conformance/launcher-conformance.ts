@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterKind } from '../../src/spec/schema.js';
+import { capabilityConformance } from './capability-cases.js';
 import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import { heavyOutputCases } from './output-cases.js';
 
@@ -107,4 +108,5 @@ export function launcherConformance(t: ConformanceTarget): void {
 
     heavyOutputCases(t);
   });
+  capabilityConformance(t);
 }

@@ -1,5 +1,6 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { renderHostfile } from '../mpi/hostfile.js';
 import { podOrdinal } from './names.js';
 import type { KubeAccount } from './kube-account.js';
 
@@ -21,7 +22,7 @@ export function hostfileFromPods(items: PodItem[], pods: number, slots: number):
     if (ordinal < pods && p.status?.phase === 'Running' && p.status.podIP && ready && !p.metadata?.deletionTimestamp) ips.set(ordinal, p.status.podIP);
   }
   const missing = Array.from({ length: pods }, (_, i) => i).filter((i) => !ips.has(i));
-  return missing.length ? { missing } : { lines: Array.from({ length: pods }, (_, i) => `${ips.get(i)} slots=${slots}`) };
+  return missing.length ? { missing } : { lines: renderHostfile(Array.from({ length: pods }, (_, i) => ({ host: ips.get(i)!, slots }))).trimEnd().split('\n') };
 }
 
 /** Waits until every pod of the selector is Running and Ready, then writes the hostfile (renamed into place). */

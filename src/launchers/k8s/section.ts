@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SpecError, type SpecProblem } from '../../errors.js';
 import type { JobSpec } from '../../spec/schema.js';
-import { parseBytes } from '../../spec/units.js';
+import { sizeSchema } from '../../spec/size-schema.js';
 
 /**
  * The `kubernetes` section: where the cluster is (kubeconfig, context, namespace), the worker image, how
@@ -45,15 +45,7 @@ const labelValue = z.string({ error: LABEL_VALUE_RULE }).refine(isLabelValue, LA
 const port = (what: string) =>
   z.number({ error: `expected ${what}: a port number from 1 to 65535` }).int(`expected ${what}: a whole port number`).min(1, `expected ${what} from 1 to 65535`).max(65535, `expected ${what} from 1 to 65535`);
 
-const size = (example: string) =>
-  z.union([z.string(), z.number()], { error: `expected a size such as "${example}" or a number of bytes` }).transform((v, ctx) => {
-    const n = parseBytes(v);
-    if (n === undefined || n <= 0) {
-      ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a size; use e.g. "${example}", "512Mi" or a number of bytes` });
-      return z.NEVER;
-    }
-    return n;
-  });
+const size = (example: string) => sizeSchema([example, '512Mi'], { positive: true });
 
 const absolutePath = (what: string) => z.string({ error: `expected ${what}: an absolute path` }).startsWith('/', `expected ${what}: an absolute path such as "/data"`);
 

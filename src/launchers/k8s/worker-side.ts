@@ -1,5 +1,5 @@
 import { WorkerIdError } from '../../errors.js';
-import { idFrom, type WorkerIdFound, type WorkerSide } from '../worker-sides.js';
+import { idFrom, type WorkerIdFound, type WorkerSide } from '../worker-side.js';
 import { podOrdinal } from './names.js';
 
 /**

@@ -3,9 +3,10 @@ import type { MpiSpec } from './section.js';
 export interface MpirunPlan {
   mpi: MpiSpec;
   np: number;
-  hostfile: string;
-  /** The plm_rsh_agent wrapper script. */
-  sshWrapper: string;
+  /** Undefined where OpenMPI reads the hosts from a resource manager (inside a Slurm allocation). */
+  hostfile?: string;
+  /** The plm_rsh_agent wrapper script; undefined where mpirun does not start its daemons over ssh. */
+  sshWrapper?: string;
   /** Names of the variables mpirun forwards to every rank (`-x NAME`); their values stay in mpirun's environment. */
   envNames: string[];
   /** The uid mpirun runs as: `--allow-run-as-root` only for 0. */
@@ -21,7 +22,7 @@ export interface MpirunPlan {
  */
 export function mpirunArgs(plan: MpirunPlan): string[] {
   const { mpi } = plan;
-  const mca = new Map<string, string>([['plm_rsh_agent', plan.sshWrapper]]);
+  const mca = new Map<string, string>(plan.sshWrapper ? [['plm_rsh_agent', plan.sshWrapper]] : []);
   if (mpi.interfaces) {
     mca.set('btl_tcp_if_include', mpi.interfaces);
     mca.set('oob_tcp_if_include', mpi.interfaces);
@@ -31,8 +32,7 @@ export function mpirunArgs(plan: MpirunPlan): string[] {
   return [
     '-np',
     String(plan.np),
-    '--hostfile',
-    plan.hostfile,
+    ...(plan.hostfile ? ['--hostfile', plan.hostfile] : []),
     ...(mpi.mapBy ? ['--map-by', mpi.mapBy] : []),
     // A twister2 worker is a Node runtime plus the user's program: pinning it to one core by OpenMPI's
     // default would make them share it, so binding is off unless asked for.

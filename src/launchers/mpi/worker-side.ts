@@ -1,4 +1,4 @@
-import { idFrom, type WorkerSide } from '../worker-sides.js';
+import { idFrom, type WorkerSide } from '../worker-side.js';
 
 /** Where OpenMPI (and PMIx/PMI launchers) put a process's rank: the worker ID. */
 export const MPI_RANK_SOURCES = ['OMPI_COMM_WORLD_RANK', 'PMIX_RANK', 'PMI_RANK'] as const;

@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { files } from '../../job/job-store.js';
-import { UsageError } from '../../errors.js';
 import { NomadSpecSchema, type NomadSpec } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
@@ -60,9 +59,6 @@ export class NomadLauncher implements Launcher {
     this.jobId = ctx.jobId;
     this.count = ctx.spec.workers;
     const nomad = nomadSection(ctx.spec);
-    if (nomad.driver === 'docker' && ctx.packageRef.kind === 'file') {
-      throw new UsageError('driver "docker" cannot read the package from this machine\'s disk; use uploader.kind "http" or "s3"');
-    }
     const api = (this.api = new NomadApi(nomad, this.env));
     mkdirSync(path.join(ctx.jobDir, files.logs), { recursive: true });
     this.logs = new AllocationLogs(api, WORKER_TASK, path.join(ctx.jobDir, files.logs));

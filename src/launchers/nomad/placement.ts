@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { files, readRecord, readToken } from '../../job/job-store.js';
-import { UsageError } from '../../errors.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobMasterCommand, QueuedJobMaster } from '../launcher.js';
 import { JOB_MASTER_GROUP, WORKER_GROUP } from './job-builder.js';
@@ -16,13 +15,6 @@ import { registerNomadJob, removeNomadJob } from './registration.js';
  */
 export async function queueJobMaster(spec: JobSpec, jobDir: string, node: string, cli: string): Promise<QueuedJobMaster> {
   const nomad = nomadSection(spec);
-  // The uploader is checked by the capabilities (registry.ts); the driver is this section's own setting.
-  if (nomad.driver === 'docker') {
-    throw new UsageError(
-      'jobMaster.placement "cluster" on nomad runs the job master and the workers from the job directory (driver raw_exec or exec), ' +
-        `not driver "${nomad.driver}"; change it, or use jobMaster.placement "client"`,
-    );
-  }
   const api = new NomadApi(nomad);
   const record = await readRecord(jobDir);
   const token = await readToken(jobDir);

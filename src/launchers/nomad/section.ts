@@ -52,3 +52,28 @@ export const NomadSpecSchema = z.strictObject({
 });
 
 export type NomadSpec = z.output<typeof NomadSpecSchema>;
+
+/** The part of the spec the cross-field checks read. */
+export interface NomadCheckInput {
+  jobMaster: { placement: string };
+  uploader: { kind: string };
+  nomad?: NomadSpec | undefined;
+}
+
+/**
+ * For the job spec's superRefine, when cluster is "nomad": a docker task cannot read this machine's disk,
+ * so it needs a package it can download, and a job master in an allocation runs from the job directory.
+ */
+export function refineNomadSpec(spec: NomadCheckInput, ctx: z.RefinementCtx): void {
+  if (spec.nomad?.driver !== 'docker') return;
+  if (!['http', 's3'].includes(spec.uploader.kind)) {
+    ctx.addIssue({ code: 'custom', path: ['uploader', 'kind'], message: `driver "docker" cannot read the package from this machine's disk (uploader "${spec.uploader.kind}"); use uploader.kind "http" or "s3"` });
+  }
+  if (spec.jobMaster.placement === 'cluster') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['nomad', 'driver'],
+      message: 'jobMaster.placement "cluster" on nomad runs the job master and the workers from the job directory (driver raw_exec or exec), not driver "docker"; change it, or use jobMaster.placement "client"',
+    });
+  }
+}

@@ -1,4 +1,4 @@
-import { idFrom, type WorkerSide } from '../worker-sides.js';
+import { idFrom, type WorkerSide } from '../worker-side.js';
 import { jobMasterUrl } from './job-master-discovery.js';
 
 /**

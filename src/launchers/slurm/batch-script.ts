@@ -1,6 +1,8 @@
 import path from 'node:path';
 import type { JobSpec } from '../../spec/schema.js';
 import type { SlurmSpec } from './section.js';
+import { mpirunArgs } from '../mpi/mpirun-command.js';
+import type { MpiSpec } from '../mpi/section.js';
 import { shellQuote } from '../shell-quote.js';
 
 const MIB = 1024 * 1024;
@@ -64,9 +66,14 @@ export function srunWorkersArgs(opts: { spec: JobSpec; slurm: SlurmSpec; logsDir
   ];
 }
 
-/** mpirun inside the allocation: OpenMPI reads the allocation from Slurm; rank N is worker N. */
+/**
+ * mpirun inside the allocation, built as the MPI launcher builds it: OpenMPI reads the hosts from Slurm (no
+ * hostfile, no ssh) and the ranks inherit the batch step's environment; rank N is worker N.
+ */
 export function mpirunWorkersArgs(opts: { spec: JobSpec; workerCommand: string[]; asRoot: boolean }): string[] {
-  return ['-np', String(opts.spec.workers), ...(opts.asRoot ? ['--allow-run-as-root'] : []), '--tag-output', '--', ...opts.workerCommand];
+  const mpi: MpiSpec = { oversubscribe: false, bindToCore: false, mca: {}, ssh: {}, mpirun: 'mpirun' };
+  // The uid only decides --allow-run-as-root.
+  return mpirunArgs({ mpi, np: opts.spec.workers, envNames: [], uid: opts.asRoot ? 0 : 1, program: opts.workerCommand });
 }
 
 /** Step IDs twister2 starts later (restarted workers) must end before the batch step does, or Slurm kills them. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseBytes, parseDuration } from '../../spec/units.js';
+import { sizeSchema } from '../../spec/size-schema.js';
+import { parseDuration } from '../../spec/units.js';
 
 /**
  * The `slurm` section: what the batch script asks Slurm for beyond `resources` (which are per worker and
@@ -29,14 +30,7 @@ export function slurmMinutesSeconds(ms: number): string {
   return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
 }
 
-const memory = z.union([z.string(), z.number()], { error: 'expected a size such as "4Gi" or "16G"' }).transform((v, ctx) => {
-  const n = parseBytes(v);
-  if (n === undefined || n <= 0) {
-    ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a size; use e.g. "4Gi", "16G" or a number of bytes` });
-    return z.NEVER;
-  }
-  return n;
-});
+const memory = sizeSchema(['4Gi', '16G'], { positive: true });
 
 /** A value that goes onto one `#SBATCH` line: a newline there would start a new line of shell. */
 const oneLine = (what: string) =>

@@ -1,5 +1,5 @@
 import { workerSide as mpi } from '../mpi/worker-side.js';
-import { idFrom, type WorkerSide } from '../worker-sides.js';
+import { idFrom, type WorkerSide } from '../worker-side.js';
 
 /** srun's task number is the worker ID; with `slurm.launch: mpirun`, the MPI rank is. */
 export const workerSide: WorkerSide = {

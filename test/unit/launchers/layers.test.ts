@@ -53,7 +53,7 @@ describe('layers', () => {
   });
 
   it.each(Object.entries(BACKENDS))('a %s worker finds its ID without loading another backend, a launcher, the spec schema, zod or a cluster client', (cluster, folder) => {
-    const loaded = [...loadedBy('launchers/worker-sides.ts', `launchers/${folder}/worker-side.ts`)];
+    const loaded = [...loadedBy('launchers/worker-sides.ts', 'launchers/worker-side.ts', `launchers/${folder}/worker-side.ts`)];
     // Slurm's `launch: mpirun` and Kubernetes' OpenMPI mode number workers by MPI rank: MPI's worker side is shared.
     const allowed = new Set([folder, 'mpi']);
     expect(loaded.filter((f) => /^launchers\/[a-z0-9]+\//.test(f) && !allowed.has(f.split('/')[1]!))).toEqual([]);

@@ -70,7 +70,7 @@ describe('kubernetes section', () => {
     [{ kubernetes: { podPlacement: { tolerations: [{ key: 'gpu', operator: 'Exists', value: 'x' }] } } }, /tolerations\[0\].value: operator "Exists" matches any value/],
     [{ kubernetes: { podPlacement: { tolerations: [{ value: 'x' }] } } }, /tolerations\[0\].key: a toleration without a key matches every taint only with operator "Exists"/],
     [{ kubernetes: { podPlacement: { tolerations: [{ key: 'k', operator: 'Exists', effect: 'NoRun' }] } } }, /tolerations\[0\].effect: expected an effect: NoSchedule, PreferNoSchedule or NoExecute/],
-    [{ kubernetes: { volumes: { disk: {} } } }, /kubernetes.volumes.disk.sizeLimit: expected a size such as "10Gi" or a number of bytes \(got nothing\)/],
+    [{ kubernetes: { volumes: { disk: {} } } }, /kubernetes.volumes.disk.sizeLimit: expected a size such as "10Gi", "512Mi" or a number of bytes \(got nothing\)/],
     [{ kubernetes: { volumes: { disk: { sizeLimit: 'huge' } } } }, /kubernetes.volumes.disk.sizeLimit: "huge" is not a size; use e.g. "10Gi"/],
     [{ kubernetes: { volumes: { persistent: {} } } }, /kubernetes.volumes.persistent: missing storage: set persistent.nfs .* or persistent.pvc/],
     [{ kubernetes: { volumes: { persistent: { nfs: { server: 'n', path: '/x' }, pvc: { storageClass: 's', size: '1Gi' } } } } }, /set either persistent.nfs or persistent.pvc, not both/],

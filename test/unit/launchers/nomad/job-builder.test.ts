@@ -89,6 +89,8 @@ describe('Nomad job', () => {
   it('maps placement, GPUs, docker and the cluster scope', () => {
     const j = job({
       resources: { gpus: 2, disk: '1Gi' },
+      // A docker task downloads the package: it cannot read this machine's disk.
+      uploader: { kind: 'http', http: { url: 'http://10.0.0.1:8080' } },
       nomad: {
         type: 'service',
         driver: 'docker',

@@ -160,7 +160,7 @@ describe('batch script', () => {
       logsDir: '/l',
       body: { kind: 'workers', env: {}, workerCommand: ['node', 'main.js'], mpirunIsRoot: true },
     });
-    expect(script).toContain('\nmpirun -np 4 --allow-run-as-root --tag-output -- node main.js\n');
+    expect(script).toContain('\nmpirun -np 4 --bind-to none --allow-run-as-root --tag-output node main.js\n');
     expect(script).not.toContain('\nsrun --ntasks');
   });
 

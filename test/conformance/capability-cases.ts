@@ -1,0 +1,115 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { capabilitiesOf } from '../../src/launchers/registry.js';
+import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import type { ConformanceTarget } from './launcher-conformance.js';
+
+interface Rec {
+  id: number;
+  restart: number;
+  step: string;
+  n?: number;
+  pid?: number;
+  peers?: number[];
+}
+
+/**
+ * Cases every backend runs, chosen by what its registry entry says it can do (src/launchers/registry.ts):
+ * scaling up and down or a refused scale, the restart of one killed worker, and a job master placed in
+ * the cluster. What a backend cannot do is tested as refused, so the capability table cannot lie.
+ */
+export function capabilityConformance(t: ConformanceTarget): void {
+  const caps = capabilitiesOf(t.cluster);
+  const where = t.outlivesClient ? `${t.cluster}, job master in the cluster` : t.cluster;
+  // Read in the tests only: a target's spec may need its cluster, which starts in a beforeAll.
+  const spec = () => t.spec ?? {};
+  const output = (home: string, jobId: string) => (t.workerOutput ? t.workerOutput(home, jobId) : readLogs(home, jobId));
+  // Kubernetes scales in whole pods: every count here is a multiple of workersPerPod.
+  const step = () => ((spec().kubernetes as { workersPerPod?: number } | undefined)?.workersPerPod ?? 1);
+
+  const submit = (name: string, workers: number, args: string[], extra: Record<string, unknown> = {}) => {
+    const home = tempHome();
+    const dir = makeJob(
+      { name, cluster: t.cluster, workers, worker: { module: 'w.mjs', args }, timeouts: { heartbeat: `${t.cleanupWithinMs}ms` }, ...spec(), ...extra },
+      { 'w.mjs': fixture('capability-worker.mjs') },
+    );
+    const cli = startCli(['submit', dir], home);
+    return { home, cli, dir };
+  };
+  const started = (home: string, jobId: string) => testRecords<Rec>(output(home, jobId)).filter((r) => r.step === 'start');
+
+  describe(`capability conformance: ${where}`, () => {
+    const refusesScale = caps.scale.summary.startsWith('no');
+    if (!refusesScale) {
+      it('scales up and down: IDs stay 0..N-1, scaling down removes the highest, the job succeeds', async () => {
+        const [from, peak, final] = [2 * step(), 4 * step(), 3 * step()];
+        const { home, cli } = submit('cap-scale', from, ['scale', String(peak), String(final)]);
+        const jobId = await waitFor('the job', () => jobIds(home)[0]);
+        await waitFor(`${from} workers`, () => started(home, jobId).length === from, 60_000);
+        const up = await runCli(['scale', jobId, String(peak)], home);
+        expect(up.code, up.stderr).toBe(0);
+        await waitFor(`${peak} workers`, () => started(home, jobId).length === peak, 60_000);
+        const down = await runCli(['scale', jobId, String(final)], home);
+        expect(down.code, down.stderr).toBe(0);
+        expect(await cli.closed, cli.output().stderr).toBe(0);
+        const recs = testRecords<Rec>(output(home, jobId));
+        const ids = (n: number) => Array.from({ length: n }, (_, i) => i);
+        expect(started(home, jobId).map((r) => r.id).sort((a, b) => a - b)).toEqual(ids(peak));
+        const done = recs.filter((r) => r.step === 'done');
+        expect(done.map((r) => r.id).sort((a, b) => a - b)).toEqual(ids(final));
+        expect(done.every((r) => r.peers?.join() === ids(final).join())).toBe(true);
+        expect(await t.leftovers(jobId)).toEqual([]);
+      });
+    } else {
+      it('refuses a scale (exit 2, naming the cluster) before anything changes; the job keeps running and succeeds', async () => {
+        const trigger = path.join(tempHome(), 'finish');
+        const { home, cli } = submit('cap-noscale', 2, ['wait', trigger]);
+        const jobId = await waitFor('the job', () => jobIds(home)[0]);
+        await waitFor('2 workers', () => started(home, jobId).length === 2, 60_000);
+        const r = await runCli(['scale', jobId, '3'], home);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toMatch(new RegExp(`cluster "${t.cluster}" cannot scale this job from 2 to 3 workers: .*; the job keeps running with 2`));
+        expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+        const status = await runCli(['status', jobId, '--json'], home);
+        expect(JSON.parse(status.stdout || '{}'), status.stderr).toMatchObject({ state: 'RUNNING', numWorkers: 2, registered: 2 });
+        writeFileSync(trigger, '');
+        expect(await cli.closed, cli.output().stderr).toBe(0);
+        expect(await t.leftovers(jobId)).toEqual([]);
+      });
+    }
+
+    if (caps.restartOneWorker.by !== 'none') {
+      it('restarts one killed worker with the same ID (restart.maxRestarts: 1); the job succeeds', async () => {
+        const trigger = path.join(tempHome(), 'finish');
+        const { home, cli } = submit('cap-restart', 3, ['restart', trigger], { restart: { maxRestarts: 1 } });
+        const jobId = await waitFor('the job', () => jobIds(home)[0]);
+        const computing = await waitFor('worker 1 computing', () => testRecords<Rec>(output(home, jobId)).find((r) => r.step === 'computing'), 60_000);
+        process.kill(computing.pid!, 'SIGKILL');
+        const again = await waitFor('worker 1 restarted', () => started(home, jobId).find((r) => r.id === 1 && r.restart === 1), 90_000);
+        expect(again.pid).not.toBe(computing.pid);
+        writeFileSync(trigger, '');
+        expect(await cli.closed, cli.output().stderr).toBe(0);
+        const done = testRecords<Rec>(output(home, jobId)).filter((r) => r.step === 'done');
+        expect(done.map((r) => `${r.id}#${r.restart}`).sort()).toEqual(['0#0', '1#1', '2#0']);
+        expect(await t.leftovers(jobId)).toEqual([]);
+      });
+    }
+
+    // A target whose job master is in the cluster already (outlivesClient) runs every case above that way.
+    if (caps.placements.cluster && !t.outlivesClient) {
+      it('runs with the job master in the cluster (jobMaster.placement: cluster): IDs 0..N-1, SUCCEEDED, nothing left', async () => {
+        const trigger = path.join(tempHome(), 'finish');
+        writeFileSync(trigger, '');
+        // The target's jobMaster.host is an address of this machine, for a job master here: the cluster picks its own.
+        const { home, cli } = submit('cap-jm', 2, ['wait', trigger], { jobMaster: { placement: 'cluster' } });
+        expect(await cli.closed, cli.output().stderr).toBe(0);
+        const jobId = jobIds(home)[0]!;
+        expect(testRecords<Rec>(output(home, jobId)).filter((r) => r.step === 'done').map((r) => r.id).sort()).toEqual([0, 1]);
+        // The client hears the outcome from the job master, before the cluster ends the job master's own
+        // process (Slurm's batch step ends after it, so Slurm records the job COMPLETED).
+        await waitFor('nothing left', async () => (await t.leftovers(jobId)).length === 0, t.cleanupWithinMs);
+      });
+    }
+  });
+}

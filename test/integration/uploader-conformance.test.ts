@@ -146,6 +146,8 @@ describe('uploader conformance', () => {
         const put = s3cmd(s3, ['put', copy, `s3://${bucket}/twister2/${pkg.jobId}/package.tar.gz`]);
         if (put.code !== 0) throw new Error(`s3cmd put failed: ${put.stderr}`);
       },
+      // moto logs every request line; the GETs of the package are the workers' downloads.
+      downloads: (jobId) => readFileSync(s3.logFile, 'utf8').split(`"GET /${bucket}/twister2/${jobId}/package.tar.gz?`).length - 1,
       failures: [
         {
           what: 'an unknown access key',

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe } from 'vitest';
@@ -11,7 +11,15 @@ import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
 
 /** Every uploader kind runs the same contract against its real store: a directory, the package server, moto's S3, sshd hosts. */
 
-const tmp = (prefix: string) => mkdtempSync(path.join(os.tmpdir(), prefix));
+const temporary: string[] = [];
+const tmp = (prefix: string) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  temporary.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
+});
 
 /** Everything under `dir`, as relative paths: what a name escaping the store would add to. */
 function listTree(dir: string): string[] {
@@ -146,6 +154,8 @@ describe('uploader conformance', () => {
         const put = s3cmd(s3, ['put', copy, `s3://${bucket}/twister2/${pkg.jobId}/package.tar.gz`]);
         if (put.code !== 0) throw new Error(`s3cmd put failed: ${put.stderr}`);
       },
+      // moto logs every request line; the GETs of the package are the workers' downloads.
+      downloads: (jobId) => readFileSync(s3.logFile, 'utf8').split(`"GET /${bucket}/twister2/${jobId}/package.tar.gz?`).length - 1,
       failures: [
         {
           what: 'an unknown access key',

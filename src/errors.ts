@@ -83,6 +83,11 @@ export class AuthenticationError extends Twister2Error {
   override readonly code = 'T2_UNAUTHENTICATED';
 }
 
+/** A valid worker token on a route that needs the job's admin secret (scale, kill, status): HTTP 403. */
+export class ForbiddenError extends Twister2Error {
+  override readonly code = 'T2_FORBIDDEN';
+}
+
 export class ProtocolError extends Twister2Error {
   override readonly code = 'T2_PROTOCOL';
 }
@@ -136,6 +141,7 @@ export class JobStateError extends Twister2Error {
 /** Maps a wire error (code + message) back to the class that raised it on the other side. */
 const byCode: Record<string, new (message: string) => Twister2Error> = {
   T2_UNAUTHENTICATED: AuthenticationError,
+  T2_FORBIDDEN: ForbiddenError,
   T2_PROTOCOL: ProtocolError,
   T2_REGISTRATION_REFUSED: RegistrationError,
   T2_DUPLICATE_WORKER: DuplicateWorkerError,

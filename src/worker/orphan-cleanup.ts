@@ -1,4 +1,5 @@
 import { KubeAccount } from './kube-account.js';
+import { ENV } from '../job/worker-environment.js';
 
 /**
  * A worker whose job master is gone (the client was killed) ends its job on clusters that would otherwise
@@ -10,21 +11,22 @@ import { KubeAccount } from './kube-account.js';
  */
 export async function endOrphanedJob(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
   try {
-    if (env.TWISTER2_NOMAD_PURGE_URL) {
-      const res = await fetch(env.TWISTER2_NOMAD_PURGE_URL, { method: 'DELETE', headers: env.NOMAD_TOKEN ? { 'X-Nomad-Token': env.NOMAD_TOKEN } : {}, signal: AbortSignal.timeout(10_000) });
+    const purgeUrl = env[ENV.nomadPurgeUrl];
+    const root = env[ENV.k8sRoot];
+    if (purgeUrl) {
+      const res = await fetch(purgeUrl, { method: 'DELETE', headers: env.NOMAD_TOKEN ? { 'X-Nomad-Token': env.NOMAD_TOKEN } : {}, signal: AbortSignal.timeout(10_000) });
       log(res.ok ? 'purged the Nomad job: its job master is gone' : `could not purge the Nomad job (HTTP ${res.status})`);
     }
-    if (env.TWISTER2_K8S_ROOT && env.KUBERNETES_SERVICE_HOST) {
-      const status = await deleteKubernetesRoot(env);
-      log(status < 300 || status === 404 ? `deleted the job's root ConfigMap ${env.TWISTER2_K8S_ROOT}: its job master is gone` : `could not delete the job's root ConfigMap (HTTP ${status})`);
+    if (root && env.KUBERNETES_SERVICE_HOST) {
+      const status = await deleteKubernetesRoot(env, root);
+      log(status < 300 || status === 404 ? `deleted the job's root ConfigMap ${root}: its job master is gone` : `could not delete the job's root ConfigMap (HTTP ${status})`);
     }
   } catch (err) {
     log(`could not end the orphaned job: ${(err as Error).message}`);
   }
 }
 
-async function deleteKubernetesRoot(env: NodeJS.ProcessEnv): Promise<number> {
+async function deleteKubernetesRoot(env: NodeJS.ProcessEnv, root: string): Promise<number> {
   const account = new KubeAccount(env);
-  const root = encodeURIComponent(env.TWISTER2_K8S_ROOT!);
-  return (await account.request('DELETE', `/api/v1/namespaces/${encodeURIComponent(account.namespace)}/configmaps/${root}?propagationPolicy=Background`)).status;
+  return (await account.request('DELETE', `/api/v1/namespaces/${encodeURIComponent(account.namespace)}/configmaps/${encodeURIComponent(root)}?propagationPolicy=Background`)).status;
 }

@@ -1,11 +1,12 @@
 import { WorkerIdError } from '../errors.js';
+import { ENV } from '../job/worker-environment.js';
 
 /**
  * Where each cluster tells a process which worker it is, in order of precedence. A launcher that knows
  * the ID sets TWISTER2_WORKER_ID; MPI, Slurm and Nomad number their processes themselves.
  */
 const ID_SOURCES = [
-  'TWISTER2_WORKER_ID',
+  ENV.workerId,
   'OMPI_COMM_WORLD_RANK',
   'PMIX_RANK',
   'PMI_RANK',
@@ -15,7 +16,7 @@ const ID_SOURCES = [
 
 export function resolveWorkerId(env: NodeJS.ProcessEnv): { workerId: number; source: string } {
   const pod = kubernetesWorkerId(env);
-  if (pod !== undefined && !env.TWISTER2_WORKER_ID && !env.OMPI_COMM_WORLD_RANK) return { workerId: pod, source: 'TWISTER2_POD_NAME' };
+  if (pod !== undefined && !env[ENV.workerId] && !env.OMPI_COMM_WORLD_RANK) return { workerId: pod, source: ENV.podName };
   for (const source of ID_SOURCES) {
     const raw = env[source];
     if (raw === undefined || raw === '') continue;
@@ -34,14 +35,15 @@ export function resolveWorkerId(env: NodeJS.ProcessEnv): { workerId: number; sou
  * survives pod restarts and rescheduling.
  */
 function kubernetesWorkerId(env: NodeJS.ProcessEnv): number | undefined {
-  const pod = env.TWISTER2_POD_NAME;
-  if (!pod || env.TWISTER2_CONTAINER_INDEX === undefined) return undefined;
+  const pod = env[ENV.podName];
+  const container = env[ENV.containerIndex];
+  if (!pod || container === undefined) return undefined;
   const ordinal = /-(\d+)$/.exec(pod)?.[1];
-  const perPod = Number(env.TWISTER2_WORKERS_PER_POD ?? 1);
-  const index = Number(env.TWISTER2_CONTAINER_INDEX);
-  const offset = Number(env.TWISTER2_WORKER_ID_OFFSET ?? 0);
+  const perPod = Number(env[ENV.workersPerPod] ?? 1);
+  const index = Number(container);
+  const offset = Number(env[ENV.workerIdOffset] ?? 0);
   if (ordinal === undefined || ![perPod, index, offset].every((n) => Number.isInteger(n) && n >= 0) || perPod < 1) {
-    throw new WorkerIdError(`cannot tell this worker's ID from pod "${pod}" (TWISTER2_CONTAINER_INDEX=${env.TWISTER2_CONTAINER_INDEX}, TWISTER2_WORKERS_PER_POD=${env.TWISTER2_WORKERS_PER_POD})`);
+    throw new WorkerIdError(`cannot tell this worker's ID from pod "${pod}" (${ENV.containerIndex}=${container}, ${ENV.workersPerPod}=${env[ENV.workersPerPod]})`);
   }
   return Number(ordinal) * perPod + index + offset;
 }

@@ -2,17 +2,17 @@ import { attachJob } from '../../client/job-handle.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { JobMasterClient } from '../../protocol/jobmaster-client.js';
 import { parseDuration } from '../../spec/units.js';
+import { ENV, readCommandWorkerEnvironment } from '../../job/worker-environment.js';
 
-/** Inside a command worker the runtime puts the job master's address, the secret and the session in the environment. */
+/** Inside a command worker the runtime puts the job master's address, the worker token and the session in the environment. */
 function fromWorkerEnv(): { client: JobMasterClient; workerId: number; session: string } | undefined {
-  const { TWISTER2_JOB_MASTER_URL: url, TWISTER2_JOB_TOKEN: token, TWISTER2_WORKER_ID: id, TWISTER2_WORKER_SESSION: session } = process.env;
-  if (!url || !token || id === undefined || !session) return undefined;
-  return { client: new JobMasterClient({ url, token }), workerId: Number(id), session };
+  const w = readCommandWorkerEnvironment(process.env);
+  return w && { client: new JobMasterClient({ url: w.url, token: w.token }), workerId: w.workerId, session: w.session };
 }
 
 export async function barrierCommand(a: { name: string; timeout?: string | undefined }): Promise<number> {
   const w = fromWorkerEnv();
-  if (!w) throw new UsageError('`twister2 barrier` runs inside a twister2 command worker (TWISTER2_JOB_MASTER_URL, TWISTER2_WORKER_ID and TWISTER2_WORKER_SESSION are not set)');
+  if (!w) throw new UsageError(`\`twister2 barrier\` runs inside a twister2 command worker (${ENV.jobMasterUrl}, ${ENV.workerId} and ${ENV.workerSession} are not set)`);
   let timeoutMs: number | undefined;
   if (a.timeout !== undefined) {
     timeoutMs = parseDuration(a.timeout);

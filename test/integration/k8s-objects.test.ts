@@ -83,7 +83,6 @@ async function createJob(ns: string, raw: Record<string, unknown>, opts: { jobMa
   const objects = jobObjects(job, {
     secret: {
       token: TOKEN,
-      withJobSecret: opts.jobMaster !== false,
       packageRef: { kind: 'http', url: 'http://pkg.example:8080/p.tar.gz', token: 'read-token', sha256: 'a'.repeat(64), size: 1 },
       ...(job.k8s.openmpi ? { ssh: generateSshKeyPair(jobId) } : {}),
     },

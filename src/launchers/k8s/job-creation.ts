@@ -33,7 +33,6 @@ export async function createJobObjects(
   const objects = jobObjects(job, {
     secret: {
       token: ctx.token,
-      withJobSecret: Boolean(opts.inClusterJobMaster),
       packageRef: ctx.packageRef,
       ...(opts.inClusterJobMaster ? { uploaderSecrets: opts.inClusterJobMaster.uploaderSecrets } : {}),
       ...(job.k8s.openmpi ? { ssh: generateSshKeyPair(`twister2-${ctx.jobId}`) } : {}),

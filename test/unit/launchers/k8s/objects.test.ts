@@ -795,6 +795,20 @@ describe('the other objects of a job', () => {
       if (o.kind !== 'Secret') expect(JSON.stringify(o)).not.toContain(TOKEN);
     }
   });
+
+  it('puts the job secret in the Secret only with a job master pod, and only that pod references it', () => {
+    const job = jobOf();
+    const secretOf = (objects: ReturnType<typeof jobObjects>) => objects.find((o) => o.kind === 'Secret') as { stringData: Record<string, string> };
+    const withoutJm = jobObjects(job, { secret: { token: TOKEN }, workers: { env: envOf(job) } });
+    expect(secretOf(withoutJm).stringData).toEqual({ 'worker-token': workerTokenOf(TOKEN) });
+    const withJm = jobObjects(job, { secret: { token: TOKEN }, workers: { env: envOf(job) }, jobMaster: {} });
+    expect(secretOf(withJm).stringData).toEqual({ 'worker-token': workerTokenOf(TOKEN), token: TOKEN });
+    for (const o of withJm.filter((x) => x.kind === 'StatefulSet')) {
+      const keys = [...JSON.stringify(o).matchAll(/"key":"([^"]+)"/g)].map((m) => m[1]);
+      if (o.metadata?.name === `${JOB_ID}-jm`) expect(keys).toContain('token');
+      else expect(keys).not.toContain('token');
+    }
+  });
 });
 
 describe("the workers' account", () => {

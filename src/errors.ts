@@ -129,6 +129,11 @@ export class WorkerIdError extends Twister2Error {
   override readonly code = 'T2_WORKER_ID';
 }
 
+/** A worker runtime's environment lacks a variable or holds a broken one: it was not started by a twister2 launcher (of this version). */
+export class WorkerEnvironmentError extends Twister2Error {
+  override readonly code = 'T2_WORKER_ENV';
+}
+
 export class LauncherError extends Twister2Error {
   override readonly code = 'T2_LAUNCHER';
 }

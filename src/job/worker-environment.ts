@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Twister2Error } from '../errors.js';
+import { WorkerEnvironmentError } from '../errors.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { PackageRef } from '../uploader/uploader.js';
 
@@ -141,11 +141,6 @@ export function writeWorkerTokenFile(jobDir: string, jobSecret: string): string 
 /** The client's environment without another job's twister2 variables (a job submitted from inside a worker). */
 export function withoutTwister2Variables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith(RESERVED_PREFIX)));
-}
-
-/** A broken or missing variable: the runtime was not started by a twister2 launcher (or one of another version). */
-export class WorkerEnvironmentError extends Twister2Error {
-  override readonly code = 'T2_WORKER_ENV';
 }
 
 export interface WorkerEnvironment {

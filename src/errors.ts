@@ -83,6 +83,11 @@ export class AuthenticationError extends Twister2Error {
   override readonly code = 'T2_UNAUTHENTICATED';
 }
 
+/** A valid worker token on a route that needs the job's admin secret (scale, kill, status): HTTP 403. */
+export class ForbiddenError extends Twister2Error {
+  override readonly code = 'T2_FORBIDDEN';
+}
+
 export class ProtocolError extends Twister2Error {
   override readonly code = 'T2_PROTOCOL';
 }
@@ -124,6 +129,11 @@ export class WorkerIdError extends Twister2Error {
   override readonly code = 'T2_WORKER_ID';
 }
 
+/** A worker runtime's environment lacks a variable or holds a broken one: it was not started by a twister2 launcher (of this version). */
+export class WorkerEnvironmentError extends Twister2Error {
+  override readonly code = 'T2_WORKER_ENV';
+}
+
 export class LauncherError extends Twister2Error {
   override readonly code = 'T2_LAUNCHER';
 }
@@ -142,6 +152,7 @@ export class CapabilityError extends Twister2Error {
 /** Maps a wire error (code + message) back to the class that raised it on the other side. */
 const byCode: Record<string, new (message: string) => Twister2Error> = {
   T2_UNAUTHENTICATED: AuthenticationError,
+  T2_FORBIDDEN: ForbiddenError,
   T2_PROTOCOL: ProtocolError,
   T2_REGISTRATION_REFUSED: RegistrationError,
   T2_DUPLICATE_WORKER: DuplicateWorkerError,

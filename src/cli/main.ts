@@ -47,6 +47,11 @@ async function run(argv: string[]): Promise<number> {
     .command('scale <job> <workers>', 'change the number of workers of a running job', (y) => y.positional('job', { type: 'string', demandOption: true }).positional('workers', { type: 'number', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).scaleCommand(a)))
     .command('workers [job]', "list a job's workers (inside a worker: its own job)", (y) => y.positional('job', { type: 'string' }).option('json', { type: 'boolean', default: false }).option('wait', { type: 'boolean', default: false, describe: 'wait until all workers joined' }), async (a) => set(await (await inWorker()).workersCommand(a)))
     .command('barrier <name>', 'inside a command worker: wait until every worker reached this barrier', (y) => y.positional('name', { type: 'string', demandOption: true }).option('timeout', { type: 'string', describe: 'e.g. 30s (default: the spec\'s timeouts.barrier)' }), async (a) => set(await (await inWorker()).barrierCommand(a)))
+    .command('ports', 'inside a command worker: publish ports its program opened, for discovery', (y) =>
+      y
+        .command('publish <ports..>', 'publish name=port pairs (e.g. data=5000); peers see them in `twister2 workers --json`', (p) => p.positional('ports', { type: 'string', array: true, demandOption: true }), async (a) => set(await (await inWorker()).publishPortsCommand(a)))
+        .demandCommand(1, 'give a subcommand: twister2 ports publish name=port ...'),
+    )
     .command(
       'package-server',
       'run a package server that stores job packages for workers to download (token in TWISTER2_PACKAGE_SERVER_TOKEN)',

@@ -7,7 +7,7 @@ import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus } from '../protocol/
 import type { JobSpec } from '../spec/schema.js';
 import { createUploader } from '../uploader/registry.js';
 import type { Uploader } from '../uploader/uploader.js';
-import { JobMasterServer } from './http-server.js';
+import { JobMasterServer, type Caller } from './http-server.js';
 import { JobMaster } from './job-master.js';
 
 export interface HostedJob {
@@ -21,7 +21,7 @@ export interface HostedJob {
   token: string;
   onUploadProgress?: (sent: number, total: number) => void;
   /** Each authenticated request to the job master's server (see JobMasterServer). */
-  onRequest?: (r: { proxied: boolean }) => void;
+  onRequest?: (r: { proxied: boolean; caller: Caller }) => void;
 }
 
 export interface RunningJobMaster {

@@ -3,10 +3,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import { Twister2Error } from '../errors.js';
+import { workerTokenOf } from '../job/worker-environment.js';
 import {
   BarrierRequestSchema,
   CompleteRequestSchema,
   KillRequestSchema,
+  PublishPortsRequestSchema,
   JOB_TOKEN_HEADER,
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
@@ -32,10 +34,19 @@ class HttpError extends Error {
   }
 }
 
-/** Exposes a JobMaster over the v1 wire protocol (docs/protocol.md). Every route needs the job secret. */
+/** Who presented a valid token: the client (the job's admin secret) or a worker (the worker token derived from it). */
+export type Caller = 'admin' | 'worker';
+
+/**
+ * Exposes a JobMaster over the v1 wire protocol (docs/protocol.md). Every route needs a token: the job's
+ * admin secret opens every route, the worker token only what a worker does (register, heartbeat,
+ * discovery, barriers, completion, ports, the event stream); scale, kill and the job's status answer a
+ * worker token with 403.
+ */
 export class JobMasterServer {
   private readonly server: http.Server;
-  private readonly tokenDigest: Buffer;
+  private readonly adminDigest: Buffer;
+  private readonly workerDigest: Buffer;
   private readonly streams = new Set<http.ServerResponse>();
   private seq = 0;
 
@@ -43,9 +54,10 @@ export class JobMasterServer {
     private readonly jm: JobMaster,
     token: string,
     /** Called for each authenticated request; `proxied` when the secret came in JOB_TOKEN_HEADER (a client through a proxy). */
-    private readonly onRequest?: (r: { proxied: boolean }) => void,
+    private readonly onRequest?: (r: { proxied: boolean; caller: Caller }) => void,
   ) {
-    this.tokenDigest = digest(token);
+    this.adminDigest = digest(token);
+    this.workerDigest = digest(workerTokenOf(token));
     this.server = http.createServer((req, res) => void this.handle(req, res));
     // Barriers and discovery are long polls; only the request itself must arrive promptly.
     this.server.requestTimeout = 60_000;
@@ -72,9 +84,9 @@ export class JobMasterServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     try {
-      this.authenticate(req);
+      const caller = this.authenticate(req);
       const url = new URL(req.url ?? '/', 'http://jm');
-      const result = await this.route(req, res, url);
+      const result = await this.route(req, res, url, caller);
       if (result !== undefined) send(res, 200, result);
     } catch (err) {
       const e = toHttpError(err);
@@ -83,28 +95,37 @@ export class JobMasterServer {
     }
   }
 
-  private authenticate(req: http.IncomingMessage): void {
+  private authenticate(req: http.IncomingMessage): Caller {
     const auth = req.headers.authorization ?? '';
     const header = req.headers[JOB_TOKEN_HEADER];
     const token = typeof header === 'string' ? header : auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    // Compare digests so the comparison takes the same time whatever the token's length.
-    if (!token || !timingSafeEqual(digest(token), this.tokenDigest)) {
+    // Compare digests, with both tokens every time, so the comparison takes the same time whatever the token.
+    const presented = digest(token);
+    const admin = timingSafeEqual(presented, this.adminDigest);
+    const worker = timingSafeEqual(presented, this.workerDigest);
+    if (!token || (!admin && !worker)) {
       throw new HttpError(401, 'T2_UNAUTHENTICATED', `missing or wrong job secret (Authorization: Bearer <token>, or ${JOB_TOKEN_HEADER}: <token>)`);
     }
-    this.onRequest?.({ proxied: typeof header === 'string' });
+    const caller: Caller = admin ? 'admin' : 'worker';
+    this.onRequest?.({ proxied: typeof header === 'string', caller });
     const version = req.headers[PROTOCOL_HEADER];
     if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
       throw new HttpError(400, 'T2_PROTOCOL', `protocol version ${String(version)} is not supported; this job master speaks ${PROTOCOL_VERSION}`);
     }
+    return caller;
   }
 
-  private async route(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<unknown> {
+  private async route(req: http.IncomingMessage, res: http.ServerResponse, url: URL, caller: Caller): Promise<unknown> {
     const { method } = req;
     const parts = url.pathname.split('/').filter(Boolean);
     if (parts[0] !== 'v1') throw new HttpError(404, 'T2_PROTOCOL', `no such route: ${url.pathname}`);
     const [, a, b, c] = parts;
     // Only /v1/workers/{id}/{action} has four segments; extra segments are never ignored.
     if (parts.length > 4 || (parts.length === 4 && a !== 'workers')) throw new HttpError(404, 'T2_PROTOCOL', `no such route: ${method} ${url.pathname}`);
+    // Everything under /v1/job is the client's: a worker may not scale or kill its job, nor read its status.
+    if (a === 'job' && caller !== 'admin') {
+      throw new HttpError(403, 'T2_FORBIDDEN', `${method} ${url.pathname} needs the job's admin secret; the worker token may only register, heartbeat, discover, pass barriers, publish ports and report`);
+    }
     if (a === 'job' && !b && method === 'GET') return this.jm.status();
     if (a === 'job' && b === 'scale' && method === 'POST') {
       const body = await readBody(req, ScaleRequestSchema);
@@ -133,6 +154,10 @@ export class JobMasterServer {
       if (c === 'setup-failed') {
         this.jm.setupFailed(id, (await readBody(req, SetupFailedRequestSchema)).message);
         return { ok: true };
+      }
+      if (c === 'ports') {
+        const body = await readBody(req, PublishPortsRequestSchema);
+        return this.jm.publishPorts(id, body.session, body.ports);
       }
       if (c === 'complete') {
         const body = await readBody(req, CompleteRequestSchema);

@@ -155,6 +155,14 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.checkAllCompleted();
   }
 
+  /** Ports a running worker opened itself: merged into its registration, so discovery shows them to its peers. */
+  publishPorts(workerId: number, session: string, ports: Record<string, number>): WorkerInfo {
+    this.assertActive();
+    const rec = this.session(workerId, session);
+    rec.info = { ...rec.info!, ports: { ...rec.info!.ports, ...ports } };
+    return rec.info;
+  }
+
   barrier(name: string, workerId: number, session: string, timeoutMs?: number): Promise<BarrierResponse> {
     this.assertActive();
     this.session(workerId, session);

@@ -1,3 +1,5 @@
+import { withoutTwister2Variables } from '../job/worker-environment.js';
+
 /** Helpers for launchers that run their processes (workers, mpirun) on this machine. */
 
 /** Signals a whole process group: the process and whatever its program started. */
@@ -12,5 +14,5 @@ export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void
 
 /** The client's environment, minus another job's twister2 variables (a job submitted from inside a worker). */
 export function inheritedEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TWISTER2_')));
+  return withoutTwister2Variables(process.env);
 }

@@ -14,6 +14,7 @@ import {
   PROTOCOL_HEADER,
   PROTOCOL_VERSION,
   RegisterResponseSchema,
+  WorkerInfoSchema,
   WorkerListSchema,
   type JobEvent,
   type RegisterRequest,
@@ -81,6 +82,11 @@ export class JobMasterClient {
   barrier(name: string, workerId: number, session: string, timeoutMs?: number) {
     const body = { workerId, session, ...(timeoutMs ? { timeoutMs } : {}) };
     return this.call('POST', `barriers/${encodeURIComponent(name)}`, body, BarrierResponseSchema, { timeoutMs: 0, retries: 3 });
+  }
+
+  /** Publishes ports this worker opened; peers see them in discovery. */
+  publishPorts(workerId: number, session: string, ports: Record<string, number>) {
+    return this.call('POST', `workers/${workerId}/ports`, { session, ports }, WorkerInfoSchema);
   }
 
   workers(opts: { waitForAll?: boolean; timeoutMs?: number } = {}) {

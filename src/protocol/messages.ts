@@ -24,11 +24,19 @@ export type WorkerState = z.infer<typeof WorkerStateSchema>;
 
 const workerId = z.number().int().min(0);
 
+/** A name of a port a worker publishes (worker.ports, ctx.publishPorts): it also becomes TWISTER2_PORT_<NAME>. */
+export const PORT_NAME = /^[a-z][a-z0-9-]{0,14}$/;
+export const PortNameSchema = z.string().regex(PORT_NAME, 'a port name is 1-15 of a-z 0-9 -, starting with a letter');
+/** Named ports of a worker, for its peers' communication. */
+export const PortsSchema = z
+  .record(PortNameSchema, z.number().int().min(1).max(65535))
+  .refine((p) => Object.keys(p).length <= 64, 'at most 64 ports');
+
 export const WorkerInfoSchema = z.object({
   workerId,
   host: z.string(),
   ip: z.string(),
-  ports: z.record(z.string(), z.number().int().min(0).max(65535)),
+  ports: PortsSchema,
   node: z.string(),
   resources: z.object({ cpu: z.number(), memoryBytes: z.number(), gpus: z.number() }),
   pid: z.number().int().optional(),
@@ -58,6 +66,9 @@ export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>;
 
 export const CompleteRequestSchema = z.object({ session: z.string(), ok: z.boolean(), message: z.string().max(4000).optional() });
 export type CompleteRequest = z.infer<typeof CompleteRequestSchema>;
+
+/** POST /v1/workers/{id}/ports: ports a running worker opened itself, added to (or replacing) those it published before. */
+export const PublishPortsRequestSchema = z.object({ session: z.string(), ports: PortsSchema });
 
 export const SetupFailedRequestSchema = z.object({ message: z.string().max(4000) });
 

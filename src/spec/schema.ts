@@ -5,6 +5,7 @@ import { KubernetesSpecSchema, refineKubernetesSpec } from '../launchers/k8s/sec
 import { MpiSpecSchema, refineMpiSpec } from '../launchers/mpi/section.js';
 import { NomadSpecSchema, refineNomadSpec } from '../launchers/nomad/section.js';
 import { SlurmSpecSchema } from '../launchers/slurm/section.js';
+import { PORT_NAME } from '../protocol/messages.js';
 
 /**
  * The job spec: the single source of the spec's types. `JobSpecInput` is what users write
@@ -68,6 +69,11 @@ export const WorkerProgramSchema = z
       .describe('any command line; a string runs through /bin/sh -c, an array runs directly'),
     args: z.array(z.string(), { error: 'expected a list of strings' }).default([]),
     env: z.record(z.string(), z.string(), { error: 'expected a map of variable names to string values' }).default({}),
+    ports: z
+      .array(z.string().regex(PORT_NAME, 'expected a port name: 1-15 of a-z 0-9 -, starting with a letter (e.g. "data")'), { error: 'expected a list of port names, e.g. ["data", "ctrl"]' })
+      .max(64)
+      .default([])
+      .describe('named ports the runtime picks per worker before it registers: ctx.ports.<name>, TWISTER2_PORT_<NAME>, and in discovery'),
   })
   .superRefine((w, ctx) => {
     if (w.module === undefined && w.command === undefined) {
@@ -76,6 +82,8 @@ export const WorkerProgramSchema = z
     if (w.module !== undefined && w.command !== undefined) {
       ctx.addIssue({ code: 'custom', message: 'set either worker.module or worker.command, not both' });
     }
+    const dup = w.ports.find((p, i) => w.ports.indexOf(p) !== i);
+    if (dup !== undefined) ctx.addIssue({ code: 'custom', path: ['ports'], message: `port "${dup}" is listed twice; each name must be unique` });
     for (const key of Object.keys(w.env)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
         ctx.addIssue({ code: 'custom', path: ['env', key], message: `"${key}" is not a valid environment variable name` });

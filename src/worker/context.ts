@@ -35,6 +35,13 @@ export interface WorkerContext {
   readonly log: WorkerLogger;
   /** Aborted when the worker must stop: the job ended, it was scaled away, or the job master was lost. */
   readonly signal: AbortSignal;
+  /** The ports the runtime picked for this worker, one per name of worker.ports; peers see them in discovery. */
+  readonly ports: Readonly<Record<string, number>>;
+  /**
+   * Publishes ports this worker opened itself (`{ name: port }`, names as in worker.ports), added to its
+   * entry in discovery: peers calling workers() afterwards see them.
+   */
+  publishPorts(ports: Record<string, number>): Promise<void>;
   /** Discovery. By default waits until all workers joined; `{ waitForAll: false }` lists who is there now. */
   workers(opts?: { waitForAll?: boolean; timeoutMs?: number }): Promise<WorkerInfo[]>;
   /** Waits until every live worker reached the barrier `name`; rejects with a BarrierError otherwise. */

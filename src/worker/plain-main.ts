@@ -1,10 +1,9 @@
 import { Twister2Error } from '../errors.js';
 import { parseSpec } from '../spec/validate.js';
-import { PackageRefSchema } from '../uploader/uploader.js';
 import { fetchPackage } from './fetch/package-fetch.js';
 import { runCommand } from './program-runner.js';
 import { resolveWorkerId } from '../launchers/worker-sides.js';
-import { workDirOf } from './worker-env.js';
+import { ENV, readPackageRef, workDirOf } from '../job/worker-environment.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
 /**
@@ -15,20 +14,20 @@ import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 async function main(): Promise<number> {
   const env = process.env;
   const { workerId } = await resolveWorkerId(env);
-  const ref = PackageRefSchema.parse(JSON.parse(env.TWISTER2_PACKAGE_REF ?? 'null'));
+  const ref = readPackageRef(env);
   const { workDir, scratch } = workDirOf(env);
   if (scratch) releaseAtExit(WorkDirLease.take(workDir));
   const fetched = await fetchPackage(ref, workDir, {
-    deadlineMs: Number(env.TWISTER2_REGISTRATION_TIMEOUT_MS ?? 600_000),
+    deadlineMs: Number(env[ENV.registrationTimeoutMs] || 600_000),
     log: (line) => console.error(`[twister2 rank ${workerId}] ${line}`),
   });
   const spec = parseSpec(fetched.manifest.spec, 'the job package');
   const run = runCommand(spec.worker, fetched.dir, {
     ...env,
     ...spec.worker.env,
-    TWISTER2_WORKER_ID: String(workerId),
-    TWISTER2_NUM_WORKERS: String(spec.workers),
-    TWISTER2_PACKAGE_DIR: fetched.dir,
+    [ENV.workerId]: String(workerId),
+    [ENV.numWorkers]: String(spec.workers),
+    [ENV.packageDir]: fetched.dir,
   });
   process.once('SIGTERM', () => {
     run.stop();

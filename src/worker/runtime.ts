@@ -2,6 +2,7 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { commandWorkerVariables, ENV, readWorkerEnvironment } from '../job/worker-environment.js';
 import { primaryAddress } from '../net/primary-address.js';
 import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
@@ -9,10 +10,10 @@ import type { WorkerContext, WorkerContextEvents } from './context.js';
 import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/http-download.js';
 import { fetchPackage } from './fetch/package-fetch.js';
+import { pickFreePorts } from './free-ports.js';
 import { killDescendants } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
 import { endOrphanedJob, jobMasterUrl, resolveWorkerId } from '../launchers/worker-sides.js';
-import { readWorkerEnv } from './worker-env.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
 const CLI_SCRIPT = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
@@ -25,23 +26,23 @@ export const WorkerExit = { ok: 0, programFailed: 1, setupFailed: 2, jobMasterLo
  * program, report how it went. Returns the process exit code.
  */
 export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const wenv = readWorkerEnv(env);
+  const wenv = readWorkerEnvironment(env);
   const { workerId } = await resolveWorkerId(env);
   if (wenv.scratchWorkDir) releaseAtExit(WorkDirLease.take(wenv.workDir));
-  const masterUrl = await jobMasterUrl(env, wenv.TWISTER2_REGISTRATION_TIMEOUT_MS, (line) => console.error(`[twister2 worker ${workerId}] ${line}`));
-  const link = new JobMasterLink(masterUrl, wenv.TWISTER2_JOB_TOKEN, workerId);
+  const masterUrl = await jobMasterUrl(env, wenv.registrationTimeoutMs, (line) => console.error(`[twister2 worker ${workerId}] ${line}`));
+  const link = new JobMasterLink(masterUrl, wenv.token, workerId);
   let packageDir: string;
   let spec: JobSpec;
   try {
-    const fetched = await fetchPackage(wenv.TWISTER2_PACKAGE_REF, wenv.workDir, {
-      deadlineMs: wenv.TWISTER2_REGISTRATION_TIMEOUT_MS,
+    const fetched = await fetchPackage(wenv.packageRef, wenv.workDir, {
+      deadlineMs: wenv.registrationTimeoutMs,
       log: (line) => console.error(`[twister2 worker ${workerId}] ${line}`),
     });
     packageDir = fetched.dir;
     if (fetched.fetchedHere) {
-      const ref = wenv.TWISTER2_PACKAGE_REF;
+      const ref = wenv.packageRef;
       const from = ref.kind === 'http' ? redact(ref.url) : ref.kind === 'copied' ? `the copy made through the exec API, ${ref.file}` : ref.path;
-      console.error(`[twister2 worker ${workerId}] fetched and unpacked the package (${wenv.TWISTER2_PACKAGE_REF.size} bytes) from ${from}`);
+      console.error(`[twister2 worker ${workerId}] fetched and unpacked the package (${wenv.packageRef.size} bytes) from ${from}`);
     }
     spec = parseSpec(fetched.manifest.spec, 'the job package');
   } catch (err) {
@@ -50,16 +51,18 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     throw err;
   }
 
+  // worker.ports: a free port per name on this host, picked before registering so peers see them at once.
+  const ports = await pickFreePorts(spec.worker.ports);
   const registration = await link.register(
     {
       workerId,
       host: os.hostname(),
-      ip: env.TWISTER2_POD_IP || primaryAddress(), // a pod's own IP (Kubernetes downward API), where its peers reach it
-      ports: {},
-      node: env.TWISTER2_NODE ?? os.hostname(),
+      ip: env[ENV.podIp] || primaryAddress(), // a pod's own IP (Kubernetes downward API), where its peers reach it
+      ports,
+      node: env[ENV.node] ?? os.hostname(),
       resources: { cpu: spec.resources.cpu, memoryBytes: spec.resources.memory, gpus: spec.resources.gpus },
       pid: process.pid,
-      restartCount: wenv.TWISTER2_RESTART_COUNT,
+      restartCount: wenv.restartCount,
     },
     spec.timeouts.registration,
   );
@@ -89,15 +92,17 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
       ...spec.worker.env,
       // The same twister2 CLI as this runtime, for `twister2 barrier` and `twister2 workers`.
       PATH: `${await writeCliShim(wenv.workDir)}${path.delimiter}${spec.worker.env.PATH ?? env.PATH ?? ''}`,
-      TWISTER2_JOB_TOKEN: wenv.TWISTER2_JOB_TOKEN,
-      TWISTER2_JOB_MASTER_URL: masterUrl,
-      TWISTER2_WORKER_ID: String(workerId),
-      TWISTER2_NUM_WORKERS: String(registration.numWorkers),
-      TWISTER2_WORKER_SESSION: registration.session,
-      TWISTER2_RESTART_COUNT: String(registration.restartCount),
-      TWISTER2_PACKAGE_DIR: packageDir,
-      TWISTER2_WORK_VOLUME: volumes.work,
-      TWISTER2_SHARED_VOLUME: volumes.shared,
+      ...commandWorkerVariables({
+        jobMasterUrl: masterUrl,
+        token: wenv.token,
+        workerId,
+        numWorkers: registration.numWorkers,
+        session: registration.session,
+        restartCount: registration.restartCount,
+        packageDir,
+        volumes,
+        ports,
+      }),
     };
     const run = runCommand(spec.worker, packageDir, commandEnv);
     program = run.done;
@@ -145,6 +150,10 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
         error: (...a) => console.error(...a),
       },
       signal: abort.signal,
+      ports,
+      async publishPorts(more) {
+        await link.client.publishPorts(workerId, registration.session, more);
+      },
       async workers(opts = {}) {
         const list = await link.client.workers({ waitForAll: opts.waitForAll ?? true, timeoutMs: opts.timeoutMs ?? spec.timeouts.registration });
         return list.workers;

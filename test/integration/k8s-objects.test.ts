@@ -18,7 +18,7 @@ import {
   workerAccountObjects,
   type KubeObject,
 } from '../../src/launchers/k8s/objects/index.js';
-import { workerEnvironment } from '../../src/launchers/worker-env.js';
+import { workerEnvironment } from '../../src/job/worker-environment.js';
 import { parseSpec } from '../../src/spec/validate.js';
 
 // Every object the Kubernetes launcher creates, built by the pure builders of src/launchers/k8s/objects
@@ -76,11 +76,10 @@ async function createJob(ns: string, raw: Record<string, unknown>, opts: { jobMa
   const env = workerEnvironment({
     jobId,
     spec,
-    jobDir: '/tmp/x',
     packageRef: { kind: 'http', url: 'http://pkg.example:8080/p.tar.gz', token: 'read-token', sha256: 'a'.repeat(64), size: 1 },
     jobMasterUrl: jobMasterServiceUrl(job),
     token: TOKEN,
-  });
+  }, { secret: { kind: 'cluster' } });
   const objects = jobObjects(job, {
     secret: {
       token: TOKEN,

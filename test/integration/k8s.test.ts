@@ -16,6 +16,7 @@ import { ensureOpenMpi } from '../env/openmpi.js';
 import { startS3Server } from '../env/s3-server.js';
 import { s3cmd, s3ls } from '../env/s3cmd.js';
 import { fixture, jobIds, jobProcesses, makeJob, readLogs, ROOT, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
 
 /**
  * The kubernetes launcher against a real control plane (kube-apiserver with RBAC, controller-manager,
@@ -158,6 +159,22 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     }
     expect(await objectsOf(ns, jobId)).toEqual([]);
     await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
+  });
+
+  it.each(['client', 'cluster'] as const)('worker pods get the worker token from their own Secret key, never the job secret (job master placement %s); their kill and scale are refused', async (placement) => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'k8s-tokens', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { command: [process.execPath, 'attack.mjs'] }, ...k8sSpec(ns, {}, placement) },
+      { 'attack.mjs': fixture('credentials-worker.mjs') },
+    );
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    const envs = expectWorkersHeldOnlyTheWorkerToken(r, path.join(home, 'jobs', jobId), 2);
+    for (const e of envs) expect(e.TWISTER2_JOB_SECRET).toBeUndefined();
+    const secret = readFileSync(path.join(home, 'jobs', jobId, 'token'), 'utf8').trim();
+    expect(podLogs(logDir, jobId)).not.toContain(secret);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
   });
 
   it('uploader local: a 24 MB package is copied into each pod through the exec API, once per pod; workers unpack it', async () => {

@@ -8,6 +8,8 @@ import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
 import { mpiLeftovers, mpiSpecFor } from '../env/mpi-hosts.js';
 import { fixture, jobIds, makeJob, readLogs, runCli, tempHome, testRecords } from '../helpers/cli.js';
+import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
+import { workerTokenOf } from '../../src/job/worker-environment.js';
 
 ensureOpenMpi();
 let env: SshHosts;
@@ -112,6 +114,22 @@ describe('mpi launcher on two ssh hosts', () => {
     const lines = [...logs.matchAll(/ALLREDUCE rank=(\d) size=4 worker=(\d) sum=(\d+)/g)];
     expect(lines.map((m) => m[1]).sort()).toEqual(['0', '1', '2', '3']);
     expect(lines.every((m) => m[1] === m[2] && m[3] === '10')).toBe(true);
+    expect(leftovers(jobId)).toEqual([]);
+  });
+
+  it('ranks hold the worker token in their environment, never the job secret nor a token in argv; their kill and scale are refused', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'mpi-tokens', workers: 2, worker: { command: [process.execPath, 'attack.mjs'] }, ...mpiSpec() }, { 'attack.mjs': fixture('credentials-worker.mjs') });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    const dir = path.join(home, 'jobs', jobId);
+    const envs = expectWorkersHeldOnlyTheWorkerToken(r, dir, 2);
+    // Each rank's program ran under OpenMPI (its rank in the environment), on the hosts' side of ssh.
+    expect(envs.map((e) => e.OMPI_COMM_WORLD_RANK).sort()).toEqual(['0', '1']);
+    const secret = readFileSync(path.join(dir, 'token'), 'utf8').trim();
+    const mpirunLog = readFileSync(path.join(dir, 'logs', 'mpirun.log'), 'utf8');
+    expect(mpirunLog).not.toContain(secret);
+    expect(mpirunLog).not.toContain(workerTokenOf(secret));
     expect(leftovers(jobId)).toEqual([]);
   });
 

@@ -1,7 +1,9 @@
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { ensureNomadBinary, startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
 import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
 
 /**
  * The nomad launcher against a real Nomad agent (dev mode, raw_exec): workers are real local processes
@@ -92,6 +94,17 @@ describe('nomad launcher on a Nomad agent', () => {
     const told = recs.filter((x) => x.step === 'peer-failed');
     expect(told.map((x) => x.id).sort()).toEqual([0, 2]);
     for (const t of told) expect(t).toMatchObject({ failed: 1, message: 'worker process killed by SIGKILL' });
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('allocations get the worker token from the job\'s Variable, never the job secret; their kill and scale are refused', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'nomad-tokens', cluster: 'nomad', workers: 2, ...small, worker: { command: [process.execPath, 'attack.mjs'] } }, { 'attack.mjs': fixture('credentials-worker.mjs') });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    const envs = expectWorkersHeldOnlyTheWorkerToken(r, path.join(home, 'jobs', jobId), 2);
+    expect(envs.map((e) => e.NOMAD_ALLOC_INDEX).sort()).toEqual(['0', '1']);
+    expect((await nomadGet(`/v1/var/nomad/jobs/${jobId}`)).status).toBe(404); // deleted with the job
     expect(await leftovers(jobId)).toEqual([]);
   });
 

@@ -1,11 +1,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
 import { ensureSlurm, startSlurmCluster, type SlurmCluster } from '../env/slurm-cluster.js';
 import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
+import { workerTokenOf } from '../../src/job/worker-environment.js';
 
 /**
  * The slurm launcher against a real Slurm (slurmctld + 2 slurmd, each node in its own network namespace
@@ -91,6 +93,30 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     const token = readFileSync(path.join(home, 'jobs', jobId, 'token'), 'utf8').trim();
     expect(script).not.toContain(token);
     expect(script).toMatch(/^#SBATCH --ntasks-per-node=2$/m);
+  });
+
+  it('workers read the worker token from a 0600 file; the job secret is in no worker\'s environment, the script or Slurm\'s copy of it', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'slurm-tokens', workers: 2, worker: { command: [process.execPath, 'attack.mjs'] }, ...slurmSpec() }, { 'attack.mjs': fixture('credentials-worker.mjs') });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    const dir = path.join(home, 'jobs', jobId);
+    const envs = expectWorkersHeldOnlyTheWorkerToken(r, dir, 2);
+    const secret = readFileSync(path.join(dir, 'token'), 'utf8').trim();
+    const tokenFile = path.join(dir, 'worker-token');
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(tokenFile, 'utf8').trim()).toBe(workerTokenOf(secret));
+    for (const e of envs) {
+      expect(e.SLURM_JOB_ID).toBeTruthy();
+      expect(e.TWISTER2_JOB_TOKEN_FILE).toBe(tokenFile);
+    }
+    const script = readFileSync(path.join(dir, 'slurm', 'job.sbatch'), 'utf8');
+    const stored = slurm('scontrol', ['write', 'batch_script', slurmJobIdOf(home, jobId), '-']);
+    for (const text of [script, stored]) {
+      expect(text).not.toContain(secret);
+      expect(text).not.toContain(workerTokenOf(secret));
+    }
+    expect(await leftovers(jobId)).toEqual([]);
   });
 
   it('fails fast with Slurm\'s reason when a job asks for more CPUs than the cluster has, and cancels it', async () => {

@@ -1,18 +1,19 @@
 import { attachJob } from '../../client/job-handle.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { JobMasterClient } from '../../protocol/jobmaster-client.js';
+import { PORT_NAME } from '../../protocol/messages.js';
 import { parseDuration } from '../../spec/units.js';
+import { ENV, readCommandWorkerEnvironment } from '../../job/worker-environment.js';
 
-/** Inside a command worker the runtime puts the job master's address, the secret and the session in the environment. */
+/** Inside a command worker the runtime puts the job master's address, the worker token and the session in the environment. */
 function fromWorkerEnv(): { client: JobMasterClient; workerId: number; session: string } | undefined {
-  const { TWISTER2_JOB_MASTER_URL: url, TWISTER2_JOB_TOKEN: token, TWISTER2_WORKER_ID: id, TWISTER2_WORKER_SESSION: session } = process.env;
-  if (!url || !token || id === undefined || !session) return undefined;
-  return { client: new JobMasterClient({ url, token }), workerId: Number(id), session };
+  const w = readCommandWorkerEnvironment(process.env);
+  return w && { client: new JobMasterClient({ url: w.url, token: w.token }), workerId: w.workerId, session: w.session };
 }
 
 export async function barrierCommand(a: { name: string; timeout?: string | undefined }): Promise<number> {
   const w = fromWorkerEnv();
-  if (!w) throw new UsageError('`twister2 barrier` runs inside a twister2 command worker (TWISTER2_JOB_MASTER_URL, TWISTER2_WORKER_ID and TWISTER2_WORKER_SESSION are not set)');
+  if (!w) throw new UsageError(`\`twister2 barrier\` runs inside a twister2 command worker (${ENV.jobMasterUrl}, ${ENV.workerId} and ${ENV.workerSession} are not set)`);
   let timeoutMs: number | undefined;
   if (a.timeout !== undefined) {
     timeoutMs = parseDuration(a.timeout);
@@ -29,6 +30,23 @@ export async function workersCommand(a: { job?: string | undefined; json: boolea
   if (!client) throw new UsageError(`job ${a.job} has no running job master`);
   const list = await client.workers({ waitForAll: a.wait });
   if (a.json) console.log(JSON.stringify(list));
-  else for (const x of list.workers) console.log(`${x.workerId}\t${x.host}\t${x.ip}\t${x.pid ?? ''}`);
+  else for (const x of list.workers) console.log(`${x.workerId}\t${x.host}\t${x.ip}\t${x.pid ?? ''}\t${Object.entries(x.ports).map(([n, p]) => `${n}=${p}`).join(',')}`);
+  return ExitCode.succeeded;
+}
+
+/** `twister2 ports publish data=5000 ctrl=5001`: ports the program opened itself, added to this worker's entry in discovery. */
+export async function publishPortsCommand(a: { ports: string[] }): Promise<number> {
+  const w = fromWorkerEnv();
+  if (!w) throw new UsageError(`\`twister2 ports publish\` runs inside a twister2 command worker (${ENV.jobMasterUrl}, ${ENV.workerId} and ${ENV.workerSession} are not set)`);
+  const ports: Record<string, number> = {};
+  for (const pair of a.ports) {
+    const m = /^([^=]+)=(\d{1,5})$/.exec(pair);
+    const port = m ? Number(m[2]) : NaN;
+    if (!m || !PORT_NAME.test(m[1]!) || port < 1 || port > 65535) {
+      throw new UsageError(`"${pair}" is not a port to publish: give name=port, the name 1-15 of a-z 0-9 - starting with a letter, the port 1-65535 (e.g. data=5000)`);
+    }
+    ports[m[1]!] = port;
+  }
+  await w.client.publishPorts(w.workerId, w.session, ports);
   return ExitCode.succeeded;
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { files } from '../../job/job-store.js';
 import { JobSecretsSchema, type JobSecrets } from '../../job/secrets.js';
 import { PackageError, UsageError } from '../../errors.js';
+import { ENV } from '../../job/worker-environment.js';
 import { hostJobMaster } from '../../jobmaster/host.js';
 import { exitCodes } from '../../jobmaster/main.js';
 import { TERMINAL_JOB_STATES, type JobStatus } from '../../protocol/messages.js';
@@ -41,14 +42,17 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
     if (!v) throw new UsageError(`${name} is not set: \`twister2 jobmaster --in-cluster\` runs in the job master pod the kubernetes launcher creates`);
     return v;
   };
-  const jobId = need('TWISTER2_JOB_ID');
-  const specText = env.TWISTER2_JOB_SPEC_FILE && existsSync(env.TWISTER2_JOB_SPEC_FILE) ? readFileSync(env.TWISTER2_JOB_SPEC_FILE, 'utf8') : need('TWISTER2_JOB_SPEC');
+  const jobId = need(ENV.jobId);
+  const specFile = env[ENV.jobSpecFile];
+  const specText = specFile && existsSync(specFile) ? readFileSync(specFile, 'utf8') : need(ENV.jobSpec);
   const stored = parseSpec(JSON.parse(specText), 'the job\'s root ConfigMap');
   const k8s = kubernetesSection(stored);
-  const token = need('TWISTER2_JOB_TOKEN');
-  const workersRef = PackageRefSchema.parse(JSON.parse(need('TWISTER2_PACKAGE_REF')));
-  const secrets = env.TWISTER2_UPLOADER_SECRETS ? JobSecretsSchema.parse(JSON.parse(env.TWISTER2_UPLOADER_SECRETS)) : {};
-  const workDir = need('TWISTER2_WORK_DIR');
+  // The admin secret: only this pod gets it; the workers' pods get the worker token (a key of its own).
+  const token = need(ENV.jobSecret);
+  const workersRef = PackageRefSchema.parse(JSON.parse(need(ENV.packageRef)));
+  const uploaderSecrets = env[ENV.uploaderSecrets];
+  const secrets = uploaderSecrets ? JobSecretsSchema.parse(JSON.parse(uploaderSecrets)) : {};
+  const workDir = need(ENV.workDir);
   const jobDir = path.join(workDir, 'job');
   await mkdir(path.join(jobDir, files.logs), { recursive: true });
 
@@ -90,7 +94,7 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
       packageSha256: workersRef.sha256,
       packageSize: workersRef.size,
       token,
-      onRequest: ({ proxied }) => proxied && ended() && seen(),
+      onRequest: ({ proxied, caller }) => proxied && caller === 'admin' && ended() && seen(),
     },
     launcher,
     await uploaderFor(jobId, spec, secrets, workersRef, packageFile),

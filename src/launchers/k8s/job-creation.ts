@@ -1,6 +1,6 @@
 import type { JobSecrets } from '../../job/secrets.js';
 import type { LaunchContext } from '../launcher.js';
-import { workerEnvironment } from '../worker-env.js';
+import { workerEnvironment } from '../../job/worker-environment.js';
 import { createObject, type KubeApi } from './kube-api.js';
 import { generateSshKeyPair, jobMasterService, jobObjects, k8sJob, rootConfigMap, rootOwnerReference, type K8sJob } from './objects/index.js';
 
@@ -37,7 +37,7 @@ export async function createJobObjects(
       ...(opts.inClusterJobMaster ? { uploaderSecrets: opts.inClusterJobMaster.uploaderSecrets } : {}),
       ...(job.k8s.openmpi ? { ssh: generateSshKeyPair(`twister2-${ctx.jobId}`) } : {}),
     },
-    workers: { env: workerEnvironment({ ...ctx, jobMasterUrl }) },
+    workers: { env: workerEnvironment({ ...ctx, jobMasterUrl }, { secret: { kind: 'cluster' } }) },
     ...(opts.inClusterJobMaster ? { jobMaster: {} } : {}),
   });
   for (const obj of objects) {

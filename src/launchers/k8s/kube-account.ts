@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
+import { ENV } from '../job/worker-environment.js';
 
 /**
  * API server calls from inside a pod with the pod's service account: its token, CA and namespace from the
@@ -14,8 +15,8 @@ export class KubeAccount {
 
   constructor(private readonly env: NodeJS.ProcessEnv) {
     if (!env.KUBERNETES_SERVICE_HOST) throw new Error('KUBERNETES_SERVICE_HOST is not set: not running in a Kubernetes pod');
-    this.dir = env.TWISTER2_K8S_ACCOUNT_DIR ?? '/var/run/secrets/kubernetes.io/serviceaccount';
-    this.namespace = env.TWISTER2_NAMESPACE ?? readFileSync(path.join(this.dir, 'namespace'), 'utf8').trim();
+    this.dir = env[ENV.k8sAccountDir] ?? '/var/run/secrets/kubernetes.io/serviceaccount';
+    this.namespace = env[ENV.namespace] ?? readFileSync(path.join(this.dir, 'namespace'), 'utf8').trim();
   }
 
   /** One call; the body parsed as JSON when it is JSON. */

@@ -1,3 +1,4 @@
+import { ENV } from '../../job/worker-environment.js';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -32,7 +33,7 @@ export function loadKubeConfig(opts: KubeConfigOptions = {}): KubeConfig {
     if (opts.inCluster) {
       source = 'the pod\'s service account';
       // Where the account is mounted may differ from the standard path (the test pod runner maps mounts).
-      const dir = process.env.TWISTER2_K8S_ACCOUNT_DIR ?? SERVICE_ACCOUNT_DIR;
+      const dir = process.env[ENV.k8sAccountDir] ?? SERVICE_ACCOUNT_DIR;
       const host = process.env.KUBERNETES_SERVICE_HOST;
       if (!host || !existsSync(path.join(dir, 'token'))) {
         throw new Error(`not inside a Kubernetes pod with a service account (no KUBERNETES_SERVICE_HOST or ${path.join(dir, 'token')})`);

@@ -1,3 +1,4 @@
+import { ENV } from '../../job/worker-environment.js';
 import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { ApiException, CoreV1Api, Exec, type KubeConfig, type V1Status } from '@kubernetes/client-node';
@@ -17,7 +18,7 @@ export const COPIED_PACKAGE = 'package.copied.tar.gz';
  * renames into place. Reading a byte count rather than to end of input keeps it independent of how the
  * runtime signals the end of stdin; the worker verifies the sha256 when it unpacks.
  */
-const SCRIPT = 'set -e; cd "$TWISTER2_WORK_DIR"; head -c "$1" > "$2.part"; test "$(wc -c < "$2.part")" -eq "$1"; mv "$2.part" "$2"';
+const SCRIPT = `set -e; cd "$${ENV.workDir}"; head -c "$1" > "$2.part"; test "$(wc -c < "$2.part")" -eq "$1"; mv "$2.part" "$2"`;
 
 /**
  * Copies the job package into every worker pod through the exec API (what `kubectl cp` does), once per pod

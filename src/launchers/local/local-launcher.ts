@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { LauncherError } from '../../errors.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import { inheritedEnv, killGroup } from '../process-group.js';
-import { workerEnvironment } from '../worker-env.js';
+import { workerEnvironment } from '../../job/worker-environment.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
 const KILL_GRACE_MS = 3000;
@@ -70,10 +70,10 @@ export class LocalLauncher implements Launcher {
     if (this.releasing) return;
     const logFile = path.join(ctx.jobDir, 'logs', `worker-${id}.log`);
     const fd = openSync(logFile, 'a');
+    const workDir = ctx.spec.local.workDir ? path.resolve(ctx.spec.local.workDir, ctx.jobId) : path.join(ctx.jobDir, 'work');
     const env = {
       ...inheritedEnv(),
-      ...workerEnvironment(ctx, { workerId: id, restartCount }),
-      TWISTER2_WORK_DIR: ctx.spec.local.workDir ? path.resolve(ctx.spec.local.workDir, ctx.jobId) : path.join(ctx.jobDir, 'work'),
+      ...workerEnvironment(ctx, { secret: { kind: 'env' }, workerId: id, restartCount, workDir: { path: workDir, scratch: false } }),
     };
     let child: ChildProcess;
     try {

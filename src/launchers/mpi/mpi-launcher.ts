@@ -7,7 +7,7 @@ import type { MpiSpec } from './section.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import { findProgram } from '../find-program.js';
 import { inheritedEnv, killGroup } from '../process-group.js';
-import { workerEnvironment } from '../worker-env.js';
+import { workerEnvironment } from '../../job/worker-environment.js';
 import { checkHostPlan, loadHosts, mpiSection } from './host-plan.js';
 import { writeHostfile } from './hostfile.js';
 import { mpirunArgs } from './mpirun-command.js';
@@ -68,12 +68,9 @@ export class MpiLauncher implements Launcher {
     const hostfile = await writeHostfile(ctx.jobDir, hostSlots);
     const sshWrapper = await writeSshWrapper(ctx.jobDir, mpi.ssh);
     const plain = ctx.spec.jobMaster.placement === 'none';
-    const workerEnv = workerEnvironment(ctx);
-    if (plain) {
-      // Ranks of a plain MPI program talk to no job master: they get neither its address nor the secret.
-      delete workerEnv.TWISTER2_JOB_MASTER_URL;
-      delete workerEnv.TWISTER2_JOB_TOKEN;
-    }
+    // The worker token travels in mpirun's environment (`-x NAME`), never on its command line. Ranks of a
+    // plain MPI program talk to no job master: they get neither its address nor a token.
+    const workerEnv = workerEnvironment(ctx, plain ? { secret: { kind: 'none' }, jobMaster: 'none' } : { secret: { kind: 'env' } });
     const args = mpirunArgs({
       mpi,
       np: ctx.spec.workers,

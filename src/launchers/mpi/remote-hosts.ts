@@ -1,3 +1,4 @@
+import { ENV } from '../../job/worker-environment.js';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -52,7 +53,7 @@ export async function unreachableHosts(ssh: MpiSpec['ssh'], hosts: string[]): Pr
  * started) and prints the PIDs it found. The ssh session itself never carries the variable.
  */
 export function sweepScript(jobId: string): string {
-  const needle = shellQuote(`TWISTER2_JOB_ID=${jobId}`);
+  const needle = shellQuote(`${ENV.jobId}=${jobId}`);
   return [
     'found=""',
     'for d in /proc/[0-9]*; do',
@@ -67,7 +68,7 @@ export function sweepScript(jobId: string): string {
 
 /** The same sweep on this machine, without a shell. Returns the PIDs it killed. */
 export function sweepLocal(jobId: string): number[] {
-  const needle = Buffer.from(`TWISTER2_JOB_ID=${jobId}\0`);
+  const needle = Buffer.from(`${ENV.jobId}=${jobId}\0`);
   const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;

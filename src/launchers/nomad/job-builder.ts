@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ENV } from '../../job/worker-environment.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { NomadSpec } from './section.js';
 
@@ -9,14 +10,14 @@ export const WORKER_TASK = 'worker';
 export const JOB_MASTER_GROUP = 'jobmaster';
 /** The dynamic port the job master listens on inside its allocation. */
 export const JOB_MASTER_PORT = 'jm';
-/** Where the job's secret lives in Nomad Variables: tasks of the job may read it, the job spec never holds it. */
+/** Where the worker token lives in Nomad Variables: tasks of the job may read it, the job spec never holds it. */
 export const tokenVariablePath = (jobId: string) => `nomad/jobs/${jobId}`;
 
 export interface NomadJobInput {
   jobId: string;
   spec: JobSpec;
   nomad: NomadSpec;
-  /** The worker runtime's environment, without the token (that comes from the variable). */
+  /** The worker runtime's environment, without the worker token (that comes from the variable). */
   env: Record<string, string>;
   /** The worker runtime: [node, main.js] on the hosts (raw_exec, exec) or inside the image (docker). */
   workerCommand: string[];
@@ -74,7 +75,7 @@ export function nomadJob(input: NomadJobInput): Record<string, unknown> {
             Resources: resources,
             Templates: [
               {
-                EmbeddedTmpl: `TWISTER2_JOB_TOKEN={{ with nomadVar "${tokenVariablePath(jobId)}" }}{{ .token }}{{ end }}\n`,
+                EmbeddedTmpl: `${ENV.workerToken}={{ with nomadVar "${tokenVariablePath(jobId)}" }}{{ .token }}{{ end }}\n`,
                 DestPath: 'secrets/twister2.env',
                 Envvars: true,
                 ChangeMode: 'noop',

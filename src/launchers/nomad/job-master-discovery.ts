@@ -1,4 +1,5 @@
 import { Twister2Error } from '../../errors.js';
+import { ENV } from '../../job/worker-environment.js';
 
 /**
  * Where the job master is. Launchers usually say so (TWISTER2_JOB_MASTER_URL). A job master that runs as
@@ -7,9 +8,10 @@ import { Twister2Error } from '../../errors.js';
  * appears (both start at the same time) or the registration timeout passes.
  */
 export async function jobMasterUrl(env: NodeJS.ProcessEnv, timeoutMs: number, log: (line: string) => void): Promise<string> {
-  if (env.TWISTER2_JOB_MASTER_URL) return env.TWISTER2_JOB_MASTER_URL;
-  const service = env.TWISTER2_JOB_MASTER_SERVICE;
-  if (!service) throw new Twister2Error('the worker runtime was started without TWISTER2_JOB_MASTER_URL or TWISTER2_JOB_MASTER_SERVICE; it is meant to be started by a twister2 launcher');
+  const given = env[ENV.jobMasterUrl];
+  if (given) return given;
+  const service = env[ENV.jobMasterService];
+  if (!service) throw new Twister2Error(`the worker runtime was started without ${ENV.jobMasterUrl} or ${ENV.jobMasterService}; it is meant to be started by a twister2 launcher`);
   const nomad = (env.NOMAD_ADDR ?? 'http://127.0.0.1:4646').replace(/\/+$/, '');
   const ns = env.NOMAD_NAMESPACE ? `?namespace=${encodeURIComponent(env.NOMAD_NAMESPACE)}` : '';
   const url = `${nomad}/v1/service/${encodeURIComponent(service)}${ns}`;

@@ -6,7 +6,7 @@ import { files } from '../../job/job-store.js';
 import { NomadSpecSchema, type NomadSpec } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
-import { workerEnvironment } from '../worker-env.js';
+import { ENV, workerEnvironment, workerTokenOf } from '../../job/worker-environment.js';
 import { AllocationLogs } from './allocation-logs.js';
 import { allocationIndex, jobMasterServiceName, nomadJob, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
 import { NomadApi, type NomadAllocation } from './nomad-api.js';
@@ -17,7 +17,7 @@ const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.ur
 const IMAGE_WORKER = ['node', '/opt/twister2/dist/worker/main.js'];
 const POLL_MS = 500;
 /** Set in the job master's task when it runs as an allocation of the job. */
-export const IN_ALLOCATION_ENV = 'TWISTER2_NOMAD_IN_ALLOCATION';
+export const IN_ALLOCATION_ENV = ENV.nomadInAllocation;
 const FATAL_TASK_EVENTS = new Set(['Driver Failure', 'Failed Validation', 'Setup Failure', 'Failed Artifact Download']);
 const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 
@@ -65,7 +65,7 @@ export class NomadLauncher implements Launcher {
     if (!inAllocation(this.env)) {
       // With the job master in the cluster, the client registered the whole job already (placement.ts).
       const job = nomadJobFor(ctx, nomad, api, this.env) as { ID: string };
-      const { unplaced } = await registerNomadJob(api, nomad, job, ctx.token, () => (this.registered = true));
+      const { unplaced } = await registerNomadJob(api, nomad, job, workerTokenOf(ctx.token), () => (this.registered = true));
       if (unplaced) listener.queued?.(`Nomad could not place every allocation yet: ${unplaced}`);
     }
     if (this.releasing) return;
@@ -167,26 +167,24 @@ export function inAllocation(env: NodeJS.ProcessEnv): boolean {
 }
 
 /**
- * The Nomad job for a twister2 job. Workers get the worker runtime's environment without the token (a
- * template reads it from the job's variable), and with a job master in the cluster, its service name
- * instead of its address.
+ * The Nomad job for a twister2 job. Workers get the worker runtime's environment without a token (a
+ * template reads the worker token from the job's variable), and with a job master in the cluster, its
+ * service name instead of its address.
  */
 export function nomadJobFor(ctx: LaunchContext, nomad: NomadSpec, api: NomadApi, env: NodeJS.ProcessEnv, jobMaster?: { command: string[] }): Record<string, unknown> {
-  const workerEnv: Record<string, string> = workerEnvironment(ctx);
-  delete workerEnv.TWISTER2_JOB_TOKEN;
+  const service = jobMasterServiceName(ctx.jobId);
+  const workerEnv = workerEnvironment(ctx, {
+    secret: { kind: 'cluster' },
+    workDir: { path: path.join('/tmp', 'twister2', ctx.jobId), scratch: true },
+    ...(jobMaster ? { jobMaster: { service } } : {}),
+  });
   const hostEnv: Record<string, string> = {};
   if (nomad.driver !== 'docker') for (const k of ['PATH', 'HOME', 'LANG']) if (env[k]) hostEnv[k] = env[k]!;
   Object.assign(workerEnv, hostEnv, {
-    TWISTER2_WORK_DIR: path.join('/tmp', 'twister2', ctx.jobId),
-    TWISTER2_WORK_DIR_SCRATCH: '1',
     // Workers that lose their job master (client killed) stop and purge the job themselves: nothing else would.
-    TWISTER2_NOMAD_PURGE_URL: `${api.address}/v1/job/${encodeURIComponent(ctx.jobId)}?purge=true${api.scopeQuery()}`,
+    [ENV.nomadPurgeUrl]: `${api.address}/v1/job/${encodeURIComponent(ctx.jobId)}?purge=true${api.scopeQuery()}`,
   });
-  const service = jobMasterServiceName(ctx.jobId);
-  if (jobMaster) {
-    delete workerEnv.TWISTER2_JOB_MASTER_URL;
-    Object.assign(workerEnv, { TWISTER2_JOB_MASTER_SERVICE: service, NOMAD_ADDR: api.address, ...(nomad.namespace ? { NOMAD_NAMESPACE: nomad.namespace } : {}) });
-  }
+  if (jobMaster) Object.assign(workerEnv, { NOMAD_ADDR: api.address, ...(nomad.namespace ? { NOMAD_NAMESPACE: nomad.namespace } : {}) });
   return nomadJob({
     jobId: ctx.jobId,
     spec: ctx.spec,

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { files, readRecord, readToken } from '../../job/job-store.js';
+import { UsageError } from '../../errors.js';
+import { workerTokenOf } from '../../job/worker-environment.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobMasterCommand, QueuedJobMaster } from '../launcher.js';
 import { JOB_MASTER_GROUP, WORKER_GROUP } from './job-builder.js';
@@ -22,7 +24,8 @@ export async function queueJobMaster(spec: JobSpec, jobDir: string, node: string
   const packageRef = { kind: 'file' as const, path: path.join(jobDir, files.package), sha256: record.package.sha256, size: record.package.size };
   const ctx = { jobId: record.jobId, spec, jobDir, packageRef, jobMasterUrl: 'http://unknown.invalid', token };
   const job = nomadJobFor(ctx, nomad, api, process.env, { command: [node, cli, 'jobmaster', '--job-dir', jobDir] });
-  const { unplaced } = await registerNomadJob(api, nomad, job as { ID: string }, token);
+  // The variable holds the worker token only; the job master allocation reads the admin secret from the job directory.
+  const { unplaced } = await registerNomadJob(api, nomad, job as { ID: string }, workerTokenOf(token));
   const jobId = record.jobId;
   return {
     name: `Nomad job ${jobId}`,

@@ -8,15 +8,15 @@ import { describePlacementFailures } from './placement-failures.js';
 export const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
 
 /**
- * Validates and registers a job, with its secret stored first as the job's Nomad Variable. Resolves with
+ * Validates and registers a job, with the worker token stored first as the job's Nomad Variable. Resolves with
  * Nomad's placement failure in words when the job's evaluation could not place every allocation and the
  * spec asks to wait for resources; without that wish such a failure is an error.
  */
-export async function registerNomadJob(api: NomadApi, nomad: NomadSpec, job: { ID: string }, token: string, onStoring?: () => void): Promise<{ unplaced?: string }> {
+export async function registerNomadJob(api: NomadApi, nomad: NomadSpec, job: { ID: string }, workerToken: string, onStoring?: () => void): Promise<{ unplaced?: string }> {
   const { errors } = await api.validate(job);
   if (errors.length > 0) throw new UsageError(`Nomad refused the job as invalid: ${errors.map(oneLine).join('; ')}`);
   onStoring?.(); // from here on something of the job may be in Nomad
-  await api.putVariable(tokenVariablePath(job.ID), { token });
+  await api.putVariable(tokenVariablePath(job.ID), { token: workerToken });
   const { EvalID } = await api.register(job);
   const deadline = Date.now() + 15_000;
   let ev = await api.evaluation(EvalID);

@@ -9,7 +9,7 @@ import type { JobSpec } from '../../spec/schema.js';
 import { FileTail } from '../file-tail.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
 import { killGroup } from '../process-group.js';
-import { workerEnvironment } from '../worker-env.js';
+import { ENV, workerEnvironment, writeWorkerTokenFile } from '../../job/worker-environment.js';
 import { batchScript, srunWorkersArgs } from './batch-script.js';
 import { describeReason, slurmPhase, UNSATISFIABLE_REASONS } from './job-states.js';
 import { SlurmCommands } from './slurm-commands.js';
@@ -22,7 +22,7 @@ const POLL_MS = 1000;
 const NATURAL_END_MS = 20_000;
 const GONE_TIMEOUT_MS = 90_000;
 /** Set in the batch script of a job whose job master runs inside the allocation. */
-export const IN_ALLOCATION_ENV = 'TWISTER2_SLURM_IN_ALLOCATION';
+export const IN_ALLOCATION_ENV = ENV.slurmInAllocation;
 
 export function slurmSection(spec: JobSpec): SlurmSpec {
   return spec.slurm ?? SlurmSpecSchema.parse({});
@@ -55,6 +55,7 @@ export class SlurmLauncher implements Launcher {
   private released: Promise<void> | undefined;
   /** srun processes this launcher runs itself: the workers' step (in an allocation) and restarted workers. */
   private readonly steps = new Set<ChildProcess>();
+  private tokenFile: string | undefined;
   private readonly onExit = () => this.steps.forEach((s) => killGroup(s.pid, 'SIGKILL'));
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
@@ -114,7 +115,7 @@ export class SlurmLauncher implements Launcher {
       '--',
       ...this.workerCommand(),
     ];
-    this.runStep(args, { ...this.workerEnv(), TWISTER2_WORKER_ID: String(id), TWISTER2_RESTART_COUNT: String(restartCount) }, id);
+    this.runStep(args, this.workerEnv({ workerId: id, restartCount }), id);
   }
 
   release(ending: JobEnding = 'failed'): Promise<void> {
@@ -158,19 +159,15 @@ export class SlurmLauncher implements Launcher {
   }
 
   /**
-   * What the workers get. The token stays out of the script and of Slurm's copy of the environment:
-   * workers read it from the job directory's 0600 file, which a Slurm cluster's shared home makes visible.
+   * What the workers get. The worker token stays out of the script and of Slurm's copy of the environment:
+   * workers read it from the job directory's 0600 worker-token file, which a Slurm cluster's shared home
+   * makes visible. The admin secret (the `token` file) is for the job master alone.
    */
-  private workerEnv(): Record<string, string> {
+  private workerEnv(id: { workerId: number; restartCount: number } | Record<string, never> = {}): Record<string, string> {
     const ctx = this.ctx!;
-    const env = workerEnvironment(ctx);
-    delete env.TWISTER2_JOB_TOKEN;
-    return {
-      ...env,
-      TWISTER2_JOB_TOKEN_FILE: path.join(ctx.jobDir, files.token),
-      TWISTER2_WORK_DIR: path.join('/tmp', 'twister2', ctx.jobId),
-      TWISTER2_WORK_DIR_SCRATCH: '1',
-    };
+    this.tokenFile ??= writeWorkerTokenFile(ctx.jobDir, ctx.token);
+    const workDir = { path: path.join('/tmp', 'twister2', ctx.jobId), scratch: true };
+    return workerEnvironment(ctx, { secret: { kind: 'file', file: this.tokenFile }, workDir, ...id });
   }
 
   /** Runs srun here (a restart, or the workers' step inside an allocation) and reports its tasks' exits. */

@@ -52,7 +52,8 @@ export function jobObjects(job: K8sJob, input: JobObjectsInput): KubeObject[] {
   const out: KubeObject[] = [];
   const pvc = persistentVolumeClaim(job);
   if (pvc) out.push(pvc);
-  out.push(jobSecret(job, input.secret));
+  // The job secret goes into the Secret only for a job master pod, whose container alone references it.
+  out.push(jobSecret(job, { ...input.secret, withJobSecret: Boolean(input.jobMaster) }));
   if (input.jobMaster) {
     out.push(jobMasterServiceAccount(job), jobMasterRole(job, groups.map((g) => job.names.workers(g.index))), jobMasterRoleBinding(job), jobMasterService(job));
   }

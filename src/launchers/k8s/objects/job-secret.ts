@@ -1,13 +1,16 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import ssh2 from 'ssh2';
 import type { JobSecrets } from '../../../job/secrets.js';
+import { workerTokenOf } from '../../../job/worker-environment.js';
 import type { PackageRef } from '../../../uploader/uploader.js';
 import { ownedMeta, type K8sJob } from './common.js';
 
 /** Keys of the job Secret. */
 export const SECRET_KEYS = {
-  /** The job token (TWISTER2_JOB_TOKEN of workers and the job master). */
-  token: 'token',
+  /** The job's admin secret: only with a job master in a pod, whose container alone reads this key. */
+  jobSecret: 'token',
+  /** The worker token (the workers' TWISTER2_JOB_TOKEN): may register, heartbeat, discover, pass barriers; not scale or kill. */
+  workerToken: 'worker-token',
   /** The package reference (JSON): it may hold a per-upload read token or a presigned URL. */
   packageRef: 'package-ref',
   /** The client's uploader credentials (JSON JobSecrets), for the in-cluster job master's clean-up only. */
@@ -30,7 +33,10 @@ export function generateSshKeyPair(comment = 'twister2'): SshKeyPair {
 }
 
 export interface JobSecretInput {
+  /** The job's admin secret; the worker token is derived from it. */
   token: string;
+  /** Store the admin secret too: for a job master in a pod (jobMaster.placement cluster). */
+  withJobSecret?: boolean;
   packageRef?: PackageRef;
   uploaderSecrets?: JobSecrets;
   /** For OpenMPI jobs. */
@@ -39,7 +45,8 @@ export interface JobSecretInput {
 
 /** The job's Secret: everything a pod needs that must not be in a ConfigMap or a pod spec. */
 export function jobSecret(job: K8sJob, input: JobSecretInput): V1Secret {
-  const data: Record<string, string> = { [SECRET_KEYS.token]: input.token };
+  const data: Record<string, string> = { [SECRET_KEYS.workerToken]: workerTokenOf(input.token) };
+  if (input.withJobSecret) data[SECRET_KEYS.jobSecret] = input.token;
   if (input.packageRef) data[SECRET_KEYS.packageRef] = JSON.stringify(input.packageRef);
   if (input.uploaderSecrets && Object.keys(input.uploaderSecrets).length > 0) data[SECRET_KEYS.uploaderSecrets] = JSON.stringify(input.uploaderSecrets);
   if (input.ssh) {

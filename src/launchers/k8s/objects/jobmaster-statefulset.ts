@@ -1,4 +1,5 @@
 import type { V1ResourceRequirements, V1StatefulSet } from '@kubernetes/client-node';
+import { ENV } from '../../../job/worker-environment.js';
 import { roleLabels } from '../names.js';
 import { ownedMeta, type K8sJob } from './common.js';
 import { SECRET_KEYS } from './job-secret.js';
@@ -23,8 +24,8 @@ export interface JobMasterInput {
 
 /**
  * The in-cluster job master: one pod, restarted in place by Kubernetes, running as the job's
- * ServiceAccount (jobMasterRole), listening on its pod IP. It reads the spec from the root ConfigMap (TWISTER2_JOB_SPEC and
- * /etc/twister2/job/spec.json), the token, package reference and uploader credentials from the Secret,
+ * ServiceAccount (jobMasterRole), listening on its pod IP. It reads the spec from the root ConfigMap (its spec key and
+ * /etc/twister2/job/spec.json), the job's admin secret, package reference and uploader credentials from the Secret,
  * and listens on kubernetes.jobMasterPort behind jobMasterService.
  */
 export function jobMasterStatefulSet(job: K8sJob, input: JobMasterInput = {}): V1StatefulSet {
@@ -60,18 +61,18 @@ export function jobMasterStatefulSet(job: K8sJob, input: JobMasterInput = {}): V
               imagePullPolicy: job.k8s.imagePullPolicy,
               command: [...(input.command ?? DEFAULT_JOB_MASTER_COMMAND)],
               env: [
-                { name: 'TWISTER2_JOB_ID', value: job.jobId },
-                { name: 'TWISTER2_CLUSTER', value: 'kubernetes' },
-                { name: 'TWISTER2_JOB_MASTER_PORT', value: String(port) },
-                { name: 'TWISTER2_JOB_SPEC_FILE', value: `${JOB_MOUNT}/${ROOT_KEYS.spec}` },
-                { name: 'TWISTER2_WORK_DIR', value: JOB_MASTER_WORK_DIR },
-                { name: 'TWISTER2_K8S_ROOT', value: job.names.root },
-                { name: 'TWISTER2_K8S_ACCOUNT_DIR', value: SERVICE_ACCOUNT_DIR },
+                { name: ENV.jobId, value: job.jobId },
+                { name: ENV.cluster, value: 'kubernetes' },
+                { name: ENV.jobMasterPort, value: String(port) },
+                { name: ENV.jobSpecFile, value: `${JOB_MOUNT}/${ROOT_KEYS.spec}` },
+                { name: ENV.workDir, value: JOB_MASTER_WORK_DIR },
+                { name: ENV.k8sRoot, value: job.names.root },
+                { name: ENV.k8sAccountDir, value: SERVICE_ACCOUNT_DIR },
                 ...Object.entries(input.env ?? {}).map(([k, v]) => ({ name: k, value: v })),
-                { name: 'TWISTER2_JOB_SPEC', valueFrom: { configMapKeyRef: { name: job.names.root, key: ROOT_KEYS.spec } } },
-                secret('TWISTER2_JOB_TOKEN', SECRET_KEYS.token),
-                secret('TWISTER2_PACKAGE_REF', SECRET_KEYS.packageRef),
-                secret('TWISTER2_UPLOADER_SECRETS', SECRET_KEYS.uploaderSecrets, true),
+                { name: ENV.jobSpec, valueFrom: { configMapKeyRef: { name: job.names.root, key: ROOT_KEYS.spec } } },
+                secret(ENV.jobSecret, SECRET_KEYS.jobSecret),
+                secret(ENV.packageRef, SECRET_KEYS.packageRef),
+                secret(ENV.uploaderSecrets, SECRET_KEYS.uploaderSecrets, true),
                 field(POD_ENV.podName, 'metadata.name'),
                 field(POD_ENV.namespace, 'metadata.namespace'),
                 field(POD_ENV.podIp, 'status.podIP'),

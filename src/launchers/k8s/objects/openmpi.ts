@@ -1,3 +1,4 @@
+import { ENV } from '../../../job/worker-environment.js';
 import type { MpiSpec } from '../../mpi/section.js';
 import { mpirunArgs } from '../../mpi/mpirun-command.js';
 import { shellQuote } from '../../shell-quote.js';
@@ -44,7 +45,7 @@ export function openmpiScript(job: K8sJob, input: { group: { index: number; work
     'install -m 600 /etc/twister2/ssh/authorized_keys /root/.ssh/authorized_keys',
     "printf '%s\\n' 'Host *' '  IdentityFile /root/.ssh/id_ed25519' '  StrictHostKeyChecking no' '  UserKnownHostsFile /dev/null' '  LogLevel ERROR' > /root/.ssh/config",
     'ssh-keygen -A >/dev/null',
-    'if [ "${TWISTER2_POD_NAME##*-}" != 0 ]; then exec /usr/sbin/sshd -D -e; fi',
+    `if [ "\${${ENV.podName}##*-}" != 0 ]; then exec /usr/sbin/sshd -D -e; fi`,
     '/usr/sbin/sshd -e || exit 1',
     `if [ -e ${MPI_STATUS_FILE} ]; then echo "twister2: mpirun already ran in this pod (status $(cat ${MPI_STATUS_FILE})); not starting it again"; exec sleep infinity; fi`,
     `if ! ${['node', KUBE_HOSTFILE_MAIN, MPI_HOSTFILE, selector, String(pods), String(slots)].map(shellQuote).join(' ')}; then echo 1 > ${MPI_STATUS_FILE}; echo "${MPIRUN_EXIT_LINE} 1"; exec sleep infinity; fi`,

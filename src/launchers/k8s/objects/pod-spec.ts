@@ -10,6 +10,7 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
+import { ENV } from '../../../job/worker-environment.js';
 import { DISK_MOUNT, SHARED_MOUNT } from '../section.js';
 import { LABEL_JOB, LABEL_ROLE, roleLabels } from '../names.js';
 import { bytesQuantity, cpuQuantity, type K8sJob } from './common.js';
@@ -29,13 +30,13 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 
 /** Variables the builder sets from the pod itself; the worker runtime derives its ID from them. */
 export const POD_ENV = {
-  podName: 'TWISTER2_POD_NAME',
-  podIp: 'TWISTER2_POD_IP',
-  node: 'TWISTER2_NODE',
-  namespace: 'TWISTER2_NAMESPACE',
-  containerIndex: 'TWISTER2_CONTAINER_INDEX',
-  workersPerPod: 'TWISTER2_WORKERS_PER_POD',
-  workerIdOffset: 'TWISTER2_WORKER_ID_OFFSET',
+  podName: ENV.podName,
+  podIp: ENV.podIp,
+  node: ENV.node,
+  namespace: ENV.namespace,
+  containerIndex: ENV.containerIndex,
+  workersPerPod: ENV.workersPerPod,
+  workerIdOffset: ENV.workerIdOffset,
 } as const;
 
 /** A worker group: `workers` workers with IDs offset..offset+workers-1, one StatefulSet. */
@@ -47,8 +48,8 @@ export interface WorkerGroup {
 
 export interface WorkerPodInput {
   /**
-   * The worker runtime's environment as the launcher computes it (workerEnvironment(ctx)). The job token
-   * and the package reference are dropped from it: pods read them from the job Secret.
+   * The worker runtime's environment as the launcher computes it (workerEnvironment with the `cluster`
+   * secret transport). The package reference is dropped from it: pods read it and the worker token from the job Secret.
    */
   env: Record<string, string>;
   /** The worker runtime inside the image; default DEFAULT_WORKER_COMMAND. */
@@ -62,7 +63,7 @@ export function defaultGroup(job: K8sJob): WorkerGroup {
 }
 
 /** Env values that must never be written into an object (they come from the Secret). */
-const SECRET_ENV = ['TWISTER2_JOB_TOKEN', 'TWISTER2_PACKAGE_REF'];
+const SECRET_ENV: string[] = [ENV.workerToken, ENV.packageRef];
 
 function secretEnv(job: K8sJob, name: string, key: string, optional = false): V1EnvVar {
   return { name, valueFrom: { secretKeyRef: { name: job.names.secret, key, ...(optional ? { optional: true } : {}) } } };
@@ -74,19 +75,19 @@ function fieldEnv(name: string, fieldPath: string): V1EnvVar {
 
 /** Names and values every container of a pod gets: the job's plain values, secrets by reference, the pod's own facts. */
 export function podEnv(job: K8sJob, env: Record<string, string>): V1EnvVar[] {
-  const plain = Object.entries({ ...env, TWISTER2_WORK_DIR: SHARED_MOUNT })
+  const plain = Object.entries({ ...env, [ENV.workDir]: SHARED_MOUNT })
     .filter(([k]) => !SECRET_ENV.includes(k))
     .map(([name, value]) => ({ name, value }));
   return [
     ...plain,
-    secretEnv(job, 'TWISTER2_JOB_TOKEN', SECRET_KEYS.token),
-    secretEnv(job, 'TWISTER2_PACKAGE_REF', SECRET_KEYS.packageRef),
+    secretEnv(job, ENV.workerToken, SECRET_KEYS.workerToken),
+    secretEnv(job, ENV.packageRef, SECRET_KEYS.packageRef),
     fieldEnv(POD_ENV.podName, 'metadata.name'),
     fieldEnv(POD_ENV.namespace, 'metadata.namespace'),
     fieldEnv(POD_ENV.podIp, 'status.podIP'),
     fieldEnv(POD_ENV.node, 'spec.nodeName'),
-    { name: 'TWISTER2_K8S_ROOT', value: job.names.root },
-    { name: 'TWISTER2_K8S_ACCOUNT_DIR', value: SERVICE_ACCOUNT_DIR },
+    { name: ENV.k8sRoot, value: job.names.root },
+    { name: ENV.k8sAccountDir, value: SERVICE_ACCOUNT_DIR },
   ];
 }
 
@@ -215,7 +216,7 @@ export function workerContainers(job: K8sJob, input: WorkerPodInput): V1Containe
   const base = { image: job.k8s.image, imagePullPolicy: job.k8s.imagePullPolicy, volumeMounts: mounts };
   const np = job.k8s.nodePort;
   if (job.k8s.openmpi) {
-    const forwarded = [...new Set([...Object.keys(input.env), 'TWISTER2_WORK_DIR', ...SECRET_ENV])];
+    const forwarded = [...new Set([...Object.keys(input.env), ENV.workDir, ...SECRET_ENV])];
     return [
       {
         name: 'mpi',

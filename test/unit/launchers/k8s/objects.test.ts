@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { LaunchContext } from '../../../../src/launchers/launcher.js';
-import { workerEnvironment } from '../../../../src/launchers/worker-env.js';
+import { workerEnvironment, workerTokenOf } from '../../../../src/job/worker-environment.js';
 import {
   jobMasterRole,
   jobMasterRoleBinding,
@@ -42,7 +42,7 @@ function envOf(job: K8sJob): Record<string, string> {
     jobMasterUrl: jobMasterServiceUrl(job),
     token: TOKEN,
   };
-  return workerEnvironment(ctx);
+  return workerEnvironment(ctx, { secret: { kind: 'cluster' } });
 }
 
 function sts(raw: Record<string, unknown> = {}): V1StatefulSet {
@@ -151,12 +151,12 @@ describe('worker StatefulSet', () => {
                       "value": "kubernetes",
                     },
                     {
-                      "name": "TWISTER2_JOB_MASTER_URL",
-                      "value": "http://train-20261122073606-e203-jm.ml.svc:7575",
-                    },
-                    {
                       "name": "TWISTER2_REGISTRATION_TIMEOUT_MS",
                       "value": "60000",
+                    },
+                    {
+                      "name": "TWISTER2_JOB_MASTER_URL",
+                      "value": "http://train-20261122073606-e203-jm.ml.svc:7575",
                     },
                     {
                       "name": "TWISTER2_WORK_DIR",
@@ -166,7 +166,7 @@ describe('worker StatefulSet', () => {
                       "name": "TWISTER2_JOB_TOKEN",
                       "valueFrom": {
                         "secretKeyRef": {
-                          "key": "token",
+                          "key": "worker-token",
                           "name": "train-20261122073606-e203-secret",
                         },
                       },
@@ -300,12 +300,15 @@ describe('worker StatefulSet', () => {
     expect(idEnv[2]).toEqual(['TWISTER2_CONTAINER_INDEX=2', 'TWISTER2_WORKERS_PER_POD=3', 'TWISTER2_WORKER_ID_OFFSET=0']);
   });
 
-  it('never writes the job token or the package reference into the pod spec: they come from the Secret', () => {
+  it('never writes a token or the package reference into the pod spec: workers read the worker token from the Secret', () => {
     const text = JSON.stringify(sts());
     expect(text).not.toContain(TOKEN);
+    expect(text).not.toContain(workerTokenOf(TOKEN));
     expect(text).not.toContain('read-token-secret');
     const env = podSpec().containers[0]!.env!;
-    expect(env.find((e) => e.name === 'TWISTER2_JOB_TOKEN')).toEqual({ name: 'TWISTER2_JOB_TOKEN', valueFrom: { secretKeyRef: { name: `${JOB_ID}-secret`, key: 'token' } } });
+    // The worker token's key, never the admin secret's ('token'), which only the job master's container reads.
+    expect(env.find((e) => e.name === 'TWISTER2_JOB_TOKEN')).toEqual({ name: 'TWISTER2_JOB_TOKEN', valueFrom: { secretKeyRef: { name: `${JOB_ID}-secret`, key: 'worker-token' } } });
+    expect(text).not.toMatch(/"key":"token"/);
     expect(env.find((e) => e.name === 'TWISTER2_PACKAGE_REF')?.valueFrom?.secretKeyRef?.key).toBe('package-ref');
     expect(env.find((e) => e.name === 'TWISTER2_WORKER_ID')).toBeUndefined();
     expect(env.find((e) => e.name === 'TWISTER2_POD_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
@@ -421,15 +424,17 @@ describe('the other objects of a job', () => {
     expect(rootOwnerReference({ ...root, metadata: { ...root.metadata, uid: 'u-1' } })).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', name: JOB_ID, uid: 'u-1', blockOwnerDeletion: true, controller: false });
   });
 
-  it('keeps the token, package reference, uploader credentials and SSH keys in the Secret', () => {
+  it('keeps the worker token, package reference, uploader credentials and SSH keys in the Secret; the admin secret only for a job master pod', () => {
     const job = jobOf();
+    expect(jobSecret(job, { token: TOKEN }).stringData).toEqual({ 'worker-token': workerTokenOf(TOKEN) });
+    expect(jobSecret(job, { token: TOKEN, withJobSecret: true }).stringData).toEqual({ 'worker-token': workerTokenOf(TOKEN), token: TOKEN });
     const s = jobSecret(job, {
       token: TOKEN,
       packageRef: { kind: 'file', path: '/twister2/shared/p.tar.gz', sha256: 'b'.repeat(64), size: 1 },
       uploaderSecrets: { httpToken: 'h' },
       ssh: { privateKey: 'PRIVATE', publicKey: 'ssh-ed25519 AAAA twister2' },
     });
-    expect(Object.keys(s.stringData!)).toEqual(['token', 'package-ref', 'uploader-secrets', 'ssh-privatekey', 'ssh-publickey']);
+    expect(Object.keys(s.stringData!)).toEqual(['worker-token', 'package-ref', 'uploader-secrets', 'ssh-privatekey', 'ssh-publickey']);
     expect(s.metadata?.ownerReferences).toEqual([OWNER]);
   });
 
@@ -614,7 +619,7 @@ describe('the other objects of a job', () => {
                       },
                     },
                     {
-                      "name": "TWISTER2_JOB_TOKEN",
+                      "name": "TWISTER2_JOB_SECRET",
                       "valueFrom": {
                         "secretKeyRef": {
                           "key": "token",
@@ -788,6 +793,20 @@ describe('the other objects of a job', () => {
       expect(o.metadata?.labels?.['twister2.io/job']).toBe(JOB_ID);
       expect(o.metadata?.namespace).toBe('default');
       if (o.kind !== 'Secret') expect(JSON.stringify(o)).not.toContain(TOKEN);
+    }
+  });
+
+  it('puts the job secret in the Secret only with a job master pod, and only that pod references it', () => {
+    const job = jobOf();
+    const secretOf = (objects: ReturnType<typeof jobObjects>) => objects.find((o) => o.kind === 'Secret') as { stringData: Record<string, string> };
+    const withoutJm = jobObjects(job, { secret: { token: TOKEN }, workers: { env: envOf(job) } });
+    expect(secretOf(withoutJm).stringData).toEqual({ 'worker-token': workerTokenOf(TOKEN) });
+    const withJm = jobObjects(job, { secret: { token: TOKEN }, workers: { env: envOf(job) }, jobMaster: {} });
+    expect(secretOf(withJm).stringData).toEqual({ 'worker-token': workerTokenOf(TOKEN), token: TOKEN });
+    for (const o of withJm.filter((x) => x.kind === 'StatefulSet')) {
+      const keys = [...JSON.stringify(o).matchAll(/"key":"([^"]+)"/g)].map((m) => m[1]);
+      if (o.metadata?.name === `${JOB_ID}-jm`) expect(keys).toContain('token');
+      else expect(keys).not.toContain('token');
     }
   });
 });

@@ -1,16 +1,8 @@
 import { Twister2Error } from '../errors.js';
-import { killDescendants } from './process-tree.js';
-import { runWorker, WorkerExit } from './runtime.js';
+import { runWorkerProcess, WorkerExit } from './runtime.js';
 
 /** Entry point of the worker runtime process that launchers start. Stopping it stops its program's processes. */
-for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
-  process.once(signal, () => {
-    killDescendants();
-    process.exit(code);
-  });
-}
-
-runWorker().then(
+runWorkerProcess().then(
   (code) => process.exit(code),
   (err: unknown) => {
     const message = err instanceof Twister2Error ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);

@@ -2,6 +2,7 @@ import { Twister2Error } from '../errors.js';
 import { parseSpec } from '../spec/validate.js';
 import { PackageRefSchema } from '../uploader/uploader.js';
 import { fetchPackage } from './fetch/package-fetch.js';
+import { ProgramTree } from './process-tree.js';
 import { runCommand } from './program-runner.js';
 import { resolveWorkerId } from './worker-id.js';
 import { workDirOf } from './worker-env.js';
@@ -14,6 +15,9 @@ import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
  */
 async function main(): Promise<number> {
   const env = process.env;
+  // Whatever the command starts ends with this rank, however it ends.
+  const tree = ProgramTree.mark(env);
+  process.once('exit', () => tree.killNow());
   const { workerId } = resolveWorkerId(env);
   const ref = PackageRefSchema.parse(JSON.parse(env.TWISTER2_PACKAGE_REF ?? 'null'));
   const { workDir, scratch } = workDirOf(env);
@@ -30,11 +34,7 @@ async function main(): Promise<number> {
     TWISTER2_NUM_WORKERS: String(spec.workers),
     TWISTER2_PACKAGE_DIR: fetched.dir,
   });
-  process.once('SIGTERM', () => {
-    run.stop();
-    process.exit(143);
-  });
-  process.once('exit', run.stop);
+  process.once('SIGTERM', () => void tree.end(1000).finally(() => process.exit(143)));
   await run.done;
   return 0;
 }

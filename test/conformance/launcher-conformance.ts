@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterKind } from '../../src/spec/schema.js';
 import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { grandchildCases } from './process-tree-cases.js';
 
 export interface ConformanceTarget {
   cluster: ClusterKind;
@@ -104,4 +105,5 @@ export function launcherConformance(t: ConformanceTarget): void {
       });
     }
   });
+  grandchildCases(t);
 }

@@ -13,15 +13,16 @@ const WORKERS = 2;
  * to init) and one in a session of its own, then waits for them (`sleep`) or exits at once (`exit`).
  */
 const command = (then: 'wait' | 'exit') =>
-  `twister2 barrier ready; sleep 300 & (sleep 300 &); setsid sleep 300 & echo "T2TEST {\\"id\\":$TWISTER2_WORKER_ID,\\"step\\":\\"sleeping\\"}"; ${then === 'wait' ? 'wait' : 'exit 0'}`;
+  `export T2_GRANDCHILD_OF=$TWISTER2_WORKER_ID; twister2 barrier ready; sleep 300 & (sleep 300 &); setsid sleep 300 & echo "T2TEST {\\"id\\":$TWISTER2_WORKER_ID,\\"step\\":\\"sleeping\\"}"; ${then === 'wait' ? 'wait' : 'exit 0'}`;
 
-/** Every process on this machine carrying the mark (test hosts and pods share this PID namespace). */
-function marked(mark: string): number[] {
-  const needle = Buffer.from(`${MARK}=${mark}\0`);
+/** Every process on this machine carrying the mark (test hosts and pods share this PID namespace), or only a command worker's. */
+function marked(mark: string, workerId?: number): number[] {
+  const needles = [Buffer.from(`${MARK}=${mark}\0`), ...(workerId === undefined ? [] : [Buffer.from(`T2_GRANDCHILD_OF=${workerId}\0`)])];
   return readdirSync('/proc').flatMap((entry) => {
     if (!/^\d+$/.test(entry)) return [];
     try {
-      return readFileSync(`/proc/${entry}/environ`).includes(needle) ? [Number(entry)] : [];
+      const environ = readFileSync(`/proc/${entry}/environ`);
+      return needles.every((n) => environ.includes(n)) ? [Number(entry)] : [];
     } catch {
       return [];
     }
@@ -103,6 +104,16 @@ export function grandchildCases(t: ConformanceTarget): void {
     });
 
     if (t.cluster === 'local') {
+      it('a command worker removed by scaling leaves none; the other keeps its own', async () => {
+        const { home, cli, jobId, mark } = await sleepingJob('gc-scale', { command: command('wait') });
+        expect((await runCli(['scale', jobId, '1'], home)).code).toBe(0);
+        await waitFor("no process of worker 1's program", () => marked(mark, 1).length === 0, t.cleanupWithinMs);
+        expect(marked(mark, 0).length).toBeGreaterThanOrEqual(3);
+        expect((await runCli(['kill', jobId], home)).code).toBe(0);
+        expect(await cli.closed).toBe(3);
+        await gone(mark);
+      });
+
       it('a SIGKILLed detached job master of a command worker leaves none', async () => {
         const { home, cli, jobId, mark } = await sleepingJob('gc-jm', { command: command('wait') }, ['--detach']);
         expect(await cli.closed).toBe(0);

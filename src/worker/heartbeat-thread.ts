@@ -27,6 +27,8 @@ export interface HeartbeatThreadData {
 }
 
 export type ThreadMessage =
+  /** The event stream is connected (its snapshot arrived): no event from now on is missed. */
+  | { type: 'following' }
   | { type: 'size'; numWorkers: number; previous: number }
   | { type: 'workerFailed'; workerId: number; message: string }
   | { type: 'stop'; reason: string; lost: boolean };
@@ -120,6 +122,7 @@ async function readEvents(body: ReadableStream<Uint8Array>): Promise<void> {
 }
 
 function onEvent(e: WireEvent): void {
+  if (e.type === 'snapshot') port.postMessage({ type: 'following' } satisfies ThreadMessage);
   if (e.type === 'snapshot' && typeof e.status?.numWorkers === 'number') setSize(e.status.numWorkers);
   else if (e.type === 'scaled' && typeof e.to === 'number') setSize(e.to);
   else if (e.type === 'job-state' && e.state && d.terminalStates.includes(e.state)) stop(`the job ended (${e.state})`, false);

@@ -26,6 +26,7 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
   registration: RegisterResponse | undefined;
   numWorkers = 0;
   private thread: Worker | undefined;
+  private following = () => {};
   private stopped = false;
 
   constructor(
@@ -54,10 +55,11 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
   }
 
   /**
-   * Starts heartbeats and the event stream on their own thread; call after register(). `programMarker`
-   * (ProgramTree) lets that thread end the program itself when the main thread cannot answer a stop.
+   * Starts heartbeats and the event stream on their own thread; call after register(). Resolves once
+   * the event stream is followed (so the program misses no peer's failure) or the worker must stop.
+   * `programMarker` (ProgramTree) lets that thread end the program itself when the main thread cannot.
    */
-  start(programMarker: string): void {
+  start(programMarker: string): Promise<void> {
     const reg = this.registration!;
     const data: HeartbeatThreadData = {
       url: this.client.url,
@@ -76,6 +78,10 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
     thread.on('message', (m: ThreadMessage) => this.onThreadMessage(m));
     thread.once('error', (err) => this.stop(`the heartbeat thread failed: ${err.message}`, false));
     this.thread = thread;
+    return new Promise((resolve) => {
+      this.following = resolve;
+      this.once('stop', () => resolve());
+    });
   }
 
   close(): void {
@@ -84,7 +90,9 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
   }
 
   private onThreadMessage(m: ThreadMessage): void {
-    if (m.type === 'size') {
+    if (m.type === 'following') {
+      this.following();
+    } else if (m.type === 'size') {
       this.numWorkers = m.numWorkers;
       this.emit('scaled', m.numWorkers, m.previous);
     } else if (m.type === 'workerFailed') {

@@ -36,6 +36,7 @@ async function main(): Promise<number> {
   });
   process.once('SIGTERM', () => void tree.end(1000).finally(() => process.exit(143)));
   await run.done;
+  await tree.end(1000); // what it left running
   return 0;
 }
 

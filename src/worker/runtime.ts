@@ -87,10 +87,6 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
     },
     spec.timeouts.registration,
   );
-  link.start(tree.marker);
-
-  const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };
-  await Promise.all([mkdir(volumes.work, { recursive: true }), mkdir(volumes.shared, { recursive: true })]);
   const abort = new AbortController();
   let stopCode: number = WorkerExit.stopped;
   const stopped = new Promise<string>((resolve) =>
@@ -100,6 +96,10 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       resolve(reason);
     }),
   );
+  await link.start(tree.marker);
+
+  const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };
+  await Promise.all([mkdir(volumes.work, { recursive: true }), mkdir(volumes.shared, { recursive: true })]);
 
   const tag = `[twister2 worker ${workerId}]`;
   let program: Promise<void>;

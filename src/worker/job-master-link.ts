@@ -1,7 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { AuthenticationError, DuplicateWorkerError, JobMasterUnreachableError, Twister2Error } from '../errors.js';
+import { Worker } from 'node:worker_threads';
+import { DuplicateWorkerError, JobMasterUnreachableError } from '../errors.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
-import { TERMINAL_JOB_STATES, type JobEvent, type RegisterRequest, type RegisterResponse } from '../protocol/messages.js';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, TERMINAL_JOB_STATES, type RegisterRequest, type RegisterResponse } from '../protocol/messages.js';
+import type { HeartbeatThreadData, MainMessage, ThreadMessage } from './heartbeat-thread.js';
+
+const HEARTBEAT_THREAD = new URL('./heartbeat-thread.js', import.meta.url);
+/** A main thread that does not answer a stop within this is busy with the program; the heartbeat thread then ends it. */
+const MAIN_THREAD_ANSWER_MS = 1000;
 
 export interface LinkEvents {
   scaled: [numWorkers: number, previous: number];
@@ -12,21 +18,20 @@ export interface LinkEvents {
 
 /**
  * A worker's connection to its job master: registration (with retries while the job master starts),
- * heartbeats, the event stream, and detection of a lost job master. A job master unreachable for half
- * the heartbeat timeout is taken as gone, so workers are gone well within the heartbeat timeout.
+ * then heartbeats, the event stream and detection of a lost job master on a thread of their own
+ * (heartbeat-thread.ts), so they go on while the program keeps the main thread busy.
  */
 export class JobMasterLink extends EventEmitter<LinkEvents> {
   readonly client: JobMasterClient;
   registration: RegisterResponse | undefined;
   numWorkers = 0;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private unreachableSince: number | undefined;
-  private readonly abort = new AbortController();
+  private thread: Worker | undefined;
+  private following = () => {};
   private stopped = false;
 
   constructor(
     url: string,
-    token: string,
+    private readonly token: string,
     private readonly workerId: number,
   ) {
     super();
@@ -49,78 +54,59 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
     }
   }
 
-  /** Starts heartbeats and the event stream; call after register(). */
-  start(): void {
+  /**
+   * Starts heartbeats and the event stream on their own thread; call after register(). Resolves once
+   * the event stream is followed (so the program misses no peer's failure) or the worker must stop.
+   * `programMarker` (ProgramTree) lets that thread end the program itself when the main thread cannot.
+   */
+  start(programMarker: string): Promise<void> {
     const reg = this.registration!;
-    this.heartbeatTimer = setInterval(() => void this.beat(), reg.heartbeatIntervalMs);
-    void this.followEvents();
+    const data: HeartbeatThreadData = {
+      url: this.client.url,
+      headers: { authorization: `Bearer ${this.token}`, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) },
+      workerId: this.workerId,
+      session: reg.session,
+      numWorkers: this.numWorkers,
+      heartbeatIntervalMs: reg.heartbeatIntervalMs,
+      heartbeatTimeoutMs: reg.heartbeatTimeoutMs,
+      terminalStates: TERMINAL_JOB_STATES,
+      marker: programMarker,
+      mainThreadAnswerMs: MAIN_THREAD_ANSWER_MS,
+    };
+    const thread = new Worker(HEARTBEAT_THREAD, { workerData: data });
+    thread.unref();
+    thread.on('message', (m: ThreadMessage) => this.onThreadMessage(m));
+    thread.once('error', (err) => this.stop(`the heartbeat thread failed: ${err.message}`, false));
+    this.thread = thread;
+    return new Promise((resolve) => {
+      this.following = resolve;
+      this.once('stop', () => resolve());
+    });
   }
 
   close(): void {
     this.stopped = true;
-    clearInterval(this.heartbeatTimer);
-    this.abort.abort();
+    void this.thread?.terminate();
   }
 
-  private async beat(): Promise<void> {
-    const reg = this.registration!;
-    try {
-      const r = await this.client.heartbeat(this.workerId, reg.session);
-      this.reachable();
-      this.setSize(r.numWorkers);
-      if (TERMINAL_JOB_STATES.includes(r.jobState)) this.stop(`the job ended (${r.jobState})`, false);
-    } catch (err) {
-      if (err instanceof JobMasterUnreachableError) return this.unreachable(err.message);
-      // A refused session means the job master replaced or removed this worker: it must not go on.
-      if (err instanceof Twister2Error) this.stop(`the job master no longer accepts this worker: ${err.message}`, false);
+  private onThreadMessage(m: ThreadMessage): void {
+    if (m.type === 'following') {
+      this.following();
+    } else if (m.type === 'size') {
+      this.numWorkers = m.numWorkers;
+      this.emit('scaled', m.numWorkers, m.previous);
+    } else if (m.type === 'workerFailed') {
+      this.emit('workerFailed', m.workerId, m.message);
+    } else {
+      // Answer first: this thread is alive and ends the program itself.
+      this.thread?.postMessage({ type: 'stopping' } satisfies MainMessage);
+      this.stop(m.reason, m.lost);
     }
-  }
-
-  private async followEvents(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        for await (const e of this.client.events(this.abort.signal)) {
-          this.reachable();
-          this.onEvent(e);
-        }
-        if (!this.stopped) this.unreachable('the job master closed the event stream');
-      } catch (err) {
-        if (err instanceof AuthenticationError) this.stop(`the job master refused this worker: ${err.message}`, false);
-        else this.unreachable((err as Error).message);
-      }
-      if (!this.stopped) await sleep(250);
-    }
-  }
-
-  private onEvent(e: JobEvent): void {
-    if (e.type === 'snapshot') this.setSize(e.status.numWorkers);
-    else if (e.type === 'scaled') this.setSize(e.to);
-    else if (e.type === 'job-state' && TERMINAL_JOB_STATES.includes(e.state)) this.stop(`the job ended (${e.state})`, false);
-    else if (e.type === 'worker-state' && e.workerId === this.workerId && e.state === 'REMOVED') this.stop('this worker was removed by scaling', false);
-    else if (e.type === 'worker-state' && e.state === 'FAILED' && e.workerId !== this.workerId) this.emit('workerFailed', e.workerId, e.message ?? 'failed');
-  }
-
-  private setSize(n: number): void {
-    if (n === this.numWorkers) return;
-    const previous = this.numWorkers;
-    this.numWorkers = n;
-    this.emit('scaled', n, previous);
-  }
-
-  private reachable(): void {
-    this.unreachableSince = undefined;
-  }
-
-  private unreachable(why: string): void {
-    const now = Date.now();
-    this.unreachableSince ??= now;
-    const grace = this.registration!.heartbeatTimeoutMs / 2;
-    if (now - this.unreachableSince >= grace) this.stop(`lost the job master (${why})`, true);
   }
 
   private stop(reason: string, lost: boolean): void {
     if (this.stopped) return;
-    this.close();
+    this.stopped = true;
     this.emit('stop', reason, lost);
   }
 }

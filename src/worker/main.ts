@@ -1,20 +1,12 @@
 import { Twister2Error } from '../errors.js';
-import { killDescendants } from './process-tree.js';
-import { runWorker, WorkerExit } from './runtime.js';
+import { runWorkerProcess, WorkerExit } from './runtime.js';
 import { exitWhenFlushed } from '../exit-flushed.js';
 
 /** How long a worker that ended waits for a stuck reader of its output (a pipe nobody reads) before it exits anyway. */
 const FLUSH_AT_MOST_MS = 5000;
 
 /** Entry point of the worker runtime process that launchers start. Stopping it stops its program's processes. */
-for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
-  process.once(signal, () => {
-    killDescendants();
-    process.exit(code);
-  });
-}
-
-runWorker().then(
+runWorkerProcess().then(
   // A module worker's output may still be queued for a pipe (MPI, Nomad, pods): exit once it is written.
   (code) => exitWhenFlushed(code, FLUSH_AT_MOST_MS),
   (err: unknown) => {

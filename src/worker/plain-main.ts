@@ -1,6 +1,7 @@
 import { Twister2Error } from '../errors.js';
 import { parseSpec } from '../spec/validate.js';
 import { fetchPackage } from './fetch/package-fetch.js';
+import { ProgramTree } from './process-tree.js';
 import { runCommand } from './program-runner.js';
 import { resolveWorkerId } from '../launchers/worker-sides.js';
 import { ENV, readPackageRef, workDirOf } from '../job/worker-environment.js';
@@ -13,6 +14,9 @@ import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
  */
 async function main(): Promise<number> {
   const env = process.env;
+  // Whatever the command starts ends with this rank, however it ends.
+  const tree = ProgramTree.mark(env);
+  process.once('exit', () => tree.killNow());
   const { workerId } = await resolveWorkerId(env);
   const ref = readPackageRef(env);
   const { workDir, scratch } = workDirOf(env);
@@ -29,12 +33,9 @@ async function main(): Promise<number> {
     [ENV.numWorkers]: String(spec.workers),
     [ENV.packageDir]: fetched.dir,
   });
-  process.once('SIGTERM', () => {
-    run.stop();
-    process.exit(143);
-  });
-  process.once('exit', run.stop);
+  process.once('SIGTERM', () => void tree.end(1000).finally(() => process.exit(143)));
   await run.done;
+  await tree.end(1000); // what it left running
   return 0;
 }
 

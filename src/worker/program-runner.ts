@@ -33,9 +33,9 @@ export async function runModule(program: WorkerProgram, packageDir: string, ctx:
 
 /**
  * Runs a command worker. It stays in the runtime's process group, so a launcher that stops the group
- * stops it too; `stop()` ends it when the runtime must quit first.
+ * stops it too; when the runtime must quit first, its ProgramTree ends the command and all it started.
  */
-export function runCommand(program: WorkerProgram, packageDir: string, env: NodeJS.ProcessEnv): { done: Promise<void>; stop(): void } {
+export function runCommand(program: WorkerProgram, packageDir: string, env: NodeJS.ProcessEnv): { done: Promise<void> } {
   const cmd = program.command!;
   let child: ChildProcess;
   if (typeof cmd === 'string') {
@@ -52,10 +52,7 @@ export function runCommand(program: WorkerProgram, packageDir: string, env: Node
       else reject(new WorkerProgramError(`worker command "${describe(cmd)}" ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`));
     });
   });
-  const stop = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-  return { done, stop };
+  return { done };
 }
 
 function describe(cmd: string | string[]): string {

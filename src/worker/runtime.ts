@@ -11,7 +11,7 @@ import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/http-download.js';
 import { fetchPackage } from './fetch/package-fetch.js';
 import { pickFreePorts } from './free-ports.js';
-import { killDescendants } from './process-tree.js';
+import { ProgramTree } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
 import { endOrphanedJob, jobMasterUrl, resolveWorkerId } from '../launchers/worker-sides.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
@@ -21,11 +21,33 @@ const CLI_SCRIPT = fileURLToPath(new URL('../../bin/twister2.js', import.meta.ur
 /** Exit codes of the worker runtime, so a launcher (or a person reading `ps`) can tell why it ended. */
 export const WorkerExit = { ok: 0, programFailed: 1, setupFailed: 2, jobMasterLost: 3, stopped: 4 } as const;
 
+/** How long the program's processes get to exit on SIGTERM before they are SIGKILLed. */
+const PROGRAM_STOP_GRACE_MS = 1000;
+
+/**
+ * The worker runtime as a process (worker/main.ts, `twister2 worker`): SIGTERM and SIGINT end the
+ * program's processes, then the runtime.
+ */
+export function runWorkerProcess(): Promise<number> {
+  const tree = ProgramTree.mark(process.env);
+  let signalled = false;
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    process.on(signal, () => {
+      if (signalled) return;
+      signalled = true;
+      void tree.end(PROGRAM_STOP_GRACE_MS).finally(() => process.exit(code));
+    });
+  }
+  return runWorker(process.env, tree);
+}
+
 /**
  * The program every launcher starts: fetch the package, find its ID, register, heartbeat, run the user
  * program, report how it went. Returns the process exit code.
  */
-export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = ProgramTree.mark(env)): Promise<number> {
+  // Whatever the program started never outlives the runtime, however the runtime ends (a crash too).
+  process.once('exit', () => tree.killNow());
   const wenv = readWorkerEnvironment(env);
   const { workerId } = await resolveWorkerId(env);
   if (wenv.scratchWorkDir) releaseAtExit(WorkDirLease.take(wenv.workDir));
@@ -66,10 +88,6 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     },
     spec.timeouts.registration,
   );
-  link.start();
-
-  const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };
-  await Promise.all([mkdir(volumes.work, { recursive: true }), mkdir(volumes.shared, { recursive: true })]);
   const abort = new AbortController();
   let stopCode: number = WorkerExit.stopped;
   const stopped = new Promise<string>((resolve) =>
@@ -79,10 +97,13 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
       resolve(reason);
     }),
   );
+  await link.start(tree.marker);
+
+  const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };
+  await Promise.all([mkdir(volumes.work, { recursive: true }), mkdir(volumes.shared, { recursive: true })]);
 
   const tag = `[twister2 worker ${workerId}]`;
   let program: Promise<void>;
-  let stopProgram = () => {};
   if (spec.worker.module) {
     const ctx = makeContext();
     program = runModule(spec.worker, packageDir, ctx);
@@ -104,10 +125,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
         ports,
       }),
     };
-    const run = runCommand(spec.worker, packageDir, commandEnv);
-    program = run.done;
-    stopProgram = run.stop;
-    process.once('exit', run.stop); // the command never outlives its runtime
+    program = runCommand(spec.worker, packageDir, commandEnv).done;
   }
 
   const outcome = await Promise.race([
@@ -115,13 +133,15 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     stopped.then((reason) => ({ stopped: reason })),
   ]);
   if ('stopped' in outcome) {
-    stopProgram();
-    killDescendants();
     console.error(`${tag} stopping: ${outcome.stopped}`);
+    await tree.end(PROGRAM_STOP_GRACE_MS);
     if (stopCode === WorkerExit.jobMasterLost) await endOrphanedJob(env, (line) => console.error(`${tag} ${line}`));
     return stopCode;
   }
   link.close();
+  // Before reporting: once the last worker reports, the job has ended, and nothing of it may be left.
+  const left = await tree.end(PROGRAM_STOP_GRACE_MS);
+  if (left) console.error(`${tag} ended ${left} process${left === 1 ? '' : 'es'} the program left running`);
   const message = outcome.ok ? undefined : outcome.err.message;
   if (!outcome.ok) console.error(`${tag} failed: ${message}`);
   try {

@@ -3,6 +3,7 @@ import type { ClusterKind } from '../../src/spec/schema.js';
 import { capabilityConformance } from './capability-cases.js';
 import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import { heavyOutputCases } from './output-cases.js';
+import { grandchildCases } from './process-tree-cases.js';
 
 export interface ConformanceTarget {
   cluster: ClusterKind;
@@ -109,4 +110,5 @@ export function launcherConformance(t: ConformanceTarget): void {
     heavyOutputCases(t);
   });
   capabilityConformance(t);
+  grandchildCases(t);
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import got from 'got';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobSecrets } from '../../src/client/secrets.js';
+import type { JobSecrets } from '../../src/job/secrets.js';
 import { Twister2Error } from '../../src/errors.js';
 import { sha256File } from '../../src/package/hash.js';
 import { ManifestSchema } from '../../src/package/manifest.js';

@@ -118,3 +118,30 @@ describe('local cluster: scaling', () => {
     expect(jobProcesses(jobId)).toEqual([]);
   });
 });
+
+describe('local cluster: heartbeats do not depend on the program', () => {
+  const busyJob = (busyMs: number, extraArg: string[] = []) =>
+    makeJob({ name: 'busy', workers: 2, timeouts: { heartbeat: '2s' }, worker: { module: 'w.mjs', args: [String(busyMs), ...extraArg] } }, { 'w.mjs': fixture('busy-worker.mjs') });
+
+  it('a module worker computing 5 s without yielding under a 2 s heartbeat timeout: SUCCEEDED', async () => {
+    const home = tempHome();
+    const r = await runCli(['submit', busyJob(5000)], home);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/SUCCEEDED: all 2 workers completed/);
+    expect(testRecords<Rec>(r.stdout).filter((x) => x.step === 'done')).toHaveLength(2);
+  });
+
+  it('a worker whose main thread is busy still ends, with its detached child, when its job master is SIGKILLed', async () => {
+    const home = tempHome();
+    const cli = startCli(['submit', busyJob(60_000, ['child']), '--detach'], home);
+    expect(await cli.closed).toBe(0);
+    const jobId = jobIds(home)[0]!;
+    await waitFor('2 busy workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'busy').length === 2);
+    expect(jobProcesses(jobId).length).toBeGreaterThanOrEqual(4); // 2 runtimes, 2 children
+    const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number } };
+    process.kill(record.jobMaster.pid, 'SIGKILL');
+    // Well before the 60 s of computing ends.
+    await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
+    expect(readLogs(home, jobId)).toMatch(/ended from the heartbeat thread/);
+  });
+});

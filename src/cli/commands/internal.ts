@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import { runJobMasterProcess } from '../../jobmaster/main.js';
-import { killDescendants } from '../../worker/process-tree.js';
-import { runWorker } from '../../worker/runtime.js';
+import { runWorkerProcess } from '../../worker/runtime.js';
 
 /**
  * Hidden: the job master as its own process, started by `submit --detach` and by cluster launchers
@@ -16,9 +15,5 @@ export async function jobMasterCommand(jobDir: string | undefined, inCluster: bo
 
 /** Hidden: the worker runtime, for launchers that start `twister2 worker` rather than its script. */
 export function workerCommand(): Promise<number> {
-  process.once('SIGTERM', () => {
-    killDescendants();
-    process.exit(143);
-  });
-  return runWorker();
+  return runWorkerProcess();
 }

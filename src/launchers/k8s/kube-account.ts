@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { ENV } from '../job/worker-environment.js';
+import { ENV } from '../../job/worker-environment.js';
 
 /**
  * API server calls from inside a pod with the pod's service account: its token, CA and namespace from the

@@ -1,0 +1,172 @@
+import { writeSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { endOrphanedJob } from './orphan-cleanup.js';
+import { ProgramTree } from './process-tree.js';
+
+/**
+ * The worker's heartbeats, event stream and lost-job-master detection, on a thread of their own so that a
+ * worker program keeping the main thread busy (a long synchronous computation) is not taken for dead,
+ * and is still ended, with everything it started, when the job master is gone. Imports as little as
+ * possible (global fetch, no validation library): it starts with every worker.
+ */
+
+export interface HeartbeatThreadData {
+  url: string;
+  /** Authorization and protocol version, as the main thread's client sends them. */
+  headers: Record<string, string>;
+  workerId: number;
+  session: string;
+  numWorkers: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  terminalStates: readonly string[];
+  /** The run's process marker (ProgramTree), for ending the program when the main thread cannot. */
+  marker: string;
+  /** How long the main thread has to answer a stop before this thread ends the program and the process. */
+  mainThreadAnswerMs: number;
+}
+
+export type ThreadMessage =
+  /** The event stream is connected (its snapshot arrived): no event from now on is missed. */
+  | { type: 'following' }
+  | { type: 'size'; numWorkers: number; previous: number }
+  | { type: 'workerFailed'; workerId: number; message: string }
+  | { type: 'stop'; reason: string; lost: boolean };
+
+/** The main thread's answer to a stop: it ends the program itself. */
+export type MainMessage = { type: 'stopping' };
+
+interface WireEvent {
+  type?: string;
+  status?: { numWorkers?: unknown };
+  to?: unknown;
+  state?: string;
+  workerId?: unknown;
+  message?: string;
+}
+
+const d = workerData as HeartbeatThreadData;
+const port = parentPort!;
+const abort = new AbortController();
+let stopped = false;
+let unreachableSince: number | undefined;
+let numWorkers = d.numWorkers;
+let takeOverTimer: NodeJS.Timeout | undefined;
+
+const heartbeatTimer = setInterval(() => void beat(), d.heartbeatIntervalMs);
+void followEvents();
+port.on('message', (m: MainMessage) => {
+  if (m.type === 'stopping') clearTimeout(takeOverTimer);
+});
+
+async function beat(): Promise<void> {
+  let status: number;
+  let body: { numWorkers?: unknown; jobState?: string; error?: { message?: string } } | undefined;
+  try {
+    const res = await fetch(`${d.url}/v1/workers/${d.workerId}/heartbeat`, {
+      method: 'POST',
+      headers: { ...d.headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ session: d.session }),
+      signal: AbortSignal.timeout(5000),
+    });
+    status = res.status;
+    body = (await res.json().catch(() => undefined)) as typeof body;
+  } catch (err) {
+    return unreachable(`cannot reach the job master at ${d.url}: ${(err as Error).message}`);
+  }
+  // A refused session means the job master replaced or removed this worker: it must not go on.
+  if (status >= 400) return stop(`the job master no longer accepts this worker: ${body?.error?.message ?? `HTTP ${status}`}`, false);
+  reachable();
+  if (typeof body?.numWorkers === 'number') setSize(body.numWorkers);
+  if (body?.jobState && d.terminalStates.includes(body.jobState)) stop(`the job ended (${body.jobState})`, false);
+}
+
+async function followEvents(): Promise<void> {
+  while (!stopped) {
+    try {
+      const res = await fetch(`${d.url}/v1/events`, { headers: d.headers, signal: abort.signal });
+      if (res.status === 401) return stop('the job master refused this worker: the job master refused the job secret', false);
+      if (res.ok && res.body) await readEvents(res.body);
+      else await res.body?.cancel();
+      if (!stopped) unreachable('the job master closed the event stream');
+    } catch (err) {
+      if (!stopped) unreachable(`lost the event stream of the job master at ${d.url}: ${(err as Error).message}`);
+    }
+    if (!stopped) await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Server-sent events: blocks separated by a blank line, the event's JSON in its `data:` lines. */
+async function readEvents(body: ReadableStream<Uint8Array>): Promise<void> {
+  const decoder = new TextDecoder();
+  let buffered = '';
+  for await (const chunk of body) {
+    buffered += decoder.decode(chunk, { stream: true }).replace(/\r/g, '');
+    for (let end = buffered.indexOf('\n\n'); end >= 0; end = buffered.indexOf('\n\n')) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      const data = block
+        .split('\n')
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).replace(/^ /, ''))
+        .join('\n');
+      if (!data) continue;
+      reachable();
+      try {
+        onEvent(JSON.parse(data) as WireEvent);
+      } catch {
+        // An event this worker does not understand is skipped, as the protocol allows.
+      }
+    }
+  }
+}
+
+function onEvent(e: WireEvent): void {
+  if (e.type === 'snapshot') port.postMessage({ type: 'following' } satisfies ThreadMessage);
+  if (e.type === 'snapshot' && typeof e.status?.numWorkers === 'number') setSize(e.status.numWorkers);
+  else if (e.type === 'scaled' && typeof e.to === 'number') setSize(e.to);
+  else if (e.type === 'job-state' && e.state && d.terminalStates.includes(e.state)) stop(`the job ended (${e.state})`, false);
+  else if (e.type === 'worker-state' && e.workerId === d.workerId && e.state === 'REMOVED') stop('this worker was removed by scaling', false);
+  else if (e.type === 'worker-state' && e.state === 'FAILED' && typeof e.workerId === 'number' && e.workerId !== d.workerId) {
+    port.postMessage({ type: 'workerFailed', workerId: e.workerId, message: e.message ?? 'failed' } satisfies ThreadMessage);
+  }
+}
+
+function setSize(n: number): void {
+  if (n === numWorkers) return;
+  const previous = numWorkers;
+  numWorkers = n;
+  port.postMessage({ type: 'size', numWorkers: n, previous } satisfies ThreadMessage);
+}
+
+function reachable(): void {
+  unreachableSince = undefined;
+}
+
+/** A job master unreachable for half the heartbeat timeout is gone: workers are gone well within the timeout. */
+function unreachable(why: string): void {
+  const now = Date.now();
+  unreachableSince ??= now;
+  if (now - unreachableSince >= d.heartbeatTimeoutMs / 2) stop(`lost the job master (${why})`, true);
+}
+
+function stop(reason: string, lost: boolean): void {
+  if (stopped) return;
+  stopped = true;
+  clearInterval(heartbeatTimer);
+  abort.abort();
+  port.postMessage({ type: 'stop', reason, lost } satisfies ThreadMessage);
+  takeOverTimer = setTimeout(() => void takeOver(reason, lost), d.mainThreadAnswerMs);
+}
+
+/**
+ * The main thread did not answer (the program keeps it busy): end the program's processes and this
+ * process from here. Written straight to stderr, since a worker thread's console goes through the main thread.
+ */
+async function takeOver(reason: string, lost: boolean): Promise<void> {
+  const log = (line: string) => writeSync(2, `[twister2 worker ${d.workerId}] ${line}\n`);
+  log(`stopping: ${reason} (the program keeps the main thread busy, so it is ended from the heartbeat thread)`);
+  new ProgramTree(d.marker).killNow();
+  if (lost) await endOrphanedJob(process.env, log);
+  process.kill(process.pid, 'SIGKILL');
+}

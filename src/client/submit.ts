@@ -49,7 +49,8 @@ const SubmitOptionsSchema = z.strictObject(
     onUploadProgress: fn.optional(),
     onQueued: fn.optional(),
     overridesSource: z.string().optional(),
-  },
+    // Every option needs its check here: a new field of SubmitOptions without one does not compile.
+  } satisfies Record<keyof SubmitOptions, z.ZodType>,
   { error: 'expected an options object such as { job: "./my-job" }' },
 );
 

@@ -53,7 +53,7 @@ describe('submit() options', () => {
   it('blames a bad value given in `spec` on the call, not on the file', async () => {
     const err = await rejection(submit({ job: jobDir(), spec: { resources: { gpus: 100 } } }));
     expect(err).toBeInstanceOf(SpecError);
-    expect(err.message).toMatch(/^invalid job spec in the submit\(\) call:\n  - resources.gpus: expected at most 64 GPUs/);
+    expect(err.message).toMatch(/^invalid job spec in the submit\(\) call:\n {2}- resources.gpus: expected at most 64 GPUs/);
     // Both at once: each problem says where it came from.
     const both = await rejection(submit({ job: jobDir('{"name": "lib", "workers": 2, "worker": {"command": "true"}, "restart": {"maxRestarts": -1}}'), spec: { resources: { gpus: 100 } } }));
     expect(both.message).toMatch(/in twister2.yaml:/);

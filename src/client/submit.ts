@@ -144,6 +144,16 @@ async function startDetached(job: PreparedJob, opts: SubmitOptions): Promise<Job
     throw new StartedError(new JobMasterUnreachableError(`the job master process did not record its address within 30s${where}; see ${logFile}`));
   }
   // It exited: what it said last is why (a user mistake, such as a port in use, exits 2).
+  if (exitCode === undefined) {
+    // Gone by /proc before its 'exit' event arrived: wait for the event, briefly.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 1000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
   const said = lastErrorLine(await readFile(logFile, 'utf8').catch(() => ''));
   if (exitCode === ExitCode.userError && said) throw new UsageError(said);
   throw new JobMasterUnreachableError(`the job master process${where} exited before it started the job${said ? `: ${said}` : ''}`);
@@ -152,7 +162,10 @@ async function startDetached(job: PreparedJob, opts: SubmitOptions): Promise<Job
 /** The `twister2: ...` paragraph a failed CLI process printed last, without the prefix. */
 function lastErrorLine(log: string): string | undefined {
   const at = log.lastIndexOf('twister2: ');
-  return at < 0 ? undefined : log.slice(at + 'twister2: '.length).trim() || undefined;
+  if (at < 0) return undefined;
+  // An internal error's stack stays in the log.
+  const lines = log.slice(at + 'twister2: '.length).split('\n').filter((l) => !/^\s+at /.test(l));
+  return lines.join('\n').trim() || undefined;
 }
 
 /** A failure after the job master started: the job exists and its directory is kept. */

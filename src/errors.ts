@@ -59,6 +59,18 @@ export class SpecError extends Twister2Error {
   }
 }
 
+/** The options of a library call (`submit()`, `scale()`) are wrong: `problems` name each option, the message says what is allowed. */
+export class OptionsError extends Twister2Error {
+  override readonly code = 'T2_OPTIONS_INVALID';
+  override readonly userError = true;
+  constructor(
+    readonly problems: SpecProblem[],
+    readonly call: string,
+  ) {
+    super(`invalid options to ${call}:\n${problems.map((p) => `  - ${p.path || '(root)'}: ${p.message}`).join('\n')}`);
+  }
+}
+
 export class PackageError extends Twister2Error {
   override readonly code = 'T2_PACKAGE_INVALID';
   override readonly userError = true;
@@ -71,6 +83,12 @@ export class UsageError extends Twister2Error {
 
 export class JobNotFoundError extends Twister2Error {
   override readonly code = 'T2_JOB_NOT_FOUND';
+  override readonly userError = true;
+}
+
+/** A job directory whose record or final status is missing or unreadable: not a job twister2 can act on. */
+export class JobDirectoryError extends Twister2Error {
+  override readonly code = 'T2_JOB_DIR_INVALID';
   override readonly userError = true;
 }
 
@@ -113,8 +131,12 @@ export class DuplicateWorkerError extends RegistrationError {
   override readonly code = 'T2_DUPLICATE_WORKER';
 }
 
+/** A barrier failed or timed out: the worker that waited cannot go on, so its job fails (exit 1, not an infrastructure problem). */
 export class BarrierError extends Twister2Error {
   override readonly code: string = 'T2_BARRIER_FAILED';
+  override get exitCode(): number {
+    return ExitCode.jobFailed;
+  }
 }
 
 export class BarrierTimeoutError extends BarrierError {
@@ -147,6 +169,11 @@ export class JobStateError extends Twister2Error {
 export class CapabilityError extends Twister2Error {
   override readonly code = 'T2_CAPABILITY';
   override readonly userError = true;
+}
+
+/** The job's job master is gone and recorded no final state (`twister2 list` shows such a job as LOST). */
+export class JobLostError extends Twister2Error {
+  override readonly code = 'T2_JOB_LOST';
 }
 
 /** Maps a wire error (code + message) back to the class that raised it on the other side. */

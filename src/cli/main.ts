@@ -34,8 +34,8 @@ async function run(argv: string[]): Promise<number> {
       (y) =>
         y
           .positional('job', { type: 'string', demandOption: true, describe: 'the job directory or archive' })
-          .option('cluster', { choices: CLUSTER_KINDS, describe: 'where to run (overrides the spec)' })
-          .option('workers', { type: 'number', describe: 'number of workers (overrides the spec)' })
+          .option('cluster', { choices: CLUSTER_KINDS, requiresArg: true, describe: 'where to run (overrides the spec)' })
+          .option('workers', { type: 'string', requiresArg: true, describe: 'number of workers (overrides the spec)' })
           .option('detach', { type: 'boolean', default: false, describe: 'run the job master in its own process and return at once' })
           .option('json', { type: 'boolean', default: false, describe: 'print the final status as JSON on stdout' }),
       async (a) => set(await (await submitCmd()).submitCommand(a)),
@@ -44,9 +44,9 @@ async function run(argv: string[]): Promise<number> {
     .command('list', 'list the jobs of this machine', (y) => y.option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).listCommand(a)))
     .command('logs <job>', "print a job's worker output", (y) => y.positional('job', { type: 'string', demandOption: true }).option('follow', { alias: 'f', type: 'boolean', default: false }), async (a) => set(await (await manage()).logsCommand(a)))
     .command('kill <job>', 'kill a job and release everything it holds', (y) => y.positional('job', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).killCommand(a)))
-    .command('scale <job> <workers>', 'change the number of workers of a running job', (y) => y.positional('job', { type: 'string', demandOption: true }).positional('workers', { type: 'number', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).scaleCommand(a)))
+    .command('scale <job> <workers>', 'change the number of workers of a running job', (y) => y.positional('job', { type: 'string', demandOption: true }).positional('workers', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }), async (a) => set(await (await manage()).scaleCommand(a)))
     .command('workers [job]', "list a job's workers (inside a worker: its own job)", (y) => y.positional('job', { type: 'string' }).option('json', { type: 'boolean', default: false }).option('wait', { type: 'boolean', default: false, describe: 'wait until all workers joined' }), async (a) => set(await (await inWorker()).workersCommand(a)))
-    .command('barrier <name>', 'inside a command worker: wait until every worker reached this barrier', (y) => y.positional('name', { type: 'string', demandOption: true }).option('timeout', { type: 'string', describe: 'e.g. 30s (default: the spec\'s timeouts.barrier)' }), async (a) => set(await (await inWorker()).barrierCommand(a)))
+    .command('barrier <name>', 'inside a command worker: wait until every worker reached this barrier', (y) => y.positional('name', { type: 'string', demandOption: true }).option('timeout', { type: 'string', requiresArg: true, describe: 'e.g. 30s (default: the spec\'s timeouts.barrier)' }), async (a) => set(await (await inWorker()).barrierCommand(a)))
     .command('ports', 'inside a command worker: publish ports its program opened, for discovery', (y) =>
       y
         .command('publish <ports..>', 'publish name=port pairs (e.g. data=5000); peers see them in `twister2 workers --json`', (p) => p.positional('ports', { type: 'string', array: true, demandOption: true }), async (a) => set(await (await inWorker()).publishPortsCommand(a)))
@@ -57,10 +57,10 @@ async function run(argv: string[]): Promise<number> {
       'run a package server that stores job packages for workers to download (token in TWISTER2_PACKAGE_SERVER_TOKEN)',
       (y) =>
         y
-          .option('dir', { type: 'string', demandOption: true, describe: 'directory where packages are stored (created if missing)' })
-          .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all interfaces)' })
-          .option('port', { type: 'number', default: 8080, describe: 'port to listen on (0 picks a free one)' })
-          .option('max-size', { type: 'string', default: '2Gi', describe: 'largest package accepted, e.g. 512Mi, 2Gi' }),
+          .option('dir', { type: 'string', requiresArg: true, demandOption: true, describe: 'directory where packages are stored (created if missing)' })
+          .option('host', { type: 'string', requiresArg: true, default: '127.0.0.1', describe: 'address to listen on (0.0.0.0 for all interfaces)' })
+          .option('port', { type: 'string', requiresArg: true, default: '8080', describe: 'port to listen on (0 picks a free one)' })
+          .option('max-size', { type: 'string', requiresArg: true, default: '2Gi', describe: 'largest package accepted, e.g. 512Mi, 2Gi' }),
       async (a) => set(await (await packageServer()).packageServerCommand(a)),
     )
     .command(
@@ -76,7 +76,9 @@ async function run(argv: string[]): Promise<number> {
     .help()
     .version()
     .fail((msg, err) => {
-      if (err) throw err;
+      // yargs' own validation (a flag without its value, say) arrives as a YError: a usage mistake too.
+      if (err && err.name !== 'YError') throw err;
+      if (err) msg = err.message;
       throw new UsageError(`${msg}\nRun \`twister2 --help\` for the commands and options.`);
     });
   await cli.parseAsync();

@@ -3,13 +3,14 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CapabilityError, JobMasterUnreachableError, JobStateError } from '../errors.js';
+import { CapabilityError, JobLostError, JobMasterUnreachableError, JobStateError, OptionsError } from '../errors.js';
 import type { RunningJobMaster } from '../jobmaster/host.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
 import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus, type WorkerInfo } from '../protocol/messages.js';
 import { scaleRefusal } from '../launchers/capabilities.js';
 import type { InClusterJob } from '../launchers/k8s/in-cluster-job.js';
 import { capabilitiesOf } from '../launchers/registry.js';
+import { WorkersSchema } from '../spec/schema.js';
 import { parseSpec } from '../spec/validate.js';
 import { files, findJob, readFinalStatus, readRecord, readToken, type JobRecord } from '../job/job-store.js';
 import { connectJobMaster } from './jobmaster-connection.js';
@@ -61,22 +62,26 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
       const gone = this.record.jobMaster?.kubernetes ? await (await this.inClusterJob()).endedUnseen() : undefined;
       if (gone && 'status' in gone) return gone.status;
       if (gone) throw new JobStateError(gone.unknown);
-      throw err;
+      return this.explainUnreachable(err);
     }
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    return (await this.activeClient().workers()).workers;
+    return (await this.activeClient().workers().catch((err: unknown) => this.explainUnreachable(err))).workers;
   }
 
   /** Refused (CapabilityError, exit 2) before the job master is asked when the job's cluster cannot do it. */
   async scale(workers: number): Promise<JobStatus> {
+    const checked = WorkersSchema.safeParse(workers);
+    if (!checked.success) throw new OptionsError([{ path: 'workers', message: `${checked.error.issues[0]!.message} (got ${String(workers)})` }], 'scale()');
+    const done = await readFinalStatus(this.jobDir);
+    if (done) throw new JobStateError(`job ${this.jobId} already ended (${done.state}); nothing to scale`);
     const client = this.activeClient();
     const spec = parseSpec(JSON.parse(await readFile(path.join(this.jobDir, files.spec), 'utf8')), files.spec);
-    const now = await client.status();
+    const now = await client.status().catch((err: unknown) => this.explainUnreachable(err));
     const refusal = TERMINAL_JOB_STATES.includes(now.state) ? undefined : scaleRefusal(capabilitiesOf(spec.cluster), spec, now.numWorkers, workers);
     if (refusal) throw new CapabilityError(refusal);
-    return client.scale(workers);
+    return client.scale(workers).catch((err: unknown) => this.explainUnreachable(err));
   }
 
   async kill(reason?: string): Promise<JobStatus> {
@@ -84,8 +89,26 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
       this.local.jobMaster.kill(reason);
       return this.wait();
     }
-    await this.activeClient().kill(reason);
+    await this.activeClient().kill(reason).catch((err: unknown) => this.explainUnreachable(err));
     return this.wait();
+  }
+
+  /**
+   * The job master did not answer. If the job ended meanwhile, or its job master process is known to be
+   * gone without recording how the job ended (LOST), that is the answer; otherwise the original error.
+   */
+  private async explainUnreachable(err: unknown): Promise<never> {
+    if (!(err instanceof JobMasterUnreachableError)) throw err;
+    const done = await readFinalStatus(this.jobDir);
+    if (done) throw new JobStateError(`job ${this.jobId} already ended (${done.state}): ${done.message ?? ''}`.trimEnd());
+    const jm = this.record.jobMaster;
+    if (jm?.pid !== undefined && !jm.kubernetes && isLocalAddress(new URL(jm.url).hostname) && !isAlive(jm.pid)) {
+      throw new JobLostError(
+        `job ${this.jobId} is LOST: its job master (pid ${jm.pid}) is gone and recorded no final state, so how the job ended is not known; ` +
+          `its workers stop on their own once they miss the job master. See ${path.join(this.jobDir, files.jobMasterLog)} and the logs in ${this.logDir}; remove the job with \`rm -rf ${this.jobDir}\``,
+      );
+    }
+    throw err;
   }
 
   /** Resolves with the final status once the job ended and its resources were released. Never throws for FAILED. */

@@ -30,7 +30,7 @@ const ARCHIVE = /\.(zip|tar\.gz|tgz)$/i;
  * the spec, and only then create the job directory, the secret and the package. A bad spec or package
  * therefore creates nothing.
  */
-export async function prepareJob(source: string, overrides: Partial<JobSpecInput> = {}): Promise<PreparedJob> {
+export async function prepareJob(source: string, overrides: Partial<JobSpecInput> = {}, overridesSource?: string): Promise<PreparedJob> {
   const abs = path.resolve(source);
   if (!existsSync(abs)) throw new PackageError(`job "${source}" does not exist; give a directory, a .zip or a .tar.gz`);
   const isDir = statSync(abs).isDirectory();
@@ -39,7 +39,7 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
   try {
     if (unpacked) await safeExtractArchive(abs, unpacked);
     const root = unpacked ?? abs;
-    const { spec, secrets } = splitSecrets(await resolveJobSpec(root, overrides));
+    const { spec, secrets } = splitSecrets(await resolveJobSpec(root, overrides, overridesSource));
     checkProgramExists(root, spec);
     // The cluster's capabilities (placement, uploader, restarts) are checked before anything is created.
     checkCapabilities(spec);

@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { JobNotFoundError } from '../errors.js';
+import { JobDirectoryError, JobNotFoundError } from '../errors.js';
 import { JobStatusSchema, type JobStatus } from '../protocol/messages.js';
 
 /**
@@ -73,7 +73,35 @@ export async function writeJson(file: string, value: unknown, mode = 0o644): Pro
 }
 
 export async function readRecord(jobDir: string): Promise<JobRecord> {
-  return JobRecordSchema.parse(JSON.parse(await readFile(path.join(jobDir, files.record), 'utf8')));
+  return readJobFile(jobDir, files.record, JobRecordSchema, 'record');
+}
+
+/**
+ * Reads one of a job directory's JSON files. A missing or corrupt file (a submission killed half-way, a
+ * hand edit, a full disk) is a JobDirectoryError naming the file and how to get rid of the directory.
+ */
+async function readJobFile<T>(jobDir: string, name: string, schema: z.ZodType<T>, what: string): Promise<T> {
+  const file = path.join(jobDir, name);
+  const fix = `it is not a job twister2 can use; remove it with \`rm -rf ${jobDir}\``;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new JobDirectoryError(`job directory ${jobDir} has no readable ${name} (the job's ${what}: ${code === 'ENOENT' ? 'missing' : code}); ${fix}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new JobDirectoryError(`${file} (the job's ${what}) is not valid JSON (${(err as Error).message}); ${fix}`);
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new JobDirectoryError(`${file} (the job's ${what}) is corrupt: ${issue.path.join('.') || '(root)'}: ${issue.message}; ${fix}`);
+  }
+  return parsed.data;
 }
 
 export async function readToken(jobDir: string): Promise<string> {
@@ -81,9 +109,8 @@ export async function readToken(jobDir: string): Promise<string> {
 }
 
 export async function readFinalStatus(jobDir: string): Promise<JobStatus | undefined> {
-  const file = path.join(jobDir, files.status);
-  if (!existsSync(file)) return undefined;
-  return JobStatusSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+  if (!existsSync(path.join(jobDir, files.status))) return undefined;
+  return readJobFile(jobDir, files.status, JobStatusSchema, 'final status');
 }
 
 /** Finds a job by its full ID or a unique prefix of it. */

@@ -7,6 +7,7 @@ import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus } from '../protocol/
 import type { JobSpec } from '../spec/schema.js';
 import { createUploader } from '../uploader/registry.js';
 import type { Uploader } from '../uploader/uploader.js';
+import { UsageError } from '../errors.js';
 import { JobMasterServer, type Caller } from './http-server.js';
 import { JobMaster } from './job-master.js';
 
@@ -45,7 +46,9 @@ export async function hostJobMaster(
   const uploader = uploaderOverride ?? (await createUploader(job.spec, job.secrets));
   const jobMaster = new JobMaster({ jobId: job.jobId, spec: job.spec, launcher });
   const server = new JobMasterServer(jobMaster, job.token, job.onRequest);
-  const url = await server.listen(job.spec.jobMaster.host, job.spec.jobMaster.port);
+  const url = await server.listen(job.spec.jobMaster.host, job.spec.jobMaster.port).catch((err: NodeJS.ErrnoException) => {
+    throw listenError(err, job.spec.jobMaster.host, job.spec.jobMaster.port);
+  });
   const ended = jobMaster.whenEnded().then(async (status) => {
     await uploader.delete().catch((err: Error) => {
       status.message = `${status.message ?? ''}; could not delete the uploaded package: ${err.message}`;
@@ -90,5 +93,22 @@ export async function hostJobMaster(
     } catch (err) {
       jobMaster.fail(`the ${job.spec.cluster} launcher could not start the workers: ${(err as Error).message}`);
     }
+  }
+}
+
+/** Why the job master cannot listen where the spec says, as the user's mistake when it is one. */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  switch (err.code) {
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new UsageError(`jobMaster.host "${host}" does not resolve to an address (${err.code}); set jobMaster.host to an address or host name of the machine the job master runs on`);
+    case 'EADDRNOTAVAIL':
+      return new UsageError(`jobMaster.host "${host}" is not an address of the machine the job master runs on; set jobMaster.host to one of its addresses, or 0.0.0.0 for all of them`);
+    case 'EADDRINUSE':
+      return new UsageError(`jobMaster.port ${port} is already in use on ${host}; choose another port, or 0 to pick a free one`);
+    case 'EACCES':
+      return new UsageError(`jobMaster.port ${port} on ${host} needs privileges this process does not have; choose a port above 1023, or 0 to pick a free one`);
+    default:
+      return err;
   }
 }

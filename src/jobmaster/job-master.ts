@@ -31,6 +31,8 @@ interface WorkerRecord {
   /** RUNNING: the last heartbeat. STARTING or FAILED: when it entered that state (registration deadline). */
   lastSeen: number;
   message?: string;
+  /** Why the last barrier this worker waited at failed: a worker that fails next most likely failed because of it. */
+  barrierFailure?: string;
 }
 
 export interface JobMasterOptions {
@@ -165,8 +167,12 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
 
   barrier(name: string, workerId: number, session: string, timeoutMs?: number): Promise<BarrierResponse> {
     this.assertActive();
-    this.session(workerId, session);
-    return this.barriers.arrive(name, workerId, timeoutMs ?? this.spec.timeouts.barrier);
+    const rec = this.session(workerId, session);
+    rec.barrierFailure = undefined;
+    return this.barriers.arrive(name, workerId, timeoutMs ?? this.spec.timeouts.barrier).catch((err: Error) => {
+      rec.barrierFailure = err.message;
+      throw err;
+    });
   }
 
   listWorkers(): WorkerList {
@@ -340,8 +346,12 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.end('FAILED', `worker ${rec.workerId} ${how}`);
   }
 
-  private workerFailed(rec: WorkerRecord, reason: string): void {
+  private workerFailed(rec: WorkerRecord, failure: string): void {
     if (this.isTerminal()) return;
+    // A command worker whose `twister2 barrier` failed just exits non-zero: say which barrier it was.
+    const barrier = rec.barrierFailure;
+    const reason = barrier && !failure.includes(barrier) ? `${failure}, after ${barrier}` : failure;
+    rec.barrierFailure = undefined;
     rec.message = reason;
     rec.session = undefined;
     this.setWorkerState(rec, 'FAILED');
@@ -401,6 +411,13 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.barriers.failAll(`the job ended (${state}): ${message}`);
     const ended = new JobStateError(`job ${this.jobId} ended (${state}) before all workers joined: ${message}`);
     for (const done of [...this.allJoinedWaiters]) done(ended);
+    // Every worker gets a final state too: the launcher's release stops whoever still runs.
+    for (const rec of this.workers.values()) {
+      if (rec.state !== 'STARTING' && rec.state !== 'RUNNING') continue;
+      rec.message = `stopped: the job ended (${state})`;
+      rec.session = undefined;
+      this.setWorkerState(rec, 'STOPPED');
+    }
     this.setJobState(state, message);
     const ending = state === 'SUCCEEDED' ? 'succeeded' : state === 'KILLED' ? 'killed' : 'failed';
     this.released ??= this.launcher.release(ending).then(

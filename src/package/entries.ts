@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { PackageError } from '../errors.js';
 
 /**
@@ -77,6 +78,17 @@ export function linkStaysInside(linkPath: string, target: string, links: Readonl
   return true;
 }
 
+/**
+ * Whether a link's target, taken as a path from the archive root (as node-tar reserves it), is an
+ * ancestor or a descendant of the link itself, case-insensitively. node-tar then waits for its own
+ * reservation and the extraction hangs forever (`a/b -> a` does); found by the property test.
+ */
+function nestsWithin(linkPath: string, target: string): boolean {
+  const canon = (p: string) => posix.join(p).replace(/\/+$/, '').toLowerCase();
+  const [a, b] = [canon(linkPath), canon(target)];
+  return a !== b && (a.startsWith(`${b}/`) || b.startsWith(`${a}/`));
+}
+
 function refuse(archive: string, entry: RawEntry, problem: string): PackageError {
   return new PackageError(
     `refusing to extract ${archive}: entry "${entry.name}" ${problem}. Nothing was extracted; ` +
@@ -108,6 +120,9 @@ export function checkEntries<T extends RawEntry>(archive: string, entries: reado
       if (!linkTarget) throw refuse(archive, entry, 'is a symlink without a target');
       if (isAbsoluteName(linkTarget)) throw refuse(archive, entry, `is a symlink to the absolute path "${linkTarget}"`);
       if (/[\\\0]/.test(linkTarget)) throw refuse(archive, entry, `is a symlink to "${linkTarget}", which contains a backslash or NUL`);
+      if (nestsWithin(path, linkTarget)) {
+        throw refuse(archive, entry, `is a symlink to "${linkTarget}", which read from the archive's root is a directory above the link or a path beneath it`);
+      }
       links.set(path, linkTarget);
     }
     if (entry.kind === 'hardlink') {

@@ -18,8 +18,12 @@ export const JobStateSchema = z.enum(['QUEUED', 'STARTING', 'RUNNING', 'SUCCEEDE
 export type JobState = z.infer<typeof JobStateSchema>;
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['SUCCEEDED', 'FAILED', 'KILLED'];
 
-/** STARTING: launched, not registered yet. REMOVED: scaled away (not a failure). */
-export const WorkerStateSchema = z.enum(['STARTING', 'RUNNING', 'COMPLETED', 'FAILED', 'REMOVED']);
+/**
+ * STARTING: launched, not registered yet. REMOVED: scaled away (not a failure). STOPPED: the job ended
+ * (FAILED or KILLED) while this worker was still starting or running, and its process was stopped with
+ * the job; a worker's last state is COMPLETED, FAILED, REMOVED or STOPPED once the job has ended.
+ */
+export const WorkerStateSchema = z.enum(['STARTING', 'RUNNING', 'COMPLETED', 'FAILED', 'REMOVED', 'STOPPED']);
 export type WorkerState = z.infer<typeof WorkerStateSchema>;
 
 const workerId = z.number().int().min(0);

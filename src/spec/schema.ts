@@ -43,13 +43,22 @@ export const CLUSTER_KINDS = ['local', 'kubernetes', 'slurm', 'nomad', 'mpi'] as
 export const ClusterKindSchema = z.enum(CLUSTER_KINDS);
 export type ClusterKind = z.infer<typeof ClusterKindSchema>;
 
+export const MAX_WORKERS = 100_000;
+
+/** The number of workers, in the spec, on the command line (`--workers`, `scale`) and in `submit()`/`scale()`. */
+export const WorkersSchema = z
+  .number({ error: `expected a whole number of workers, from 1 to ${MAX_WORKERS}` })
+  .int('expected a whole number of workers')
+  .min(1, 'expected at least 1 worker')
+  .max(MAX_WORKERS, `expected at most ${MAX_WORKERS} workers`);
+
 export const JOB_NAME_RULE =
   '1 to 40 lowercase letters, digits or "-", starting and ending with a letter or digit (it becomes part of DNS names)';
 
 export const ResourcesSchema = z.strictObject({
-  cpu: z.number({ error: 'expected a number of CPUs, e.g. 1 or 0.5' }).positive().max(4096).default(1),
+  cpu: z.number({ error: 'expected a number of CPUs, e.g. 1 or 0.5' }).positive('expected more than 0 CPUs').max(4096, 'expected at most 4096 CPUs').default(1),
   memory: bytes().prefault('512Mi'),
-  gpus: z.number({ error: 'expected a whole number of GPUs' }).int().min(0).max(64).default(0),
+  gpus: z.number({ error: 'expected a whole number of GPUs' }).int('expected a whole number of GPUs').min(0, 'expected 0 or more GPUs').max(64, 'expected at most 64 GPUs').default(0),
   disk: bytes().optional(),
 });
 
@@ -100,12 +109,12 @@ export const JobMasterSpecSchema = z.strictObject({
    * mpi). Default client, except on Kubernetes: cluster (see withPlacementDefault).
    */
   placement: z.enum(['client', 'cluster', 'none']).default('client'),
-  port: z.number({ error: 'expected a port number (0 picks a free one)' }).int().min(0).max(65535).default(0),
+  port: z.number({ error: 'expected a port number (0 picks a free one)' }).int('expected a whole port number').min(0, 'expected a port from 0 to 65535').max(65535, 'expected a port from 0 to 65535').default(0),
   host: z.string().min(1).default('127.0.0.1').describe('address the job master listens on'),
 });
 
 export const RestartSpecSchema = z.strictObject({
-  maxRestarts: z.number({ error: 'expected a whole number of restarts' }).int().min(0).max(1000).default(0),
+  maxRestarts: z.number({ error: 'expected a whole number of restarts' }).int('expected a whole number of restarts').min(0, 'expected 0 or more restarts').max(1000, 'expected at most 1000 restarts').default(0),
 });
 
 export const TimeoutsSchema = z.strictObject({
@@ -182,7 +191,7 @@ export const LocalSpecSchema = z.strictObject({
 export const JobSpecSchema = z.strictObject({
   name: z.string({ error: 'expected a job name' }).regex(/^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/, JOB_NAME_RULE),
   cluster: ClusterKindSchema.default('local'),
-  workers: z.number({ error: 'expected a whole number of workers, at least 1' }).int('expected a whole number of workers').min(1).max(100_000),
+  workers: WorkersSchema,
   resources: ResourcesSchema.prefault({}),
   worker: WorkerProgramSchema,
   jobMaster: JobMasterSpecSchema.prefault({}),

@@ -71,8 +71,16 @@ function valueAt(root: unknown, path: PropertyKey[]): unknown {
   return v;
 }
 
+/** `a.b[0].c`; a key that is not a plain name (a typo such as "~name", an empty or dotted key) is quoted: `a["x.y"]`. */
 export function formatPath(path: PropertyKey[]): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+  return path
+    .map((p, i) => {
+      if (typeof p === 'number') return `[${p}]`;
+      const key = String(p);
+      if (!/^[A-Za-z_$][\w$-]*$/.test(key)) return `[${JSON.stringify(key)}]`;
+      return i === 0 ? key : `.${key}`;
+    })
+    .join('');
 }
 
 function show(v: unknown): string {

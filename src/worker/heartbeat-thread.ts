@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { endOrphanedJob } from './orphan-cleanup.js';
+import { endOrphanedJob } from '../launchers/worker-sides.js';
 import { ProgramTree } from './process-tree.js';
 
 /**

@@ -12,13 +12,15 @@ function fromWorkerEnv(): { client: JobMasterClient; workerId: number; session: 
 }
 
 export async function barrierCommand(a: { name: string; timeout?: string | undefined }): Promise<number> {
-  const w = fromWorkerEnv();
-  if (!w) throw new UsageError(`\`twister2 barrier\` runs inside a twister2 command worker (${ENV.jobMasterUrl}, ${ENV.workerId} and ${ENV.workerSession} are not set)`);
   let timeoutMs: number | undefined;
   if (a.timeout !== undefined) {
     timeoutMs = parseDuration(a.timeout);
-    if (!timeoutMs) throw new UsageError(`--timeout "${a.timeout}" is not a duration; use e.g. 30s, 500ms or 2m`);
+    if (!timeoutMs) throw new UsageError(`--timeout "${a.timeout}" is not a positive duration; use e.g. 30s, 500ms or 2m`);
+    // The longest delay a Node timer (the job master's) can hold.
+    if (timeoutMs > 2 ** 31 - 1) throw new UsageError(`--timeout "${a.timeout}" is too long: at most 24 days`);
   }
+  const w = fromWorkerEnv();
+  if (!w) throw new UsageError(`\`twister2 barrier\` runs inside a twister2 command worker (${ENV.jobMasterUrl}, ${ENV.workerId} and ${ENV.workerSession} are not set)`);
   await w.client.barrier(a.name, w.workerId, w.session, timeoutMs);
   return ExitCode.succeeded;
 }

@@ -1,6 +1,7 @@
 import { attachJob, jobMasterAlive } from '../../client/job-handle.js';
 import { jobDirOf, listJobIds, readFinalStatus, readRecord } from '../../job/job-store.js';
-import { ExitCode, JobStateError, UsageError } from '../../errors.js';
+import { ExitCode, JobStateError, Twister2Error, UsageError } from '../../errors.js';
+import { workersFlag } from '../flags.js';
 import { exitCodeOf, formatStatus, printLines } from '../output.js';
 
 export async function statusCommand(a: { job: string; json: boolean }): Promise<number> {
@@ -15,9 +16,16 @@ export async function listCommand(a: { json: boolean }): Promise<number> {
   const rows = [];
   for (const id of await listJobIds()) {
     const dir = jobDirOf(id);
-    const record = await readRecord(dir).catch(() => undefined);
-    if (!record) continue;
-    const final = await readFinalStatus(dir);
+    let record, final;
+    try {
+      record = await readRecord(dir);
+      final = await readFinalStatus(dir);
+    } catch (err) {
+      // One broken directory must not hide the others: say what is wrong with it, and go on.
+      if (!Twister2Error.is(err, 'T2_JOB_DIR_INVALID')) throw err;
+      console.error(`twister2: skipping ${id}: ${(err as Error).message}`);
+      continue;
+    }
     let state: string = final?.state ?? 'STARTING';
     if (!final) {
       const handle = await attachJob(id);
@@ -52,10 +60,10 @@ export async function killCommand(a: { job: string; json: boolean }): Promise<nu
   return status.state === 'KILLED' ? ExitCode.succeeded : exitCodeOf(status);
 }
 
-export async function scaleCommand(a: { job: string; workers: number; json: boolean }): Promise<number> {
-  if (!Number.isInteger(a.workers) || a.workers < 1) throw new UsageError(`workers must be a whole number from 1, got ${a.workers}`);
+export async function scaleCommand(a: { job: string; workers: string; json: boolean }): Promise<number> {
+  const workers = workersFlag('the number of workers', a.workers, `twister2 scale ${a.job} 4`);
   const handle = await attachJob(a.job);
-  const status = await handle.scale(a.workers);
+  const status = await handle.scale(workers);
   console.log(a.json ? JSON.stringify(status) : `job ${handle.jobId} scaled to ${status.numWorkers} workers`);
   return ExitCode.succeeded;
 }

@@ -3,12 +3,13 @@ import type { JobHandle } from '../../client/job-handle.js';
 import { ExitCode } from '../../errors.js';
 import type { JobEvent } from '../../protocol/messages.js';
 import type { ClusterKind } from '../../spec/schema.js';
+import { workersFlag } from '../flags.js';
 import { exitCodeOf, exitWhenFlushed, formatBytes, printLines } from '../output.js';
 
 interface SubmitArgs {
   job: string;
   cluster?: ClusterKind | undefined;
-  workers?: number | undefined;
+  workers?: string | undefined;
   detach: boolean;
   json: boolean;
 }
@@ -16,6 +17,7 @@ interface SubmitArgs {
 /** Submits, shows registration progress and worker output, and exits with the job's outcome. */
 export async function submitCommand(args: SubmitArgs): Promise<number> {
   const started = Date.now();
+  const workers = args.workers === undefined ? undefined : workersFlag('--workers', args.workers, 'twister2 submit --workers 4 <job>');
   // Ctrl-C while submitting (uploading, or waiting for a queued job master) cancels the job.
   const submitting = new AbortController();
   const cancel = () => submitting.abort();
@@ -26,8 +28,9 @@ export async function submitCommand(args: SubmitArgs): Promise<number> {
     handle = await submit({
       job: args.job,
       cluster: args.cluster,
-      workers: args.workers,
+      workers,
       detach: args.detach,
+      overridesSource: 'the command line',
       signal: submitting.signal,
       onUploadProgress: uploadProgress(),
       onQueued: (message) => console.error(`twister2: the job master is queued: ${message}`),

@@ -39,7 +39,7 @@ export const MpiSpecSchema = z
       .strictObject({
         user: z.string().min(1).optional(),
         identityFile: z.string().min(1).optional(),
-        port: z.number({ error: 'expected a port number' }).int().min(1).max(65535).optional(),
+        port: z.number({ error: 'expected a port number' }).int('expected a whole port number').min(1, 'expected a port from 1 to 65535').max(65535, 'expected a port from 1 to 65535').optional(),
       })
       .prefault({}),
     mpirun: z.string().min(1).default('mpirun').describe('the mpirun program: a name on PATH or a path'),

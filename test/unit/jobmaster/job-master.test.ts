@@ -192,7 +192,31 @@ describe('job master', () => {
     await client.register(reg(0));
     jm.kill();
     await reading;
-    expect(seen).toEqual(['snapshot', '0:RUNNING', 'KILLED']);
+    // Workers still starting or running when the job ends get a final state before the job's own.
+    expect(seen).toEqual(['snapshot', '0:RUNNING', '0:STOPPED', '1:STOPPED', '2:STOPPED', 'KILLED']);
+  });
+
+  it('leaves no worker RUNNING or STARTING once the job FAILED; a completed one stays COMPLETED', async () => {
+    const { client, jm } = await setup({ timeouts: { heartbeat: '30s' } });
+    const s0 = (await client.register(reg(0))).session;
+    await client.register(reg(1));
+    await client.complete(0, s0, true);
+    jm.fail('a test failure');
+    const states = jm.status().workers.map((w) => `${w.workerId}:${w.state}`);
+    expect(states).toEqual(['0:COMPLETED', '1:STOPPED', '2:STOPPED']);
+    expect(jm.status().workers[1]!.message).toBe('stopped: the job ended (FAILED)');
+  });
+
+  it('names the barrier in the job\'s final message when a worker fails after its barrier timed out', async () => {
+    const { client, jm } = await setup({ timeouts: { heartbeat: '30s' } });
+    const s0 = (await client.register(reg(0))).session;
+    await client.register(reg(1));
+    await client.register(reg(2));
+    await expect(client.barrier('start', 0, s0, 100)).rejects.toMatchObject({ code: 'T2_BARRIER_TIMEOUT' });
+    // A command worker whose `twister2 barrier` failed exits non-zero: the launcher reports just that.
+    jm.workerExited({ workerId: 0, code: 1, signal: null });
+    expect(jm.status().state).toBe('FAILED');
+    expect(jm.status().message).toMatch(/worker 0 failed: worker process exited with code 1, after barrier 'start' timed out after 100ms: workers 1, 2 never arrived/);
   });
 
   it('holds registration deadlines while the cluster queues the job, and counts them from the allocation', async () => {

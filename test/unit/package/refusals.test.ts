@@ -65,6 +65,13 @@ const badTars: Array<{ title: string; entries: RawTarEntry[]; needle: string; li
     listed: 'passwd -> /etc/passwd',
   },
   {
+    // node-tar waits forever on its own path reservation for this one (found by extract.property.test.ts).
+    title: 'a symlink a/b -> a, which would hang node-tar',
+    entries: [ok, { name: 'a/b', type: '2', linkname: 'a' }],
+    needle: '"a/b" is a symlink to "a", which read from the archive\'s root is a directory above the link',
+    listed: 'a/b -> a',
+  },
+  {
     title: 'a symlink a -> ../../x',
     entries: [ok, { name: 'a', type: '2', linkname: '../../x' }],
     needle: '"a" is a symlink to "../../x", which points outside',

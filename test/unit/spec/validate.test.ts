@@ -26,7 +26,10 @@ describe('job spec', () => {
 
   it.each([
     [{ ...ok, workers: '4' }, /workers: expected a whole number of workers.*\(got "4"\)/],
-    [{ ...ok, workers: 0 }, /workers: expected a whole number of workers, at least 1 \(got 0\)/],
+    [{ ...ok, workers: 0 }, /workers: expected at least 1 worker \(got 0\)/],
+    // A too-large count must not be described as "at least 1" (the schema's type message).
+    [{ ...ok, workers: 1e9 }, /workers: expected at most 100000 workers \(got 1000000000\)/],
+    [{ ...ok, resources: { gpus: 100 } }, /resources.gpus: expected at most 64 GPUs \(got 100\)/],
     [{ ...ok, workers: -3 }, /workers: .*\(got -3\)/],
     [{ ...ok, workers: 2.5 }, /workers: expected a whole number.*\(got 2.5\)/],
     [{ ...ok, wokers: 3 }, /wokers: unknown key "wokers" \(did you mean "workers"\?\)/],

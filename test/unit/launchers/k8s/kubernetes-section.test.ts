@@ -61,7 +61,7 @@ describe('kubernetes section', () => {
     [{ kubernetes: { workersPerPod: 0 } }, /kubernetes.workersPerPod: expected at least 1 worker per pod \(got 0\)/],
     [{ kubernetes: { wrkersPerPod: 2 } }, /kubernetes.wrkersPerPod: unknown key "wrkersPerPod" \(did you mean "workersPerPod"\?\)/],
     [{ kubernetes: { podPlacement: { workers: 'together' } } }, /kubernetes.podPlacement.workers: expected "any", "same-node" .* \(got "together"\)/],
-    [{ kubernetes: { podPlacement: { nodeSelector: { 'bad key!': 'x' } } } }, /kubernetes.podPlacement.nodeSelector.bad key!: "bad key!" is not a label key: use a label key such as "disktype"/],
+    [{ kubernetes: { podPlacement: { nodeSelector: { 'bad key!': 'x' } } } }, /kubernetes.podPlacement.nodeSelector\["bad key!"\]: "bad key!" is not a label key: use a label key such as "disktype"/],
     [{ kubernetes: { podPlacement: { nodeSelector: { zone: 'a b' } } } }, /kubernetes.podPlacement.nodeSelector.zone: "a b" is not a label value/],
     [{ kubernetes: { podPlacement: { requiredNodeAffinity: [{ key: 'zone', operator: 'In' }] } } }, /kubernetes.podPlacement.requiredNodeAffinity\[0\].values: operator "In" needs values/],
     [{ kubernetes: { podPlacement: { requiredNodeAffinity: [{ key: 'zone', operator: 'Exists', values: ['a'] }] } } }, /values: operator "Exists" tests only whether node label "zone" is there; remove values/],

@@ -41,7 +41,7 @@ describe('mpi spec section', () => {
     [{ ...base, jobMaster: {}, mpi: { hosts } }, /jobMaster.host: "127.0.0.1" cannot be reached from mpi host "n1"; set jobMaster.host/],
     [{ ...base, mpi: { hostfile: 'hosts.txt' } }, /mpi.hostfile: expected an absolute path/],
     [{ ...base, mpi: { hosts, ssh: { port: 0 } } }, /mpi.ssh.port: .*\(got 0\)/],
-    [{ ...base, mpi: { hosts, mca: { 'bad name': 'x' } } }, /mpi.mca.bad name: expected a map of MCA parameter names .*\(got "bad name"\)/],
+    [{ ...base, mpi: { hosts, mca: { 'bad name': 'x' } } }, /mpi.mca\["bad name"\]: expected a map of MCA parameter names .*\(got "bad name"\)/],
     [{ ...base, mpi: { hosts, mapby: 'node' } }, /mpi.mapby: unknown key "mapby" \(did you mean "mapBy"\?\)/],
   ])('rejects %j', (raw, pattern) => {
     expect(problems(raw)).toMatch(pattern);

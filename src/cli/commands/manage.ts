@@ -1,6 +1,6 @@
 import { attachJob, jobMasterAlive } from '../../client/job-handle.js';
 import { jobDirOf, listJobIds, readFinalStatus, readRecord } from '../../job/job-store.js';
-import { ExitCode, JobStateError, Twister2Error, UsageError } from '../../errors.js';
+import { ExitCode, JobStateError, Twister2Error } from '../../errors.js';
 import { workersFlag } from '../flags.js';
 import { exitCodeOf, formatStatus, printLines } from '../output.js';
 

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { files, readRecord, readToken } from '../../job/job-store.js';
-import { UsageError } from '../../errors.js';
 import { workerTokenOf } from '../../job/worker-environment.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobMasterCommand, QueuedJobMaster } from '../launcher.js';

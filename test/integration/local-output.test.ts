@@ -1,7 +1,8 @@
+import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fixture, jobIds, makeJob, runCli, tempHome, waitFor } from '../helpers/cli.js';
+import { CLI, fixture, jobIds, makeJob, runCli, tempHome, waitFor } from '../helpers/cli.js';
 import { runCliSlowly, SequenceCheck } from '../helpers/slow-reader.js';
 
 const LINES = 200_000;
@@ -74,6 +75,18 @@ describe('local: worker output through a slow pipe', () => {
     const r = await running;
     expect(r.code, r.stderr).toBe(130);
     expectAll(check, 1, LINES / 2);
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('a reader that goes away (`submit job | head -1`) ends the output, not the job: exit 0, no internal error', async () => {
+    const home = tempHome();
+    const child = spawn(process.execPath, [CLI, 'submit', outputJob('heavy-head', 1, [LINES / 4, 100])], { env: { ...process.env, TWISTER2_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise((resolve) => child.once('close', resolve));
+    expect(stderr).not.toMatch(/internal error|EPIPE/);
+    expect(code, stderr).toBe(0);
     rmSync(home, { recursive: true, force: true });
   });
 

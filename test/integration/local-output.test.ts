@@ -1,13 +1,15 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fixture, jobIds, makeJob, runCli, tempHome } from '../helpers/cli.js';
+import { CLI, fixture, jobIds, makeJob, runCli, tempHome, waitFor } from '../helpers/cli.js';
 import { runCliSlowly, SequenceCheck } from '../helpers/slow-reader.js';
 
 const LINES = 200_000;
 /** A reader that starts 3 s late, then pauses after every chunk: the CLI meets a full pipe all along. */
 const SLOW = { delayMs: 3000, pauseMs: 5 };
 
-const outputJob = (name: string, workers: number, args: number[]) =>
+const outputJob = (name: string, workers: number, args: (number | string)[]) =>
   makeJob({ name, workers, worker: { module: 'w.mjs', args: args.map(String) } }, { 'w.mjs': fixture('output-worker.mjs') });
 
 /** Every worker's lines 0..lines-1 arrived, each once, in order. */
@@ -52,6 +54,42 @@ describe('local: worker output through a slow pipe', () => {
     rmSync(home, { recursive: true, force: true });
   });
 
+  it('a job that fails (exit 1): every line printed before the end still arrives', async () => {
+    const home = tempHome();
+    const check = new SequenceCheck();
+    const r = await runCliSlowly(['submit', outputJob('heavy-fail', 1, [LINES / 2, 100, 0, 'fail'])], home, (c) => check.add(c), SLOW);
+    expect(r.code, r.stderr).toBe(1);
+    expectAll(check, 1, LINES / 2);
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('Ctrl-C (exit 130): every line printed before it still arrives', async () => {
+    const home = tempHome();
+    const check = new SequenceCheck();
+    let client = 0;
+    const running = runCliSlowly(['submit', outputJob('heavy-int', 1, [LINES / 2, 100, 0, 'hang'])], home, (c) => check.add(c), { ...SLOW, onStart: (pid) => (client = pid) });
+    // Interrupt once the worker printed everything, while most of it still waits in the pipe.
+    const log = () => path.join(home, 'jobs', jobIds(home)[0] ?? '-', 'logs', 'worker-0.log');
+    await waitFor('the last line in the log', () => lastBytes(log(), 200).includes(`seq 0 ${LINES / 2 - 1} `), 60_000);
+    process.kill(client, 'SIGINT');
+    const r = await running;
+    expect(r.code, r.stderr).toBe(130);
+    expectAll(check, 1, LINES / 2);
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('a reader that goes away (`submit job | head -1`) ends the output, not the job: exit 0, no internal error', async () => {
+    const home = tempHome();
+    const child = spawn(process.execPath, [CLI, 'submit', outputJob('heavy-head', 1, [LINES / 4, 100])], { env: { ...process.env, TWISTER2_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise((resolve) => child.once('close', resolve));
+    expect(stderr).not.toMatch(/internal error|EPIPE/);
+    expect(code, stderr).toBe(0);
+    rmSync(home, { recursive: true, force: true });
+  });
+
   it('client memory stays under 200 MB while workers print 300 MB', async () => {
     const home = tempHome();
     const check = new SequenceCheck();
@@ -80,5 +118,20 @@ function readProcStatus(pid: number): string {
     return readFileSync(`/proc/${pid}/status`, 'utf8');
   } catch {
     return ''; // exited
+  }
+}
+
+function lastBytes(file: string, n: number): string {
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(n);
+      const read = readSync(fd, buf, 0, n, Math.max(0, statSync(file).size - n));
+      return buf.subarray(0, read).toString();
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return ''; // not there yet
   }
 }

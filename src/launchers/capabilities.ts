@@ -16,6 +16,8 @@ export interface ClusterCapabilities {
     summary: string;
     /** Why this job cannot go to `to` workers, or undefined when it can. */
     refusal(spec: JobSpec, to: number): string | undefined;
+    /** No job of this cluster ever changes its worker count (its launcher has no addWorkers/removeWorkers). */
+    fixed?: true;
   };
   /**
    * Who brings a failed worker back with the same ID: the launcher (restartWorker), the cluster itself
@@ -37,7 +39,7 @@ export const ALL_UPLOADERS = UPLOADER_KINDS;
 export const anyScale: ClusterCapabilities['scale'] = { summary: 'yes', refusal: () => undefined };
 
 export function fixedSize(why: string): ClusterCapabilities['scale'] {
-  return { summary: `no (${why})`, refusal: () => why };
+  return { summary: `no (${why})`, refusal: () => why, fixed: true };
 }
 
 /** Why a job of `spec` cannot go from `from` to `to` workers, naming the cluster and what it can do; undefined when it can. */

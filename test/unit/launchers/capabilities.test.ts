@@ -58,7 +58,7 @@ describe('the registry', () => {
     for (const kind of clusterKinds()) {
       const caps = capabilitiesOf(kind);
       const launcher = createLauncher(kind);
-      expect([kind, typeof launcher.addWorkers, typeof launcher.removeWorkers]).toEqual([kind, ...Array(2).fill(caps.scale.summary.startsWith('no') ? 'undefined' : 'function')]);
+      expect([kind, typeof launcher.addWorkers, typeof launcher.removeWorkers]).toEqual([kind, ...Array(2).fill(caps.scale.fixed ? 'undefined' : 'function')]);
       expect([kind, typeof launcher.restartWorker]).toEqual([kind, caps.restartOneWorker.by === 'launcher' ? 'function' : 'undefined']);
     }
   });

@@ -1,6 +1,7 @@
 import { Twister2Error, WorkerIdError } from '../errors.js';
 import type { ClusterKind } from '../spec/schema.js';
 import { idFrom, type WorkerIdFound, type WorkerSide } from './worker-side.js';
+import { ENV } from '../job/worker-environment.js';
 
 /**
  * The registry of worker sides (worker-side.ts): one line per cluster, each module loaded only by a worker
@@ -16,11 +17,11 @@ const workerSides: Record<ClusterKind, () => Promise<{ workerSide: WorkerSide }>
 
 /** The launcher sets TWISTER2_CLUSTER for every worker (launchers/worker-env.ts). */
 export async function workerSideOf(env: NodeJS.ProcessEnv): Promise<WorkerSide> {
-  const cluster = env.TWISTER2_CLUSTER;
+  const cluster = env[ENV.cluster];
   const load = cluster === undefined ? undefined : (workerSides as Partial<Record<string, () => Promise<{ workerSide: WorkerSide }>>>)[cluster];
   if (!load) {
     throw new WorkerIdError(
-      `TWISTER2_CLUSTER is ${cluster === undefined ? 'not set' : `"${cluster}", not a cluster of this twister2 (${Object.keys(workerSides).join(', ')})`}; the worker runtime is meant to be started by a twister2 launcher`,
+      `${ENV.cluster} is ${cluster === undefined ? 'not set' : `"${cluster}", not a cluster of this twister2 (${Object.keys(workerSides).join(', ')})`}; the worker runtime is meant to be started by a twister2 launcher`,
     );
   }
   return (await load()).workerSide;
@@ -28,20 +29,21 @@ export async function workerSideOf(env: NodeJS.ProcessEnv): Promise<WorkerSide> 
 
 /** A launcher that knows the ID sets TWISTER2_WORKER_ID (also on restarts); otherwise the cluster's own numbering. */
 export async function resolveWorkerId(env: NodeJS.ProcessEnv): Promise<WorkerIdFound> {
-  const given = idFrom(env, 'TWISTER2_WORKER_ID');
+  const given = idFrom(env, ENV.workerId);
   if (given) return given;
   const side = await workerSideOf(env);
   const found = side.workerId(env);
   if (found) return found;
-  throw new WorkerIdError(`cannot tell this worker's ID: none of ${['TWISTER2_WORKER_ID', ...side.idSources].join(', ')} is set`);
+  throw new WorkerIdError(`cannot tell this worker's ID: none of ${[ENV.workerId, ...side.idSources].join(', ')} is set`);
 }
 
 /** Where the job master is: the launcher says so (TWISTER2_JOB_MASTER_URL), or the cluster's discovery finds it. */
 export async function jobMasterUrl(env: NodeJS.ProcessEnv, timeoutMs: number, log: (line: string) => void): Promise<string> {
-  if (env.TWISTER2_JOB_MASTER_URL) return env.TWISTER2_JOB_MASTER_URL;
+  const given = env[ENV.jobMasterUrl];
+  if (given) return given;
   const side = await workerSideOf(env);
   if (!side.findJobMaster) {
-    throw new Twister2Error('the worker runtime was started without TWISTER2_JOB_MASTER_URL or TWISTER2_JOB_MASTER_SERVICE; it is meant to be started by a twister2 launcher');
+    throw new Twister2Error(`the worker runtime was started without ${ENV.jobMasterUrl} or ${ENV.jobMasterService}; it is meant to be started by a twister2 launcher`);
   }
   return side.findJobMaster(env, timeoutMs, log);
 }

@@ -1,5 +1,6 @@
 import { idFrom, type WorkerSide } from '../worker-side.js';
 import { jobMasterUrl } from './job-master-discovery.js';
+import { ENV } from '../../job/worker-environment.js';
 
 /**
  * Nomad numbers a task group's allocations (NOMAD_ALLOC_INDEX); a job master in an allocation of its own is
@@ -12,8 +13,9 @@ export const workerSide: WorkerSide = {
   workerId: (env) => idFrom(env, 'NOMAD_ALLOC_INDEX'),
   findJobMaster: jobMasterUrl,
   async endOrphanedJob(env, log) {
-    if (!env.TWISTER2_NOMAD_PURGE_URL) return;
-    const res = await fetch(env.TWISTER2_NOMAD_PURGE_URL, { method: 'DELETE', headers: env.NOMAD_TOKEN ? { 'X-Nomad-Token': env.NOMAD_TOKEN } : {}, signal: AbortSignal.timeout(10_000) });
+    const purgeUrl = env[ENV.nomadPurgeUrl];
+    if (!purgeUrl) return;
+    const res = await fetch(purgeUrl, { method: 'DELETE', headers: env.NOMAD_TOKEN ? { 'X-Nomad-Token': env.NOMAD_TOKEN } : {}, signal: AbortSignal.timeout(10_000) });
     log(res.ok ? 'purged the Nomad job: its job master is gone' : `could not purge the Nomad job (HTTP ${res.status})`);
   },
 };

@@ -108,6 +108,11 @@ export class DuplicateWorkerError extends RegistrationError {
   override readonly code = 'T2_DUPLICATE_WORKER';
 }
 
+/** The worker with this ID completed already: a restarted copy of it (a kubelet's restart) has nothing to do. */
+export class WorkerCompletedError extends RegistrationError {
+  override readonly code = 'T2_WORKER_COMPLETED';
+}
+
 export class BarrierError extends Twister2Error {
   override readonly code: string = 'T2_BARRIER_FAILED';
 }
@@ -139,6 +144,7 @@ const byCode: Record<string, new (message: string) => Twister2Error> = {
   T2_PROTOCOL: ProtocolError,
   T2_REGISTRATION_REFUSED: RegistrationError,
   T2_DUPLICATE_WORKER: DuplicateWorkerError,
+  T2_WORKER_COMPLETED: WorkerCompletedError,
   T2_BARRIER_FAILED: BarrierError,
   T2_BARRIER_TIMEOUT: BarrierTimeoutError,
   T2_DISCOVERY_TIMEOUT: DiscoveryTimeoutError,

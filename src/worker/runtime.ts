@@ -2,6 +2,7 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Twister2Error } from '../errors.js';
 import { primaryAddress } from '../net/primary-address.js';
 import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
@@ -10,6 +11,7 @@ import { jobMasterUrl } from './job-master-discovery.js';
 import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/http-download.js';
 import { fetchPackage } from './fetch/package-fetch.js';
+import { idleUntilJobMasterGone } from './idle-in-pod.js';
 import { endOrphanedJob } from './orphan-cleanup.js';
 import { killDescendants } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
@@ -28,7 +30,10 @@ export const WorkerExit = { ok: 0, programFailed: 1, setupFailed: 2, jobMasterLo
  */
 export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const wenv = readWorkerEnv(env);
-  const { workerId } = resolveWorkerId(env);
+  const { workerId, source } = resolveWorkerId(env);
+  // A container of a pod, which the kubelet restarts whenever it exits (a StatefulSet's restartPolicy is
+  // Always): there a finished worker idles until its pod is deleted instead of exiting.
+  const restartedOnExit = source === 'TWISTER2_POD_NAME';
   if (wenv.scratchWorkDir) releaseAtExit(WorkDirLease.take(wenv.workDir));
   const masterUrl = await jobMasterUrl(env, wenv.TWISTER2_REGISTRATION_TIMEOUT_MS, (line) => console.error(`[twister2 worker ${workerId}] ${line}`));
   const link = new JobMasterLink(masterUrl, wenv.TWISTER2_JOB_TOKEN, workerId);
@@ -52,7 +57,15 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     throw err;
   }
 
-  const registration = await link.register(
+  const tag = `[twister2 worker ${workerId}]`;
+  /** A finished worker in a pod: idle until the pod goes; should the job master go first, end its job as a running worker would. */
+  const idle = async (heartbeatTimeoutMs: number): Promise<number> => {
+    await idleUntilJobMasterGone(link.client, heartbeatTimeoutMs);
+    console.error(`${tag} stopping: lost the job master`);
+    await endOrphanedJob(env, (line) => console.error(`${tag} ${line}`));
+    return WorkerExit.jobMasterLost;
+  };
+  const registered = await link.register(
     {
       workerId,
       host: os.hostname(),
@@ -64,7 +77,16 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
       restartCount: wenv.TWISTER2_RESTART_COUNT,
     },
     spec.timeouts.registration,
-  );
+  ).catch((err: unknown) => {
+    // A kubelet restarted this finished worker's container.
+    if (restartedOnExit && Twister2Error.is(err, 'T2_WORKER_COMPLETED')) return undefined;
+    throw err;
+  });
+  if (!registered) {
+    console.error(`${tag} this worker completed already (this is a restart of its container): idle until its pod is deleted`);
+    return idle(spec.timeouts.heartbeat);
+  }
+  const registration = registered;
   link.start();
 
   const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };
@@ -79,7 +101,6 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     }),
   );
 
-  const tag = `[twister2 worker ${workerId}]`;
   let program: Promise<void>;
   let stopProgram = () => {};
   if (spec.worker.module) {
@@ -125,7 +146,9 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     await link.client.complete(workerId, registration.session, outcome.ok, message);
   } catch (err) {
     console.error(`${tag} could not report completion: ${(err as Error).message}`);
+    return outcome.ok ? WorkerExit.ok : WorkerExit.programFailed;
   }
+  if (outcome.ok && restartedOnExit) return idle(registration.heartbeatTimeoutMs);
   return outcome.ok ? WorkerExit.ok : WorkerExit.programFailed;
 
   function makeContext(): WorkerContext {

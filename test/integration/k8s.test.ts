@@ -391,6 +391,7 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     const server = new PackageServer();
     const token = randomBytes(16).toString('hex');
     const url = await server.start({ dir: storage, token, maxBytes: 2 ** 30 });
+    let started: ReturnType<typeof startCli> | undefined;
     try {
       const ns = await namespace();
       const home = tempHome();
@@ -399,11 +400,12 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
         { name: 'k8s-jm-late', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: [String(workMs)] }, uploader: { kind: 'http', http: { url } }, ...inCluster(ns) },
         { 'w.mjs': SHORT_WORKER },
       );
-      const cli = startCli(['submit', ...(detach ? ['--detach'] : []), job], home, { TWISTER2_PACKAGE_SERVER_TOKEN: token });
+      const cli = (started = startCli(['submit', ...(detach ? ['--detach'] : []), job], home, { TWISTER2_PACKAGE_SERVER_TOKEN: token }));
       const jobId = await waitFor('the job', () => jobIds(home)[0]);
       if (workMs === 0) {
         // The worker StatefulSet is the last object the client creates; the job master's process does not run yet.
-        await waitFor('the worker StatefulSet', async () => (await cluster.request('GET', `/apis/apps/v1/namespaces/${ns}/statefulsets/${jobNames(jobId).workers(0)}`)).status === 200, 60_000);
+        const workerSet = `/apis/apps/v1/namespaces/${ns}/statefulsets/${jobNames(jobId).workers(0)}`;
+        await waitFor('the worker StatefulSet', async () => (await cluster.request('GET', workerSet, undefined, [404])).status === 200, 60_000);
         process.kill(cli.pid!, 'SIGSTOP');
         expect(runner!.processes().filter((p) => p.container === 'jobmaster')).toEqual([]);
       } else {
@@ -420,6 +422,7 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
       expect(status.code, status.stderr).toBe(0);
       expect(JSON.parse(status.stdout)).toMatchObject({ jobId, state: 'SUCCEEDED' });
     } finally {
+      if (started?.exitCode === null) started.kill('SIGKILL'); // a failed test's client may still be stopped
       await server.close();
       rmSync(storage, { recursive: true, force: true });
     }

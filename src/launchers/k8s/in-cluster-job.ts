@@ -26,6 +26,8 @@ export class InClusterJob {
   private logs: PodLogFollower | undefined;
   private mpirun: TaggedOutputSplitter | undefined;
   private poller: NodeJS.Timeout | undefined;
+  /** Status writes one after the other: a job handle's status() and wait() may both record the end at once. */
+  private recording: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly jobId: string,
@@ -93,7 +95,7 @@ export class InClusterJob {
     const left = await jobObjectsLeft(this.api, this.jobId).catch(() => undefined);
     const recorded = await findJobEnd(this.api, this.jobId).catch(() => undefined);
     if (recorded) {
-      if (left?.length === 0) await writeJson(path.join(this.jobDir, files.status), recorded);
+      if (left?.length === 0) await this.record(recorded);
       return { status: recorded };
     }
     if (!left || left.length > 0) return undefined;
@@ -124,7 +126,12 @@ export class InClusterJob {
       );
     }
     const status: JobStatus = left.length === 0 ? last : { ...last, message: `${last.message ?? ''}; objects still in namespace "${this.api.namespace}" ${GONE_TIMEOUT_MS / 1000}s after the job ended: ${left.join(', ')}` };
-    await writeJson(path.join(this.jobDir, files.status), status);
+    await this.record(status);
     return status;
+  }
+
+  private record(status: JobStatus): Promise<void> {
+    this.recording = this.recording.catch(() => undefined).then(() => writeJson(path.join(this.jobDir, files.status), status));
+    return this.recording;
   }
 }

@@ -190,7 +190,8 @@ describe('kube pod runner (kwok pods as local processes)', () => {
         });
         expect(s.POD_IP).toMatch(/^10\.244\./);
         expect(s.cwd.startsWith(runner.dir + path.sep)).toBe(true);
-        expect(readFileSync(path.join(logDir, `${name}-${c}.log`), 'utf8')).toContain(`started ${c}`);
+        // The line comes through the runner's pipe, which may be read after the file above was written.
+        await waitUntil(`${name}/${c}'s first line in its log`, () => readFileSync(path.join(logDir, `${name}-${c}.log`), 'utf8').includes(`started ${c}`), 10_000);
       }
       // $(VAR) in args, and a mount path in args and inside a shell script.
       expect(r.seen.a?.argv).toEqual([name, path.join(r.dir, 'x')]);

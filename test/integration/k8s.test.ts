@@ -350,7 +350,9 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     const job = makeJob({ name: 'k8s-jm-orphan', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: ['4000'] }, ...inCluster(ns) }, { 'w.mjs': SHORT_WORKER });
     const cli = startCli(['submit', job], home);
     const jobId = await waitFor('the job', () => jobIds(home)[0]);
-    await waitFor('2 workers running', () => testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'running').length === 2, 60_000);
+    await waitFor('2 workers running', () => testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'running').length === 2, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cli.output().stderr}\n${diagnose(jobId)}\n${podLogs(logDir, jobId)}`);
+    });
     cli.kill('SIGKILL');
     await waitFor('nothing left', async () => (await objectsOf(ns, jobId)).length === 0, 60_000);
     // Its last words come after it deleted the root.
@@ -413,7 +415,9 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
         process.kill(cli.pid!, 'SIGSTOP');
       }
       const endEvents = async () => ((await cluster.request('GET', `/api/v1/namespaces/${ns}/events?labelSelector=twister2.io/job=${jobId}`)).body as { items: unknown[] }).items.length;
-      await waitFor('the job ended, recorded and removed by its job master', async () => (await endEvents()) === 1 && (await objectsOf(ns, jobId)).length === 0, 90_000);
+      await waitFor('the job ended, recorded and removed by its job master', async () => (await endEvents()) === 1 && (await objectsOf(ns, jobId)).length === 0, 90_000).catch(async (err: Error) => {
+        throw new Error(`${err.message}\nevents: ${await endEvents()}, objects: ${(await objectsOf(ns, jobId)).join(' ')}\n${diagnose(jobId)}\n${podLogs(logDir, jobId)}`);
+      });
       await waitFor('the job master\'s last line', () => /ended SUCCEEDED: all 2 workers completed/.test(jobMasterLog(jobId)), 10_000);
       process.kill(cli.pid!, 'SIGCONT');
       expect(await cli.closed, cli.output().stderr).toBe(0);

@@ -411,7 +411,9 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
         process.kill(cli.pid!, 'SIGSTOP');
         expect(runner!.processes().filter((p) => p.container === 'jobmaster')).toEqual([]);
       } else {
-        await waitFor('the client following the running job', () => /job RUNNING/.test(cli.output().stderr), 60_000);
+        await waitFor('the client following the running job', () => /job RUNNING/.test(cli.output().stderr), 60_000).catch(async (err: Error) => {
+          throw new Error(`${err.message}\n${cli.output().stderr}\n${diagnose(jobId)}\n${await diagnoseApi(ns, jobId)}\n${podLogs(logDir, jobId)}`);
+        });
         process.kill(cli.pid!, 'SIGSTOP');
       }
       const endEvents = async () => ((await cluster.request('GET', `/api/v1/namespaces/${ns}/events?labelSelector=twister2.io/job=${jobId}`)).body as { items: unknown[] }).items.length;

@@ -131,6 +131,11 @@ export class DuplicateWorkerError extends RegistrationError {
   override readonly code = 'T2_DUPLICATE_WORKER';
 }
 
+/** The worker with this ID completed already: a restarted copy of it (a kubelet's restart) has nothing to do. */
+export class WorkerCompletedError extends RegistrationError {
+  override readonly code = 'T2_WORKER_COMPLETED';
+}
+
 /** A barrier failed or timed out: the worker that waited cannot go on, so its job fails (exit 1, not an infrastructure problem). */
 export class BarrierError extends Twister2Error {
   override readonly code: string = 'T2_BARRIER_FAILED';
@@ -183,6 +188,7 @@ const byCode: Record<string, new (message: string) => Twister2Error> = {
   T2_PROTOCOL: ProtocolError,
   T2_REGISTRATION_REFUSED: RegistrationError,
   T2_DUPLICATE_WORKER: DuplicateWorkerError,
+  T2_WORKER_COMPLETED: WorkerCompletedError,
   T2_BARRIER_FAILED: BarrierError,
   T2_BARRIER_TIMEOUT: BarrierTimeoutError,
   T2_DISCOVERY_TIMEOUT: DiscoveryTimeoutError,

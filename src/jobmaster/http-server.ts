@@ -241,6 +241,7 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
 const statusByCode: Record<string, number> = {
   T2_REGISTRATION_REFUSED: 409,
   T2_DUPLICATE_WORKER: 409,
+  T2_WORKER_COMPLETED: 409,
   T2_PROTOCOL: 409,
   T2_JOB_STATE: 409,
   T2_CAPABILITY: 409,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { CapabilityError, DiscoveryTimeoutError, DuplicateWorkerError, JobStateError, LauncherError, RegistrationError, ProtocolError } from '../errors.js';
+import { CapabilityError, DiscoveryTimeoutError, DuplicateWorkerError, JobStateError, LauncherError, RegistrationError, ProtocolError, WorkerCompletedError } from '../errors.js';
 import { scaleRefusal, type ClusterCapabilities } from '../launchers/capabilities.js';
 import { capabilitiesOf } from '../launchers/registry.js';
 import type { Launcher, WorkerExit } from '../launchers/launcher.js';
@@ -123,7 +123,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
         `worker ID ${req.workerId} is already registered by a live worker (pid ${rec.info?.pid ?? '?'} on ${rec.info?.host ?? '?'}); two workers cannot share an ID`,
       );
     }
-    if (rec.state === 'COMPLETED') throw new RegistrationError(`worker ${req.workerId} already completed`);
+    if (rec.state === 'COMPLETED') throw new WorkerCompletedError(`worker ${req.workerId} already completed`);
     const session = randomBytes(12).toString('hex');
     Object.assign(rec, { info: { ...req, restartCount: rec.restarts }, session, lastSeen: this.now(), message: undefined });
     this.setWorkerState(rec, 'RUNNING');

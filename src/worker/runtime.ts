@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandWorkerVariables, ENV, readWorkerEnvironment } from '../job/worker-environment.js';
+import { Twister2Error } from '../errors.js';
 import { primaryAddress } from '../net/primary-address.js';
 import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
@@ -11,6 +12,7 @@ import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/http-download.js';
 import { fetchPackage } from './fetch/package-fetch.js';
 import { pickFreePorts } from './free-ports.js';
+import { idleUntilJobMasterGone } from './idle-in-pod.js';
 import { ProgramTree } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
 import { endOrphanedJob, jobMasterUrl, resolveWorkerId } from '../launchers/worker-sides.js';
@@ -49,7 +51,10 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
   // Whatever the program started never outlives the runtime, however the runtime ends (a crash too).
   process.once('exit', () => tree.killNow());
   const wenv = readWorkerEnvironment(env);
-  const { workerId } = await resolveWorkerId(env);
+  const { workerId, source } = await resolveWorkerId(env);
+  // A container of a pod, which the kubelet restarts whenever it exits (a StatefulSet's restartPolicy is
+  // Always): there a finished worker idles until its pod is deleted instead of exiting.
+  const restartedOnExit = source === ENV.podName;
   if (wenv.scratchWorkDir) releaseAtExit(WorkDirLease.take(wenv.workDir));
   const masterUrl = await jobMasterUrl(env, wenv.registrationTimeoutMs, (line) => console.error(`[twister2 worker ${workerId}] ${line}`));
   const link = new JobMasterLink(masterUrl, wenv.token, workerId);
@@ -73,9 +78,17 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
     throw err;
   }
 
+  const tag = `[twister2 worker ${workerId}]`;
+  /** A finished worker in a pod: idle until the pod goes; should the job master go first, end its job as a running worker would. */
+  const idle = async (heartbeatTimeoutMs: number): Promise<number> => {
+    await idleUntilJobMasterGone(link.client, heartbeatTimeoutMs);
+    console.error(`${tag} stopping: lost the job master`);
+    await endOrphanedJob(env, (line) => console.error(`${tag} ${line}`));
+    return WorkerExit.jobMasterLost;
+  };
   // worker.ports: a free port per name on this host, picked before registering so peers see them at once.
   const ports = await pickFreePorts(spec.worker.ports);
-  const registration = await link.register(
+  const registered = await link.register(
     {
       workerId,
       host: os.hostname(),
@@ -87,7 +100,16 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       restartCount: wenv.restartCount,
     },
     spec.timeouts.registration,
-  );
+  ).catch((err: unknown) => {
+    // A kubelet restarted this finished worker's container.
+    if (restartedOnExit && Twister2Error.is(err, 'T2_WORKER_COMPLETED')) return undefined;
+    throw err;
+  });
+  if (!registered) {
+    console.error(`${tag} this worker completed already (this is a restart of its container): idle until its pod is deleted`);
+    return idle(spec.timeouts.heartbeat);
+  }
+  const registration = registered;
   const abort = new AbortController();
   let stopCode: number = WorkerExit.stopped;
   const stopped = new Promise<string>((resolve) =>
@@ -102,7 +124,6 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
   const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };
   await Promise.all([mkdir(volumes.work, { recursive: true }), mkdir(volumes.shared, { recursive: true })]);
 
-  const tag = `[twister2 worker ${workerId}]`;
   let program: Promise<void>;
   if (spec.worker.module) {
     const ctx = makeContext();
@@ -148,7 +169,9 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
     await link.client.complete(workerId, registration.session, outcome.ok, message);
   } catch (err) {
     console.error(`${tag} could not report completion: ${(err as Error).message}`);
+    return outcome.ok ? WorkerExit.ok : WorkerExit.programFailed;
   }
+  if (outcome.ok && restartedOnExit) return idle(registration.heartbeatTimeoutMs);
   return outcome.ok ? WorkerExit.ok : WorkerExit.programFailed;
 
   function makeContext(): WorkerContext {

@@ -58,7 +58,8 @@ async function namespace(runnerOptions: Partial<StartPodRunnerOptions> = {}): Pr
   logDir = tempHome();
   // Pod IPs and ClusterIPs reachable on this machine, as the CNI plugin and kube-proxy make them in pods.
   const net = (network = await startPodNetwork({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns }));
-  runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, logDir, pathMap: { '/opt/twister2': ROOT }, beforeStart: (pod) => net.attach(pod), ...runnerOptions });
+  // Containers that exit are restarted as a kubelet restarts them (restartPolicy Always / OnFailure, with back-off).
+  runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, logDir, pathMap: { '/opt/twister2': ROOT }, beforeStart: (pod) => net.attach(pod), restart: true, ...runnerOptions });
   return ns;
 }
 
@@ -250,7 +251,35 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     expect(await cli.closed).toBe(3);
     expect(await objectsOf(ns, jobId)).toEqual([]);
   });
+
+  it.each(['client', 'cluster'] as const)('workers that finish at different times stay finished: no container of a finished worker is restarted; SUCCEEDED (job master placement %s)', async (placement) => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob({ name: 'k8s-staggered', workers: 3, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: ['4000'] }, ...k8sSpec(ns, {}, placement) }, { 'w.mjs': STAGGERED_WORKER });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${podLogs(logDir, jobId)}`).toBe(0);
+    expect(r.stderr).toMatch(/SUCCEEDED: all 3 workers completed/);
+    expect(testRecords<Rec>(r.stdout).filter((x) => x.step === 'finished').map((x) => x.id).sort()).toEqual([0, 1, 2]);
+    await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
+    // Worker 0 finished 8 s before worker 2: its runtime idled (a kubelet restarts a pod's container whenever it
+    // exits) until the job's end deleted its pod, which stopped it with SIGTERM.
+    const workers = runner!.processes().filter((p) => p.pod.startsWith(`${jobNames(jobId).workers(0)}-`));
+    expect(workers.map((p) => ({ pod: p.pod, restartCount: p.restartCount, exitCode: p.exitCode })).sort((a, b) => a.pod.localeCompare(b.pod))).toEqual(
+      [0, 1, 2].map((o) => ({ pod: `${jobNames(jobId).workers(0)}-${o}`, restartCount: 0, exitCode: 143 })),
+    );
+    expect(podLogs(logDir, jobId)).not.toMatch(/already completed/);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
 });
+
+/** A worker that passes a barrier with the others, then finishes `workerId × args[0]` ms later. */
+const STAGGERED_WORKER = `export default async function (ctx) {
+  await ctx.barrier('joined');
+  await new Promise((r) => setTimeout(r, ctx.workerId * Number(ctx.args[0])));
+  console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, step: 'finished' }));
+}
+`;
 
 /** A worker that joins, passes a barrier, says it runs, and ends after `ms`. */
 const SHORT_WORKER = `export default async function (ctx) {
@@ -338,7 +367,9 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     const job = makeJob({ name: 'k8s-jm-orphan', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: ['4000'] }, ...inCluster(ns) }, { 'w.mjs': SHORT_WORKER });
     const cli = startCli(['submit', job], home);
     const jobId = await waitFor('the job', () => jobIds(home)[0]);
-    await waitFor('2 workers running', () => testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'running').length === 2, 60_000);
+    await waitFor('2 workers running', () => testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'running').length === 2, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cli.output().stderr}\n${diagnose(jobId)}\n${podLogs(logDir, jobId)}`);
+    });
     cli.kill('SIGKILL');
     await waitFor('nothing left', async () => (await objectsOf(ns, jobId)).length === 0, 60_000);
     // Its last words come after it deleted the root.
@@ -366,6 +397,63 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(new RegExp(`ended while no client followed it: .*no Event of the job .*nothing of the job is left in namespace "${ns}"`));
     await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
+  });
+
+  // A short job, or a slow machine, can have the job end and its job master go with it before the client got
+  // through. SIGSTOP makes that client slow exactly there: it must still find how the job ended (the Event).
+  it.each([
+    { stopped: 'before it first reached the job master', detach: false, workMs: 0 },
+    { stopped: 'before it first reached the job master', detach: true, workMs: 0 },
+    { stopped: 'while it followed the job', detach: false, workMs: 6000 },
+  ])('a client stopped $stopped (--detach: $detach) until the job ended and its job master went: it reports SUCCEEDED, exit 0', async ({ detach, workMs }) => {
+    const storage = mkdtempSync(path.join(os.tmpdir(), 't2-k8s-pkgsrv-'));
+    const server = new PackageServer();
+    const token = randomBytes(16).toString('hex');
+    const url = await server.start({ dir: storage, token, maxBytes: 2 ** 30 });
+    let started: ReturnType<typeof startCli> | undefined;
+    try {
+      const ns = await namespace();
+      const home = tempHome();
+      // uploader http: the job runs without the client (with uploader local it would wait for the client's copy).
+      const job = makeJob(
+        { name: 'k8s-jm-late', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: [String(workMs)] }, uploader: { kind: 'http', http: { url } }, ...inCluster(ns) },
+        { 'w.mjs': SHORT_WORKER },
+      );
+      const cli = (started = startCli(['submit', ...(detach ? ['--detach'] : []), job], home, { TWISTER2_PACKAGE_SERVER_TOKEN: token }));
+      const jobId = await waitFor('the job', () => jobIds(home)[0]);
+      if (workMs === 0) {
+        // The worker StatefulSet is the last object the client creates; the job master's process does not run yet.
+        const workerSet = `/apis/apps/v1/namespaces/${ns}/statefulsets/${jobNames(jobId).workers(0)}`;
+        await waitFor('the worker StatefulSet', async () => (await cluster.request('GET', workerSet, undefined, [404])).status === 200, 60_000);
+        process.kill(cli.pid!, 'SIGSTOP');
+        expect(runner!.processes().filter((p) => p.container === 'jobmaster')).toEqual([]);
+      } else {
+        // The client submitted (so it started following) and the job runs; a client late enough to find the
+        // job RUNNING already prints no progress, so give its event stream a moment to connect: stopped before
+        // that, the old client could get through by chance (a weaker test, not a failing one).
+        const running = () => testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'running').length === 2;
+        await waitFor('the client following the running job', () => /submitted to kubernetes/.test(cli.output().stderr) && running(), 60_000).catch(async (err: Error) => {
+          throw new Error(`${err.message}\n${cli.output().stderr}\n${diagnose(jobId)}\n${podLogs(logDir, jobId)}`);
+        });
+        await sleep(1000);
+        process.kill(cli.pid!, 'SIGSTOP');
+      }
+      const endEvents = async () => ((await cluster.request('GET', `/api/v1/namespaces/${ns}/events?labelSelector=twister2.io/job=${jobId}`)).body as { items: unknown[] }).items.length;
+      await waitFor('the job ended, recorded and removed by its job master', async () => (await endEvents()) === 1 && (await objectsOf(ns, jobId)).length === 0, 90_000).catch(async (err: Error) => {
+        throw new Error(`${err.message}\nevents: ${await endEvents()}, objects: ${(await objectsOf(ns, jobId)).join(' ')}\n${diagnose(jobId)}\n${podLogs(logDir, jobId)}`);
+      });
+      await waitFor('the job master\'s last line', () => /ended SUCCEEDED: all 2 workers completed/.test(jobMasterLog(jobId)), 10_000);
+      process.kill(cli.pid!, 'SIGCONT');
+      expect(await cli.closed, cli.output().stderr).toBe(0);
+      expect(cli.output().stderr).toMatch(new RegExp(`job ${jobId} (ended )?SUCCEEDED: all 2 workers completed`));
+      const status = await runCli(['status', jobId, '--json'], home);
+      expect(status.code, status.stderr).toBe(0);
+      expect(JSON.parse(status.stdout)).toMatchObject({ jobId, state: 'SUCCEEDED' });
+    } finally {
+      if (started?.exitCode === null) started.kill('SIGKILL'); // a failed test's client may still be stopped
+      await server.close();
+      rmSync(storage, { recursive: true, force: true });
+    }
   });
 
   it('uploader s3: the client uploads, workers fetch with a presigned URL, the job master deletes the package at the end', async () => {
@@ -434,7 +522,7 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
   });
 
   it('the job master process killed (SIGKILL): the job ends, nothing is left, and the client says the job master went away', async () => {
-    const ns = await namespace({ restart: true });
+    const ns = await namespace();
     const home = tempHome();
     const job = makeJob({ name: 'k8s-jm-crash', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, ...inCluster(ns) }, { 'w.mjs': fixture('sleep-worker.mjs') });
     const cli = startCli(['submit', job], home);

@@ -190,7 +190,8 @@ describe('kube pod runner (kwok pods as local processes)', () => {
         });
         expect(s.POD_IP).toMatch(/^10\.244\./);
         expect(s.cwd.startsWith(runner.dir + path.sep)).toBe(true);
-        expect(readFileSync(path.join(logDir, `${name}-${c}.log`), 'utf8')).toContain(`started ${c}`);
+        // The line comes through the runner's pipe, which may be read after the file above was written.
+        await waitUntil(`${name}/${c}'s first line in its log`, () => readFileSync(path.join(logDir, `${name}-${c}.log`), 'utf8').includes(`started ${c}`), 10_000);
       }
       // $(VAR) in args, and a mount path in args and inside a shell script.
       expect(r.seen.a?.argv).toEqual([name, path.join(r.dir, 'x')]);
@@ -230,5 +231,34 @@ describe('kube pod runner (kwok pods as local processes)', () => {
     runner = undefined;
     expect(allPids.filter(alive)).toEqual([]);
     expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe('kube pod runner restarts (restart: true)', () => {
+  it('restarts an exited container as a kubelet does: Always on any exit, OnFailure on a non-zero one, Never not', async () => {
+    const ns = 't-restart';
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    await waitUntil('default service account', async () => (await core.listNamespacedServiceAccount({ namespace: ns })).items.some((sa) => sa.metadata?.name === 'default'));
+    runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, labelSelector: 'app=r', logDir: path.join(tmp, 'restart-logs'), restart: true });
+    const pods: Array<[string, 'Always' | 'OnFailure' | 'Never', number]> = [
+      ['always-ok', 'Always', 0],
+      ['onfailure-ok', 'OnFailure', 0],
+      ['onfailure-bad', 'OnFailure', 3],
+      ['never-bad', 'Never', 3],
+    ];
+    for (const [name, restartPolicy, code] of pods) {
+      const container = { name: 'c', image: 'twister2/test:none', command: ['sh', '-c', `echo run; exit ${code}`] };
+      await core.createNamespacedPod({ namespace: ns, body: { metadata: { name, labels: { app: 'r' } }, spec: { restartPolicy, containers: [container] } } });
+    }
+    const runs = (pod: string) => runner!.processes().filter((p) => p.pod === pod);
+    // Back-off 1 s, then 2 s: the third run of a container that always exits comes after about 3 s.
+    const exited = (pod: string) => runs(pod).length > 0 && runs(pod).every((p) => p.exitCode !== undefined);
+    await waitUntil('always-ok and onfailure-bad run three times', () => runs('always-ok').length >= 3 && runs('onfailure-bad').length >= 3 && exited('onfailure-ok') && exited('never-bad'), 60_000);
+    for (const pod of ['always-ok', 'onfailure-bad']) expect(runs(pod).slice(0, 3).map((p) => p.restartCount)).toEqual([0, 1, 2]);
+    expect(runs('onfailure-ok').map((p) => [p.restartCount, p.exitCode])).toEqual([[0, 0]]);
+    expect(runs('never-bad').map((p) => [p.restartCount, p.exitCode])).toEqual([[0, 3]]);
+    expect(runner.errors()).toEqual([]);
+    await runner.stop();
+    runner = undefined;
   });
 });

@@ -1,7 +1,7 @@
 import { submit } from '../../client/submit.js';
 import type { JobHandle } from '../../client/job-handle.js';
 import { ExitCode } from '../../errors.js';
-import type { JobEvent } from '../../protocol/messages.js';
+import { TERMINAL_JOB_STATES, type JobEvent } from '../../protocol/messages.js';
 import type { ClusterKind } from '../../spec/schema.js';
 import { workersFlag } from '../flags.js';
 import { exitCodeOf, exitWhenFlushed, formatBytes, printLines } from '../output.js';
@@ -42,6 +42,12 @@ export async function submitCommand(args: SubmitArgs): Promise<number> {
   const status = await handle.status();
   const say = (s: string) => console.error(`twister2: ${s}`);
   say(`job ${handle.jobId} submitted to ${status.cluster} (${status.numWorkers} workers, package ${formatBytes(handle.record.package.size)}, sha256 ${handle.record.package.sha256.slice(0, 12)})`);
+  if (args.detach && TERMINAL_JOB_STATES.includes(status.state)) {
+    // A short job can end before a slow client got back to it: its outcome is what there is to say.
+    say(`job ${handle.jobId} ended ${status.state}${status.message ? `: ${status.message}` : ''}`);
+    if (args.json) console.log(JSON.stringify(status));
+    return exitCodeOf(status);
+  }
   if (args.detach) {
     const jm = handle.record.jobMaster;
     say(`job master running ${jm?.kubernetes ? `in a pod of Kubernetes namespace "${jm.kubernetes.namespace}"` : `in process ${jm?.pid}`}; follow with \`twister2 logs -f ${handle.jobId}\`, stop with \`twister2 kill ${handle.jobId}\``);

@@ -26,6 +26,8 @@ export class InClusterJob {
   private logs: PodLogFollower | undefined;
   private mpirun: TaggedOutputSplitter | undefined;
   private poller: NodeJS.Timeout | undefined;
+  /** Status writes one after the other: a job handle's status() and wait() may both record the end at once. */
+  private recording: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly jobId: string,
@@ -82,18 +84,21 @@ export class InClusterJob {
   }
 
   /**
-   * For a job whose objects are all gone, which ended while no client followed it: the final status its job
-   * master left in an Event, now recorded as the job's; or, the event expired or unreadable, why how it
-   * ended is not known. Undefined while objects of the job are still listed.
+   * For a job whose job master no longer answers, which ended while no client followed it (or before the
+   * client first got through): the final status its job master left in an Event, recorded as the job's once
+   * nothing of the job is left; or, with every object gone and the event expired or unreadable, why how it
+   * ended is not known. Undefined while objects of the job are still listed and no such event is.
    */
   async endedUnseen(): Promise<{ status: JobStatus } | { unknown: string } | undefined> {
+    // Objects first: the job master records the event before it deletes the root, so with nothing left, a
+    // recorded end is listed by then.
     const left = await jobObjectsLeft(this.api, this.jobId).catch(() => undefined);
-    if (!left || left.length > 0) return undefined;
     const recorded = await findJobEnd(this.api, this.jobId).catch(() => undefined);
     if (recorded) {
-      await writeJson(path.join(this.jobDir, files.status), recorded);
+      if (left?.length === 0) await this.record(recorded);
       return { status: recorded };
     }
+    if (!left || left.length > 0) return undefined;
     return {
       unknown: `job ${this.jobId} ended while no client followed it: its job master ran in a pod, which went with the job, and no Event of the job (kept for the API server's --event-ttl, 1 h by default) says how it ended; nothing of the job is left in namespace "${this.api.namespace}"`,
     };
@@ -101,8 +106,8 @@ export class InClusterJob {
 
   /**
    * After the job ended: waits until nothing of the job is left in the namespace, reads the logs to their
-   * end and records `last` (the job master's final status) as the job's. Without it the job master went
-   * away before it said how the job ended.
+   * end and records `last` (the job master's final status, else the one it left in an Event) as the job's.
+   * Without either the job master went away before it said how the job ended.
    */
   async finish(last: JobStatus | undefined): Promise<JobStatus> {
     const recorded = await readFinalStatus(this.jobDir);
@@ -113,13 +118,20 @@ export class InClusterJob {
     clearInterval(this.poller);
     await this.logs?.close();
     await this.mpirun?.close();
+    // The job master went before this client heard how the job ended (it was slow, or was stopped): the event says.
+    last ??= await findJobEnd(this.api, this.jobId).catch(() => undefined);
     if (!last) {
       throw new JobMasterUnreachableError(
         `the job master pod of ${this.jobId} went away without saying how the job ended${left.length ? `; still in namespace "${this.api.namespace}": ${left.join(', ')}` : '; nothing of the job is left in the cluster'}`,
       );
     }
     const status: JobStatus = left.length === 0 ? last : { ...last, message: `${last.message ?? ''}; objects still in namespace "${this.api.namespace}" ${GONE_TIMEOUT_MS / 1000}s after the job ended: ${left.join(', ')}` };
-    await writeJson(path.join(this.jobDir, files.status), status);
+    await this.record(status);
     return status;
+  }
+
+  private record(status: JobStatus): Promise<void> {
+    this.recording = this.recording.catch(() => undefined).then(() => writeJson(path.join(this.jobDir, files.status), status));
+    return this.recording;
   }
 }

@@ -9,6 +9,7 @@ import { createUploader } from '../../uploader/registry.js';
 import type { PackageRef, Uploader } from '../../uploader/uploader.js';
 import type { JobMasterCommand, QueuedJobMaster } from '../launcher.js';
 import { createJobObjects } from './job-creation.js';
+import { findJobEnd } from './job-end-event.js';
 import { deleteJob, kubeApi, type KubeApi } from './kube-api.js';
 import { jobNames, jobSelector } from './names.js';
 import { JOB_MASTER_CONTAINER } from './objects/index.js';
@@ -59,6 +60,14 @@ export async function queueJobMaster(spec: JobSpec, jobDir: string, _node: strin
   const where = { namespace: api.namespace, ...(k8s.kubeconfig ?? process.env.KUBECONFIG ? { kubeconfig: k8s.kubeconfig ?? process.env.KUBECONFIG } : {}), ...(k8s.context ? { context: k8s.context } : {}) };
   const client = new JobMasterClient({ url, token, proxy: await serviceProxyTransport(where) });
   const pod = async () => (await api.core.listNamespacedPod({ namespace: api.namespace, labelSelector: jobSelector(jobId, 'jobmaster') })).items[0];
+  // Only a 404 says the root is gone; another error may pass.
+  const rootGone = () =>
+    api.core.readNamespacedConfigMap({ namespace: api.namespace, name: names.root }).then(
+      () => false,
+      (err: unknown) => err instanceof ApiException && err.code === 404,
+    );
+  // The job master records the event before it deletes the root.
+  const endedUnanswered = async () => (await rootGone()) && (await findJobEnd(api, jobId).catch(() => undefined)) !== undefined;
 
   return {
     name: `the job master pod of ${jobId} (namespace "${api.namespace}")`,
@@ -66,9 +75,10 @@ export async function queueJobMaster(spec: JobSpec, jobDir: string, _node: strin
       const p = await pod().catch(() => undefined);
       const running = p?.status?.containerStatuses?.find((c) => c.name === JOB_MASTER_CONTAINER && c.state?.running);
       if (p && running) copier?.copyInto({ name: p.metadata!.name!, uid: p.metadata!.uid! }, JOB_MASTER_CONTAINER);
-      if (!running) return undefined;
-      const answered = await client.status().then(() => true, () => false);
-      if (!answered) return undefined;
+      const answered = running ? await client.status().then(() => true, () => false) : false;
+      // A short job may end, and its job master go with it, before this client first got through (a slow
+      // machine): the job master left how the job ended in an Event, which the job handle reads from there.
+      if (!answered && !(await endedUnanswered())) return undefined;
       copier?.stop();
       return { url, kubernetes: where };
     },
@@ -77,12 +87,8 @@ export async function queueJobMaster(spec: JobSpec, jobDir: string, _node: strin
         await remove().catch(() => undefined);
         return failure;
       }
-      // Only a 404 says the root is gone; another error may pass.
-      const gone = await api.core.readNamespacedConfigMap({ namespace: api.namespace, name: names.root }).then(
-        () => false,
-        (err: unknown) => err instanceof ApiException && err.code === 404,
-      );
-      if (gone) return `the job's root ConfigMap "${names.root}" was deleted before its job master answered`;
+      // Gone after it recorded how the job ended: address() hands the job over.
+      if (await rootGone()) return (await findJobEnd(api, jobId).catch(() => undefined)) ? undefined : `the job's root ConfigMap "${names.root}" was deleted before its job master answered`;
       const p = await pod().catch(() => undefined);
       const why = p ? await jobMasterPodProblem(api, p) : undefined;
       if (why) await remove().catch(() => undefined);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuthenticationError, RegistrationError } from '../../../src/errors.js';
+import { AuthenticationError, RegistrationError, WorkerCompletedError } from '../../../src/errors.js';
 import { JobMasterServer } from '../../../src/jobmaster/http-server.js';
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import type { Launcher } from '../../../src/launchers/launcher.js';
@@ -132,6 +132,10 @@ describe('job master', () => {
     for (const id of [0, 1, 2]) sessions.push((await client.register(reg(id))).session);
     await client.complete(0, sessions[0]!, true);
     await expect(client.complete(0, sessions[0]!, false)).rejects.toThrow(/stale session/);
+    // A restarted copy of it (a kubelet's restart) learns by the error's class that its worker is done.
+    const again = await client.register(reg(0)).catch((e: Error) => e);
+    expect(again).toBeInstanceOf(WorkerCompletedError);
+    expect(again).toMatchObject({ code: 'T2_WORKER_COMPLETED', message: 'worker 0 already completed' });
     const res = await fetch(`${url}/v1/job/kill/now`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(res.status).toBe(404);
     expect(jm.state).toBe('RUNNING');

@@ -29,7 +29,7 @@ import {
   workerHeadlessService,
   workerPod,
 } from '../dist/launchers/k8s/objects/index.js';
-import { workerEnvironment } from '../dist/launchers/worker-env.js';
+import { workerEnvironment } from '../dist/job/worker-environment.js';
 import { parseSpec } from '../dist/spec/validate.js';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../scripts/build-k8s.sh', import.meta.url));
@@ -325,7 +325,7 @@ async function runOnce(mode, n) {
     const t0 = performance.now();
     const root = await createObject(api, rootConfigMap(jobId, spec));
     const job = k8sJob(jobId, spec, rootOwnerReference(root));
-    const env = workerEnvironment({ jobId, spec, jobMasterUrl: 'http://10.0.0.1:7575', token: TOKEN, packageRef: PACKAGE_REF });
+    const env = workerEnvironment({ jobId, spec, jobMasterUrl: 'http://10.0.0.1:7575', token: TOKEN, packageRef: PACKAGE_REF }, { secret: { kind: 'cluster' } });
     const c = watcher.counts;
     const existing = watcher.until(`${n} pods created`, () => c().exist >= n);
     const scheduled = watcher.until(`${n} pods scheduled`, () => c().scheduled >= n);

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
+import { MAX_LINE_CHARS } from '../../line-splitter.js';
 import { WorkerLogFiles } from '../worker-log-files.js';
 import type { NomadApi } from './nomad-api.js';
 
@@ -9,7 +10,23 @@ interface Followed {
   workerId: number;
   /** Bytes already written to the worker's log: where a new follow or the final read starts. */
   received: number;
+  /** The end of the output received so far when it is not a whole line: held until its newline comes. */
+  pending: Buffer;
   stream?: Readable | undefined;
+}
+
+/**
+ * The whole lines `chunk` completes, with what was held before it; the unfinished rest is held in
+ * `f.pending`. stdout and stderr go to the same file, and Nomad's frames end anywhere: written as they
+ * come, a stderr line could land inside a stdout line and corrupt both. A line without an end is handed
+ * on once it is MAX_LINE_CHARS bytes long, so what is held stays bounded.
+ */
+function wholeLines(f: Followed, chunk: Buffer): Buffer | undefined {
+  const all = f.pending.length ? Buffer.concat([f.pending, chunk]) : chunk;
+  const end = all.lastIndexOf(0x0a) + 1;
+  const cut = end === 0 && all.length >= MAX_LINE_CHARS ? all.length : end;
+  f.pending = Buffer.from(all.subarray(cut));
+  return cut ? all.subarray(0, cut) : undefined;
 }
 
 /**
@@ -35,15 +52,17 @@ export class AllocationLogs {
   follow(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      const f = this.followed.get(key) ?? { workerId, received: 0 };
+      const f = this.followed.get(key) ?? { workerId, received: 0, pending: Buffer.alloc(0) };
       this.followed.set(key, f);
       if (f.stream) continue;
       const stream = this.api.logStream(allocId, this.task, type, f.received);
       f.stream = stream;
       stream.on('data', (chunk: Buffer) => {
         f.received += chunk.length;
+        const lines = wholeLines(f, chunk);
+        if (!lines) return;
         const file = this.files.of(workerId);
-        if (file.write(chunk)) return;
+        if (file.write(lines)) return;
         stream.pause();
         file.once('drain', () => stream.resume());
       });
@@ -62,7 +81,7 @@ export class AllocationLogs {
   include(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: 0 });
+      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: 0, pending: Buffer.alloc(0) });
     }
   }
 
@@ -87,11 +106,15 @@ export class AllocationLogs {
         try {
           for await (const chunk of this.api.logStream(allocId, this.task, type, f.received, false) as AsyncIterable<Buffer>) {
             f.received += chunk.length;
-            if (!file.write(chunk)) await once(file, 'drain');
+            const lines = wholeLines(f, chunk);
+            if (lines && !file.write(lines)) await once(file, 'drain');
           }
         } catch {
           // The allocation is gone, or its log with it: nothing more to read.
         }
+        // A last line without a newline gets one, so that it does not run into the other stream's output.
+        if (f.pending.length) file.write(Buffer.concat([f.pending, Buffer.from('\n')]));
+        f.pending = Buffer.alloc(0);
       }),
     );
     await this.files.close();

@@ -649,6 +649,10 @@ function conformanceIn(placement: 'client' | 'cluster'): void {
       const procs = jobProcesses(jobId);
       return [...objects, ...(procs.length ? [`processes: ${procs.join(' ')}`] : [])];
     },
+    // The test pod runner restarts a container as a kubelet would but, unlike a kubelet, does not report the
+    // restart in the pod's status (kwok owns it), so the client never learns of the new run and does not
+    // follow its log: a restarted worker's output is read where the runner writes it.
+    restartedWorkerOutput: (_home, jobId) => podLogs(logDir, jobId),
     cleanupWithinMs: 20_000,
     outlivesClient: placement === 'cluster',
   });

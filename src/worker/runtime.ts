@@ -9,7 +9,7 @@ import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { WorkerContext, WorkerContextEvents } from './context.js';
 import { JobMasterLink } from './job-master-link.js';
-import { redact } from './fetch/http-download.js';
+import { redact } from './fetch/redact-url.js';
 import { fetchPackage } from './fetch/package-fetch.js';
 import { pickFreePorts } from './free-ports.js';
 import { idleUntilJobMasterGone } from './idle-in-pod.js';

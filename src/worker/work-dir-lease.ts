@@ -1,8 +1,10 @@
-import { mkdirSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 const LIVE = '.live';
+/** How long taking or releasing waits for another worker of this host holding the lease lock. */
+const LOCK_WAIT_MS = 10_000;
 
 /**
  * A worker's hold on its host's scratch work directory (the unpacked package, per-worker dirs): taken
@@ -11,8 +13,14 @@ const LIVE = '.live';
  * removes the directory, so a killed job leaves no scratch behind on its nodes. Each hold is a file
  * `<work dir>/.live/<host>-<pid>`; a hold of a dead process on this host (SIGKILLed) does not count. Holds
  * of other hosts, should the directory be shared, always count. Synchronous: it runs in exit paths.
+ *
+ * Taking and releasing happen under one lock file beside the directory (`<work dir>.lease-lock`): without
+ * it, a worker starting while the last one was ending could take its hold between the ender's look at the
+ * holds and its removal of the directory, and lose the package it had just been promised.
  */
 export class WorkDirLease {
+  /** Test seam: runs while a release holds the lock, after it found no other holder, before it removes the directory. */
+  static beforeRemove: (() => void) | undefined;
   private released = false;
 
   private constructor(
@@ -23,21 +31,82 @@ export class WorkDirLease {
   static take(workDir: string): WorkDirLease {
     const dir = path.join(workDir, LIVE);
     const marker = path.join(dir, `${os.hostname()}-${process.pid}`);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(marker, '');
+    withLeaseLock(workDir, () => {
+      mkdirSync(dir, { recursive: true });
+      closeSync(openSync(marker, 'w'));
+    });
     return new WorkDirLease(workDir, marker);
   }
 
   release(): void {
     if (this.released) return;
     this.released = true;
+    withLeaseLock(this.workDir, () => {
+      try {
+        unlinkSync(this.marker);
+      } catch {
+        // Removed with the directory by a holder of an earlier generation: nothing of ours is left.
+      }
+      let others: string[];
+      try {
+        others = readdirSync(path.join(this.workDir, LIVE)).filter((name) => holderAlive(name));
+      } catch {
+        return; // the directory is gone already
+      }
+      if (others.length > 0) return;
+      WorkDirLease.beforeRemove?.();
+      rmSync(this.workDir, { recursive: true, force: true });
+    });
+  }
+}
+
+/**
+ * Runs `fn` holding `<work dir>.lease-lock` (created exclusively; a lock of a dead process of this host is
+ * broken). Waits synchronously, since releases run in exit hooks; after LOCK_WAIT_MS it runs `fn` anyway
+ * rather than leave a worker stuck, which at worst brings back the race the lock closes.
+ */
+function withLeaseLock(workDir: string, fn: () => void): void {
+  const lock = `${workDir}.lease-lock`;
+  mkdirSync(path.dirname(lock), { recursive: true });
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let held = false;
+  while (!held && Date.now() < deadline) {
     try {
-      unlinkSync(this.marker);
-      const others = readdirSync(path.join(this.workDir, LIVE)).filter((name) => holderAlive(name));
-      if (others.length === 0) rmSync(this.workDir, { recursive: true, force: true });
-    } catch {
-      // Already removed by another worker that ended at the same moment, or not ours to remove.
+      const fd = openSync(lock, 'wx');
+      writeSync(fd, `${os.hostname()}-${process.pid}`);
+      closeSync(fd);
+      held = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      breakIfStale(lock);
+      Atomics.wait(SLEEPER, 0, 0, 5);
     }
+  }
+  try {
+    fn();
+  } finally {
+    if (held) unlinkQuietly(lock);
+  }
+}
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+function breakIfStale(lock: string): void {
+  let holder: string;
+  try {
+    holder = readFileSync(lock, 'utf8');
+  } catch {
+    return; // released meanwhile
+  }
+  // An empty lock is one being written; only a named holder that is gone is stale.
+  if (holder && !holderAlive(holder)) unlinkQuietly(lock);
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // gone already
   }
 }
 

@@ -16,7 +16,7 @@ import { parseSpec } from '../../src/spec/validate.js';
 import { createUploader } from '../../src/uploader/registry.js';
 import { PackageRefSchema, type PackageRef, type PackageToUpload, type Uploader } from '../../src/uploader/uploader.js';
 import { fetchPackage } from '../../src/worker/fetch/package-fetch.js';
-import { redact } from '../../src/worker/fetch/http-download.js';
+import { redact } from '../../src/worker/fetch/redact-url.js';
 import { ROOT } from '../helpers/cli.js';
 import { startCorruptingProxy } from '../helpers/corrupting-proxy.js';
 

@@ -5,7 +5,6 @@ import { PackageError } from '../../errors.js';
 import { ManifestSchema, type Manifest } from '../../package/manifest.js';
 import type { PackageRef } from '../../uploader/uploader.js';
 import { recordFailure, runOncePerHost } from './host-lock.js';
-import { downloadVerified } from './http-download.js';
 
 export interface FetchedPackage {
   dir: string;
@@ -23,18 +22,23 @@ export async function fetchPackage(ref: PackageRef, workDir: string, opts: { dea
   await mkdir(workDir, { recursive: true });
   const base = path.join(workDir, `package-${ref.sha256.slice(0, 16)}`);
   const manifestFile = `${base}.manifest.json`;
-  const ready = async () => existsSync(base) && (await readManifest(manifestFile)) !== undefined;
+  // The manifest ready() read is the one returned: reading it again later could find it gone.
+  let seen: Manifest | undefined;
+  const ready = async () => existsSync(base) && (seen = await readManifest(manifestFile)) !== undefined;
   let outcome;
   try {
     outcome = await runOncePerHost(`${base}.lock`, `${base}.failed`, ready, opts.deadlineMs);
   } catch (err) {
     throw new PackageError((err as Error).message);
   }
-  if (!outcome.held) return { dir: base, manifest: (await readManifest(manifestFile))!, fetchedHere: false };
+  // Not held: ready() just returned true (runOncePerHost returns so only then), so `seen` is set.
+  if (!outcome.held) return { dir: base, manifest: seen!, fetchedHere: false };
   try {
     const archive = ref.kind === 'file' ? ref.path : ref.kind === 'copied' ? path.join(workDir, ref.file) : `${base}.tar.gz`;
     if (ref.kind === 'copied') await waitForCopy(archive, opts.deadlineMs);
     if (ref.kind === 'http') {
+      // Loaded here: only the one worker per host that downloads needs the HTTP client (got).
+      const { downloadVerified } = await import('./http-download.js');
       await downloadVerified(archive, {
         url: ref.url,
         token: ref.token,

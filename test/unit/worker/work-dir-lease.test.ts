@@ -1,6 +1,8 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { WorkDirLease } from '../../../src/worker/work-dir-lease.js';
 
@@ -10,6 +12,14 @@ const hold = (dir: string, host: string, pid: number) => {
   const marker = path.join(dir, '.live', `${host}-${pid}`);
   writeFileSync(marker, '');
   return () => rmSync(marker);
+};
+
+const TAKER = fileURLToPath(new URL('./lease-taker.ts', import.meta.url));
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Waits synchronously (as a release in an exit hook does) until `done()` or `ms` passed. */
+const waitSync = (done: () => boolean, ms: number) => {
+  const end = Date.now() + ms;
+  while (!done() && Date.now() < end) Atomics.wait(sleeper, 0, 0, 10);
 };
 
 describe('WorkDirLease', () => {
@@ -37,5 +47,51 @@ describe('WorkDirLease', () => {
     dropRemote();
     WorkDirLease.take(dir).release();
     expect(existsSync(dir)).toBe(false);
+  });
+
+  it('a worker taking its hold while the last holder removes the dir keeps the dir and what it put there', async () => {
+    const dir = scratch();
+    const trying = path.join(path.dirname(dir), 'taker-started');
+    const lease = WorkDirLease.take(dir);
+    let taker: ChildProcess | undefined;
+    const takerMarker = () => path.join(dir, '.live', `${os.hostname()}-${taker?.pid}`);
+    // The release found no other holder and is about to remove the dir: a new worker starts right then.
+    WorkDirLease.beforeRemove = () => {
+      taker = spawn(process.execPath, ['--import', 'tsx', TAKER, dir, trying], { stdio: 'ignore' });
+      waitSync(() => existsSync(trying), 30_000);
+      // Without the lock it takes its hold at once; with it, it waits for this release to finish.
+      waitSync(() => existsSync(takerMarker()), 2000);
+    };
+    try {
+      lease.release();
+    } finally {
+      WorkDirLease.beforeRemove = undefined;
+    }
+    try {
+      expect(existsSync(trying)).toBe(true);
+      await expect.poll(() => existsSync(path.join(dir, 'package-of-the-new-worker')), { timeout: 30_000 }).toBe(true);
+      expect(existsSync(takerMarker())).toBe(true);
+      expect(existsSync(`${dir}.lease-lock`)).toBe(false);
+    } finally {
+      taker?.kill('SIGKILL');
+      rmSync(path.dirname(dir), { recursive: true, force: true });
+    }
+  });
+
+  it('leaves no lock file behind, and the last release removes the dir', () => {
+    const dir = scratch();
+    const lease = WorkDirLease.take(dir);
+    expect(existsSync(`${dir}.lease-lock`)).toBe(false);
+    lease.release();
+    expect(existsSync(dir)).toBe(false);
+    expect(existsSync(`${dir}.lease-lock`)).toBe(false);
+  });
+
+  it('a lock left by a dead process of this host is broken', () => {
+    const dir = scratch();
+    writeFileSync(`${dir}.lease-lock`, `${os.hostname()}-${2 ** 22 + 1}`);
+    WorkDirLease.take(dir).release();
+    expect(existsSync(dir)).toBe(false);
+    expect(existsSync(`${dir}.lease-lock`)).toBe(false);
   });
 });

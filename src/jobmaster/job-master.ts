@@ -261,7 +261,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     if (n > from) {
       const ids = range(from, n);
       for (const id of ids) this.workers.set(id, this.newRecord(id));
-      this.view = undefined;
+      this.recount();
       const wasRunning = this.jobState === 'RUNNING';
       if (wasRunning) this.setJobState('STARTING', `scaling up to ${n} workers`);
       this.emitEvent({ type: 'scaled', from, to: n });
@@ -279,7 +279,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
         this.setWorkerState(rec, 'REMOVED');
         this.workers.delete(id);
       }
-      this.view = undefined;
+      this.recount();
       this.emitEvent({ type: 'scaled', from, to: n });
       try {
         await this.launcher.removeWorkers(ids);
@@ -299,7 +299,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     if (this.isTerminal()) return;
     for (const id of ids) this.workers.delete(id);
     this.numWorkers = from;
-    this.view = undefined;
+    this.recount();
     this.emitEvent({ type: 'scaled', from: from + ids.length, to: from });
     if (wasRunning && this.jobState === 'STARTING') this.setJobState('RUNNING', `scaling failed; back to ${from} workers`);
   }
@@ -445,26 +445,27 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     return TERMINAL_JOB_STATES.includes(this.jobState);
   }
 
-  /** Derived from the worker records, recomputed only after a change: barriers and registration ask on every request. */
-  private view: { live: number[]; registered: number } | undefined;
+  /**
+   * Derived from the worker records and kept up to date on each change, so that registration and barrier
+   * arrivals stay O(1): recomputing over 10,000 records per registration made registering quadratic.
+   * `live` is rebuilt lazily, only after a change of who is live (a registration does not change it).
+   */
+  private view: { live: number[] | undefined; registered: number } = { live: undefined, registered: 0 };
 
-  private counts(): { live: number[]; registered: number } {
-    if (!this.view) {
-      const all = [...this.workers.values()];
-      this.view = {
-        live: all.filter((w) => w.state !== 'COMPLETED' && w.state !== 'REMOVED').map((w) => w.workerId),
-        registered: all.filter((w) => w.state === 'RUNNING' || w.state === 'COMPLETED').length,
-      };
-    }
-    return this.view;
+  /** After records were added or deleted wholesale (start, scaling). */
+  private recount(): void {
+    let registered = 0;
+    for (const w of this.workers.values()) if (isRegistered(w.state)) registered++;
+    this.view = { live: undefined, registered };
   }
 
   private liveIds(): number[] {
-    return this.counts().live;
+    this.view.live ??= [...this.workers.values()].filter((w) => isLive(w.state)).map((w) => w.workerId);
+    return this.view.live;
   }
 
   private registeredCount(): number {
-    return this.counts().registered;
+    return this.view.registered;
   }
 
   private missingIds(): number[] {
@@ -476,8 +477,10 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   }
 
   private setWorkerState(rec: WorkerRecord, state: WorkerState): void {
+    const before = rec.state;
     rec.state = state;
-    this.view = undefined;
+    this.view.registered += Number(isRegistered(state)) - Number(isRegistered(before));
+    if (isLive(state) !== isLive(before)) this.view.live = undefined;
     if (state === 'STARTING' || state === 'FAILED') rec.lastSeen = this.now();
     this.emitEvent({ type: 'worker-state', workerId: rec.workerId, state, restarts: rec.restarts, ...(rec.message ? { message: rec.message } : {}) });
   }
@@ -495,3 +498,6 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
 }
+
+const isRegistered = (s: WorkerState): boolean => s === 'RUNNING' || s === 'COMPLETED';
+const isLive = (s: WorkerState): boolean => s !== 'COMPLETED' && s !== 'REMOVED';

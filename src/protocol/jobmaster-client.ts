@@ -1,24 +1,10 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type https from 'node:https';
-import { createParser } from 'eventsource-parser';
-import got, { type Got } from 'got';
-import type { z } from 'zod';
 import { AuthenticationError, JobMasterUnreachableError, ProtocolError, errorFromWire } from '../errors.js';
-import {
-  BarrierResponseSchema,
-  ErrorResponseSchema,
-  HeartbeatResponseSchema,
-  JobEventSchema,
-  JobStatusSchema,
-  JOB_TOKEN_HEADER,
-  PROTOCOL_HEADER,
-  PROTOCOL_VERSION,
-  RegisterResponseSchema,
-  WorkerInfoSchema,
-  WorkerListSchema,
-  type JobEvent,
-  type RegisterRequest,
-} from './messages.js';
+import { AnswerShapeError, answers } from './answer-guards.js';
+import { httpCall, openStream, serverSentData } from './http-call.js';
+import type { JobEvent, RegisterRequest } from './messages.js';
+import { JOB_TOKEN_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION } from './wire.js';
 
 export interface JobMasterClientOptions {
   url: string;
@@ -32,38 +18,29 @@ export interface JobMasterClientOptions {
   proxy?: { agent: https.Agent; headers: Record<string, string> };
 }
 
-const sharedAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-
 /** The typed client of the job master's wire protocol, used by workers, the CLI and the library. */
 export class JobMasterClient {
   readonly url: string;
-  private readonly http: Got;
+  private readonly headers: Record<string, string>;
 
   constructor(private readonly opts: JobMasterClientOptions) {
     this.url = opts.url.replace(/\/$/, '');
-    this.http = got.extend({
-      prefixUrl: `${this.url}/v1`,
-      headers: {
-        ...(opts.proxy ? { ...opts.proxy.headers, [JOB_TOKEN_HEADER]: opts.token } : { authorization: `Bearer ${opts.token}` }),
-        [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
-      },
-      agent: { http: opts.agent ?? sharedAgent, ...(opts.proxy ? { https: opts.proxy.agent } : {}) },
-      throwHttpErrors: false,
-      retry: { limit: 0 },
-      responseType: 'text',
-    });
+    this.headers = {
+      ...(opts.proxy ? { ...opts.proxy.headers, [JOB_TOKEN_HEADER]: opts.token } : { authorization: `Bearer ${opts.token}` }),
+      [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
+    };
   }
 
   status() {
-    return this.call('GET', 'job', undefined, JobStatusSchema, { retries: 2 });
+    return this.call('GET', 'job', undefined, answers.status, { retries: 2 });
   }
 
   register(req: RegisterRequest) {
-    return this.call('POST', 'workers', req, RegisterResponseSchema);
+    return this.call('POST', 'workers', req, answers.register);
   }
 
   heartbeat(workerId: number, session: string) {
-    return this.call('POST', `workers/${workerId}/heartbeat`, { session }, HeartbeatResponseSchema, { timeoutMs: 5000 });
+    return this.call('POST', `workers/${workerId}/heartbeat`, { session }, answers.heartbeat, { timeoutMs: 5000 });
   }
 
   async complete(workerId: number, session: string, ok: boolean, message?: string): Promise<void> {
@@ -81,44 +58,43 @@ export class JobMasterClient {
    */
   barrier(name: string, workerId: number, session: string, timeoutMs?: number) {
     const body = { workerId, session, ...(timeoutMs ? { timeoutMs } : {}) };
-    return this.call('POST', `barriers/${encodeURIComponent(name)}`, body, BarrierResponseSchema, { timeoutMs: 0, retries: 3 });
+    return this.call('POST', `barriers/${encodeURIComponent(name)}`, body, answers.barrier, { timeoutMs: 0, retries: 3 });
   }
 
   /** Publishes ports this worker opened; peers see them in discovery. */
   publishPorts(workerId: number, session: string, ports: Record<string, number>) {
-    return this.call('POST', `workers/${workerId}/ports`, { session, ports }, WorkerInfoSchema);
+    return this.call('POST', `workers/${workerId}/ports`, { session, ports }, answers.workerInfo);
   }
 
   workers(opts: { waitForAll?: boolean; timeoutMs?: number } = {}) {
     const q = opts.waitForAll ? `?wait=all${opts.timeoutMs ? `&timeoutMs=${opts.timeoutMs}` : ''}` : '';
-    return this.call('GET', `workers${q}`, undefined, WorkerListSchema, { timeoutMs: opts.waitForAll ? 0 : undefined });
+    return this.call('GET', `workers${q}`, undefined, answers.workerList, { timeoutMs: opts.waitForAll ? 0 : undefined });
   }
 
   scale(workers: number) {
-    return this.call('POST', 'job/scale', { workers }, JobStatusSchema);
+    return this.call('POST', 'job/scale', { workers }, answers.status);
   }
 
   kill(reason?: string) {
-    return this.call('POST', 'job/kill', reason ? { reason } : {}, JobStatusSchema);
+    return this.call('POST', 'job/kill', reason ? { reason } : {}, answers.status);
   }
 
   /** Follows the job's event stream until it closes or `signal` aborts. A snapshot comes first. */
   async *events(signal?: AbortSignal): AsyncGenerator<JobEvent> {
-    const stream = this.http.stream('events', { signal, timeout: {} } as never);
-    const queue: JobEvent[] = [];
-    const parser = createParser({
-      onEvent: (msg) => {
-        const parsed = JobEventSchema.safeParse(JSON.parse(msg.data));
-        if (parsed.success) queue.push(parsed.data);
-      },
-    });
-    let status = 0;
-    stream.on('response', (r: http.IncomingMessage) => (status = r.statusCode ?? 0));
     try {
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        if (status === 401) throw new AuthenticationError('the job master refused the job secret');
-        parser.feed(chunk.toString('utf8'));
-        while (queue.length) yield queue.shift()!;
+      const res = await openStream(`${this.url}/v1/events`, { headers: this.headers, agent: this.agent(), signal });
+      if (res.statusCode === 401) {
+        res.resume();
+        throw new AuthenticationError('the job master refused the job secret');
+      }
+      for await (const data of serverSentData(res)) {
+        let event: JobEvent;
+        try {
+          event = answers.event(JSON.parse(data));
+        } catch {
+          continue; // an event this client does not understand is skipped, as the protocol allows
+        }
+        yield event;
       }
     } catch (err) {
       if (signal?.aborted) return;
@@ -127,23 +103,23 @@ export class JobMasterClient {
     }
   }
 
-  private async call<S extends z.ZodType>(
+  private agent(): http.Agent | https.Agent | undefined {
+    return this.opts.proxy ? this.opts.proxy.agent : this.opts.agent;
+  }
+
+  private async call<T>(
     method: 'GET' | 'POST',
     path: string,
     body: unknown,
-    schema: S | undefined,
+    guard: ((json: unknown) => T) | undefined,
     opts: { timeoutMs?: number | undefined; retries?: number } = {},
-  ): Promise<z.infer<S>> {
+  ): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? 15_000;
     let attempt = 0;
     for (;;) {
       let res;
       try {
-        res = await this.http(path, {
-          method,
-          ...(body === undefined ? {} : { json: body }),
-          timeout: timeoutMs > 0 ? { request: timeoutMs } : {},
-        });
+        res = await httpCall(`${this.url}/v1/${path}`, { method, headers: this.headers, body, timeoutMs, agent: this.agent() });
       } catch (err) {
         if (attempt++ < (opts.retries ?? 0)) {
           await new Promise((r) => setTimeout(r, 200 * attempt));
@@ -151,18 +127,21 @@ export class JobMasterClient {
         }
         throw new JobMasterUnreachableError(`cannot reach the job master at ${this.url}: ${(err as Error).message}`, { cause: err });
       }
-      const json = res.body ? safeJson(res.body) : undefined;
-      if (res.statusCode >= 400) {
-        const e = ErrorResponseSchema.safeParse(json);
-        if (e.success) throw errorFromWire(e.data.error.code, e.data.error.message);
+      const json = res.text ? safeJson(res.text) : undefined;
+      if (res.status >= 400) {
+        const e = answers.error(json);
+        if (e) throw errorFromWire(e.code, e.message);
         // Not the job master's own answer (a proxy's, say): what it said is the clue.
-        const said = res.body.trim().replace(/\s+/g, ' ').slice(0, 300);
-        throw new ProtocolError(`job master answered ${res.statusCode} to ${method} ${path}${said ? `: ${said}` : ''}`);
+        const said = res.text.trim().replace(/\s+/g, ' ').slice(0, 300);
+        throw new ProtocolError(`job master answered ${res.status} to ${method} ${path}${said ? `: ${said}` : ''}`);
       }
-      if (!schema) return undefined as z.infer<S>;
-      const parsed = schema.safeParse(json);
-      if (!parsed.success) throw new ProtocolError(`unexpected answer to ${method} ${path}: ${parsed.error.issues[0]?.message}`);
-      return parsed.data;
+      if (!guard) return undefined as T;
+      try {
+        return guard(json);
+      } catch (err) {
+        if (err instanceof AnswerShapeError) throw new ProtocolError(`unexpected answer to ${method} ${path}: ${err.message}`);
+        throw err;
+      }
     }
   }
 }

@@ -5,18 +5,12 @@ import { z } from 'zod';
  * `Authorization: Bearer <job secret>`, and our clients send `Twister2-Protocol: <major>` (optional, so
  * curl works; a different major is refused). These schemas are the single source of the message types.
  */
-export const PROTOCOL_VERSION = 1;
-export const PROTOCOL_HEADER = 'twister2-protocol';
-/**
- * The job secret in a header of its own, for a job master reached through a proxy that takes
- * `Authorization` for itself (the Kubernetes API server's service proxy authenticates with it and drops it).
- */
-export const JOB_TOKEN_HEADER = 'twister2-job-token';
+export { JOB_TOKEN_HEADER, PORT_NAME, PROTOCOL_HEADER, PROTOCOL_VERSION, TERMINAL_JOB_STATES } from './wire.js';
+import { PORT_NAME } from './wire.js';
 
 // QUEUED: the cluster holds the job in its queue (Slurm PENDING); registration deadlines wait for it.
 export const JobStateSchema = z.enum(['QUEUED', 'STARTING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'KILLED']);
 export type JobState = z.infer<typeof JobStateSchema>;
-export const TERMINAL_JOB_STATES: readonly JobState[] = ['SUCCEEDED', 'FAILED', 'KILLED'];
 
 /**
  * STARTING: launched, not registered yet. REMOVED: scaled away (not a failure). STOPPED: the job ended
@@ -28,8 +22,6 @@ export type WorkerState = z.infer<typeof WorkerStateSchema>;
 
 const workerId = z.number().int().min(0);
 
-/** A name of a port a worker publishes (worker.ports, ctx.publishPorts): it also becomes TWISTER2_PORT_<NAME>. */
-export const PORT_NAME = /^[a-z][a-z0-9-]{0,14}$/;
 export const PortNameSchema = z.string().regex(PORT_NAME, 'a port name is 1-15 of a-z 0-9 -, starting with a letter');
 /** Named ports of a worker, for its peers' communication. */
 export const PortsSchema = z

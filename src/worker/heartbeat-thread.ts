@@ -1,13 +1,14 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { endOrphanedJob } from '../launchers/worker-sides.js';
+import { httpCall, openStream, serverSentData } from '../protocol/http-call.js';
 import { ProgramTree } from './process-tree.js';
 
 /**
  * The worker's heartbeats, event stream and lost-job-master detection, on a thread of their own so that a
  * worker program keeping the main thread busy (a long synchronous computation) is not taken for dead,
  * and is still ended, with everything it started, when the job master is gone. Imports as little as
- * possible (global fetch, no validation library): it starts with every worker.
+ * possible (node's http, no validation library): it starts with every worker.
  */
 
 export interface HeartbeatThreadData {
@@ -63,14 +64,9 @@ async function beat(): Promise<void> {
   let status: number;
   let body: { numWorkers?: unknown; jobState?: string; error?: { message?: string } } | undefined;
   try {
-    const res = await fetch(`${d.url}/v1/workers/${d.workerId}/heartbeat`, {
-      method: 'POST',
-      headers: { ...d.headers, 'content-type': 'application/json' },
-      body: JSON.stringify({ session: d.session }),
-      signal: AbortSignal.timeout(5000),
-    });
+    const res = await httpCall(`${d.url}/v1/workers/${d.workerId}/heartbeat`, { method: 'POST', headers: d.headers, body: { session: d.session }, timeoutMs: 5000 });
     status = res.status;
-    body = (await res.json().catch(() => undefined)) as typeof body;
+    body = parseJson(res.text) as typeof body;
   } catch (err) {
     return unreachable(`cannot reach the job master at ${d.url}: ${(err as Error).message}`);
   }
@@ -84,10 +80,10 @@ async function beat(): Promise<void> {
 async function followEvents(): Promise<void> {
   while (!stopped) {
     try {
-      const res = await fetch(`${d.url}/v1/events`, { headers: d.headers, signal: abort.signal });
-      if (res.status === 401) return stop('the job master refused this worker: the job master refused the job secret', false);
-      if (res.ok && res.body) await readEvents(res.body);
-      else await res.body?.cancel();
+      const res = await openStream(`${d.url}/v1/events`, { headers: d.headers, signal: abort.signal });
+      if (res.statusCode === 401) return stop('the job master refused this worker: the job master refused the job secret', false);
+      if (res.statusCode === 200) await readEvents(res);
+      else res.resume();
       if (!stopped) unreachable('the job master closed the event stream');
     } catch (err) {
       if (!stopped) unreachable(`lost the event stream of the job master at ${d.url}: ${(err as Error).message}`);
@@ -96,28 +92,22 @@ async function followEvents(): Promise<void> {
   }
 }
 
-/** Server-sent events: blocks separated by a blank line, the event's JSON in its `data:` lines. */
-async function readEvents(body: ReadableStream<Uint8Array>): Promise<void> {
-  const decoder = new TextDecoder();
-  let buffered = '';
-  for await (const chunk of body) {
-    buffered += decoder.decode(chunk, { stream: true }).replace(/\r/g, '');
-    for (let end = buffered.indexOf('\n\n'); end >= 0; end = buffered.indexOf('\n\n')) {
-      const block = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      const data = block
-        .split('\n')
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).replace(/^ /, ''))
-        .join('\n');
-      if (!data) continue;
-      reachable();
-      try {
-        onEvent(JSON.parse(data) as WireEvent);
-      } catch {
-        // An event this worker does not understand is skipped, as the protocol allows.
-      }
+async function readEvents(body: AsyncIterable<Buffer>): Promise<void> {
+  for await (const data of serverSentData(body)) {
+    reachable();
+    try {
+      onEvent(JSON.parse(data) as WireEvent);
+    } catch {
+      // An event this worker does not understand is skipped, as the protocol allows.
     }
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

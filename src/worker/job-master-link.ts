@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { DuplicateWorkerError, JobMasterUnreachableError } from '../errors.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION, TERMINAL_JOB_STATES, type RegisterRequest, type RegisterResponse } from '../protocol/messages.js';
+import type { RegisterRequest, RegisterResponse } from '../protocol/messages.js';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, TERMINAL_JOB_STATES } from '../protocol/wire.js';
 import type { HeartbeatThreadData, MainMessage, ThreadMessage } from './heartbeat-thread.js';
 
 const HEARTBEAT_THREAD = new URL('./heartbeat-thread.js', import.meta.url);

@@ -1,7 +1,7 @@
 import { attachJob } from '../../client/job-handle.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { JobMasterClient } from '../../protocol/jobmaster-client.js';
-import { PORT_NAME } from '../../protocol/messages.js';
+import { PORT_NAME } from '../../protocol/wire.js';
 import { parseDuration } from '../../spec/units.js';
 import { ENV, readCommandWorkerEnvironment } from '../../job/worker-environment.js';
 

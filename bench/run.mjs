@@ -55,10 +55,14 @@ const nomad = await runBench('./nomad.mjs', 6 * 60_000);
 data.nomad = nomad.nomad ?? nomad;
 const k8s = await runBench('./k8s.mjs', 20 * 60_000);
 data.k8s = k8s.k8s ?? k8s;
+const cliE2e = await runBench('./cli-e2e.mjs', 20 * 60_000);
+data.cliE2e = cliE2e.cliE2e ?? cliE2e;
+const manyJobs = await runBench('./many-jobs.mjs', 10 * 60_000);
+data.manyJobs = manyJobs.manyJobs ?? manyJobs;
 data.durationMs = performance.now() - t0;
 data.loadavgEnd = loadavg();
 
 writeFileSync(DOC, renderMarkdown(data));
 console.log(summaryLines(data).join('\n'));
 console.log(`wrote ${DOC}`);
-process.exit(startup.error || jm.error || upload.error || mpi.error || slurm.error || nomad.error || k8s.error ? 1 : 0);
+process.exit(startup.error || jm.error || upload.error || mpi.error || slurm.error || nomad.error || k8s.error || cliE2e.error || manyJobs.error ? 1 : 0);

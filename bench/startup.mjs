@@ -1,14 +1,13 @@
 // Benchmark (a): job start-up on the local cluster, from submit() until all N workers passed a first
 // barrier, against a floor of N bare `node -e 0` processes started concurrently in the same run.
 // Prints one JSON line with every sample on stdout; progress goes to stderr.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { submit } from '../dist/index.js';
 import { followUntilPassed } from './follow-job.mjs';
+import { spawnMany } from './spawn-many.mjs';
 import { childrenCpuMs, ownCpuMs } from './sysinfo.mjs';
 
 const JOB_DIR = fileURLToPath(new URL('./fixtures/startup-job/', import.meta.url));
@@ -27,20 +26,6 @@ process.env.TWISTER2_HOME = home;
 // process.exit runs the local launcher's exit hook, which kills any worker still running.
 process.on('exit', () => rmSync(home, { recursive: true, force: true }));
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(1));
-
-/** Starts n processes with these node arguments at once and waits until all exited: wall ms, CPU ms per process. */
-async function spawnMany(n, args) {
-  const t0 = performance.now();
-  const cpu0 = childrenCpuMs();
-  await Promise.all(
-    Array.from({ length: n }, () => new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, args, { stdio: 'ignore' });
-      child.on('error', reject);
-      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`floor process exited with ${code}`))));
-    })),
-  );
-  return { wallMs: performance.now() - t0, cpuMs: (childrenCpuMs() - cpu0) / n };
-}
 
 /** One twister2 job of n workers; times (ms after the submit() call) of the milestones. */
 async function runJob(n) {

@@ -1,0 +1,48 @@
+// Runs one peer (or any command) as a whole process and stops everything it left behind: every process
+// that inherited this run's marker in its environment (Ray's raylet and GCS server detach from the process
+// group, so a group kill is not enough).
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+
+const MARKER = 'TWISTER2_BENCH_RUN';
+
+/** Wall ms from spawn to exit; rejects (after cleaning up) if it failed or overran. */
+export async function timedRun(cmd, args, { env = {}, timeoutMs = 180_000 } = {}) {
+  const mark = randomBytes(8).toString('hex');
+  const t0 = performance.now();
+  let stderr = '';
+  try {
+    await new Promise((resolve, reject) => {
+      const child = spawn(cmd, args, { env: { ...process.env, ...env, [MARKER]: mark }, stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('error', reject);
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (code === 0) resolve();
+        else reject(new Error(`${cmd} ${args.join(' ')} ended with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-2).join(' ')}`));
+      });
+    });
+    return performance.now() - t0;
+  } finally {
+    const left = killMarked(mark);
+    if (left) process.stderr.write(`peers: killed ${left} process(es) left behind by ${cmd} ${args.join(' ')}\n`);
+  }
+}
+
+/** SIGKILLs every process carrying the marker; how many there were. */
+export function killMarked(mark) {
+  let n = 0;
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${MARKER}=${mark}`)) continue;
+      process.kill(Number(pid), 'SIGKILL');
+      n++;
+    } catch {
+      // gone already, or not ours to read
+    }
+  }
+  return n;
+}

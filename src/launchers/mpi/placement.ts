@@ -5,7 +5,7 @@ import { isLoopbackHost } from '../../net/loopback.js';
 import type { JobSpec } from '../../spec/schema.js';
 import { loadHosts, mpiSection } from './host-plan.js';
 import { isThisMachine, sshRun } from './remote-hosts.js';
-import { shellQuote } from '../shell-quote.js';
+import { shellQuote } from '../../shell-quote.js';
 import { sshOptions } from './ssh-options.js';
 import type { JobMasterCommand } from '../launcher.js';
 

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { isLoopbackHost } from '../../net/loopback.js';
 import type { MpiSpec } from './section.js';
-import { shellQuote } from '../shell-quote.js';
+import { shellQuote } from '../../shell-quote.js';
 import { sshOptions } from './ssh-options.js';
 
 export interface SshResult {

@@ -1,7 +1,7 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { MpiSpec } from './section.js';
-import { shellQuote } from '../shell-quote.js';
+import { shellQuote } from '../../shell-quote.js';
 
 /**
  * The ssh options the launcher uses everywhere: in the plm_rsh_agent wrapper mpirun runs, in the

@@ -4,7 +4,7 @@ import type { JobSpec } from '../../spec/schema.js';
 import type { SlurmSpec } from './section.js';
 import { mpirunArgs } from '../mpi/mpirun-command.js';
 import type { MpiSpec } from '../mpi/section.js';
-import { shellQuote } from '../shell-quote.js';
+import { shellQuote } from '../../shell-quote.js';
 
 const MIB = 1024 * 1024;
 

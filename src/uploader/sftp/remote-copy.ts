@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { HostChecksumError, HostPermissionError, SftpUploadError, Twister2Error } from '../../errors.js';
-import { shellQuote } from '../../launchers/shell-quote.js';
+import { shellQuote } from '../../shell-quote.js';
 import type { SshSession } from './ssh-session.js';
 
 /**

@@ -46,6 +46,13 @@ describe('layers', () => {
     expect(offenders.map(rel)).toEqual([]);
   });
 
+  it('uploaders, packages and the worker-independent helpers import no launcher', () => {
+    const offenders = ['uploader', 'package', 'net', 'protocol', 'job']
+      .flatMap(allFiles)
+      .flatMap((f) => staticImports(f).filter((i) => path.isAbsolute(i) && rel(i).startsWith('launchers/')).map((i) => `${rel(f)} -> ${rel(i)}`));
+    expect(offenders).toEqual([]);
+  });
+
   it('the spec reaches into a backend folder only for its section, the worker only for the worker-side registry', () => {
     const reach = (dir: string) => allFiles(dir).flatMap((f) => staticImports(f).filter((i) => path.isAbsolute(i) && rel(i).startsWith('launchers/')).map((i) => rel(i)));
     expect(reach('spec').filter((i) => !/^launchers\/[a-z0-9]+\/section\.ts$/.test(i))).toEqual([]);

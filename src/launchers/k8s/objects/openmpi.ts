@@ -1,7 +1,7 @@
 import { ENV } from '../../../job/worker-environment.js';
 import type { MpiSpec } from '../../mpi/section.js';
 import { mpirunArgs } from '../../mpi/mpirun-command.js';
-import { shellQuote } from '../../shell-quote.js';
+import { shellQuote } from '../../../shell-quote.js';
 import { jobSelector } from '../names.js';
 import type { K8sJob } from './common.js';
 

@@ -47,7 +47,7 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
     const jobDir = await createJobDir(jobId);
     try {
       // The spec file stays out: it may hold credentials, and the manifest carries the resolved spec without them.
-      const info = await packJob({ source: root, outFile: path.join(jobDir, files.package), manifestExtra: { spec: specToInput(spec) }, omit: SPEC_FILE_NAMES });
+      const info = await packJob({ source: root, outFile: path.join(jobDir, files.package), manifestExtra: { spec: specToInput(spec), view: spec }, omit: SPEC_FILE_NAMES });
       const token = randomBytes(32).toString('base64url');
       await writeFile(path.join(jobDir, files.token), token + '\n', { mode: 0o600 });
       await writeJson(path.join(jobDir, files.spec), specToInput(spec));

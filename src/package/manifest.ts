@@ -27,6 +27,11 @@ export const ManifestSchema = z
   .object({
     formatVersion: z.literal(FORMAT_VERSION),
     spec: z.unknown(),
+    /**
+     * The spec as the client validated and normalized it, for workers: they use it as it is instead of
+     * loading the spec schema (zod) and validating it again at every start. Absent from older packages.
+     */
+    view: z.unknown().optional(),
     files: z.array(ManifestFileSchema),
     totalBytes: z.number().int().nonnegative(),
   })
@@ -36,10 +41,11 @@ export type Manifest = z.infer<typeof ManifestSchema>;
 export type ManifestFile = z.infer<typeof ManifestFileSchema>;
 
 /** Fixed key order, so the same files always serialize to the same bytes. */
-export function serializeManifest(spec: unknown, files: readonly ManifestFile[]): Buffer {
+export function serializeManifest(spec: unknown, files: readonly ManifestFile[], view?: unknown): Buffer {
   const manifest: Manifest = {
     formatVersion: FORMAT_VERSION,
     spec,
+    ...(view === undefined ? {} : { view }),
     files: files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256, mode: f.mode, type: f.type, ...(f.target === undefined ? {} : { target: f.target }) })),
     totalBytes: files.reduce((n, f) => n + f.size, 0),
   };

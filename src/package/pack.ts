@@ -12,7 +12,8 @@ export interface PackJobInput {
   /** A job directory, or a .zip / .tar.gz holding one. */
   source: string;
   outFile: string;
-  manifestExtra: { spec: unknown };
+  /** `view`: the normalized spec workers use as it is (see ManifestSchema). */
+  manifestExtra: { spec: unknown; view?: unknown };
   /** Paths relative to the job root to leave out of the package. */
   omit?: readonly string[];
 }
@@ -54,7 +55,7 @@ async function packDirectory(dir: string, label: string, input: PackJobInput): P
   if (files.some((f) => f.path === MANIFEST_NAME)) {
     throw new PackageError(`"${label}/${MANIFEST_NAME}" uses a name twister2 reserves for the package manifest; rename that file.`);
   }
-  const manifest = serializeManifest(input.manifestExtra.spec, files);
+  const manifest = serializeManifest(input.manifestExtra.spec, files, input.manifestExtra.view);
   const items: TarItem[] = [
     { path: MANIFEST_NAME, type: 'file', mode: 0o644, size: manifest.length, data: manifest },
     ...files.map((f): TarItem => (f.target === undefined ? { ...f, type: 'file' } : { path: f.path, type: 'symlink', target: f.target })),

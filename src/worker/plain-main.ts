@@ -1,8 +1,8 @@
 import { Twister2Error } from '../errors.js';
-import { parseSpec } from '../spec/validate.js';
 import { fetchPackage } from './fetch/package-fetch.js';
 import { ProgramTree } from './process-tree.js';
 import { runCommand } from './program-runner.js';
+import { specOfPackage } from './spec-view.js';
 import { resolveWorkerId } from '../launchers/worker-sides.js';
 import { ENV, readPackageRef, workDirOf } from '../job/worker-environment.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
@@ -25,7 +25,7 @@ async function main(): Promise<number> {
     deadlineMs: Number(env[ENV.registrationTimeoutMs] || 600_000),
     log: (line) => console.error(`[twister2 rank ${workerId}] ${line}`),
   });
-  const spec = parseSpec(fetched.manifest.spec, 'the job package');
+  const spec = await specOfPackage(fetched.manifest);
   const run = runCommand(spec.worker, fetched.dir, {
     ...env,
     ...spec.worker.env,

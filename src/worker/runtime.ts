@@ -5,13 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { commandWorkerVariables, ENV, readWorkerEnvironment } from '../job/worker-environment.js';
 import { Twister2Error } from '../errors.js';
 import { primaryAddress } from '../net/primary-address.js';
-import { parseSpec } from '../spec/validate.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { WorkerContext, WorkerContextEvents } from './context.js';
 import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/redact-url.js';
 import { fetchPackage } from './fetch/package-fetch.js';
 import { pickFreePorts } from './free-ports.js';
+import { specOfPackage } from './spec-view.js';
 import { idleUntilJobMasterGone } from './idle-in-pod.js';
 import { ProgramTree } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
@@ -71,7 +71,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       const from = ref.kind === 'http' ? redact(ref.url) : ref.kind === 'copied' ? `the copy made through the exec API, ${ref.file}` : ref.path;
       console.error(`[twister2 worker ${workerId}] fetched and unpacked the package (${wenv.packageRef.size} bytes) from ${from}`);
     }
-    spec = parseSpec(fetched.manifest.spec, 'the job package');
+    spec = await specOfPackage(fetched.manifest);
   } catch (err) {
     // Tell the job master why, so the job's failure names the cause and not just an exit code.
     await link.client.setupFailed(workerId, (err as Error).message).catch(() => undefined);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PackageError } from '../../errors.js';
-import { ManifestSchema, type Manifest } from '../../package/manifest.js';
+import type { Manifest } from '../../package/manifest.js';
 import type { PackageRef } from '../../uploader/uploader.js';
 import { recordFailure, runOncePerHost } from './host-lock.js';
 
@@ -86,7 +86,10 @@ export async function waitForCopy(file: string, deadlineMs: number): Promise<voi
 
 async function readManifest(file: string): Promise<Manifest | undefined> {
   try {
-    return ManifestSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+    // Written by the worker of this host that unpacked and checked the package (extractPackage validates
+    // the manifest with its schema): only its shape is checked here, so that the others need no zod.
+    const m = JSON.parse(await readFile(file, 'utf8')) as Manifest;
+    return typeof m === 'object' && m !== null && Array.isArray(m.files) ? m : undefined;
   } catch {
     return undefined;
   }

@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+import { start } from '../dist/cli/entry.js';
 
-main(process.argv.slice(2));
+start(process.argv.slice(2));

@@ -1,5 +1,6 @@
 import yargs, { type Argv } from 'yargs';
-import { ExitCode, Twister2Error, UsageError } from '../errors.js';
+import { ExitCode, UsageError } from '../errors.js';
+import { report } from './report-error.js';
 import { CLUSTER_KINDS } from '../spec/schema.js';
 import { exitWhenFlushed, toleratePipeErrors } from './output.js';
 
@@ -83,16 +84,4 @@ async function run(argv: string[]): Promise<number> {
     });
   await cli.parseAsync();
   return code;
-}
-
-/** Prints an error the way its kind deserves: user mistakes as one paragraph, bugs with their stack. */
-export function report(err: unknown): number {
-  if (Twister2Error.is(err)) {
-    const e = err as Twister2Error;
-    console.error(`twister2: ${e.message}${e.hint ? `\n${e.hint}` : ''}`);
-    if (process.env.TWISTER2_DEBUG && e.stack) console.error(e.stack);
-    return e.exitCode;
-  }
-  console.error(`twister2: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  return ExitCode.infrastructure;
 }

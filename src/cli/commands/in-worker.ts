@@ -1,4 +1,3 @@
-import { attachJob } from '../../client/job-handle.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { JobMasterClient } from '../../protocol/jobmaster-client.js';
 import { PORT_NAME } from '../../protocol/wire.js';
@@ -28,7 +27,8 @@ export async function barrierCommand(a: { name: string; timeout?: string | undef
 export async function workersCommand(a: { job?: string | undefined; json: boolean; wait: boolean }): Promise<number> {
   const w = a.job ? undefined : fromWorkerEnv();
   if (!a.job && !w) throw new UsageError('give a job ID, or run `twister2 workers` inside a twister2 worker');
-  const client = w?.client ?? (await attachJob(a.job!)).client;
+  // The client's job handling (spec schema, launchers) is loaded only for a job named from outside a worker.
+  const client = w?.client ?? (await (await import('../../client/job-handle.js')).attachJob(a.job!)).client;
   if (!client) throw new UsageError(`job ${a.job} has no running job master`);
   const list = await client.workers({ waitForAll: a.wait });
   if (a.json) console.log(JSON.stringify(list));

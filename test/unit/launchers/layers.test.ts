@@ -46,6 +46,14 @@ describe('layers', () => {
     expect(offenders.map(rel)).toEqual([]);
   });
 
+  it.each([
+    ['a worker runtime', ['worker/main.ts', 'worker/heartbeat-thread.ts']],
+    ['a plain (MPI-style) worker', ['worker/plain-main.ts']],
+    ['an in-worker command (twister2 barrier, workers, ports publish)', ['cli/entry.ts', 'cli/commands/in-worker.ts', 'cli/output.ts', 'cli/report-error.ts']],
+  ])('%s starts without loading any package (zod, got, yargs, yaml, tar, cluster clients: each costs more than the rest)', (_, entries) => {
+    expect([...loadedBy(...entries)].filter((f) => !f.endsWith('.ts') && !f.startsWith('node:'))).toEqual([]);
+  });
+
   it('uploaders, packages and the worker-independent helpers import no launcher', () => {
     const offenders = ['uploader', 'package', 'net', 'protocol', 'job']
       .flatMap(allFiles)

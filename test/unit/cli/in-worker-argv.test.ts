@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { inWorkerCall } from '../../../src/cli/in-worker-argv.js';
+
+describe('the in-worker commands\' short path', () => {
+  it.each([
+    [['barrier', 'b1'], { cmd: 'barrier', name: 'b1' }],
+    [['barrier', 'b1', '--timeout', '30s'], { cmd: 'barrier', name: 'b1', timeout: '30s' }],
+    [['barrier', '--timeout=2m', 'b1'], { cmd: 'barrier', name: 'b1', timeout: '2m' }],
+    [['workers'], { cmd: 'workers', json: false, wait: false }],
+    [['workers', '--wait', '--json'], { cmd: 'workers', json: true, wait: true }],
+    [['ports', 'publish', 'data=5000', 'ctrl=5001'], { cmd: 'ports', ports: ['data=5000', 'ctrl=5001'] }],
+  ])('takes %j', (argv, call) => {
+    expect(inWorkerCall(argv)).toEqual(call);
+  });
+
+  // The full CLI explains these (or runs them outside a worker): the short path must not guess.
+  it.each([
+    [[]],
+    [['barrier']],
+    [['barrier', 'a', 'b']],
+    [['barrier', 'b1', '--timeout']],
+    [['barrier', 'b1', '--timeout', '1s', '--timeout', '2s']],
+    [['barrier', 'b1', '--help']],
+    [['barrier', '--timeout', '-1s', 'b1']],
+    [['workers', 'job-123']],
+    [['workers', '--json', '--json']],
+    [['workers', '--no-json']],
+    [['ports', 'publish']],
+    [['ports', 'publish', '--help']],
+    [['ports']],
+    [['submit', 'job']],
+    [['--version']],
+  ])('leaves %j to the full CLI', (argv) => {
+    expect(inWorkerCall(argv)).toBeUndefined();
+  });
+});

@@ -13,6 +13,8 @@ import type { PackageRef } from '../uploader/uploader.js';
  * to name a broken variable, and keeps the worker's start-up light.
  */
 export const ENV = {
+  /** Opt-in, for the bench: a directory where each worker runtime writes where its CPU went (src/worker/phases.ts). */
+  phasesDir: 'TWISTER2_PHASES_DIR',
   jobId: 'TWISTER2_JOB_ID',
   cluster: 'TWISTER2_CLUSTER',
   jobMasterUrl: 'TWISTER2_JOB_MASTER_URL',
@@ -128,6 +130,9 @@ export function workerEnvironment(src: WorkerEnvironmentSource, opts: WorkerEnvi
     env[ENV.workDir] = opts.workDir.path;
     if (opts.workDir.scratch) env[ENV.workDirScratch] = '1';
   }
+  // Passed on from the submitting process (the bench); workers get no other twister2 variable of it.
+  const phases = process.env[ENV.phasesDir];
+  if (phases) env[ENV.phasesDir] = phases;
   return env;
 }
 

@@ -1,6 +1,10 @@
-import { Twister2Error } from '../errors.js';
-import { runWorkerProcess, WorkerExit } from './runtime.js';
-import { exitWhenFlushed } from '../exit-flushed.js';
+import { markPhase } from './phases.js';
+
+markPhase('node started');
+const { Twister2Error } = await import('../errors.js');
+const { runWorkerProcess, WorkerExit } = await import('./runtime.js');
+const { exitWhenFlushed } = await import('../exit-flushed.js');
+markPhase('modules loaded');
 
 /** How long a worker that ended waits for a stuck reader of its output (a pipe nobody reads) before it exits anyway. */
 const FLUSH_AT_MOST_MS = 5000;

@@ -12,6 +12,7 @@ import { redact } from './fetch/redact-url.js';
 import { fetchPackage } from './fetch/package-fetch.js';
 import { pickFreePorts } from './free-ports.js';
 import { specOfPackage } from './spec-view.js';
+import { markPhase } from './phases.js';
 import { idleUntilJobMasterGone } from './idle-in-pod.js';
 import { ProgramTree } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
@@ -72,6 +73,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       console.error(`[twister2 worker ${workerId}] fetched and unpacked the package (${wenv.packageRef.size} bytes) from ${from}`);
     }
     spec = await specOfPackage(fetched.manifest);
+    markPhase('package ready');
   } catch (err) {
     // Tell the job master why, so the job's failure names the cause and not just an exit code.
     await link.client.setupFailed(workerId, (err as Error).message).catch(() => undefined);
@@ -110,6 +112,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
     return idle(spec.timeouts.heartbeat);
   }
   const registration = registered;
+  markPhase('registered');
   const abort = new AbortController();
   let stopCode: number = WorkerExit.stopped;
   const stopped = new Promise<string>((resolve) =>
@@ -120,6 +123,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
     }),
   );
   await link.start(tree.marker);
+  markPhase('heartbeats started');
 
   const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };
   await Promise.all([mkdir(volumes.work, { recursive: true }), mkdir(volumes.shared, { recursive: true })]);
@@ -153,6 +157,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
     program.then(() => ({ ok: true as const }), (err: Error) => ({ ok: false as const, err })),
     stopped.then((reason) => ({ stopped: reason })),
   ]);
+  markPhase('program done');
   if ('stopped' in outcome) {
     console.error(`${tag} stopping: ${outcome.stopped}`);
     await tree.end(PROGRAM_STOP_GRACE_MS);
@@ -199,10 +204,12 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       },
       async workers(opts = {}) {
         const list = await link.client.workers({ waitForAll: opts.waitForAll ?? true, timeoutMs: opts.timeoutMs ?? spec.timeouts.registration });
+        markPhase('discovery');
         return list.workers;
       },
       async barrier(name, opts = {}) {
         await link.client.barrier(name, workerId, registration.session, opts.timeoutMs);
+        markPhase('first barrier');
       },
       on<E extends keyof WorkerContextEvents>(event: E, listener: WorkerContextEvents[E]) {
         link.on(event, listener as never);

@@ -7,6 +7,7 @@ import { nomadNotes, nomadSection, nomadSummary } from './report-nomad.mjs';
 import { k8sNotes, k8sSection, k8sSummary } from './report-k8s.mjs';
 import { cliSection, manySection, peersSummary } from './report-peers.mjs';
 import { targetsSection, targetsSummary } from './targets.mjs';
+import { phasesSection, phasesSummary } from './report-phases.mjs';
 
 const col = (runs, key) => runs.map((r) => r[key]);
 const ms = (s) => fmtSummary(s);
@@ -306,6 +307,14 @@ until every worker of every job printed \`BENCH-PASSED <Date.now()>\` after its 
 
 ${manySection(data.manyJobs)}
 
+## (j) Where a worker's CPU goes
+
+bench/phases.mjs runs local jobs of the start-up fixture with \`TWISTER2_PHASES_DIR\` set: each worker runtime notes its CPU time (user + system
+since its process began, so node's own start is the first phase) at each phase of its start and writes them when it exits (src/worker/phases.ts).
+Knobs: \`BENCH_PHASES_WORKERS\` (default 4), \`BENCH_PHASES_RUNS\` (default 5).
+
+${phasesSection(data.phases)}
+
 ## What dominates
 
 ${notes(data)}
@@ -331,6 +340,7 @@ export function summaryLines(data) {
   lines.push(...slurmSummary(data.slurm));
   lines.push(...nomadSummary(data.nomad));
   lines.push(...k8sSummary(data.k8s));
+  lines.push(...phasesSummary(data.phases));
   lines.push(...peersSummary(data.cliE2e, data.manyJobs));
   lines.push(...targetsSummary(data));
   return lines;

@@ -1,0 +1,51 @@
+// The "where the time goes" benchmark's part of docs/benchmarks.md and of the summary.
+import { fmt, summarize } from './stats.mjs';
+
+/** Per phase (in the order workers reach them): the median CPU ms spent since the previous phase. */
+export function phaseFigures(p) {
+  const order = [];
+  const spent = new Map();
+  for (const marks of p.workers) {
+    let prev = 0;
+    for (const m of marks) {
+      if (!spent.has(m.phase)) (order.push(m.phase), spent.set(m.phase, []));
+      spent.get(m.phase).push(m.cpuMs - prev);
+      prev = m.cpuMs;
+    }
+  }
+  const total = summarize(p.workers.map((marks) => marks.at(-1)?.cpuMs ?? NaN).filter(Number.isFinite));
+  return { rows: order.map((phase) => ({ phase, cpu: summarize(spent.get(phase)) })), total, floor: summarize(p.floorCpuMs) };
+}
+
+const LABELS = {
+  'node started': 'node itself, until the runtime\'s first line',
+  'modules loaded': 'loading the runtime\'s modules',
+  'package ready': 'package fetched (or found) and the spec read',
+  registered: 'registration (and picking free ports)',
+  'heartbeats started': 'the heartbeat thread (a second V8 isolate) and its event stream',
+  discovery: 'discovery: `ctx.workers()`',
+  'first barrier': 'the first barrier',
+  'program done': 'the rest of the program (a second barrier)',
+  exit: 'reporting completion, ending the program\'s processes, exit',
+};
+
+export function phasesSection(p) {
+  if (!p || p.error) return `Not measured: ${p?.error ?? 'no data'}.`;
+  const f = phaseFigures(p);
+  return [
+    '| phase ends at | CPU spent since the previous phase | ms per worker (median) | share |',
+    '| --- | --- | --- | --- |',
+    ...f.rows.map((r) => `| ${r.phase} | ${LABELS[r.phase] ?? ''} | ${fmt(r.cpu.median)} | ${fmt((100 * r.cpu.median) / f.total.median)} % |`),
+    `| | **whole worker, until its exit hook** | **${fmt(f.total.median)}** | |`,
+    `| | bare \`node -e 0\`, same run | ${fmt(f.floor.median)} | ratio ${fmt(f.total.median / f.floor.median)}× |`,
+    '',
+    `${p.workers.length} workers of ${p.runs} local jobs of ${p.n} (bench/fixtures/startup-job), after one unrecorded warm-up job.` +
+      (p.failures.length ? ` Failed runs: ${p.failures.join('; ')}.` : ''),
+  ].join('\n');
+}
+
+export function phasesSummary(p) {
+  if (!p || p.error) return [`  phases: FAILED: ${p?.error ?? 'no data'}`];
+  const f = phaseFigures(p);
+  return [`  worker CPU ${fmt(f.total.median)} ms (node -e 0: ${fmt(f.floor.median)}): ${f.rows.map((r) => `${r.phase} ${fmt(r.cpu.median)}`).join(', ')}`];
+}

@@ -8,7 +8,10 @@ export function phaseFigures(p) {
   for (const marks of p.workers) {
     let prev = 0;
     for (const m of marks) {
-      if (!spent.has(m.phase)) (order.push(m.phase), spent.set(m.phase, []));
+      if (!spent.has(m.phase)) {
+        order.push(m.phase);
+        spent.set(m.phase, []);
+      }
       spent.get(m.phase).push(m.cpuMs - prev);
       prev = m.cpuMs;
     }

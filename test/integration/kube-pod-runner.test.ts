@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
 import { startPodRunner, type PodProcess, type PodRunner } from '../env/kube-pod-runner.js';
+import { PodLogFollower } from '../../src/launchers/k8s/pod-logs.js';
 
 // Proves test/env/kube-pod-runner.ts: the containers of kwok's Running pods run as local processes with the
 // environment and volumes the pod spec gives them, and die with their pods.
@@ -298,6 +299,19 @@ describe('kube pod runner restarts (restart: true)', () => {
     expect(await status()).toMatchObject({ state: { running: {} }, lastState: { terminated: { exitCode: 137 } } });
     await waitUntil('run 3\'s line', async () => (await log(false)) === 'run 3\n', 10_000);
     expect(await log(true)).toBe('run 2\n');
+
+    // The launchers' log follower, first seeing the container at run 3, reads run 2 (the previous log) first.
+    const kc = new KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigFile);
+    const logsDir = mkdtempSync(path.join(tmp, 'follower-'));
+    const notes: string[] = [];
+    const follower = new PodLogFollower(kc, ns, logsDir, (l) => notes.push(l));
+    follower.follow({ name: 'crash', uid: uid ?? '' }, 'c', 3, { workerId: 0 });
+    const workerLog = path.join(logsDir, 'worker-0.log');
+    await waitUntil('runs 2 and 3 in the worker\'s log', () => existsSync(workerLog) && readFileSync(workerLog, 'utf8') === 'run 2\nrun 3\n', 10_000);
+    await follower.close();
+    expect(readFileSync(workerLog, 'utf8')).toBe('run 2\nrun 3\n');
+    expect(notes).toEqual([]);
     expect(runner.errors()).toEqual([]);
     await runner.stop();
     runner = undefined;

@@ -33,6 +33,11 @@ interface WorkerRecord {
   message?: string;
   /** Why the last barrier this worker waited at failed: a worker that fails next most likely failed because of it. */
   barrierFailure?: string;
+  /**
+   * Failures counted before the launcher reported them (missed heartbeats, a failure the worker reported)
+   * whose run's end the launcher has yet to report: that report (WorkerExit.run) is the same failure.
+   */
+  unreportedRunEnds?: number;
 }
 
 export interface JobMasterOptions {
@@ -236,10 +241,16 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   workerExited(exit: WorkerExit): void {
     const rec = this.workers.get(exit.workerId);
     if (rec && this.untracked && !this.isTerminal()) return this.untrackedExit(rec, exit);
+    if (!rec || this.isTerminal()) return;
+    // The end of a run whose failure was counted already, even if the worker registered again since.
+    if (exit.run !== undefined && (rec.unreportedRunEnds ?? 0) > 0) {
+      rec.unreportedRunEnds! -= 1;
+      return;
+    }
     // FAILED: already counted (the launcher stops the old process itself before restarting it).
-    if (!rec || this.isTerminal() || rec.state === 'COMPLETED' || rec.state === 'FAILED') return;
+    if (rec.state === 'COMPLETED' || rec.state === 'FAILED') return;
     const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
-    this.workerFailed(rec, `worker process ${how}`);
+    this.workerFailed(rec, `worker process ${how}`, true);
   }
 
   /**
@@ -346,8 +357,9 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.end('FAILED', `worker ${rec.workerId} ${how}`);
   }
 
-  private workerFailed(rec: WorkerRecord, failure: string): void {
+  private workerFailed(rec: WorkerRecord, failure: string, reportedByLauncher = false): void {
     if (this.isTerminal()) return;
+    if (!reportedByLauncher) rec.unreportedRunEnds = (rec.unreportedRunEnds ?? 0) + 1;
     // A command worker whose `twister2 barrier` failed just exits non-zero: say which barrier it was.
     const barrier = rec.barrierFailure;
     const reason = barrier && !failure.includes(barrier) ? `${failure}, after ${barrier}` : failure;

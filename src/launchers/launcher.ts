@@ -24,6 +24,11 @@ export interface WorkerExit {
   workerId: number;
   code: number | null;
   signal: NodeJS.Signals | null;
+  /**
+   * Which run of the worker ended (Kubernetes: pod uid, container, restart count), from launchers that
+   * report the end of every run, including runs whose failure the job master saw first (a missed heartbeat).
+   */
+  run?: string;
 }
 
 export interface LauncherListener {

@@ -86,12 +86,11 @@ export function capabilityConformance(t: ConformanceTarget): void {
         const jobId = await waitFor('the job', () => jobIds(home)[0]);
         const computing = await waitFor('worker 1 computing', () => testRecords<Rec>(output(home, jobId)).find((r) => r.step === 'computing'), 60_000);
         process.kill(computing.pid!, 'SIGKILL');
-        const afterRestart = (h: string, id: string) => (t.restartedWorkerOutput ? t.restartedWorkerOutput(h, id) : output(h, id));
-        const again = await waitFor('worker 1 restarted', () => testRecords<Rec>(afterRestart(home, jobId)).find((r) => r.step === 'start' && r.id === 1 && r.restart === 1), 90_000);
+        const again = await waitFor('worker 1 restarted', () => started(home, jobId).find((r) => r.id === 1 && r.restart === 1), 90_000);
         expect(again.pid).not.toBe(computing.pid);
         writeFileSync(trigger, '');
         expect(await cli.closed, cli.output().stderr).toBe(0);
-        const done = testRecords<Rec>(afterRestart(home, jobId)).filter((r) => r.step === 'done');
+        const done = testRecords<Rec>(output(home, jobId)).filter((r) => r.step === 'done');
         expect(done.map((r) => `${r.id}#${r.restart}`).sort()).toEqual(['0#0', '1#1', '2#0']);
         expect(await t.leftovers(jobId)).toEqual([]);
       });

@@ -20,11 +20,6 @@ export interface ConformanceTarget {
   outlivesClient?: boolean;
   /** The workers' output, where a test cluster keeps it; default the job's logs on the client. */
   workerOutput?(home: string, jobId: string): string;
-  /**
-   * Where a worker's output after the cluster restarted its process can be read, when the client's copy
-   * cannot have it on this test cluster; default `workerOutput`.
-   */
-  restartedWorkerOutput?(home: string, jobId: string): string;
 }
 
 interface Rec {

@@ -29,8 +29,15 @@ import { startPollLoop } from './poll-loop.js';
  *   (or workingDir, if it maps to a local directory through the mounts or pathMap).
  * - Container logs through the API server, as a kubelet serves them: each run of a container also writes
  *   its output in the CRI log format to a file of its own, and the pod's kwok `Logs` object (same name,
- *   owned by the pod, so collected with it) names that file; kwok's server then answers
- *   `GET .../pods/<pod>/log?container=<c>` from it (test/env/kube-cluster.ts enables the CRD).
+ *   owned by the pod, so collected with it) names that file and the previous run's; kwok's server then
+ *   answers `GET .../pods/<pod>/log?container=<c>[&previous=true]` from them (test/env/kube-cluster.ts
+ *   enables the CRD).
+ * - Container statuses, as a kubelet reports them (kwok sets them once, when the pod becomes Running, and
+ *   no kwok stage touches a pod with an IP again): a run that starts is `state.running` with a
+ *   containerID; one that ends is `state.terminated` (exitCode, 128 + signal number when killed, reason,
+ *   times), or, when it is restarted, `state.waiting` (CrashLoopBackOff) with the run in `lastState` until
+ *   the next run starts with `restartCount` one higher. The Logs object names a new run's file before its
+ *   status says it started, so a log request after that status reads the new run.
  * - Exec through the API server (`POST .../pods/<pod>/exec`): the pod's kwok `Exec` object has kwok run the
  *   command as a local process in the container's cwd, with the container's environment (mapped paths
  *   included) except the values that come from Secrets.
@@ -72,6 +79,11 @@ export interface PodRunner {
   readonly dir: string;
   /** Kills every process it started (SIGTERM to the groups, SIGKILL after 3 s), stops watching, removes the temp dir. */
   stop(): Promise<void>;
+  /**
+   * Holds container status updates (a kubelet whose status reports lag behind its containers) until the
+   * returned function is called; the held updates are then made in order.
+   */
+  holdStatusUpdates(): () => void;
 }
 
 export interface StartPodRunnerOptions {
@@ -118,6 +130,30 @@ interface PodState {
   graceMs: number;
   /** Container → what its Exec object entry gives an exec'd command. */
   execs: Map<string, { workDir: string; envs: Array<{ name: string; value: string }> }>;
+  /** Container → its status updates, made one after the other. */
+  statusUpdates: Map<string, Promise<void>>;
+  /** Container → how its last run ended, for the next run's `lastState`. */
+  lastTerminated: Map<string, Terminated>;
+}
+
+/** A ContainerStateTerminated as it goes on the wire. */
+interface Terminated {
+  exitCode: number;
+  reason: string;
+  message?: string;
+  startedAt: string;
+  finishedAt: string;
+  containerID: string;
+}
+
+/** The status fields a kubelet sets for a container (besides name and image). */
+interface ContainerStatusFields {
+  containerID?: string;
+  ready: boolean;
+  started: boolean;
+  restartCount: number;
+  state: { running?: { startedAt: string }; terminated?: Terminated; waiting?: { reason: string; message: string } };
+  lastState: { terminated?: Terminated };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -615,11 +651,62 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     else await custom.replaceNamespacedCustomObject({ ...ref, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } } });
   };
 
-  /** The pod's kwok Logs object: each container → its current run's CRI log file. */
+  /** The pod's kwok Logs object: each container → its current run's CRI log file, and the previous run's. */
   const publishLogs = (state: PodState, containers: string[]): Promise<void> =>
     upsertKwokObject(state, 'Logs', {
-      logs: containers.map((c) => ({ containers: [c], logsFile: path.join(state.dir, 'cri-logs', `${c}-${state.logRuns.get(c) ?? 0}.log`) })),
+      logs: containers.map((c) => {
+        const run = state.logRuns.get(c) ?? 0;
+        const file = (n: number) => path.join(state.dir, 'cri-logs', `${c}-${n}.log`);
+        return { containers: [c], logsFile: file(run), ...(run > 0 ? { previousLogsFile: file(run - 1) } : {}) };
+      }),
     });
+
+  /**
+   * Waits until kwok's server reads the container's log from the file the Logs object now names, which does
+   * not exist yet: kwok learns of the object through a watch, after the API server has it.
+   */
+  const kwokReadsNewLog = async (state: PodState, container: string): Promise<boolean> => {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !stopped && !state.terminating) {
+      const stale = await core.readNamespacedPodLog({ name: state.name, namespace: ns, container }).then(
+        () => true,
+        () => false,
+      );
+      if (!stale) return true;
+      await sleep(50);
+    }
+    return stopped || state.terminating;
+  };
+
+  let statusGate: Promise<void> = Promise.resolve();
+
+  /** Queues one status update of a container (after its earlier ones and while status updates are held). */
+  const updateStatus = (state: PodState, container: string, fields: ContainerStatusFields): void => {
+    const update = async () => {
+      await statusGate;
+      if (stopped || state.terminating) return;
+      const pod = await core.readNamespacedPod({ name: state.name, namespace: ns });
+      if (pod.metadata?.uid !== state.uid || pod.metadata.deletionTimestamp) return;
+      const statuses = pod.status?.containerStatuses ?? [];
+      const i = statuses.findIndex((s) => s.name === container);
+      if (i < 0) throw new Error(`the pod has no status for container ${container}`);
+      const value = { name: container, image: statuses[i]!.image, imageID: statuses[i]!.imageID ?? '', ...fields };
+      // JSON patch of this container's entry only: the pod's other containers report on their own.
+      await core.patchNamespacedPodStatus({
+        name: state.name,
+        namespace: ns,
+        body: [
+          { op: 'test', path: '/metadata/uid', value: state.uid },
+          { op: 'test', path: `/status/containerStatuses/${i}/name`, value: container },
+          { op: 'replace', path: `/status/containerStatuses/${i}`, value },
+        ],
+      });
+    };
+    const next = (state.statusUpdates.get(container) ?? Promise.resolve()).then(update).catch((err: Error) => {
+      if (!stopped && !state.terminating && !notFound(err)) problem(`pod ${ns}/${state.name}: status of container ${container}: ${err.message.split('\n')[0]}`);
+    });
+    state.statusUpdates.set(container, next);
+  };
 
   /** The pod's kwok Exec object: each container → its cwd and environment. */
   const publishExecs = (state: PodState): Promise<void> =>
@@ -637,6 +724,10 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       mounts: plan.mounts,
       restartCount,
     };
+    const containerID = `local://${state.uid.slice(0, 8)}-${c.name}-${restartCount}`;
+    const startedAt = new Date().toISOString();
+    const lastTerminated = state.lastTerminated.get(c.name);
+    const lastState = lastTerminated ? { terminated: lastTerminated } : {};
     const fd = openSync(proc.logFile, 'a');
     const criFd = openSync(criLogFile(state, c.name, restartCount), 'a');
     const child = spawn(plan.file, plan.args, { env: plan.env, cwd: plan.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -677,17 +768,37 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     all.push(run);
     state.runs.push(run);
     saveState();
+    if (proc.pid > 0) updateStatus(state, c.name, { containerID, ready: true, started: true, restartCount, state: { running: { startedAt } }, lastState });
     void run.done.then(() => {
       // The group may outlive its leader; it is killed with the pod.
       const policy = pod.spec?.restartPolicy ?? 'Always';
-      if (!opts.restart || stopped || state.terminating || policy === 'Never' || (policy === 'OnFailure' && proc.exitCode === 0)) return;
+      const restarts = opts.restart && !stopped && !state.terminating && policy !== 'Never' && !(policy === 'OnFailure' && proc.exitCode === 0);
+      const signo = proc.signal ? (os.constants.signals[proc.signal] ?? 0) : 0;
+      const exitCode = proc.exitCode ?? 128 + signo;
+      const terminated: Terminated = {
+        exitCode,
+        reason: proc.error ? 'StartError' : exitCode === 0 ? 'Completed' : 'Error',
+        ...(proc.error ? { message: proc.error } : {}),
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        containerID,
+      };
+      state.lastTerminated.set(c.name, terminated);
       const backoff = Math.min(10_000, 1000 * 2 ** Math.min(restartCount, 4));
+      const ended = { containerID, ready: false, started: false, restartCount };
+      if (!restarts) return updateStatus(state, c.name, { ...ended, state: { terminated }, lastState });
+      const message = `back-off ${backoff / 1000}s restarting failed container=${c.name} pod=${state.name}_${ns}(${state.uid})`;
+      updateStatus(state, c.name, { ...ended, state: { waiting: { reason: 'CrashLoopBackOff', message } }, lastState: { terminated } });
       const t = setTimeout(() => {
         if (stopped || state.terminating) return;
-        // The next run logs to a file of its own, named in the pod's Logs object before it starts.
-        criLogFile(state, c.name, restartCount + 1);
+        // The next run logs to a file of its own, named in the pod's Logs object before it starts (and
+        // before its status says so).
         state.logRuns.set(c.name, restartCount + 1);
         void publishLogs(state, [...state.logRuns.keys()])
+          .then(() => kwokReadsNewLog(state, c.name))
+          .then((ok) => {
+            if (!ok) problem(`pod ${ns}/${state.name}: kwok did not pick up the Logs object of container ${c.name}'s run ${restartCount + 1}`);
+          })
           .catch((err: Error) => problem(`pod ${ns}/${state.name}: Logs object: ${err.message.split('\n')[0]}`))
           .then(() => {
             if (!stopped && !state.terminating) spawnRun(pod, state, c, plan, restartCount + 1);
@@ -784,7 +895,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       const name = p.metadata?.name;
       if (!uid || !name || pods.has(uid) || !runnable(p) || stopped) continue;
       const graceMs = Math.min(p.spec?.terminationGracePeriodSeconds ?? 30, 30) * 1000;
-      const state: PodState = { name, uid, dir: path.join(root, `${name}-${uid.slice(0, 8)}`), runs: [], terminating: false, restartTimers: [], logRuns: new Map(), execs: new Map(), graceMs };
+      const state: PodState = { name, uid, dir: path.join(root, `${name}-${uid.slice(0, 8)}`), runs: [], terminating: false, restartTimers: [], logRuns: new Map(), execs: new Map(), graceMs, statusUpdates: new Map(), lastTerminated: new Map() };
       pods.set(uid, state);
       try {
         await startPod(p, state);
@@ -801,6 +912,13 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     dir: root,
     processes: () => all.map((r) => ({ ...r.proc, mounts: { ...r.proc.mounts } })),
     errors: () => [...problems],
+    holdStatusUpdates() {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const before = statusGate;
+      statusGate = Promise.all([before, held]).then(() => undefined);
+      return release;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

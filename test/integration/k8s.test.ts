@@ -271,7 +271,51 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     expect(podLogs(logDir, jobId)).not.toMatch(/already completed/);
     expect(await objectsOf(ns, jobId)).toEqual([]);
   });
+
+  it.each(['client', 'cluster'] as const)('a worker killed hard whose end the kubelet reports only after its heartbeats were missed and its restart registered spends one restart (maxRestarts 1); its new run\'s output reaches the client; SUCCEEDED (job master placement %s)', async (placement) => {
+    const ns = await namespace();
+    const home = tempHome();
+    const trigger = path.join(tempHome(), 'finish');
+    const job = makeJob(
+      { name: 'k8s-late-status', workers: 2, restart: { maxRestarts: 1 }, timeouts: { heartbeat: '3s' }, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: [trigger] }, ...k8sSpec(ns, {}, placement) },
+      { 'w.mjs': WAITING_WORKER },
+    );
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    const pod1 = `${jobNames(jobId).workers(0)}-1`;
+    const started = (restart: number) => testRecords<Rec>(podLogs(logDir, jobId)).find((x) => x.step === 'start' && x.id === 1 && x.restart === restart);
+    const explain = (err: Error) => {
+      throw new Error(`${err.message}\n${cli.output().stderr}\n${podLogs(logDir, jobId)}\n${runner!.errors().join('\n')}`);
+    };
+    await waitFor('worker 1 started', () => started(0), 60_000).catch(explain);
+    // The kubelet's status reports lag: the job master learns of the crash from the missed heartbeats, and
+    // the restarted worker registers, before the pod's status says that the first run ended.
+    const release = runner!.holdStatusUpdates();
+    const first = runner!.processes().find((p) => p.pod === pod1 && p.exitCode === undefined)!;
+    process.kill(-first.pid, 'SIGKILL');
+    await waitFor('worker 1 registered again', () => started(1), 60_000).catch(explain);
+    release();
+    // The job master's launcher follows the new run once it saw the first one end (and reported that): its
+    // output reaching the client means the late report was made.
+    await waitFor('worker 1\'s new run followed', () => taggedRecords<Rec>(cli.output().stdout).some((t) => t.tag === 1 && t.rec.step === 'start' && t.rec.restart === 1), 30_000).catch(explain);
+    writeFileSync(trigger, '');
+    expect(await cli.closed, `${cli.output().stderr}\n${podLogs(logDir, jobId)}`).toBe(0);
+    expect(cli.output().stderr).toMatch(/SUCCEEDED: all 2 workers completed/);
+    const done = taggedRecords<Rec>(cli.output().stdout).filter((t) => t.rec.step === 'done');
+    expect(done.map((t) => `${t.tag}:${t.rec.id}#${t.rec.restart}`).sort()).toEqual(['0:0#0', '1:1#1']);
+    expect(await objectsOf(ns, jobId)).toEqual([]);
+  });
 });
+
+/** A worker that says it started (with its restart count), then finishes once the file `args[0]` exists. */
+const WAITING_WORKER = `import { existsSync } from 'node:fs';
+export default async function (ctx) {
+  const rec = (step) => console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, restart: ctx.restartCount, step }));
+  rec('start');
+  while (!existsSync(ctx.args[0])) await new Promise((r) => setTimeout(r, 100));
+  rec('done');
+}
+`;
 
 /** A worker that passes a barrier with the others, then finishes `workerId × args[0]` ms later. */
 const STAGGERED_WORKER = `export default async function (ctx) {
@@ -649,10 +693,6 @@ function conformanceIn(placement: 'client' | 'cluster'): void {
       const procs = jobProcesses(jobId);
       return [...objects, ...(procs.length ? [`processes: ${procs.join(' ')}`] : [])];
     },
-    // The test pod runner restarts a container as a kubelet would but, unlike a kubelet, does not report the
-    // restart in the pod's status (kwok owns it), so the client never learns of the new run and does not
-    // follow its log: a restarted worker's output is read where the runner writes it.
-    restartedWorkerOutput: (_home, jobId) => podLogs(logDir, jobId),
     cleanupWithinMs: 20_000,
     outlivesClient: placement === 'cluster',
   });

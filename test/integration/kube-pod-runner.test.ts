@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
 import { startPodRunner, type PodProcess, type PodRunner } from '../env/kube-pod-runner.js';
+import { PodLogFollower } from '../../src/launchers/k8s/pod-logs.js';
 
 // Proves test/env/kube-pod-runner.ts: the containers of kwok's Running pods run as local processes with the
 // environment and volumes the pod spec gives them, and die with their pods.
@@ -257,6 +258,60 @@ describe('kube pod runner restarts (restart: true)', () => {
     for (const pod of ['always-ok', 'onfailure-bad']) expect(runs(pod).slice(0, 3).map((p) => p.restartCount)).toEqual([0, 1, 2]);
     expect(runs('onfailure-ok').map((p) => [p.restartCount, p.exitCode])).toEqual([[0, 0]]);
     expect(runs('never-bad').map((p) => [p.restartCount, p.exitCode])).toEqual([[0, 3]]);
+    const status = async (pod: string) => (await core.readNamespacedPod({ namespace: ns, name: pod })).status?.containerStatuses?.[0];
+    await waitUntil('never-bad reported terminated', async () => (await status('never-bad'))?.state?.terminated);
+    expect(await status('never-bad')).toMatchObject({ restartCount: 0, ready: false, state: { terminated: { exitCode: 3, reason: 'Error' } } });
+    expect(runner.errors()).toEqual([]);
+    await runner.stop();
+    runner = undefined;
+  });
+
+  it('reports restarts in the pod status as a kubelet does (restartCount, lastState, state) and serves the current and previous run\'s log', async () => {
+    const ns = 't-restart-status';
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    await waitUntil('default service account', async () => (await core.listNamespacedServiceAccount({ namespace: ns })).items.some((sa) => sa.metadata?.name === 'default'));
+    runner = await startPodRunner({ kubeconfigFile: cluster.kubeconfigFile, namespace: ns, logDir: path.join(tmp, 'status-logs'), restart: true });
+    // Runs 0 and 1 exit 3; later runs sleep. The run number survives restarts in the pod's emptyDir.
+    const script = 'n=$(cat /data/n 2>/dev/null || echo 0); echo $((n+1)) > /data/n; echo "run $n"; [ "$n" -ge 2 ] && exec sleep 1000; exit 3';
+    const container = { name: 'c', image: 'twister2/test:none', command: ['sh', '-c', script], volumeMounts: [{ name: 'data', mountPath: '/data' }] };
+    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'crash' }, spec: { containers: [container], volumes: [{ name: 'data', emptyDir: {} }] } } });
+    const status = async () => (await core.readNamespacedPod({ namespace: ns, name: 'crash' })).status?.containerStatuses?.[0];
+    const log = (previous: boolean) => core.readNamespacedPodLog({ namespace: ns, name: 'crash', container: 'c', previous });
+    const uid = (await core.readNamespacedPod({ namespace: ns, name: 'crash' })).metadata?.uid?.slice(0, 8);
+
+    await waitUntil('run 2 running', async () => {
+      const s = await status();
+      return s?.restartCount === 2 && s.state?.running;
+    });
+    expect(await status()).toMatchObject({ ready: true, started: true, containerID: `local://${uid}-c-2`, lastState: { terminated: { exitCode: 3, reason: 'Error', containerID: `local://${uid}-c-1` } } });
+    await waitUntil('run 2\'s line', async () => (await log(false)) === 'run 2\n', 10_000);
+    expect(await log(true)).toBe('run 1\n');
+
+    // Killed: 128 + 9, waiting in back-off with the run in lastState, then the next run.
+    const sleeping = runner.processes().find((p) => p.pod === 'crash' && p.restartCount === 2)!;
+    process.kill(-sleeping.pid, 'SIGKILL');
+    const backingOff = await waitUntil('the kill reported', async () => {
+      const s = await status();
+      return s?.state?.waiting && s;
+    });
+    expect(backingOff).toMatchObject({ restartCount: 2, ready: false, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 137, reason: 'Error', containerID: `local://${uid}-c-2` } } });
+    await waitUntil('run 3 running', async () => (await status())?.restartCount === 3);
+    expect(await status()).toMatchObject({ state: { running: {} }, lastState: { terminated: { exitCode: 137 } } });
+    await waitUntil('run 3\'s line', async () => (await log(false)) === 'run 3\n', 10_000);
+    expect(await log(true)).toBe('run 2\n');
+
+    // The launchers' log follower, first seeing the container at run 3, reads run 2 (the previous log) first.
+    const kc = new KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigFile);
+    const logsDir = mkdtempSync(path.join(tmp, 'follower-'));
+    const notes: string[] = [];
+    const follower = new PodLogFollower(kc, ns, logsDir, (l) => notes.push(l));
+    follower.follow({ name: 'crash', uid: uid ?? '' }, 'c', 3, { workerId: 0 });
+    const workerLog = path.join(logsDir, 'worker-0.log');
+    await waitUntil('runs 2 and 3 in the worker\'s log', () => existsSync(workerLog) && readFileSync(workerLog, 'utf8') === 'run 2\nrun 3\n', 10_000);
+    await follower.close();
+    expect(readFileSync(workerLog, 'utf8')).toBe('run 2\nrun 3\n');
+    expect(notes).toEqual([]);
     expect(runner.errors()).toEqual([]);
     await runner.stop();
     runner = undefined;

@@ -1,6 +1,6 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { files } from '../../job/job-store.js';
 import { LauncherError } from '../../errors.js';
 import { kubernetesSection, type KubernetesSpec } from './section.js';
@@ -18,9 +18,17 @@ const POLL_MS = 500;
 /** How long an in-cluster job master waits for the worker pods to go once it scaled them to 0. */
 const STOP_TIMEOUT_MS = 60_000;
 
+/** A worker container's runs (0, 1, ... as its restartCount counts them) seen so far. */
+interface ContainerRuns {
+  /** The first run whose end is not reported yet. */
+  next: number;
+  /** The run the pod's status was last about. */
+  current: number;
+}
+
 interface PodSeen {
   uid: string;
-  restarts: Map<string, number>;
+  containers: Map<string, ContainerRuns>;
 }
 
 /**
@@ -28,8 +36,9 @@ interface PodSeen {
  * The root ConfigMap is created first and owns every other object, so release is one delete: Kubernetes'
  * garbage collector removes the rest, and release waits until nothing labelled with the job is left.
  * Kubernetes restarts containers and recreates deleted pods by itself (same ordinal, same worker IDs), so
- * there is no restartWorker: container restarts and vanished pods are reported as worker exits, and the job
- * master waits for the same IDs to register again. Unschedulable pods show the job as QUEUED with the
+ * there is no restartWorker: the end of every run of a worker container (terminated, or restarted since) and
+ * of a vanished pod's is reported once as a worker exit naming the run, and the job master waits for the
+ * same IDs to register again. Unschedulable pods show the job as QUEUED with the
  * scheduler's message.
  */
 export class KubernetesLauncher implements Launcher {
@@ -184,7 +193,7 @@ export class KubernetesLauncher implements Launcher {
       present.add(name);
       const seen = this.pods.get(name);
       if (seen && seen.uid !== uid) this.podGone(name, ordinal);
-      const cur = this.pods.get(name) ?? { uid, restarts: new Map<string, number>() };
+      const cur = this.pods.get(name) ?? { uid, containers: new Map<string, ContainerRuns>() };
       this.pods.set(name, cur);
       const running = pod.status?.containerStatuses?.find((c) => c.state?.running);
       if (running) this.copier?.copyInto({ name, uid }, running.name);
@@ -195,11 +204,14 @@ export class KubernetesLauncher implements Launcher {
       for (const c of containers) {
         const index = workerContainerIndex(c.name);
         if (index === undefined) continue;
-        const before = cur.restarts.get(c.name) ?? 0;
-        cur.restarts.set(c.name, c.restartCount);
-        if (c.restartCount > before && ordinal < this.replicas) {
-          const t = c.lastState?.terminated;
-          this.listener!.workerExited({ workerId: workerId(ordinal, index, wpp), code: t?.exitCode ?? null, signal: null });
+        const runs = cur.containers.get(c.name) ?? { next: 0, current: c.restartCount };
+        cur.containers.set(c.name, runs);
+        runs.current = c.restartCount;
+        // A run that ended: terminated, backing off before its restart (lastState), or restarted since.
+        const endedThrough = c.state?.terminated || (c.state?.waiting && c.lastState?.terminated) ? c.restartCount : c.restartCount - 1;
+        for (; runs.next <= endedThrough; runs.next++) {
+          // Pods beyond the replicas were removed by a scale-down: their ends are expected.
+          if (ordinal < this.replicas) this.listener!.workerExited({ workerId: workerId(ordinal, index, wpp), ...runEnd(c, runs.next), run: `${uid}/${c.name}/${runs.next}` });
         }
       }
       const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
@@ -220,11 +232,26 @@ export class KubernetesLauncher implements Launcher {
     }
   }
 
-  /** A pod that vanished or was replaced took its workers with it; the StatefulSet brings the same ordinal back. */
+  /**
+   * A pod that vanished or was replaced took its workers with it (their current runs, unless reported as
+   * ended already); the StatefulSet brings the same ordinal back.
+   */
   private podGone(name: string, ordinal: number): void {
+    const seen = this.pods.get(name);
     this.pods.delete(name);
     const wpp = this.k8s!.workersPerPod;
-    // The kubelet stops a deleted pod's containers with SIGTERM.
-    for (let c = 0; c < wpp; c++) this.listener!.workerExited({ workerId: workerId(ordinal, c, wpp), code: null, signal: 'SIGTERM' });
+    for (let c = 0; c < wpp; c++) {
+      const runs = seen?.containers.get(`worker-${c}`);
+      if (runs && runs.next > runs.current) continue;
+      // The kubelet stops a deleted pod's containers with SIGTERM.
+      const run = runs ? { run: `${seen!.uid}/worker-${c}/${runs.current}` } : {};
+      this.listener!.workerExited({ workerId: workerId(ordinal, c, wpp), code: null, signal: 'SIGTERM', ...run });
+    }
   }
+}
+
+/** How one run of a container ended, as far as its status tells (only the last two runs are in it). */
+function runEnd(c: V1ContainerStatus, run: number): { code: number | null; signal: null } {
+  const t = run === c.restartCount ? (c.state?.terminated ?? c.lastState?.terminated) : run === c.restartCount - 1 ? c.lastState?.terminated : undefined;
+  return { code: t?.exitCode ?? null, signal: null };
 }

@@ -24,7 +24,8 @@ interface Follow {
 /**
  * Follows the worker containers' logs through the API server into the job's `logs/worker-N.log`, which
  * the client streams tagged by worker ID (for OpenMPI, pod 0's log is mpirun's, split by rank). One follow
- * per container run (a restarted container is followed again). A follow the API server refuses is tried
+ * per container run (a restarted container is followed again; a run that began and ended unseen between
+ * two looks at the pod is read once from the API server's previous log first). A follow the API server refuses is tried
  * again a few times (the kubelet refuses a container that is still being created), except when refused
  * for lack of rights; one that never succeeds is noted once.
  * At the end each container's log is read once more from the last byte received, since a follow does not
@@ -38,6 +39,8 @@ export class PodLogFollower {
   private readonly latest = new Map<string, string>();
   private refused = false;
   private closing = false;
+  /** Reads of unseen previous runs, each followed by the start of the next run's follow. */
+  private readonly previousReads = new Set<Promise<void>>();
 
   /** `once`: follow() only notes the containers, and close() reads each log once (`twister2 logs` without -f). */
   constructor(
@@ -58,12 +61,21 @@ export class PodLogFollower {
     const f: Follow = { pod: pod.name, container, target, lines: [], received: 0 };
     this.follows.set(key, f);
     this.latest.set(`${pod.name}/${container}`, key);
-    if (!this.once) void this.start(f, 1);
+    if (this.once) return;
+    const before = `${pod.uid}/${container}/${restartCount - 1}`;
+    if (restartCount === 0 || this.follows.has(before)) return void this.start(f, 1);
+    // The run before this one was never seen: the API server keeps its log (previous=true), read first.
+    const unseen: Follow = { pod: pod.name, container, target, lines: [], received: 0 };
+    this.follows.set(before, unseen);
+    const read = this.catchUp(unseen, true).then(() => this.start(f, 1));
+    this.previousReads.add(read);
+    void read.finally(() => this.previousReads.delete(read));
   }
 
   async close(): Promise<void> {
     this.closing = true;
     for (const f of this.follows.values()) f.ctl?.abort();
+    await Promise.all(this.previousReads);
     await Promise.all([...this.latest.values()].map((key) => this.catchUp(this.follows.get(key)!)));
     for (const f of this.follows.values()) for (const l of f.lines) l.end();
     await this.files.close();
@@ -86,10 +98,10 @@ export class PodLogFollower {
   }
 
   /**
-   * Reads the container's log once and writes what lies beyond the bytes the follow delivered, passing
-   * it on as it comes (with backpressure) rather than holding the whole log.
+   * Reads the container's log (or its previous run's) once and writes what lies beyond the bytes the follow
+   * delivered, passing it on as it comes (with backpressure) rather than holding the whole log.
    */
-  private async catchUp(f: Follow): Promise<void> {
+  private async catchUp(f: Follow, previous = false): Promise<void> {
     const sink = this.sink(f);
     let seen = 0;
     const beyond = new Writable({
@@ -102,7 +114,7 @@ export class PodLogFollower {
     });
     const finished = new Promise<void>((resolve) => beyond.once('finish', resolve));
     try {
-      const ctl = await this.log.log(this.namespace, f.pod, f.container, beyond, { follow: false, pretty: false, timestamps: false });
+      const ctl = await this.log.log(this.namespace, f.pod, f.container, beyond, { follow: false, pretty: false, timestamps: false, previous });
       await Promise.race([finished, new Promise((r) => setTimeout(r, 5000))]);
       ctl.abort();
     } catch {
@@ -133,8 +145,9 @@ export class PodLogFollower {
 
 /**
  * Follows what a worker pod's containers print: each `worker-<i>` container that runs or already ended (a
- * short one can start and finish between two polls) as worker `workerIdOf(i)`; with an mpirun splitter,
- * only pod 0's `mpi` container, whose log is every rank's output.
+ * short one can start and finish between two polls; a restarted one backs off with its run in lastState) as
+ * worker `workerIdOf(i)`; with an mpirun splitter, only pod 0's `mpi` container, whose log is every rank's
+ * output.
  */
 export function followWorkerPod(
   logs: PodLogFollower,
@@ -143,7 +156,7 @@ export function followWorkerPod(
   mpirun?: TaggedOutputSplitter,
 ): void {
   for (const c of pod.containers) {
-    if (!c.state?.running && !c.state?.terminated) continue;
+    if (!c.state?.running && !c.state?.terminated && !(c.state?.waiting && c.lastState?.terminated)) continue;
     if (mpirun) {
       if (pod.ordinal === 0 && c.name === 'mpi') logs.follow(pod, c.name, c.restartCount, { mpirun });
       continue;

@@ -39,32 +39,32 @@ function runBench(script, timeoutMs) {
   });
 }
 
+/** Each section: the key of its figures (in the script's JSON line and in the report's data), its script, how long it may take. */
+const SECTIONS = [
+  ['startup', './startup.mjs', 6],
+  ['jobmaster', './jobmaster-scale.mjs', 6],
+  ['upload', './upload.mjs', 6],
+  ['mpi', './mpi.mjs', 6],
+  ['slurm', './slurm.mjs', 6],
+  ['nomad', './nomad.mjs', 6],
+  ['k8s', './k8s.mjs', 20],
+  ['phases', './phases.mjs', 6],
+  ['cliE2e', './cli-e2e.mjs', 20],
+  ['manyJobs', './many-jobs.mjs', 10],
+];
+
 const t0 = performance.now();
 const data = { machine: machine() };
-const startup = await runBench('./startup.mjs', 6 * 60_000);
-data.startup = startup.startup ?? startup;
-const jm = await runBench('./jobmaster-scale.mjs', 6 * 60_000);
-data.jobmaster = jm.jobmaster ?? jm;
-const upload = await runBench('./upload.mjs', 6 * 60_000);
-data.upload = upload.upload ?? upload;
-const mpi = await runBench('./mpi.mjs', 6 * 60_000);
-data.mpi = mpi.mpi ?? mpi;
-const slurm = await runBench('./slurm.mjs', 6 * 60_000);
-data.slurm = slurm.slurm ?? slurm;
-const nomad = await runBench('./nomad.mjs', 6 * 60_000);
-data.nomad = nomad.nomad ?? nomad;
-const k8s = await runBench('./k8s.mjs', 20 * 60_000);
-data.k8s = k8s.k8s ?? k8s;
-const phases = await runBench('./phases.mjs', 6 * 60_000);
-data.phases = phases.phases ?? phases;
-const cliE2e = await runBench('./cli-e2e.mjs', 20 * 60_000);
-data.cliE2e = cliE2e.cliE2e ?? cliE2e;
-const manyJobs = await runBench('./many-jobs.mjs', 10 * 60_000);
-data.manyJobs = manyJobs.manyJobs ?? manyJobs;
+let failed = false;
+for (const [key, script, minutes] of SECTIONS) {
+  const out = await runBench(script, minutes * 60_000);
+  data[key] = out[key] ?? out;
+  failed ||= Boolean(out.error);
+}
 data.durationMs = performance.now() - t0;
 data.loadavgEnd = loadavg();
 
 writeFileSync(DOC, renderMarkdown(data));
 console.log(summaryLines(data).join('\n'));
 console.log(`wrote ${DOC}`);
-process.exit(startup.error || jm.error || upload.error || mpi.error || slurm.error || nomad.error || k8s.error || phases.error || cliE2e.error || manyJobs.error ? 1 : 0);
+process.exit(failed ? 1 : 0);

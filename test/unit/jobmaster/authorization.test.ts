@@ -5,8 +5,9 @@ import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import { workerTokenOf } from '../../../src/job/worker-environment.js';
 import type { Launcher } from '../../../src/launchers/launcher.js';
 import { JobMasterClient } from '../../../src/protocol/jobmaster-client.js';
-import { JOB_TOKEN_HEADER, type RegisterRequest } from '../../../src/protocol/messages.js';
+import { JOB_TOKEN_HEADER } from '../../../src/protocol/messages.js';
 import { parseSpec } from '../../../src/spec/validate.js';
+import { registration } from '../../helpers/registration.js';
 
 class NoopLauncher implements Launcher {
   async start() {}
@@ -22,7 +23,6 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-const reg = (workerId: number): RegisterRequest => ({ workerId, host: 'h', ip: '127.0.0.1', ports: {}, node: 'n', resources: { cpu: 1, memoryBytes: 1, gpus: 0 }, restartCount: 0 });
 
 /** A running job of 2 workers; worker 0 registered (its session given), worker 1 not yet. */
 async function job() {
@@ -32,7 +32,7 @@ async function job() {
   servers.push(server);
   const url = await server.listen('127.0.0.1', 0);
   jm.start();
-  const { session } = jm.register(reg(0));
+  const { session } = jm.register(registration(0));
   return { jm, url, session };
 }
 
@@ -44,7 +44,7 @@ const ROUTES: Route[] = [
   { name: 'scale', method: 'POST', path: '/v1/job/scale', body: () => ({ workers: 100_000 }), admin: true },
   { name: 'kill', method: 'POST', path: '/v1/job/kill', body: () => ({ reason: 'a worker tried' }), admin: true },
   { name: 'events', method: 'GET', path: '/v1/events', admin: false },
-  { name: 'register', method: 'POST', path: '/v1/workers', body: () => reg(1), admin: false },
+  { name: 'register', method: 'POST', path: '/v1/workers', body: () => registration(1), admin: false },
   { name: 'discovery', method: 'GET', path: '/v1/workers', admin: false },
   { name: 'discovery wait', method: 'GET', path: '/v1/workers?wait=all&timeoutMs=50', admin: false },
   { name: 'heartbeat', method: 'POST', path: '/v1/workers/0/heartbeat', body: (session) => ({ session }), admin: false },

@@ -4,8 +4,9 @@ import { JobMasterServer } from '../../../src/jobmaster/http-server.js';
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import type { Launcher } from '../../../src/launchers/launcher.js';
 import { JobMasterClient } from '../../../src/protocol/jobmaster-client.js';
-import { JOB_TOKEN_HEADER, type RegisterRequest } from '../../../src/protocol/messages.js';
+import { JOB_TOKEN_HEADER } from '../../../src/protocol/messages.js';
 import { parseSpec } from '../../../src/spec/validate.js';
+import { registration } from '../../helpers/registration.js';
 
 /** Records what the job master asked of the cluster; the real launchers are tested end to end. */
 class RecordingLauncher implements Launcher {
@@ -42,15 +43,6 @@ async function setup(extra: Record<string, unknown> = {}) {
   return { jm, launcher, url, client: new JobMasterClient({ url, token: TOKEN }) };
 }
 
-const reg = (workerId: number): RegisterRequest => ({
-  workerId,
-  host: 'h',
-  ip: '127.0.0.1',
-  ports: {},
-  node: 'n',
-  resources: { cpu: 1, memoryBytes: 1, gpus: 0 },
-  restartCount: 0,
-});
 
 describe('job master', () => {
   it('refuses requests without the job secret or with a wrong one', async () => {
@@ -59,7 +51,7 @@ describe('job master', () => {
     const res = await fetch(`${url}/v1/job`);
     expect(res.status).toBe(401);
     expect(await res.json()).toEqual({ error: { code: 'T2_UNAUTHENTICATED', message: expect.stringContaining('job secret') } });
-    const post = await fetch(`${url}/v1/workers`, { method: 'POST', body: JSON.stringify(reg(0)) });
+    const post = await fetch(`${url}/v1/workers`, { method: 'POST', body: JSON.stringify(registration(0)) });
     expect(post.status).toBe(401);
   });
 
@@ -74,13 +66,13 @@ describe('job master', () => {
   it('goes STARTING -> RUNNING when all joined, refuses a duplicate live ID, SUCCEEDED when all complete', async () => {
     const { jm, client, launcher } = await setup();
     const sessions = [];
-    for (const id of [0, 1]) sessions.push((await client.register(reg(id))).session);
+    for (const id of [0, 1]) sessions.push((await client.register(registration(id))).session);
     expect(jm.state).toBe('STARTING');
-    await expect(client.register(reg(1))).rejects.toThrow(RegistrationError);
-    await expect(client.register(reg(1))).rejects.toThrow(/already registered by a live worker/);
-    await expect(client.register(reg(7))).rejects.toThrow(/not part of this job: valid IDs are 0..2/);
+    await expect(client.register(registration(1))).rejects.toThrow(RegistrationError);
+    await expect(client.register(registration(1))).rejects.toThrow(/already registered by a live worker/);
+    await expect(client.register(registration(7))).rejects.toThrow(/not part of this job: valid IDs are 0..2/);
     const waiting = client.workers({ waitForAll: true });
-    sessions.push((await client.register(reg(2))).session);
+    sessions.push((await client.register(registration(2))).session);
     expect((await waiting).workers.map((w) => w.workerId).sort()).toEqual([0, 1, 2]);
     expect(jm.state).toBe('RUNNING');
     for (const [id, s] of sessions.entries()) await client.complete(id, s, true);
@@ -91,11 +83,11 @@ describe('job master', () => {
 
   it('marks a silent worker FAILED, restarts it within budget, then fails the job naming it', async () => {
     const { jm, client, launcher } = await setup({ restart: { maxRestarts: 1 } });
-    for (const id of [0, 1, 2]) await client.register(reg(id));
+    for (const id of [0, 1, 2]) await client.register(registration(id));
     // Nobody heartbeats: after 500ms every worker is silent.
     await new Promise((r) => setTimeout(r, 800));
     expect(launcher.calls.filter((c) => c.startsWith('restart')).sort()).toEqual(['restart 0 #1', 'restart 1 #1', 'restart 2 #1']);
-    const again = await client.register(reg(0));
+    const again = await client.register(registration(0));
     expect(again.restartCount).toBe(1);
     const final = await jm.whenEnded();
     expect(final.state).toBe('FAILED');
@@ -104,7 +96,7 @@ describe('job master', () => {
 
   it('scales up and down keeping IDs contiguous', async () => {
     const { jm, client, launcher } = await setup({ timeouts: { heartbeat: '30s' } });
-    for (const id of [0, 1, 2]) await client.register(reg(id));
+    for (const id of [0, 1, 2]) await client.register(registration(id));
     await client.scale(5);
     expect(launcher.calls).toContain('add 3,4');
     expect(jm.status().workers.map((w) => w.workerId)).toEqual([0, 1, 2, 3, 4]);
@@ -119,7 +111,7 @@ describe('job master', () => {
 
   it('refuses completions and barriers once the job ended, so a KILLED job stays KILLED', async () => {
     const { jm, client } = await setup({ timeouts: { heartbeat: '30s' } });
-    const { session } = await client.register(reg(0));
+    const { session } = await client.register(registration(0));
     jm.kill('stop');
     await expect(client.complete(0, session, true)).rejects.toThrow(/already ended \(KILLED\)/);
     await expect(client.barrier('late', 0, session)).rejects.toThrow(/already ended/);
@@ -129,11 +121,11 @@ describe('job master', () => {
   it('never leaves a final state: a completed worker cannot report again, extra path segments are refused', async () => {
     const { jm, client, url } = await setup({ timeouts: { heartbeat: '30s' } });
     const sessions = [];
-    for (const id of [0, 1, 2]) sessions.push((await client.register(reg(id))).session);
+    for (const id of [0, 1, 2]) sessions.push((await client.register(registration(id))).session);
     await client.complete(0, sessions[0]!, true);
     await expect(client.complete(0, sessions[0]!, false)).rejects.toThrow(/stale session/);
     // A restarted copy of it (a kubelet's restart) learns by the error's class that its worker is done.
-    const again = await client.register(reg(0)).catch((e: Error) => e);
+    const again = await client.register(registration(0)).catch((e: Error) => e);
     expect(again).toBeInstanceOf(WorkerCompletedError);
     expect(again).toMatchObject({ code: 'T2_WORKER_COMPLETED', message: 'worker 0 already completed' });
     const res = await fetch(`${url}/v1/job/kill/now`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
@@ -150,19 +142,19 @@ describe('job master', () => {
 
   it('wakes discovery waiters when a restarted worker rejoins a RUNNING job', async () => {
     const { jm, client } = await setup({ restart: { maxRestarts: 1 }, timeouts: { heartbeat: '30s' } });
-    for (const id of [0, 1, 2]) await client.register(reg(id));
+    for (const id of [0, 1, 2]) await client.register(registration(id));
     jm.workerExited({ workerId: 2, code: null, signal: 'SIGKILL' });
     expect(jm.status().workers[2]!.state).not.toBe('RUNNING');
     const waiting = client.workers({ waitForAll: true, timeoutMs: 5000 });
     await new Promise((r) => setTimeout(r, 50));
-    await client.register(reg(2));
+    await client.register(registration(2));
     expect((await waiting).workers).toHaveLength(3);
     jm.kill();
   });
 
   it('counts a replacement that dies before registering against the restart budget', async () => {
     const { jm, client, launcher } = await setup({ restart: { maxRestarts: 1 }, timeouts: { heartbeat: '30s' } });
-    for (const id of [0, 1, 2]) await client.register(reg(id));
+    for (const id of [0, 1, 2]) await client.register(registration(id));
     jm.workerExited({ workerId: 1, code: 1, signal: null });
     await new Promise((r) => setTimeout(r, 20));
     expect(launcher.calls).toContain('restart 1 #1');
@@ -176,7 +168,7 @@ describe('job master', () => {
   it('succeeds when scaling down leaves only completed workers', async () => {
     const { jm, client } = await setup({ timeouts: { heartbeat: '30s' } });
     const sessions = [];
-    for (const id of [0, 1, 2]) sessions.push((await client.register(reg(id))).session);
+    for (const id of [0, 1, 2]) sessions.push((await client.register(registration(id))).session);
     await client.complete(0, sessions[0]!, true);
     await client.scale(1);
     expect((await jm.whenEnded()).state).toBe('SUCCEEDED');
@@ -193,7 +185,7 @@ describe('job master', () => {
       }
     })();
     await new Promise((r) => setTimeout(r, 50));
-    await client.register(reg(0));
+    await client.register(registration(0));
     jm.kill();
     await reading;
     // Workers still starting or running when the job ends get a final state before the job's own.
@@ -202,8 +194,8 @@ describe('job master', () => {
 
   it('leaves no worker RUNNING or STARTING once the job FAILED; a completed one stays COMPLETED', async () => {
     const { client, jm } = await setup({ timeouts: { heartbeat: '30s' } });
-    const s0 = (await client.register(reg(0))).session;
-    await client.register(reg(1));
+    const s0 = (await client.register(registration(0))).session;
+    await client.register(registration(1));
     await client.complete(0, s0, true);
     jm.fail('a test failure');
     const states = jm.status().workers.map((w) => `${w.workerId}:${w.state}`);
@@ -213,9 +205,9 @@ describe('job master', () => {
 
   it('names the barrier in the job\'s final message when a worker fails after its barrier timed out', async () => {
     const { client, jm } = await setup({ timeouts: { heartbeat: '30s' } });
-    const s0 = (await client.register(reg(0))).session;
-    await client.register(reg(1));
-    await client.register(reg(2));
+    const s0 = (await client.register(registration(0))).session;
+    await client.register(registration(1));
+    await client.register(registration(2));
     await expect(client.barrier('start', 0, s0, 100)).rejects.toMatchObject({ code: 'T2_BARRIER_TIMEOUT' });
     // A command worker whose `twister2 barrier` failed exits non-zero: the launcher reports just that.
     jm.workerExited({ workerId: 0, code: 1, signal: null });
@@ -240,7 +232,7 @@ describe('job master', () => {
   it('a worker registering while the job still shows QUEUED moves it on', async () => {
     const { jm, client } = await setup({ timeouts: { heartbeat: '30s' } });
     jm.queued('PENDING');
-    await client.register(reg(0));
+    await client.register(registration(0));
     expect(jm.state).toBe('STARTING');
     jm.kill();
   });

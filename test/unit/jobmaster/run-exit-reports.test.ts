@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import type { Launcher } from '../../../src/launchers/launcher.js';
-import type { RegisterRequest } from '../../../src/protocol/messages.js';
 import { parseSpec } from '../../../src/spec/validate.js';
+import { registration } from '../../helpers/registration.js';
 
 // A cluster that restarts workers by itself (Kubernetes) reports the end of every run of a worker, also of a
 // run whose failure the job master counted first (missed heartbeats, a failure the worker reported). That late
@@ -11,15 +11,6 @@ import { parseSpec } from '../../../src/spec/validate.js';
 /** A cluster that restarts workers itself: no restartWorker. */
 const selfRestarting = (): Launcher => ({ start: async () => {}, release: async () => {} });
 
-const reg = (workerId: number): RegisterRequest => ({
-  workerId,
-  host: 'h',
-  ip: '127.0.0.1',
-  ports: {},
-  node: 'n',
-  resources: { cpu: 1, memoryBytes: 1, gpus: 0 },
-  restartCount: 0,
-});
 
 function setup() {
   let clock = 1_000_000;
@@ -33,14 +24,14 @@ function setup() {
 describe('job master: exit reports of runs already counted', () => {
   it('a missed heartbeat, then the worker registers again, then the crashed run\'s end is reported: one restart spent, the new run keeps running', async () => {
     const { jm, worker, advance } = setup();
-    const s0 = jm.register(reg(0)).session;
-    jm.register(reg(1));
+    const s0 = jm.register(registration(0)).session;
+    jm.register(registration(1));
     advance(1500);
     jm.heartbeat(0, s0);
     // The deadline check runs on a timer.
     while (worker(1).state !== 'FAILED') await new Promise((r) => setTimeout(r, 20));
     expect(worker(1)).toMatchObject({ state: 'FAILED', restarts: 1 });
-    expect(jm.register(reg(1)).restartCount).toBe(1);
+    expect(jm.register(registration(1)).restartCount).toBe(1);
     jm.workerExited({ workerId: 1, code: 137, signal: null, run: 'pod-uid/worker-0/0' });
     expect(worker(1)).toMatchObject({ state: 'RUNNING', restarts: 1 });
     expect(jm.state).toBe('RUNNING');
@@ -53,10 +44,10 @@ describe('job master: exit reports of runs already counted', () => {
 
   it('a failure the worker reported, then its run\'s end: counted once; a report that names no run counts as before', async () => {
     const { jm, worker } = setup();
-    jm.register(reg(0));
-    const s1 = jm.register(reg(1)).session;
+    jm.register(registration(0));
+    const s1 = jm.register(registration(1)).session;
     jm.complete(1, s1, false, 'the program threw');
-    jm.register(reg(1));
+    jm.register(registration(1));
     jm.workerExited({ workerId: 1, code: 1, signal: null, run: 'pod-uid/worker-0/0' });
     expect(worker(1)).toMatchObject({ state: 'RUNNING', restarts: 1 });
     jm.workerExited({ workerId: 1, code: null, signal: 'SIGTERM' });
@@ -65,11 +56,11 @@ describe('job master: exit reports of runs already counted', () => {
 
   it('a run\'s end reported first is counted once; the run that follows is a new one', async () => {
     const { jm, worker } = setup();
-    jm.register(reg(0));
-    jm.register(reg(1));
+    jm.register(registration(0));
+    jm.register(registration(1));
     jm.workerExited({ workerId: 1, code: 137, signal: null, run: 'pod-uid/worker-0/0' });
     expect(worker(1)).toMatchObject({ state: 'FAILED', restarts: 1 });
-    jm.register(reg(1));
+    jm.register(registration(1));
     jm.workerExited({ workerId: 1, code: 137, signal: null, run: 'pod-uid/worker-0/1' });
     expect((await jm.whenEnded()).state).toBe('FAILED');
   });

@@ -4,8 +4,9 @@ import { JobMasterServer } from '../../../src/jobmaster/http-server.js';
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import type { Launcher } from '../../../src/launchers/launcher.js';
 import { JobMasterClient } from '../../../src/protocol/jobmaster-client.js';
-import type { JobEvent, RegisterRequest } from '../../../src/protocol/messages.js';
+import type { JobEvent } from '../../../src/protocol/messages.js';
 import { parseSpec } from '../../../src/spec/validate.js';
+import { registration } from '../../helpers/registration.js';
 
 /** A launcher of a cluster that cannot scale (MPI, Slurm): no addWorkers or removeWorkers at all. */
 class FixedLauncher implements Launcher {
@@ -34,7 +35,6 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-const reg = (workerId: number): RegisterRequest => ({ workerId, host: 'h', ip: '127.0.0.1', ports: {}, node: 'n', resources: { cpu: 1, memoryBytes: 1, gpus: 0 }, restartCount: 0 });
 
 async function running(spec: Record<string, unknown>, launcher: Launcher) {
   const jm = new JobMaster({ jobId: 'scale-1', spec: parseSpec({ name: 'unit', workers: 2, worker: { command: 'true' }, ...spec }), launcher });
@@ -42,8 +42,8 @@ async function running(spec: Record<string, unknown>, launcher: Launcher) {
   servers.push(server);
   const client = new JobMasterClient({ url: await server.listen('127.0.0.1', 0), token: TOKEN });
   jm.start();
-  jm.register(reg(0));
-  jm.register(reg(1));
+  jm.register(registration(0));
+  jm.register(registration(1));
   const events: JobEvent[] = [];
   jm.on('event', (e) => events.push(e));
   return { jm, client, events };

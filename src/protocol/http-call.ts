@@ -46,6 +46,15 @@ export async function httpCall(url: string, o: HttpCallOptions): Promise<HttpAns
   });
 }
 
+/** An answer's JSON, or undefined when it is not JSON (a proxy's error page, an empty body). */
+export function jsonOf(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A GET whose answer is read as a stream (the event stream); resolves once the status line arrived. */
 export async function openStream(url: string, o: Omit<HttpCallOptions, 'method' | 'body' | 'timeoutMs'>): Promise<http.IncomingMessage> {
   const req = await startRequest(url, { ...o, method: 'GET' });

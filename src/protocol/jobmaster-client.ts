@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type https from 'node:https';
 import { AuthenticationError, JobMasterUnreachableError, ProtocolError, errorFromWire } from '../errors.js';
 import { AnswerShapeError, answers } from './answer-guards.js';
-import { httpCall, openStream, serverSentData } from './http-call.js';
+import { httpCall, jsonOf, openStream, serverSentData } from './http-call.js';
 import type { JobEvent, RegisterRequest } from './messages.js';
 import { JOB_TOKEN_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION } from './wire.js';
 
@@ -127,7 +127,7 @@ export class JobMasterClient {
         }
         throw new JobMasterUnreachableError(`cannot reach the job master at ${this.url}: ${(err as Error).message}`, { cause: err });
       }
-      const json = res.text ? safeJson(res.text) : undefined;
+      const json = res.text ? jsonOf(res.text) : undefined;
       if (res.status >= 400) {
         const e = answers.error(json);
         if (e) throw errorFromWire(e.code, e.message);
@@ -143,13 +143,5 @@ export class JobMasterClient {
         throw err;
       }
     }
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }

@@ -1,7 +1,7 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { endOrphanedJob } from '../launchers/worker-sides.js';
-import { httpCall, openStream, serverSentData } from '../protocol/http-call.js';
+import { httpCall, jsonOf, openStream, serverSentData } from '../protocol/http-call.js';
 import { ProgramTree } from './process-tree.js';
 
 /**
@@ -66,7 +66,7 @@ async function beat(): Promise<void> {
   try {
     const res = await httpCall(`${d.url}/v1/workers/${d.workerId}/heartbeat`, { method: 'POST', headers: d.headers, body: { session: d.session }, timeoutMs: 5000 });
     status = res.status;
-    body = parseJson(res.text) as typeof body;
+    body = jsonOf(res.text) as typeof body;
   } catch (err) {
     return unreachable(`cannot reach the job master at ${d.url}: ${(err as Error).message}`);
   }
@@ -100,14 +100,6 @@ async function readEvents(body: AsyncIterable<Buffer>): Promise<void> {
     } catch {
       // An event this worker does not understand is skipped, as the protocol allows.
     }
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
 

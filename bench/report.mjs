@@ -34,6 +34,13 @@ function startupFigures(r) {
   };
 }
 
+/** How the simulated workers reach the job master, in words. */
+function transportOf(c) {
+  if (c.variant === 'channel') return `channel, ${c.connections} shared connections`;
+  if (c.variant === 'channel-each') return 'channel, a connection per worker';
+  return 'a request per call (HTTP)';
+}
+
 function jobmasterFigures(c) {
   const all = c.runs;
   // A stalled run has a register phase but no barrier figures; it is counted, not averaged in.
@@ -42,6 +49,8 @@ function jobmasterFigures(c) {
   const perOp = (cpuKey, from = runs) => summarize(from.map((r) => r[cpuKey] / c.n));
   return {
     n: c.n,
+    variant: c.variant ?? 'http',
+    how: transportOf(c),
     runs: all.length,
     stalled: stalled.length,
     arrivedAtStall: stalled.map((r) => r.arrivedAtStall),
@@ -92,12 +101,13 @@ function jobmasterSection(results) {
   if (!Array.isArray(results)) return `**Did not complete:** ${results.error}`;
   const f = results.map(jobmasterFigures);
   const main = table(
-    ['simulated workers N', 'runs (stalled)', 'register phase', 'registrations/s', 'barrier phase', 'total (register + barrier)', '2nd barrier, warm connections'],
-    f.map((x) => [x.n, `${x.runs} (${x.stalled})`, ms(x.register), fmtSummary(x.rate), ms(x.barrier), `**${ms(x.total)}**`, ms(x.warm)]),
+    ['transport', 'simulated workers N', 'runs (stalled)', 'register phase', 'registrations/s', 'barrier phase', 'total (register + barrier)', '2nd barrier, warm connections'],
+    f.map((x) => [x.how, x.n, `${x.runs} (${x.stalled})`, ms(x.register), fmtSummary(x.rate), ms(x.barrier), `**${ms(x.total)}**`, ms(x.warm)]),
   );
   const detail = table(
-    ['N', 'CPU per registration: job master / client', 'CPU per arrival, 2nd barrier: job master / client', 'job master CPU per arrival, 1st barrier', 'listen-queue overflows (1st barrier)', 'arrivals re-sent', 'overflows (2nd barrier)', 'peak fds job master / client (limit)'],
+    ['transport', 'N', 'CPU per registration: job master / client', 'CPU per arrival, 2nd barrier: job master / client', 'job master CPU per arrival, 1st barrier', 'listen-queue overflows (1st barrier)', 'arrivals re-sent', 'overflows (2nd barrier)', 'peak fds job master / client (limit)'],
     f.map((x) => [
+      x.how,
       x.n,
       `${fmt(x.serverRegPerOp.median)} / ${fmt(x.clientRegPerOp.median)} ms`,
       `${fmt(x.serverWarmPerOp.median)} / ${fmt(x.clientWarmPerOp.median)} ms`,
@@ -111,7 +121,7 @@ function jobmasterSection(results) {
   return [
     main,
     '',
-    `Times in ms, median (min–max). Registrations run ${f[0]?.concurrency ?? '?'} at a time; all barrier arrivals are sent at once. ` +
+    `Times in ms, median (min–max). Over the channel all calls are sent at once and pipelined on their connections; as HTTP requests, registrations run ${f[0]?.concurrency ?? '?'} at a time and all barrier arrivals are sent at once, each on a connection of its own. ` +
       `A run whose first barrier was not released within ${fmt((f[0]?.stallMs ?? NaN) / 1000)} s counts as stalled: it ends there and only its register phase is in the figures.` +
       f.filter((x) => x.stalled).map((x) => ` At N=${x.n}, the job master had received ${x.arrivedAtStall.join(', ')} of ${x.n} arrivals when runs stalled; the others were stuck in TCP.`).join(''),
     '',
@@ -142,12 +152,16 @@ function notes(data) {
     );
   }
   if (Array.isArray(data.jobmaster) && data.jobmaster.length) {
-    const f = data.jobmaster.map(jobmasterFigures);
+    const all = data.jobmaster.map(jobmasterFigures);
+    const f = all.filter((x) => x.variant === 'channel').length ? all.filter((x) => x.variant === 'channel') : all;
     const [a, b] = [f[0], f[f.length - 1]];
     out.push(
-      `- **Registrations** cost ${fmt(a.serverRegPerOp.median)} ms of job master CPU each at N=${a.n} and ${fmt(b.serverRegPerOp.median)} ms at N=${b.n}; ` +
-        `the simulated workers' client (got + zod) costs ${fmt(a.clientRegPerOp.median)} / ${fmt(b.clientRegPerOp.median)} ms each, and both processes share ${data.machine.cpus} cores.`,
+      `- **Registrations** over the ${a.how} cost ${fmt(a.serverRegPerOp.median)} ms of job master CPU each at N=${a.n} and ${fmt(b.serverRegPerOp.median)} ms at N=${b.n}; ` +
+        `the simulated workers' client costs ${fmt(a.clientRegPerOp.median)} / ${fmt(b.clientRegPerOp.median)} ms each, and both processes share ${data.machine.cpus} cores.`,
     );
+    for (const x of all.filter((y) => y.variant !== 'channel' && y.n === b.n)) {
+      out.push(`- Over the ${x.how}, N=${x.n} took ${fmt(x.total.median)} ms in total, with ${fmt(x.serverRegPerOp.median)} ms of job master CPU per registration.`);
+    }
     const growth = b.serverWarmPerOp.median / a.serverWarmPerOp.median;
     out.push(
       growth > 1.5
@@ -230,8 +244,10 @@ ${startupSection(data.startup)}
 
 The job master (\`JobMaster\` + \`JobMasterServer\` with a launcher that starts nothing, bench/jobmaster-host.mjs) runs in its own
 process on 127.0.0.1 with long timeouts (heartbeat 10m, so silent simulated workers are not failed). In the bench process, N simulated
-workers — requests through one \`JobMasterClient\` over a shared \`http.Agent({ keepAlive: true, maxSockets: Infinity })\`, not worker processes —
-register, then all call \`barrier('b')\` at once. Register phase, barrier phase (until every arrival was released) and their sum are timed.
+workers — calls from \`JobMasterClient\`s in the bench process, not worker processes — register, then all call \`barrier('b')\` at once.
+Three transports: the channel (protocol 2, docs/protocol.md: one connection carries many calls; what workers use) with the simulated
+workers sharing 256 connections; the channel with a connection per simulated worker, as real workers have; and a request per call
+over a shared \`http.Agent({ keepAlive: true, maxSockets: Infinity })\` (the HTTP routes, protocol 1). Register phase, barrier phase (until every arrival was released) and their sum are timed.
 A second barrier right after, over the connections the first one opened, shows the job master's own barrier cost. A fresh job master
 process per run; one unrecorded warm-up run of 1000 first.
 
@@ -331,7 +347,7 @@ export function summaryLines(data) {
   if (Array.isArray(data.jobmaster)) {
     for (const x of data.jobmaster.map(jobmasterFigures)) {
       lines.push(
-        `  job master N=${String(x.n).padEnd(6)} register ${fmt(x.register.median)} (${fmt(x.rate.median)}/s), barrier ${fmt(x.barrier.median)}, total ${fmt(x.total.median)}, warm barrier ${fmt(x.warm.median)}`,
+        `  job master N=${String(x.n).padEnd(6)} ${x.variant.padEnd(13)} register ${fmt(x.register.median)} (${fmt(x.rate.median)}/s), barrier ${fmt(x.barrier.median)}, total ${fmt(x.total.median)}, warm barrier ${fmt(x.warm.median)}`,
       );
     }
   } else lines.push(`  job master: FAILED: ${data.jobmaster.error}`);

@@ -34,12 +34,28 @@ function targets(data) {
   ratio('Slurm, N=16: all past the 1st barrier ≤ 1.2× bare `sbatch --wrap \'srun node -e 0\'` until it left the queue', s && med(s.passedMs) / med(s.floorEndedMs), 1.2);
   const nm = at(results(data.nomad), 16);
   ratio('Nomad, N=16 ≤ 1.3× the bare batch job of N tasks', nm && med(nm.passedMs) / med(nm.floorMs), 1.3);
-  const jm = Array.isArray(data.jobmaster) ? data.jobmaster.find((c) => c.n === 10000) : undefined;
-  const jmRuns = jm?.runs.filter((r) => !r.stalled) ?? [];
-  const total = jmRuns.length ? med(jmRuns.map((r) => r.totalMs)) : NaN;
-  t.push(['job master: 10,000 simulated workers register and pass one barrier < 1 s', Number.isFinite(total) ? `${fmt(total)} ms` : 'not measured', Number.isFinite(total) ? total < 1000 : undefined]);
-  const perReg = jm ? med(jm.runs.map((r) => r.serverCpuRegisterMs / jm.n)) : NaN;
-  t.push(['job master: ≤ 0.1 ms of its CPU per registration (N=10,000)', Number.isFinite(perReg) ? `${perReg.toFixed(3)} ms` : 'not measured', Number.isFinite(perReg) ? perReg <= 0.1 : undefined]);
+  // Judged on the channel with shared connections; a connection per simulated worker is shown beside it.
+  const jmCase = (variant) => (Array.isArray(data.jobmaster) ? data.jobmaster.find((c) => c.n === 10000 && (c.variant ?? 'http') === variant) : undefined);
+  const totalOf = (c) => {
+    const runs = c?.runs.filter((r) => !r.stalled) ?? [];
+    return runs.length ? med(runs.map((r) => r.totalMs)) : NaN;
+  };
+  const perRegOf = (c) => (c ? med(c.runs.map((r) => r.serverCpuRegisterMs / c.n)) : NaN);
+  const jm = jmCase('channel');
+  const each = jmCase('channel-each');
+  const total = totalOf(jm);
+  const beside = (v, f) => (Number.isFinite(v) ? `; a connection per worker: ${f(v)}` : '');
+  t.push([
+    'job master: 10,000 simulated workers register and pass one barrier < 1 s',
+    Number.isFinite(total) ? `${fmt(total)} ms over ${jm.connections} connections${beside(totalOf(each), (v) => `${fmt(v)} ms`)}` : 'not measured',
+    Number.isFinite(total) ? total < 1000 : undefined,
+  ]);
+  const perReg = perRegOf(jm);
+  t.push([
+    'job master: ≤ 0.1 ms of its CPU per registration (N=10,000)',
+    Number.isFinite(perReg) ? `${perReg.toFixed(3)} ms${beside(perRegOf(each), (v) => `${v.toFixed(3)} ms, with its connection`)}` : 'not measured',
+    Number.isFinite(perReg) ? perReg <= 0.1 : undefined,
+  ]);
   const many = data.manyJobs && !data.manyJobs.error ? manyFigures(data.manyJobs) : undefined;
   ratio(`many jobs: ${data.manyJobs?.jobs ?? 16} × ${data.manyJobs?.workers ?? 4} submitted together ≤ 1.5× the floor`, many?.ratio.median, 1.5);
   return t;

@@ -1,8 +1,9 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
-import { Twister2Error } from '../errors.js';
 import { workerTokenOf } from '../job/worker-environment.js';
 import {
   BarrierRequestSchema,
@@ -11,28 +12,20 @@ import {
   PublishPortsRequestSchema,
   JOB_TOKEN_HEADER,
   PROTOCOL_HEADER,
-  PROTOCOL_VERSION,
   RegisterRequestSchema,
   ScaleRequestSchema,
   SessionRequestSchema,
   SetupFailedRequestSchema,
   type JobEvent,
 } from '../protocol/messages.js';
+import { CHANNEL_UPGRADE, SUPPORTED_PROTOCOL_VERSIONS } from '../protocol/wire.js';
+import { ChannelConnection } from './channel-connection.js';
 import type { JobMaster } from './job-master.js';
+import { HttpError, checked, toHttpError } from './wire-errors.js';
 
 const MAX_BODY = 1 << 20;
 /** The longest delay a Node timer can hold. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** Who presented a valid token: the client (the job's admin secret) or a worker (the worker token derived from it). */
 export type Caller = 'admin' | 'worker';
@@ -48,6 +41,7 @@ export class JobMasterServer {
   private readonly adminDigest: Buffer;
   private readonly workerDigest: Buffer;
   private readonly streams = new Set<http.ServerResponse>();
+  private readonly channels = new Set<ChannelConnection>();
   private seq = 0;
 
   constructor(
@@ -59,6 +53,7 @@ export class JobMasterServer {
     this.adminDigest = digest(token);
     this.workerDigest = digest(workerTokenOf(token));
     this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
     // Barriers and discovery are long polls; only the request itself must arrive promptly.
     this.server.requestTimeout = 60_000;
     this.server.keepAliveTimeout = 30_000;
@@ -78,6 +73,8 @@ export class JobMasterServer {
 
   async close(): Promise<void> {
     for (const s of this.streams) s.end();
+    // Upgraded connections are no longer the HTTP server's: closeAllConnections does not reach them.
+    for (const c of this.channels) c.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -109,10 +106,32 @@ export class JobMasterServer {
     const caller: Caller = admin ? 'admin' : 'worker';
     this.onRequest?.({ proxied: typeof header === 'string', caller });
     const version = req.headers[PROTOCOL_HEADER];
-    if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
-      throw new HttpError(400, 'T2_PROTOCOL', `protocol version ${String(version)} is not supported; this job master speaks ${PROTOCOL_VERSION}`);
+    if (version !== undefined && (typeof version !== 'string' || !SUPPORTED_PROTOCOL_VERSIONS.includes(version))) {
+      throw new HttpError(400, 'T2_PROTOCOL', `protocol version ${String(version)} is not supported; this job master speaks ${SUPPORTED_PROTOCOL_VERSIONS.join(' and ')}`);
     }
     return caller;
+  }
+
+  /** GET /v1/channel with `Upgrade: twister2-channel`: the rest of the connection is the channel. */
+  private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    try {
+      this.authenticate(req);
+      const path = new URL(req.url ?? '/', 'http://jm').pathname.replace(/\/+$/, '');
+      if (req.method !== 'GET' || path !== '/v1/channel') throw new HttpError(404, 'T2_PROTOCOL', `no upgrade at ${req.method} ${path}`);
+      if (req.headers.upgrade?.toLowerCase() !== CHANNEL_UPGRADE) {
+        throw new HttpError(400, 'T2_PROTOCOL', `the channel upgrades to "${CHANNEL_UPGRADE}", not "${req.headers.upgrade ?? ''}"`);
+      }
+    } catch (err) {
+      const e = toHttpError(err);
+      const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+      socket.end(`HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      return;
+    }
+    (socket as Socket).setNoDelay?.(true);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${CHANNEL_UPGRADE}\r\nconnection: Upgrade\r\n\r\n`);
+    const channel: ChannelConnection = new ChannelConnection(this.jm, socket, head, () => this.channels.delete(channel));
+    this.channels.add(channel);
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse, url: URL, caller: Caller): Promise<unknown> {
@@ -233,35 +252,11 @@ async function readBody<S extends z.ZodType>(req: http.IncomingMessage, schema: 
   } catch {
     throw new HttpError(400, 'T2_PROTOCOL', 'request body is not valid JSON');
   }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0];
-    throw new HttpError(400, 'T2_PROTOCOL', `bad request: ${first?.path.join('.') || 'body'}: ${first?.message ?? 'invalid'}`);
-  }
-  return parsed.data;
+  return checked(schema, json);
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-const statusByCode: Record<string, number> = {
-  T2_REGISTRATION_REFUSED: 409,
-  T2_DUPLICATE_WORKER: 409,
-  T2_WORKER_COMPLETED: 409,
-  T2_PROTOCOL: 409,
-  T2_JOB_STATE: 409,
-  T2_CAPABILITY: 409,
-  T2_BARRIER_FAILED: 409,
-  // Not 408: that status means the server gave up on reading the request, and clients retry it.
-  T2_BARRIER_TIMEOUT: 409,
-  T2_DISCOVERY_TIMEOUT: 409,
-};
-
-function toHttpError(err: unknown): HttpError {
-  if (err instanceof HttpError) return err;
-  if (Twister2Error.is(err)) return new HttpError(statusByCode[err.code] ?? 500, err.code, err.message);
-  return new HttpError(500, 'T2_INTERNAL', err instanceof Error ? err.message : String(err));
 }

@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import type https from 'node:https';
-import { AuthenticationError, JobMasterUnreachableError, ProtocolError, errorFromWire } from '../errors.js';
+import { AuthenticationError, JobMasterUnreachableError, ProtocolError, Twister2Error, errorFromWire } from '../errors.js';
 import { AnswerShapeError, answers } from './answer-guards.js';
+import { Channel, ChannelRefusedError, type ChannelAnswer } from './channel.js';
 import { httpCall, jsonOf, openStream, serverSentData } from './http-call.js';
 import type { JobEvent, RegisterRequest } from './messages.js';
 import { JOB_TOKEN_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION } from './wire.js';
@@ -16,12 +17,22 @@ export interface JobMasterClientOptions {
    * agent and headers (the proxy's own Authorization); the job secret then goes in JOB_TOKEN_HEADER.
    */
   proxy?: { agent: https.Agent; headers: Record<string, string> };
+  /**
+   * A worker's calls (register, heartbeat, barriers, discovery, ports, completion, setup failure) go over
+   * one channel connection (protocol 2) instead of a request each; falls back to HTTP for a job master
+   * that refuses the channel. Not through a proxy.
+   */
+  channel?: boolean;
 }
+
+/** A call that has a channel operation: its name and arguments. */
+type ChannelCall = [op: string, args: unknown];
 
 /** The typed client of the job master's wire protocol, used by workers, the CLI and the library. */
 export class JobMasterClient {
   readonly url: string;
   private readonly headers: Record<string, string>;
+  private channel: Channel | undefined;
 
   constructor(private readonly opts: JobMasterClientOptions) {
     this.url = opts.url.replace(/\/$/, '');
@@ -29,6 +40,12 @@ export class JobMasterClient {
       ...(opts.proxy ? { ...opts.proxy.headers, [JOB_TOKEN_HEADER]: opts.token } : { authorization: `Bearer ${opts.token}` }),
       [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
     };
+    if (opts.channel && !opts.proxy) this.channel = new Channel(this.url, this.headers);
+  }
+
+  /** Closes the channel connection, if any; calls still open fail. */
+  close(): void {
+    this.channel?.close();
   }
 
   status() {
@@ -36,20 +53,22 @@ export class JobMasterClient {
   }
 
   register(req: RegisterRequest) {
-    return this.call('POST', 'workers', req, answers.register);
+    return this.call('POST', 'workers', req, answers.register, { op: ['register', req] });
   }
 
   heartbeat(workerId: number, session: string) {
-    return this.call('POST', `workers/${workerId}/heartbeat`, { session }, answers.heartbeat, { timeoutMs: 5000 });
+    return this.call('POST', `workers/${workerId}/heartbeat`, { session }, answers.heartbeat, { timeoutMs: 5000, op: ['heartbeat', { workerId, session }] });
   }
 
   async complete(workerId: number, session: string, ok: boolean, message?: string): Promise<void> {
-    await this.call('POST', `workers/${workerId}/complete`, { session, ok, ...(message ? { message } : {}) }, undefined);
+    const body = { session, ok, ...(message ? { message } : {}) };
+    await this.call('POST', `workers/${workerId}/complete`, body, undefined, { op: ['complete', { workerId, ...body }] });
   }
 
   /** A worker that could not even start (package, program) says why before it exits. */
   async setupFailed(workerId: number, message: string): Promise<void> {
-    await this.call('POST', `workers/${workerId}/setup-failed`, { message: message.slice(0, 4000) }, undefined, { timeoutMs: 5000 });
+    const body = { message: message.slice(0, 4000) };
+    await this.call('POST', `workers/${workerId}/setup-failed`, body, undefined, { timeoutMs: 5000, op: ['setupFailed', { workerId, ...body }] });
   }
 
   /**
@@ -58,17 +77,18 @@ export class JobMasterClient {
    */
   barrier(name: string, workerId: number, session: string, timeoutMs?: number) {
     const body = { workerId, session, ...(timeoutMs ? { timeoutMs } : {}) };
-    return this.call('POST', `barriers/${encodeURIComponent(name)}`, body, answers.barrier, { timeoutMs: 0, retries: 3 });
+    return this.call('POST', `barriers/${encodeURIComponent(name)}`, body, answers.barrier, { timeoutMs: 0, retries: 3, op: ['barrier', { name, ...body }] });
   }
 
   /** Publishes ports this worker opened; peers see them in discovery. */
   publishPorts(workerId: number, session: string, ports: Record<string, number>) {
-    return this.call('POST', `workers/${workerId}/ports`, { session, ports }, answers.workerInfo);
+    return this.call('POST', `workers/${workerId}/ports`, { session, ports }, answers.workerInfo, { op: ['ports', { workerId, session, ports }] });
   }
 
   workers(opts: { waitForAll?: boolean; timeoutMs?: number } = {}) {
     const q = opts.waitForAll ? `?wait=all${opts.timeoutMs ? `&timeoutMs=${opts.timeoutMs}` : ''}` : '';
-    return this.call('GET', `workers${q}`, undefined, answers.workerList, { timeoutMs: opts.waitForAll ? 0 : undefined });
+    const args = { ...(opts.waitForAll ? { waitForAll: true } : {}), ...(opts.waitForAll && opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) };
+    return this.call('GET', `workers${q}`, undefined, answers.workerList, { timeoutMs: opts.waitForAll ? 0 : undefined, op: ['workers', args] });
   }
 
   scale(workers: number) {
@@ -112,9 +132,13 @@ export class JobMasterClient {
     path: string,
     body: unknown,
     guard: ((json: unknown) => T) | undefined,
-    opts: { timeoutMs?: number | undefined; retries?: number } = {},
+    opts: { timeoutMs?: number | undefined; retries?: number; op?: ChannelCall } = {},
   ): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? 15_000;
+    if (this.channel && opts.op) {
+      const answer = await this.overChannel(this.channel, opts.op, timeoutMs, opts.retries ?? 0);
+      if (answer) return this.answerOf(answer.result, method, path, guard);
+    }
     let attempt = 0;
     for (;;) {
       let res;
@@ -135,13 +159,36 @@ export class JobMasterClient {
         const said = res.text.trim().replace(/\s+/g, ' ').slice(0, 300);
         throw new ProtocolError(`job master answered ${res.status} to ${method} ${path}${said ? `: ${said}` : ''}`);
       }
-      if (!guard) return undefined as T;
-      try {
-        return guard(json);
-      } catch (err) {
-        if (err instanceof AnswerShapeError) throw new ProtocolError(`unexpected answer to ${method} ${path}: ${err.message}`);
-        throw err;
+      return this.answerOf(json, method, path, guard);
+    }
+  }
+
+  /** The channel's answer; undefined when the job master refused the channel (HTTP from now on). */
+  private async overChannel(channel: Channel, [op, args]: ChannelCall, timeoutMs: number, retries: number): Promise<ChannelAnswer | undefined> {
+    try {
+      const answer = await channel.call(op, args, { timeoutMs, retries });
+      if (answer.error) throw errorFromWire(answer.error.code, answer.error.message);
+      return answer;
+    } catch (err) {
+      if (err instanceof ChannelRefusedError) {
+        // A refusal of the caller (a wrong secret, another protocol version) holds for HTTP too.
+        const e = answers.error(jsonOf(err.body));
+        if (e && (err.status === 401 || err.status === 403 || e.code === 'T2_PROTOCOL' && err.status === 400)) throw errorFromWire(e.code, e.message);
+        this.channel = undefined;
+        return undefined;
       }
+      if (Twister2Error.is(err)) throw err;
+      throw new JobMasterUnreachableError(`cannot reach the job master at ${this.url}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private answerOf<T>(json: unknown, method: string, path: string, guard: ((json: unknown) => T) | undefined): T {
+    if (!guard) return undefined as T;
+    try {
+      return guard(json);
+    } catch (err) {
+      if (err instanceof AnswerShapeError) throw new ProtocolError(`unexpected answer to ${method} ${path}: ${err.message}`);
+      throw err;
     }
   }
 }

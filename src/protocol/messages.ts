@@ -104,6 +104,23 @@ export const JobStatusSchema = z.object({
 });
 export type JobStatus = z.infer<typeof JobStatusSchema>;
 
+/**
+ * The channel (protocol 2, GET /v1/channel upgraded to `twister2-channel`): one connection carries a
+ * worker's calls as newline-delimited JSON frames, `{id, op, args}` answered by `{id, result}` or
+ * `{id, error}`, answers in any order (a barrier waits while a heartbeat is answered).
+ */
+export const ChannelFrameSchema = z.object({ id: z.number().int().min(0), op: z.string(), args: z.unknown() });
+export const ChannelArgsSchemas = {
+  register: RegisterRequestSchema,
+  heartbeat: SessionRequestSchema.extend({ workerId }),
+  complete: CompleteRequestSchema.extend({ workerId }),
+  setupFailed: SetupFailedRequestSchema.extend({ workerId }),
+  ports: PublishPortsRequestSchema.extend({ workerId }),
+  barrier: BarrierRequestSchema.extend({ name: z.string().min(1).max(1000) }),
+  workers: z.object({ waitForAll: z.boolean().optional(), timeoutMs: z.number().int().positive().max(2 ** 31 - 1).optional() }),
+} as const;
+export type ChannelOp = keyof typeof ChannelArgsSchemas;
+
 export const ScaleRequestSchema = z.object({ workers: z.number().int().min(1).max(100_000) });
 export const KillRequestSchema = z.object({ reason: z.string().max(1000).optional() });
 

@@ -4,7 +4,11 @@
  */
 import type { JobState } from './messages.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2 added the channel (docs/protocol.md); a job master still serves clients of version 1. */
+export const PROTOCOL_VERSION = 2;
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly string[] = ['1', '2'];
+/** The Upgrade token of the channel (GET /v1/channel). */
+export const CHANNEL_UPGRADE = 'twister2-channel';
 export const PROTOCOL_HEADER = 'twister2-protocol';
 /**
  * The job secret in a header of its own, for a job master reached through a proxy that takes

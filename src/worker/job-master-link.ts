@@ -36,7 +36,7 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
     private readonly workerId: number,
   ) {
     super();
-    this.client = new JobMasterClient({ url, token });
+    this.client = new JobMasterClient({ url, token, channel: true });
   }
 
   async register(req: RegisterRequest, deadlineMs: number): Promise<RegisterResponse> {

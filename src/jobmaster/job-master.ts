@@ -21,6 +21,18 @@ import type { JobSpec } from '../spec/schema.js';
 import { formatDuration } from '../spec/units.js';
 import { BarrierService } from './barriers.js';
 
+/** Random bytes for sessions, drawn 512 sessions at a time: a call to the CSPRNG costs more than the rest of a registration. */
+let sessionPool = Buffer.alloc(0);
+let sessionAt = 0;
+function newSession(): string {
+  if (sessionAt + 12 > sessionPool.length) {
+    sessionPool = randomBytes(12 * 512);
+    sessionAt = 0;
+  }
+  sessionAt += 12;
+  return sessionPool.toString('hex', sessionAt - 12, sessionAt);
+}
+
 interface WorkerRecord {
   workerId: number;
   state: WorkerState;
@@ -129,7 +141,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       );
     }
     if (rec.state === 'COMPLETED') throw new WorkerCompletedError(`worker ${req.workerId} already completed`);
-    const session = randomBytes(12).toString('hex');
+    const session = newSession();
     Object.assign(rec, { info: { ...req, restartCount: rec.restarts }, session, lastSeen: this.now(), message: undefined });
     this.setWorkerState(rec, 'RUNNING');
     this.checkAllJoined();

@@ -1,8 +1,6 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { endOrphanedJob } from '../launchers/worker-sides.js';
 import { httpCall, jsonOf, openStream, serverSentData } from '../protocol/http-call.js';
-import { ProgramTree } from './process-tree.js';
 
 /**
  * The worker's heartbeats, event stream and lost-job-master detection, on a thread of their own so that a
@@ -148,6 +146,8 @@ function stop(reason: string, lost: boolean): void {
 async function takeOver(reason: string, lost: boolean): Promise<void> {
   const log = (line: string) => writeSync(2, `[twister2 worker ${d.workerId}] ${line}\n`);
   log(`stopping: ${reason} (the program keeps the main thread busy, so it is ended from the heartbeat thread)`);
+  // Loaded only now: every worker starts this thread, and almost none ever gets here.
+  const [{ ProgramTree }, { endOrphanedJob }] = await Promise.all([import('./process-tree.js'), import('../launchers/worker-sides.js')]);
   new ProgramTree(d.marker).killNow();
   if (lost) await endOrphanedJob(process.env, log);
   process.kill(process.pid, 'SIGKILL');

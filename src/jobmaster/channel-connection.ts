@@ -6,6 +6,15 @@ import { HttpError, checked, toHttpError } from './wire-errors.js';
 
 /** The longest frame (one line) accepted: the same limit as an HTTP request body. */
 export const MAX_FRAME = 1 << 20;
+/** A follower that reads events slower than they come is cut off past this; it reconnects to a fresh snapshot. */
+const MAX_UNREAD = 8 << 20;
+
+export interface ChannelHooks {
+  /** Starts pushing event lines to `push`, a snapshot first; returns how to stop. */
+  follow(push: (line: string) => void): () => void;
+  /** Called once the connection is gone. */
+  closed(): void;
+}
 
 
 /**
@@ -17,13 +26,13 @@ export const MAX_FRAME = 1 << 20;
 export class ChannelConnection {
   private buffered = '';
   private open = true;
+  private unfollow: (() => void) | undefined;
 
   constructor(
     private readonly jm: JobMaster,
     private readonly socket: Duplex,
     head: Buffer,
-    /** Called once the connection is gone. */
-    private readonly closed: () => void,
+    private readonly hooks: ChannelHooks,
   ) {
     // Not setEncoding: node forbids it on a socket that came from its HTTP server.
     const utf8 = new StringDecoder('utf8');
@@ -101,6 +110,13 @@ export class ChannelConnection {
         const a = checked(ChannelArgsSchemas.workers, args);
         return a.waitForAll ? jm.waitForAll(a.timeoutMs ?? jm.spec.timeouts.registration) : jm.listWorkers();
       }
+      case 'follow':
+        checked(ChannelArgsSchemas.follow, args);
+        // The answer goes out first, then the snapshot (push runs after this call returns).
+        queueMicrotask(() => {
+          if (this.open) this.unfollow ??= this.hooks.follow((line) => this.push(line));
+        });
+        return { ok: true };
     }
   }
 
@@ -111,6 +127,11 @@ export class ChannelConnection {
   private fail(id: number, err: unknown): void {
     const e = toHttpError(err);
     this.write(JSON.stringify({ id, error: { code: e.code, message: e.message } }) + '\n');
+  }
+
+  private push(line: string): void {
+    if (this.socket.writableLength > MAX_UNREAD) return this.close();
+    this.write(line);
   }
 
   private refuse(why: string): void {
@@ -125,6 +146,7 @@ export class ChannelConnection {
 
   private onClose(): void {
     this.open = false;
-    this.closed();
+    this.unfollow?.();
+    this.hooks.closed();
   }
 }

@@ -42,6 +42,8 @@ export class JobMasterServer {
   private readonly workerDigest: Buffer;
   private readonly streams = new Set<http.ServerResponse>();
   private readonly channels = new Set<ChannelConnection>();
+  /** Channels that follow the job's events. */
+  private readonly followers = new Set<(line: string) => void>();
   private seq = 0;
 
   constructor(
@@ -130,7 +132,14 @@ export class JobMasterServer {
     }
     (socket as Socket).setNoDelay?.(true);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${CHANNEL_UPGRADE}\r\nconnection: Upgrade\r\n\r\n`);
-    const channel: ChannelConnection = new ChannelConnection(this.jm, socket, head, () => this.channels.delete(channel));
+    const channel: ChannelConnection = new ChannelConnection(this.jm, socket, head, {
+      follow: (push) => {
+        push(eventLine(++this.seq, { type: 'snapshot', status: this.jm.status() }));
+        this.followers.add(push);
+        return () => this.followers.delete(push);
+      },
+      closed: () => this.channels.delete(channel),
+    });
     this.channels.add(channel);
   }
 
@@ -204,7 +213,15 @@ export class JobMasterServer {
   private broadcast(e: JobEvent): void {
     const id = ++this.seq;
     for (const s of this.streams) writeEvent(s, id, e);
+    if (this.followers.size === 0) return;
+    const line = eventLine(id, e);
+    for (const push of this.followers) push(line);
   }
+}
+
+/** An event on the channel: `{seq, event}`, no `id`, so it is never taken for an answer. */
+function eventLine(seq: number, e: JobEvent): string {
+  return `{"seq":${seq},"event":${JSON.stringify(e)}}\n`;
 }
 
 function writeEvent(res: http.ServerResponse, id: number, e: JobEvent): void {

@@ -33,6 +33,13 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
 }
 
+export interface ChannelHooks {
+  /** An event pushed after a `follow` call (a JobEvent, unchecked). */
+  onEvent?: (event: unknown) => void;
+  /** The connection closed or broke; a later call connects again (and must `follow` again). */
+  onDisconnect?: () => void;
+}
+
 export class Channel {
   private socket: Socket | undefined;
   private connecting: Promise<Socket> | undefined;
@@ -44,6 +51,7 @@ export class Channel {
   constructor(
     private readonly url: string,
     private readonly headers: Record<string, string>,
+    private readonly hooks: ChannelHooks = {},
   ) {}
 
   /** Sends one call; resolves with its answer, or rejects when the connection is lost beyond its retries or `timeoutMs` passes. */
@@ -128,7 +136,7 @@ export class Channel {
   }
 
   private onLine(line: string): void {
-    let frame: { id?: unknown; result?: unknown; error?: { code: string; message: string } };
+    let frame: { id?: unknown; result?: unknown; error?: { code: string; message: string }; event?: unknown };
     try {
       frame = JSON.parse(line) as typeof frame;
     } catch {
@@ -137,6 +145,8 @@ export class Channel {
     if (typeof frame.id === 'number') {
       const p = this.settle(frame.id);
       p?.resolve(frame.error ? { error: frame.error } : { result: frame.result });
+    } else if (frame.event !== undefined) {
+      this.hooks.onEvent?.(frame.event);
     } else if (frame.error) {
       this.socket?.destroy(new Error(frame.error.message)); // the job master closes the channel and says why
     }
@@ -148,6 +158,7 @@ export class Channel {
     this.buffered = '';
     const cause = new Error('the connection to the job master was closed');
     for (const [id, p] of [...this.pending]) this.retryOrFail(id, p, cause);
+    this.hooks.onDisconnect?.();
   }
 
   private retryOrFail(id: number, p: Pending, err: Error): void {

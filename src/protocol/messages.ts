@@ -118,6 +118,8 @@ export const ChannelArgsSchemas = {
   ports: PublishPortsRequestSchema.extend({ workerId }),
   barrier: BarrierRequestSchema.extend({ name: z.string().min(1).max(1000) }),
   workers: z.object({ waitForAll: z.boolean().optional(), timeoutMs: z.number().int().positive().max(2 ** 31 - 1).optional() }),
+  /** From now on, the job's events come on this connection as `{seq, event}` frames, a snapshot first. */
+  follow: z.object({}),
 } as const;
 export type ChannelOp = keyof typeof ChannelArgsSchemas;
 

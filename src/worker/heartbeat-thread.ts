@@ -1,12 +1,15 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { Channel, ChannelRefusedError } from '../protocol/channel.js';
 import { httpCall, jsonOf, openStream, serverSentData } from '../protocol/http-call.js';
 
 /**
  * The worker's heartbeats, event stream and lost-job-master detection, on a thread of their own so that a
  * worker program keeping the main thread busy (a long synchronous computation) is not taken for dead,
- * and is still ended, with everything it started, when the job master is gone. Imports as little as
- * possible (node's http, no validation library): it starts with every worker.
+ * and is still ended, with everything it started, when the job master is gone. Heartbeats and events go
+ * over a channel of this thread's own (protocol 2), or as HTTP requests and an event stream to a job master
+ * that does not upgrade. Imports as little as possible (node's http, no validation library): it starts with
+ * every worker.
  */
 
 export interface HeartbeatThreadData {
@@ -52,6 +55,22 @@ let unreachableSince: number | undefined;
 let numWorkers = d.numWorkers;
 let takeOverTimer: NodeJS.Timeout | undefined;
 
+/** Resolves when the channel's connection is gone: the events it carried stop with it. */
+let disconnected: (() => void) | undefined;
+const channel = new Channel(d.url, d.headers, {
+  onEvent: (e) => {
+    reachable();
+    try {
+      onEvent(e as WireEvent);
+    } catch {
+      // An event this worker does not understand is skipped, as the protocol allows.
+    }
+  },
+  onDisconnect: () => disconnected?.(),
+});
+/** The job master refused the channel (not the secret): HTTP from now on. */
+let overHttp = false;
+
 const heartbeatTimer = setInterval(() => void beat(), d.heartbeatIntervalMs);
 void followEvents();
 port.on('message', (m: MainMessage) => {
@@ -59,6 +78,35 @@ port.on('message', (m: MainMessage) => {
 });
 
 async function beat(): Promise<void> {
+  if (overHttp) return beatOverHttp();
+  let answer;
+  try {
+    answer = await channel.call('heartbeat', { workerId: d.workerId, session: d.session }, { timeoutMs: 5000 });
+  } catch (err) {
+    if (refused(err)) return overHttp ? beatOverHttp() : undefined;
+    return unreachable(`cannot reach the job master at ${d.url}: ${(err as Error).message}`);
+  }
+  if (answer.error) return stop(`the job master no longer accepts this worker: ${answer.error.message}`, false);
+  heard(answer.result as HeartbeatAnswer);
+}
+
+/** A refused channel: stops on a refused secret, else switches to HTTP. False for any other error. */
+function refused(err: unknown): boolean {
+  if (!(err instanceof ChannelRefusedError)) return false;
+  if (err.status === 401) stop('the job master refused this worker: the job master refused the job secret', false);
+  else overHttp = true;
+  return true;
+}
+
+type HeartbeatAnswer = { numWorkers?: unknown; jobState?: string } | undefined;
+
+function heard(body: HeartbeatAnswer): void {
+  reachable();
+  if (typeof body?.numWorkers === 'number') setSize(body.numWorkers);
+  if (body?.jobState && d.terminalStates.includes(body.jobState)) stop(`the job ended (${body.jobState})`, false);
+}
+
+async function beatOverHttp(): Promise<void> {
   let status: number;
   let body: { numWorkers?: unknown; jobState?: string; error?: { message?: string } } | undefined;
   try {
@@ -70,23 +118,37 @@ async function beat(): Promise<void> {
   }
   // A refused session means the job master replaced or removed this worker: it must not go on.
   if (status >= 400) return stop(`the job master no longer accepts this worker: ${body?.error?.message ?? `HTTP ${status}`}`, false);
-  reachable();
-  if (typeof body?.numWorkers === 'number') setSize(body.numWorkers);
-  if (body?.jobState && d.terminalStates.includes(body.jobState)) stop(`the job ended (${body.jobState})`, false);
+  heard(body);
 }
 
 async function followEvents(): Promise<void> {
   while (!stopped) {
-    try {
-      const res = await openStream(`${d.url}/v1/events`, { headers: d.headers, signal: abort.signal });
-      if (res.statusCode === 401) return stop('the job master refused this worker: the job master refused the job secret', false);
-      if (res.statusCode === 200) await readEvents(res);
-      else res.resume();
-      if (!stopped) unreachable('the job master closed the event stream');
-    } catch (err) {
-      if (!stopped) unreachable(`lost the event stream of the job master at ${d.url}: ${(err as Error).message}`);
+    if (overHttp) await followOverHttp();
+    else {
+      try {
+        const gone = new Promise<void>((resolve) => (disconnected = resolve));
+        const answer = await channel.call('follow', {}, { timeoutMs: 5000 });
+        if (answer.error) throw new Error(answer.error.message);
+        await gone;
+        if (!stopped) unreachable('the job master closed the event stream');
+      } catch (err) {
+        if (refused(err)) continue;
+        if (!stopped) unreachable(`lost the event stream of the job master at ${d.url}: ${(err as Error).message}`);
+      }
     }
     if (!stopped) await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function followOverHttp(): Promise<void> {
+  try {
+    const res = await openStream(`${d.url}/v1/events`, { headers: d.headers, signal: abort.signal });
+    if (res.statusCode === 401) return stop('the job master refused this worker: the job master refused the job secret', false);
+    if (res.statusCode === 200) await readEvents(res);
+    else res.resume();
+    if (!stopped) unreachable('the job master closed the event stream');
+  } catch (err) {
+    if (!stopped) unreachable(`lost the event stream of the job master at ${d.url}: ${(err as Error).message}`);
   }
 }
 
@@ -135,6 +197,7 @@ function stop(reason: string, lost: boolean): void {
   stopped = true;
   clearInterval(heartbeatTimer);
   abort.abort();
+  channel.close();
   port.postMessage({ type: 'stop', reason, lost } satisfies ThreadMessage);
   takeOverTimer = setTimeout(() => void takeOver(reason, lost), d.mainThreadAnswerMs);
 }

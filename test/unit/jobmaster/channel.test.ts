@@ -6,6 +6,7 @@ import { JobMasterServer } from '../../../src/jobmaster/http-server.js';
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import { workerTokenOf } from '../../../src/job/worker-environment.js';
 import type { Launcher } from '../../../src/launchers/launcher.js';
+import { Channel } from '../../../src/protocol/channel.js';
 import { JobMasterClient } from '../../../src/protocol/jobmaster-client.js';
 import { parseSpec } from '../../../src/spec/validate.js';
 import { registration } from '../../helpers/registration.js';
@@ -165,6 +166,22 @@ describe('the channel (protocol 2)', () => {
       { id: 2, error: { code: 'T2_PROTOCOL', message: 'no such channel operation: scale' } },
       { id: null, error: { code: 'T2_PROTOCOL', message: 'channel closed: a frame that is not {id, op, args} JSON' } },
     ]);
+  });
+
+  it("pushes the job's events to a channel that follows them, a snapshot first, ", async () => {
+    const { jm, url } = await job(1);
+    const events: { type: string; state?: string }[] = [];
+    const follower = new Channel(url, { authorization: `Bearer ${WORKER}` }, { onEvent: (e) => events.push(e as (typeof events)[0]) });
+    cleanups.push(() => follower.close());
+    expect(await follower.call('follow', {})).toEqual({ result: { ok: true } });
+    const c = channelClient(url);
+    await c.register(registration(0));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events.map((e) => e.type)).toEqual(['snapshot', 'worker-state', 'job-state']);
+    expect(events[2]).toMatchObject({ type: 'job-state', state: 'RUNNING' });
+    jm.kill('enough');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events.at(-1)).toMatchObject({ type: 'job-state', state: 'KILLED' });
   });
 
   it('refuses an upgrade to anything but the channel, and protocol versions it does not speak', async () => {

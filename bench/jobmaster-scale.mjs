@@ -143,9 +143,12 @@ async function runCase(n, { name: variant, transport, connections }) {
     const t4 = performance.now();
     const warm = await barrierPhase(clientOf, sessions, 'b2', STALL_MS);
     const t5 = performance.now();
-    clearInterval(sampler);
     const s3 = await stats();
     const c3 = process.cpuUsage();
+    // One heartbeat from every simulated worker at once: the job master's steady load is N of these per interval.
+    await Promise.all(sessions.map((session, id) => clientOf(id).heartbeat(id, session)));
+    const s4 = await stats();
+    clearInterval(sampler);
     if (warm.stalled) throw new Error(`the barrier over open connections stalled at N=${n}`);
     if ([...cold.released, ...warm.released].some((r) => r.numWorkers !== n)) throw new Error('a barrier answer named the wrong number of workers');
     return {
@@ -165,8 +168,9 @@ async function runCase(n, { name: variant, transport, connections }) {
       serverCpuWarmBarrierMs: cpuMs(s2.cpu, s3.cpu),
       clientCpuWarmBarrierMs: cpuMs(c2, c3),
       warmResentArrivals: warm.resent,
+      serverCpuHeartbeatMs: cpuMs(s3.cpu, s4.cpu),
       warmListenOverflows: listenOverflows() - overflows1,
-      serverPeakFds: s3.peakFds,
+      serverPeakFds: s4.peakFds,
       clientPeakFds,
     };
   } finally {

@@ -64,6 +64,7 @@ function jobmasterFigures(c) {
     clientRegPerOp: perOp('clientCpuRegisterMs', all),
     serverBarrierPerOp: perOp('serverCpuBarrierMs'),
     serverWarmPerOp: perOp('serverCpuWarmBarrierMs'),
+    serverHeartbeatPerOp: perOp('serverCpuHeartbeatMs'),
     clientWarmPerOp: perOp('clientCpuWarmBarrierMs'),
     overflows: summarize(col(all, 'listenOverflows')),
     resent: summarize(col(all, 'resentArrivals')),
@@ -105,11 +106,12 @@ function jobmasterSection(results) {
     f.map((x) => [x.how, x.n, `${x.runs} (${x.stalled})`, ms(x.register), fmtSummary(x.rate), ms(x.barrier), `**${ms(x.total)}**`, ms(x.warm)]),
   );
   const detail = table(
-    ['transport', 'N', 'CPU per registration: job master / client', 'CPU per arrival, 2nd barrier: job master / client', 'job master CPU per arrival, 1st barrier', 'listen-queue overflows (1st barrier)', 'arrivals re-sent', 'overflows (2nd barrier)', 'peak fds job master / client (limit)'],
+    ['transport', 'N', 'CPU per registration: job master / client', 'job master CPU per heartbeat', 'CPU per arrival, 2nd barrier: job master / client', 'job master CPU per arrival, 1st barrier', 'listen-queue overflows (1st barrier)', 'arrivals re-sent', 'overflows (2nd barrier)', 'peak fds job master / client (limit)'],
     f.map((x) => [
       x.how,
       x.n,
       `${fmt(x.serverRegPerOp.median)} / ${fmt(x.clientRegPerOp.median)} ms`,
+      `${fmt(x.serverHeartbeatPerOp.median)} ms`,
       `${fmt(x.serverWarmPerOp.median)} / ${fmt(x.clientWarmPerOp.median)} ms`,
       `${fmt(x.serverBarrierPerOp.median)} ms`,
       fmtSummary(x.overflows),

@@ -131,6 +131,8 @@ export class JobMasterServer {
       return;
     }
     (socket as Socket).setNoDelay?.(true);
+    // Corked until the frames that came with the request (a registration) are answered: one write for both.
+    socket.cork();
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${CHANNEL_UPGRADE}\r\nconnection: Upgrade\r\n\r\n`);
     const channel: ChannelConnection = new ChannelConnection(this.jm, socket, head, {
       follow: (push) => {
@@ -141,6 +143,7 @@ export class JobMasterServer {
       closed: () => this.channels.delete(channel),
     });
     this.channels.add(channel);
+    socket.uncork();
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse, url: URL, caller: Caller): Promise<unknown> {

@@ -42,7 +42,11 @@ export interface ChannelHooks {
 
 export class Channel {
   private socket: Socket | undefined;
-  private connecting: Promise<Socket> | undefined;
+  private connecting = false;
+  /** The upgrade request on its way, if any. */
+  private request: http.ClientRequest | undefined;
+  /** Calls made while there is no connection; sent with the upgrade request that opens one. */
+  private waiting: [number, Pending][] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private buffered = '';
@@ -71,6 +75,7 @@ export class Channel {
   close(): void {
     this.closed = true;
     this.socket?.destroy();
+    this.request?.destroy();
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(new Error('the channel was closed'));
   }
 
@@ -80,48 +85,53 @@ export class Channel {
       this.socket.write(p.frame);
       return;
     }
-    this.connect().then(
-      (socket) => {
-        if (this.pending.get(id) !== p) return; // answered by timeout meanwhile
-        socket.ref();
-        socket.write(p.frame);
-      },
-      (err: Error) => {
-        if (this.pending.get(id) === p) this.retryOrFail(id, p, err);
-      },
-    );
+    this.waiting.push([id, p]);
+    this.connect();
   }
 
-  private connect(): Promise<Socket> {
-    if (this.closed) return Promise.reject(new Error('the channel was closed'));
-    this.connecting ??= new Promise<Socket>((resolve, reject) => {
-      const req = http.request(`${this.url}/v1/channel`, { headers: { ...this.headers, connection: 'Upgrade', upgrade: CHANNEL_UPGRADE }, agent: false });
-      req.once('upgrade', (_res, socket: Socket, head: Buffer) => {
-        socket.setNoDelay(true);
-        const utf8 = new StringDecoder('utf8');
-        socket.on('data', (chunk: Buffer) => this.onData(utf8.write(chunk)));
-        socket.on('error', () => undefined); // 'close' follows
-        socket.once('close', () => this.onClose(socket));
-        this.socket = socket;
-        this.connecting = undefined;
-        if (head.length > 0) this.onData(utf8.write(head));
-        resolve(socket);
-      });
-      req.once('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.once('end', () => {
-          this.connecting = undefined;
-          reject(new ChannelRefusedError(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')));
-        });
-      });
-      req.once('error', (err) => {
-        this.connecting = undefined;
-        reject(err);
-      });
-      req.end();
+  /**
+   * Opens the channel, sending the calls waiting for it right behind the upgrade request: the job master
+   * reads them as the channel's first frames, so a worker's registration takes one round trip, not two.
+   */
+  private connect(): void {
+    if (this.connecting) return;
+    const sent = this.waiting.filter(([id, p]) => this.pending.get(id) === p);
+    this.waiting = [];
+    if (this.closed) return sent.forEach(([id]) => this.settle(id)?.reject(new Error('the channel was closed')));
+    this.connecting = true;
+    const failed = (err: Error) => {
+      this.connecting = false;
+      this.request = undefined;
+      const all = [...sent, ...this.waiting];
+      this.waiting = [];
+      for (const [id, p] of all) if (this.pending.get(id) === p) this.retryOrFail(id, p, err);
+    };
+    const req = http.request(`${this.url}/v1/channel`, { method: 'GET', headers: { ...this.headers, connection: 'Upgrade', upgrade: CHANNEL_UPGRADE }, agent: false });
+    req.once('upgrade', (_res, socket: Socket, head: Buffer) => {
+      socket.setNoDelay(true);
+      const utf8 = new StringDecoder('utf8');
+      socket.on('data', (chunk: Buffer) => this.onData(utf8.write(chunk)));
+      socket.on('error', () => undefined); // 'close' follows
+      socket.once('close', () => this.onClose(socket));
+      this.socket = socket;
+      this.connecting = false;
+      this.request = undefined;
+      const later = this.waiting; // calls made while the upgrade was on its way
+      this.waiting = [];
+      for (const [id, p] of later) if (this.pending.get(id) === p) socket.write(p.frame);
+      if (this.pending.size === 0) socket.unref();
+      if (head.length > 0) this.onData(utf8.write(head));
     });
-    return this.connecting;
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('end', () => failed(new ChannelRefusedError(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+    });
+    req.once('error', failed);
+    this.request = req;
+    // A GET's body is neither chunked nor counted by node: these bytes follow the request's headers as they are.
+    if (sent.length > 0) req.write(sent.map(([, p]) => p.frame).join(''));
+    req.end();
   }
 
   private onData(chunk: string): void {
@@ -162,7 +172,8 @@ export class Channel {
   }
 
   private retryOrFail(id: number, p: Pending, err: Error): void {
-    if (this.closed || p.retriesLeft <= 0) {
+    // A refusal is the job master's answer, not a lost connection: the caller decides (HTTP, or an error).
+    if (this.closed || p.retriesLeft <= 0 || err instanceof ChannelRefusedError) {
       this.settle(id)?.reject(err);
       return;
     }

@@ -127,6 +127,21 @@ describe('the channel (protocol 2)', () => {
     expect((await a.heartbeat(0, s0)).numWorkers).toBe(2); // the next call connects again
   });
 
+  it('sends the first calls right behind the upgrade request, without waiting for the 101', async () => {
+    let received = '';
+    const silent = net.createServer((s) => s.on('data', (d: Buffer) => (received += d.toString())));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => silent.close(() => r())));
+    const c = new Channel(`http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`, { authorization: 'Bearer t' });
+    cleanups.push(() => c.close());
+    void c.call('register', { workerId: 0 }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    const [head, rest] = received.split('\r\n\r\n');
+    expect(head).toMatch(/^GET \/v1\/channel HTTP\/1.1\r\n/);
+    expect(head).not.toMatch(/content-length|transfer-encoding/i);
+    expect(rest).toBe('{"id":1,"op":"register","args":{"workerId":0}}\n');
+  });
+
   it('falls back to HTTP requests for a job master that does not upgrade', async () => {
     const { url, requests } = await job(1);
     // A proxy that forwards plain requests only: an upgrade request is answered 404 like any unknown route.

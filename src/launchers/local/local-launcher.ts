@@ -9,6 +9,12 @@ import { workerEnvironment } from '../../job/worker-environment.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
 const KILL_GRACE_MS = 3000;
+/**
+ * Workers spawned per turn of the event loop. node's spawn is synchronous (fork and exec, slower the more
+ * the started workers load the CPU): spawning 64 at once held the caller, and the job master in the same
+ * process, for seconds. In batches, `submit()` returns and the first workers are answered meanwhile.
+ */
+const SPAWN_BATCH = 4;
 
 interface Running {
   child: ChildProcess;
@@ -35,11 +41,34 @@ export class LocalLauncher implements Launcher {
     mkdirSync(path.join(ctx.jobDir, 'logs'), { recursive: true });
     // If this process dies with an exception, its workers must not outlive it.
     process.on('exit', this.onExit);
-    for (let id = 0; id < ctx.spec.workers; id++) this.spawnWorker(id, 0);
+    this.spawnInBatches(Array.from({ length: ctx.spec.workers }, (_, id) => id));
   }
 
   async addWorkers(ids: number[]): Promise<void> {
-    for (const id of ids) this.spawnWorker(id, 0);
+    this.spawnInBatches(ids);
+  }
+
+  /** The first batch now (an error there is the caller's), the rest on later turns of the event loop. */
+  private spawnInBatches(ids: number[]): void {
+    ids.slice(0, SPAWN_BATCH).forEach((id) => this.spawnWorker(id, 0));
+    let next = SPAWN_BATCH;
+    const more = () => {
+      if (this.releasing) return;
+      for (const id of ids.slice(next, next + SPAWN_BATCH)) this.spawnOrReport(id);
+      next += SPAWN_BATCH;
+      if (next < ids.length) setImmediate(more);
+    };
+    if (next < ids.length) setImmediate(more);
+  }
+
+  /** A worker that cannot even be spawned (out of processes, say) failed: the job master hears of it as of any exit. */
+  private spawnOrReport(id: number): void {
+    try {
+      this.spawnWorker(id, 0);
+    } catch (err) {
+      this.log(id, `--- twister2: could not start worker ${id}: ${(err as Error).message} ---`);
+      this.listener?.workerExited({ workerId: id, code: null, signal: null });
+    }
   }
 
   async removeWorkers(ids: number[]): Promise<void> {

@@ -77,6 +77,35 @@ describe('local cluster: nothing is left behind', () => {
     expect(JSON.parse(after.stdout)).toMatchObject({ state: 'KILLED' });
   });
 
+  it('a job master paused (SIGSTOP) twice for less than half the heartbeat timeout: the job goes on, nothing restarted', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'paused', workers: 3, timeouts: { heartbeat: '8s' }, worker: { module: 'w.mjs', args: ['12', '250'] } },
+      { 'w.mjs': fixture('paced-barrier-worker.mjs') },
+    );
+    const cli = startCli(['submit', job, '--detach'], home);
+    expect(await cli.closed).toBe(0);
+    const jobId = jobIds(home)[0]!;
+    const { jobMaster } = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number } };
+    const passed = () => testRecords<{ id: number; n: number; restart: number }>(readLogs(home, jobId));
+    for (const round of [2, 6]) {
+      await waitFor(`barrier ${round}`, () => passed().some((r) => r.n >= round));
+      process.kill(jobMaster.pid, 'SIGSTOP'); // barriers, heartbeats and events wait in the kernel meanwhile
+      await new Promise((r) => setTimeout(r, 2500));
+      process.kill(jobMaster.pid, 'SIGCONT');
+    }
+    const status = await waitFor('the job to end', async () => {
+      const s = JSON.parse((await runCli(['status', jobId, '--json'], home)).stdout) as { state: string; workers: { restarts: number }[] };
+      return s.state !== 'RUNNING' && s;
+    });
+    expect(status.state).toBe('SUCCEEDED');
+    expect(status.workers.map((w) => w.restarts)).toEqual([0, 0, 0]);
+    const recs = passed();
+    for (const id of [0, 1, 2]) expect(recs.filter((r) => r.id === id).map((r) => r.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(recs.every((r) => r.restart === 0)).toBe(true);
+    expect(jobProcesses(jobId)).toEqual([]);
+  });
+
   it('job master crash (its own process SIGKILLed): workers exit within the heartbeat timeout', async () => {
     const { cli, jobId, home } = await startSleepingJob(['--detach']);
     await cli.closed;

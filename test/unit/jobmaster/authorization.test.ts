@@ -3,18 +3,10 @@ import { ForbiddenError } from '../../../src/errors.js';
 import { JobMasterServer } from '../../../src/jobmaster/http-server.js';
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import { workerTokenOf } from '../../../src/job/worker-environment.js';
-import type { Launcher } from '../../../src/launchers/launcher.js';
 import { JobMasterClient } from '../../../src/protocol/jobmaster-client.js';
 import { JOB_TOKEN_HEADER } from '../../../src/protocol/messages.js';
 import { parseSpec } from '../../../src/spec/validate.js';
-import { registration } from '../../helpers/registration.js';
-
-class NoopLauncher implements Launcher {
-  async start() {}
-  async addWorkers() {}
-  async removeWorkers() {}
-  async release() {}
-}
+import { noopLauncher, registration } from '../../helpers/registration.js';
 
 const SECRET = 'the-jobs-admin-secret-0123456789';
 const WORKER = workerTokenOf(SECRET);
@@ -27,7 +19,7 @@ afterEach(async () => {
 /** A running job of 2 workers; worker 0 registered (its session given), worker 1 not yet. */
 async function job() {
   const spec = parseSpec({ name: 'auth', workers: 2, worker: { command: 'true' } });
-  const jm = new JobMaster({ jobId: 'auth-1', spec, launcher: new NoopLauncher() });
+  const jm = new JobMaster({ jobId: 'auth-1', spec, launcher: noopLauncher() });
   const server = new JobMasterServer(jm, SECRET);
   servers.push(server);
   const url = await server.listen('127.0.0.1', 0);

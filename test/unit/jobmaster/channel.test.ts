@@ -5,18 +5,10 @@ import { AuthenticationError, BarrierTimeoutError } from '../../../src/errors.js
 import { JobMasterServer } from '../../../src/jobmaster/http-server.js';
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import { workerTokenOf } from '../../../src/job/worker-environment.js';
-import type { Launcher } from '../../../src/launchers/launcher.js';
 import { Channel } from '../../../src/protocol/channel.js';
 import { JobMasterClient } from '../../../src/protocol/jobmaster-client.js';
 import { parseSpec } from '../../../src/spec/validate.js';
-import { registration } from '../../helpers/registration.js';
-
-class NoopLauncher implements Launcher {
-  async start() {}
-  async addWorkers() {}
-  async removeWorkers() {}
-  async release() {}
-}
+import { noopLauncher, registration } from '../../helpers/registration.js';
 
 const SECRET = 'the-jobs-admin-secret-0123456789';
 const WORKER = workerTokenOf(SECRET);
@@ -28,7 +20,7 @@ afterEach(async () => {
 /** A running job of `n` workers; counts the HTTP requests (an upgrade is one) the job master authenticated. */
 async function job(n = 2) {
   const spec = parseSpec({ name: 'chan', workers: n, worker: { command: 'true' } });
-  const jm = new JobMaster({ jobId: 'chan-1', spec, launcher: new NoopLauncher() });
+  const jm = new JobMaster({ jobId: 'chan-1', spec, launcher: noopLauncher() });
   const requests = { count: 0 };
   const server = new JobMasterServer(jm, SECRET, () => requests.count++);
   cleanups.push(() => server.close());

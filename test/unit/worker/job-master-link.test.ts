@@ -2,18 +2,16 @@ import { afterEach, expect, it } from 'vitest';
 import { JobMasterServer } from '../../../src/jobmaster/http-server.js';
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import { workerTokenOf } from '../../../src/job/worker-environment.js';
-import type { Launcher } from '../../../src/launchers/launcher.js';
 import { parseSpec } from '../../../src/spec/validate.js';
 import { JobMasterLink } from '../../../src/worker/job-master-link.js';
-import { registration } from '../../helpers/registration.js';
+import { noopLauncher, registration } from '../../helpers/registration.js';
 
-const noop: Launcher = { start: async () => {}, addWorkers: async () => {}, removeWorkers: async () => {}, release: async () => {} };
 const SECRET = 'the-jobs-admin-secret-0123456789';
 let close: (() => Promise<void>) | undefined;
 afterEach(async () => close?.());
 
 it("a worker's calls to its job master go over one channel connection, not a request each", async () => {
-  const jm = new JobMaster({ jobId: 'link-1', spec: parseSpec({ name: 'link', workers: 1, worker: { command: 'true' } }), launcher: noop });
+  const jm = new JobMaster({ jobId: 'link-1', spec: parseSpec({ name: 'link', workers: 1, worker: { command: 'true' } }), launcher: noopLauncher() });
   const seen: string[] = [];
   const server = new JobMasterServer(jm, SECRET, (r) => seen.push(r.caller));
   close = () => server.close();

@@ -13,6 +13,8 @@ interface Proc {
   ppid: number;
   pgid: number;
   zombie: boolean;
+  /** When it started, in clock ticks since boot. */
+  started: number;
 }
 
 /**
@@ -42,7 +44,10 @@ export class ProgramTree {
     const procs = readProcs();
     const byParent = new Map<number, Proc[]>();
     for (const p of procs) byParent.set(p.ppid, [...(byParent.get(p.ppid) ?? []), p]);
-    const ownGroup = procs.find((p) => p.pid === this.root)?.pgid;
+    const root = procs.find((p) => p.pid === this.root);
+    const ownGroup = root?.pgid;
+    // The marker is made by the root: a process older than the root cannot carry it, and its environ need not be read.
+    const since = root?.started ?? 0;
     const found = new Map<number, Proc>();
     const stack = [...(byParent.get(this.root) ?? [])];
     while (stack.length) {
@@ -50,7 +55,7 @@ export class ProgramTree {
       found.set(p.pid, p);
       stack.push(...(byParent.get(p.pid) ?? []));
     }
-    for (const p of procs) if (!found.has(p.pid) && p.pid !== this.root && this.carriesMarker(p.pid)) found.set(p.pid, p);
+    for (const p of procs) if (!(p.started < since) && !found.has(p.pid) && p.pid !== this.root && this.carriesMarker(p.pid)) found.set(p.pid, p);
     const groups = new Set([...found.values()].map((p) => p.pgid).filter((g) => g > 1 && g !== ownGroup && g !== this.root));
     for (const p of procs) if (groups.has(p.pgid) && p.pid !== this.root) found.set(p.pid, p);
     return { pids: [...found.values()].filter((p) => !p.zombie).map((p) => p.pid), groups: [...groups] };
@@ -111,10 +116,11 @@ function readProcs(): Proc[] {
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      // After the command name (which may contain spaces and parentheses): state, ppid, pgrp.
+      // After the command name (which may contain spaces and parentheses): state, ppid, pgrp, ... starttime (field 22).
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const [state, ppid, pgid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      procs.push({ pid: Number(entry), ppid: Number(ppid), pgid: Number(pgid), zombie: state === 'Z' || state === 'X' });
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const [state, ppid, pgid] = fields;
+      procs.push({ pid: Number(entry), ppid: Number(ppid), pgid: Number(pgid), zombie: state === 'Z' || state === 'X', started: Number(fields[19]) });
     } catch {
       // It ended while we looked.
     }

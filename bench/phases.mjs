@@ -16,21 +16,29 @@ const RUNS = Number(process.env.BENCH_PHASES_RUNS ?? 5);
 const home = mkdtempSync(path.join(os.tmpdir(), 'twister2-bench-phases-'));
 const phasesDir = path.join(home, 'phases');
 process.env.TWISTER2_HOME = home;
-process.env.TWISTER2_PHASES_DIR = phasesDir;
 process.on('exit', () => rmSync(home, { recursive: true, force: true }));
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(1));
 
-mkdirSync(phasesDir, { recursive: true });
+/** Runs RUNS jobs (after one warm-up) of workers of this kind; returns each worker's phase marks. */
+async function measure(kind, worker, floorCpuMs, failures) {
+  const dir = path.join(phasesDir, kind);
+  mkdirSync(dir, { recursive: true });
+  process.env.TWISTER2_PHASES_DIR = dir;
+  for (let i = 0; i < RUNS + 1; i++) {
+    floorCpuMs?.push((await spawnMany(N, ['-e', '0'])).cpuMs);
+    const handle = await submit({ job: JOB_DIR, cluster: 'local', spec: { name: `bench-phases-${kind}`, workers: N, worker } });
+    // A command worker here runs `true`: no discovery or barrier to wait for, only its end.
+    const { passed, status } = kind === 'module' ? await followUntilPassed(handle, N, 120_000) : { passed: Array(N), status: await handle.wait() };
+    if (passed.length < N || status.state !== 'SUCCEEDED') failures.push(`${kind}: ${passed.length}/${N} passed; ${status.state}: ${status.message ?? ''}`);
+    if (i === 0) for (const f of readdirSync(dir)) rmSync(path.join(dir, f)); // the warm-up run
+    process.stderr.write(`phases ${kind} run ${i}/${RUNS}${i === 0 ? ' (warm-up)' : ''}\n`);
+  }
+  return readdirSync(dir).map((f) => JSON.parse(readFileSync(path.join(dir, f), 'utf8')).marks);
+}
+
 const floorCpuMs = [];
 const failures = [];
-for (let i = 0; i < RUNS + 1; i++) {
-  floorCpuMs.push((await spawnMany(N, ['-e', '0'])).cpuMs);
-  const handle = await submit({ job: JOB_DIR, cluster: 'local', spec: { name: 'bench-phases', workers: N, worker: { module: 'worker.mjs' } } });
-  const { passed, status } = await followUntilPassed(handle, N, 120_000);
-  if (passed.length < N || status.state !== 'SUCCEEDED') failures.push(`${passed.length}/${N} passed; ${status.state}: ${status.message ?? ''}`);
-  if (i === 0) for (const f of readdirSync(phasesDir)) rmSync(path.join(phasesDir, f)); // the warm-up run
-  process.stderr.write(`phases run ${i}/${RUNS}${i === 0 ? ' (warm-up)' : ''}\n`);
-}
-const workers = readdirSync(phasesDir).map((f) => JSON.parse(readFileSync(path.join(phasesDir, f), 'utf8')).marks);
-process.stdout.write(JSON.stringify({ phases: { n: N, runs: RUNS, floorCpuMs: floorCpuMs.slice(1), workers, failures } }) + '\n');
+const workers = await measure('module', { module: 'worker.mjs' }, floorCpuMs, failures);
+const commandWorkers = await measure('command', { command: 'true' }, undefined, failures);
+process.stdout.write(JSON.stringify({ phases: { n: N, runs: RUNS, floorCpuMs: floorCpuMs.slice(1), workers, commandWorkers, failures } }) + '\n');
 process.exit(0);

@@ -2,10 +2,10 @@
 import { fmt, summarize } from './stats.mjs';
 
 /** Per phase (in the order workers reach them): the median CPU ms spent since the previous phase. */
-export function phaseFigures(p) {
+export function phaseFigures(p, workers = p.workers) {
   const order = [];
   const spent = new Map();
-  for (const marks of p.workers) {
+  for (const marks of workers) {
     let prev = 0;
     for (const m of marks) {
       if (!spent.has(m.phase)) {
@@ -16,7 +16,7 @@ export function phaseFigures(p) {
       prev = m.cpuMs;
     }
   }
-  const total = summarize(p.workers.map((marks) => marks.at(-1)?.cpuMs ?? NaN).filter(Number.isFinite));
+  const total = summarize(workers.map((marks) => marks.at(-1)?.cpuMs ?? NaN).filter(Number.isFinite));
   return { rows: order.map((phase) => ({ phase, cpu: summarize(spent.get(phase)) })), total, floor: summarize(p.floorCpuMs) };
 }
 
@@ -44,11 +44,27 @@ export function phasesSection(p) {
     '',
     `${p.workers.length} workers of ${p.runs} local jobs of ${p.n} (bench/fixtures/startup-job), after one unrecorded warm-up job.` +
       (p.failures.length ? ` Failed runs: ${p.failures.join('; ')}.` : ''),
+    ...commandLines(p),
   ].join('\n');
+}
+
+/** A command worker (its program another process, here `true`): the runtime alone, its heartbeats on its main thread. */
+function commandLines(p) {
+  if (!p.commandWorkers?.length) return [];
+  const c = phaseFigures(p, p.commandWorkers);
+  const floor = summarize(p.floorCpuMs).median;
+  return [
+    '',
+    `A command worker's runtime (program \`true\`, a process of its own, not counted), ${p.commandWorkers.length} workers: ` +
+      `**${fmt(c.total.median)} ms** (${fmt(c.total.median / floor)}× \`node -e 0\`); ${c.rows.map((r) => `${r.phase} ${fmt(r.cpu.median)}`).join(', ')}. ` +
+      'Its heartbeats run on its main thread: no program code runs there.',
+  ];
 }
 
 export function phasesSummary(p) {
   if (!p || p.error) return [`  phases: FAILED: ${p?.error ?? 'no data'}`];
   const f = phaseFigures(p);
-  return [`  worker CPU ${fmt(f.total.median)} ms (node -e 0: ${fmt(f.floor.median)}): ${f.rows.map((r) => `${r.phase} ${fmt(r.cpu.median)}`).join(', ')}`];
+  const lines = [`  worker CPU ${fmt(f.total.median)} ms (node -e 0: ${fmt(f.floor.median)}): ${f.rows.map((r) => `${r.phase} ${fmt(r.cpu.median)}`).join(', ')}`];
+  if (p.commandWorkers?.length) lines.push(`  command worker runtime CPU ${fmt(phaseFigures(p, p.commandWorkers).total.median)} ms`);
+  return lines;
 }

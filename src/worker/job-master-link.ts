@@ -4,7 +4,8 @@ import { DuplicateWorkerError, JobMasterUnreachableError } from '../errors.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
 import type { RegisterRequest, RegisterResponse } from '../protocol/messages.js';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, TERMINAL_JOB_STATES } from '../protocol/wire.js';
-import type { HeartbeatThreadData, MainMessage, ThreadMessage } from './heartbeat-thread.js';
+import type { HeartbeatThreadData, MainMessage } from './heartbeat-thread.js';
+import { JobMasterWatch, type WatchData, type WatchMessage } from './job-master-watch.js';
 
 const HEARTBEAT_THREAD = new URL('./heartbeat-thread.js', import.meta.url);
 /** A main thread that does not answer a stop within this is busy with the program; the heartbeat thread then ends it. */
@@ -19,14 +20,17 @@ export interface LinkEvents {
 
 /**
  * A worker's connection to its job master: registration (with retries while the job master starts),
- * then heartbeats, the event stream and detection of a lost job master on a thread of their own
- * (heartbeat-thread.ts), so they go on while the program keeps the main thread busy.
+ * then heartbeats, the event stream and detection of a lost job master (JobMasterWatch): on a thread of
+ * their own (heartbeat-thread.ts) for a module worker, so they go on while its program keeps the main
+ * thread busy; on the main thread for a command worker, whose program is another process (a thread costs
+ * a second V8 isolate, about a quarter of such a worker's CPU).
  */
 export class JobMasterLink extends EventEmitter<LinkEvents> {
   readonly client: JobMasterClient;
   registration: RegisterResponse | undefined;
   numWorkers = 0;
   private thread: Worker | undefined;
+  private watch: JobMasterWatch | undefined;
   private following = () => {};
   private stopped = false;
 
@@ -59,10 +63,11 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
    * Starts heartbeats and the event stream on their own thread; call after register(). Resolves once
    * the event stream is followed (so the program misses no peer's failure) or the worker must stop.
    * `programMarker` (ProgramTree) lets that thread end the program itself when the main thread cannot.
+   * `onThread`: false when no program code runs on this thread (a command worker).
    */
-  start(programMarker: string): Promise<void> {
+  start(programMarker: string, onThread = true): Promise<void> {
     const reg = this.registration!;
-    const data: HeartbeatThreadData = {
+    const data: WatchData = {
       url: this.client.url,
       headers: { authorization: `Bearer ${this.token}`, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) },
       workerId: this.workerId,
@@ -71,26 +76,31 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
       heartbeatIntervalMs: reg.heartbeatIntervalMs,
       heartbeatTimeoutMs: reg.heartbeatTimeoutMs,
       terminalStates: TERMINAL_JOB_STATES,
-      marker: programMarker,
-      mainThreadAnswerMs: MAIN_THREAD_ANSWER_MS,
     };
-    const thread = new Worker(HEARTBEAT_THREAD, { workerData: data });
-    thread.unref();
-    thread.on('message', (m: ThreadMessage) => this.onThreadMessage(m));
-    thread.once('error', (err) => this.stop(`the heartbeat thread failed: ${err.message}`, false));
-    this.thread = thread;
-    return new Promise((resolve) => {
+    const following = new Promise<void>((resolve) => {
       this.following = resolve;
       this.once('stop', () => resolve());
     });
+    if (!onThread) {
+      this.watch = new JobMasterWatch(data, (m) => this.onWatchMessage(m));
+      return following;
+    }
+    const threadData: HeartbeatThreadData = { ...data, marker: programMarker, mainThreadAnswerMs: MAIN_THREAD_ANSWER_MS };
+    const thread = new Worker(HEARTBEAT_THREAD, { workerData: threadData });
+    thread.unref();
+    thread.on('message', (m: WatchMessage) => this.onWatchMessage(m));
+    thread.once('error', (err) => this.stop(`the heartbeat thread failed: ${err.message}`, false));
+    this.thread = thread;
+    return following;
   }
 
   close(): void {
     this.stopped = true;
     void this.thread?.terminate();
+    this.watch?.close();
   }
 
-  private onThreadMessage(m: ThreadMessage): void {
+  private onWatchMessage(m: WatchMessage): void {
     if (m.type === 'following') {
       this.following();
     } else if (m.type === 'size') {

@@ -122,7 +122,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       resolve(reason);
     }),
   );
-  await link.start(tree.marker);
+  // A command worker's program is another process: its heartbeats need no thread of their own.
+  await link.start(tree.marker, Boolean(spec.worker.module));
   markPhase('heartbeats started');
 
   const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };

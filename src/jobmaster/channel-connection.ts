@@ -6,7 +6,10 @@ import { HttpError, checked, toHttpError } from './wire-errors.js';
 
 /** The longest frame (one line) accepted: the same limit as an HTTP request body. */
 export const MAX_FRAME = 1 << 20;
-/** A follower that reads events slower than they come is cut off past this; it reconnects to a fresh snapshot. */
+/**
+ * A peer that leaves this much of what it was sent unread (events it follows, answers to calls it keeps
+ * making) is cut off, so that it cannot fill the job master's memory; a worker reconnects and follows again.
+ */
 const MAX_UNREAD = 8 << 20;
 
 export interface ChannelHooks {
@@ -114,7 +117,7 @@ export class ChannelConnection {
         checked(ChannelArgsSchemas.follow, args);
         // The answer goes out first, then the snapshot (push runs after this call returns).
         queueMicrotask(() => {
-          if (this.open) this.unfollow ??= this.hooks.follow((line) => this.push(line));
+          if (this.open) this.unfollow ??= this.hooks.follow((line) => this.write(line));
         });
         return { ok: true };
     }
@@ -129,11 +132,6 @@ export class ChannelConnection {
     this.write(JSON.stringify({ id, error: { code: e.code, message: e.message } }) + '\n');
   }
 
-  private push(line: string): void {
-    if (this.socket.writableLength > MAX_UNREAD) return this.close();
-    this.write(line);
-  }
-
   private refuse(why: string): void {
     this.write(JSON.stringify({ id: null, error: { code: 'T2_PROTOCOL', message: `channel closed: ${why}` } }) + '\n');
     this.open = false;
@@ -141,7 +139,9 @@ export class ChannelConnection {
   }
 
   private write(text: string): void {
-    if (this.open && !this.socket.destroyed) this.socket.write(text);
+    if (!this.open || this.socket.destroyed) return;
+    if (this.socket.writableLength > MAX_UNREAD) return this.close();
+    this.socket.write(text);
   }
 
   private onClose(): void {

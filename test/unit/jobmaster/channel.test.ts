@@ -191,6 +191,22 @@ describe('the channel (protocol 2)', () => {
     expect(events.at(-1)).toMatchObject({ type: 'job-state', state: 'KILLED' });
   });
 
+  it('cuts off a peer that keeps calling but never reads the answers, before they fill the job master', async () => {
+    const { jm, url } = await job(1);
+    jm.register(registration(0));
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+    cleanups.push(() => void socket.destroy());
+    socket.on('error', () => undefined);
+    const closed = new Promise((r) => socket.once('close', r));
+    socket.write(`GET /v1/channel HTTP/1.1\r\nhost: jm\r\nauthorization: Bearer ${WORKER}\r\nconnection: Upgrade\r\nupgrade: twister2-channel\r\n\r\n`);
+    socket.pause(); // reads nothing from now on
+    // About 60 MB of answers (each a list of 1 worker), far beyond the kernel's buffers and the 8 MiB allowed.
+    const calls = Array.from({ length: 300_000 }, (_, i) => `{"id":${i},"op":"workers","args":{}}\n`).join('');
+    socket.write(calls);
+    await closed;
+    expect(socket.destroyed).toBe(true);
+  });
+
   it('refuses an upgrade to anything but the channel, and protocol versions it does not speak', async () => {
     const { url } = await job(1);
     const answer = await new Promise<number>((resolve) => {

@@ -19,7 +19,12 @@ interface Follow {
   /** Bytes of this container run's log written to the worker's file so far. */
   received: number;
   ctl?: AbortController;
+  /** Where the follow writes: pieces may wait in it after the follow was stopped. */
+  stream?: Writable;
 }
+
+/** The longest wait for a stopped follow's last pieces to be written. */
+const SETTLE_MS = 5000;
 
 /**
  * Follows the worker containers' logs through the API server into the job's `logs/worker-N.log`, which
@@ -32,7 +37,7 @@ interface Follow {
  * say whether it delivered everything before it was stopped.
  */
 export class PodLogFollower {
-  private readonly log: Log;
+  private readonly log: Pick<Log, 'log'>;
   private readonly files: WorkerLogFiles;
   private readonly follows = new Map<string, Follow>();
   /** pod/container → the key of its latest run's follow. */
@@ -49,8 +54,10 @@ export class PodLogFollower {
     logsDir: string,
     private readonly note: (line: string) => void,
     private readonly once = false,
+    /** The API server's log endpoint; a test may stand in for it. */
+    log?: Pick<Log, 'log'>,
   ) {
-    this.log = new Log(kc);
+    this.log = log ?? new Log(kc);
     this.files = new WorkerLogFiles(logsDir);
   }
 
@@ -75,6 +82,8 @@ export class PodLogFollower {
   async close(): Promise<void> {
     this.closing = true;
     for (const f of this.follows.values()) f.ctl?.abort();
+    // Before reading on from the bytes each follow wrote: pieces it still holds would land after that read's, twice.
+    await Promise.all([...this.follows.values()].map((f) => settled(f.stream)));
     await Promise.all(this.previousReads);
     await Promise.all([...this.latest.values()].map((key) => this.catchUp(this.follows.get(key)!)));
     for (const f of this.follows.values()) for (const l of f.lines) l.end();
@@ -83,7 +92,8 @@ export class PodLogFollower {
 
   private async start(f: Follow, attempt: number): Promise<void> {
     try {
-      f.ctl = await this.log.log(this.namespace, f.pod, f.container, this.sink(f), { follow: true, pretty: false, timestamps: false });
+      f.stream = this.sink(f);
+      f.ctl = await this.log.log(this.namespace, f.pod, f.container, f.stream, { follow: true, pretty: false, timestamps: false });
       if (this.closing) f.ctl.abort();
     } catch (err) {
       const forbidden = err instanceof ApiException && (err.code === 401 || err.code === 403);
@@ -141,6 +151,20 @@ export class PodLogFollower {
     void splitter.follow(p);
     return p;
   }
+}
+
+/** Resolves once a stopped follow's stream has written what it holds (or was destroyed, dropping it). */
+function settled(stream: Writable | undefined): Promise<void> {
+  if (!stream || stream.destroyed || stream.writableFinished) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, SETTLE_MS);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    stream.once('finish', done).once('close', done).on('error', () => undefined); // late pieces of the aborted response
+    if (!stream.writableEnded) stream.end();
+  });
 }
 
 /**

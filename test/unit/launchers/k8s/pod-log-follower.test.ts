@@ -1,0 +1,40 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, expect, it } from 'vitest';
+import { PodLogFollower } from '../../../../src/launchers/k8s/pod-logs.js';
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** 40 KB of numbered lines: what the container printed. */
+const LOG = Buffer.from(Array.from({ length: 4000 }, (_, i) => `line ${String(i).padStart(4, '0')}\n`).join(''));
+
+/**
+ * The API server's log endpoint, scripted: a follow delivers the first 20 KB in one piece (more than the
+ * log file's write buffer, so the follower waits for it to drain) and then 100 bytes more, which wait in
+ * turn; a read without follow delivers the whole log at once.
+ */
+const api = {
+  async log(_ns: string, _pod: string, _c: string, stream: Writable, opts: { follow?: boolean }) {
+    if (opts.follow) {
+      stream.write(LOG.subarray(0, 20_000));
+      stream.write(LOG.subarray(20_000, 20_100));
+    } else {
+      stream.write(LOG);
+      stream.end();
+    }
+    return new AbortController();
+  },
+};
+
+it("writes a container's log exactly once when the job ends while the follow's last pieces still wait to be written", async () => {
+  const logsDir = mkdtempSync(path.join(os.tmpdir(), 't2-podlogs-'));
+  dirs.push(logsDir);
+  const follower = new PodLogFollower(new KubeConfig(), 'ns', logsDir, () => undefined, false, api as never);
+  follower.follow({ name: 'p-0', uid: 'u0' }, 'worker-0', 0, { workerId: 0 });
+  await follower.close(); // the job ended: the follow is stopped while its last 100 bytes still wait
+  expect(readFileSync(path.join(logsDir, 'worker-0.log')).equals(LOG)).toBe(true);
+});

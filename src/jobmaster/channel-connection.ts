@@ -19,7 +19,6 @@ export interface ChannelHooks {
   closed(): void;
 }
 
-
 /**
  * One worker's channel (protocol 2, docs/protocol.md): newline-delimited JSON frames `{id, op, args}`,
  * each answered by `{id, result}` or `{id, error: {code, message}}` when its call ends, so a barrier can

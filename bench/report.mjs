@@ -41,6 +41,9 @@ function transportOf(c) {
   return 'a request per call (HTTP)';
 }
 
+/** CPU per operation: fractions of a millisecond, which fmt's one decimal would round to 0.0. */
+const fmtOp = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+
 function jobmasterFigures(c) {
   const all = c.runs;
   // A stalled run has a register phase but no barrier figures; it is counted, not averaged in.
@@ -110,10 +113,10 @@ function jobmasterSection(results) {
     f.map((x) => [
       x.how,
       x.n,
-      `${fmt(x.serverRegPerOp.median)} / ${fmt(x.clientRegPerOp.median)} ms`,
-      `${fmt(x.serverHeartbeatPerOp.median)} ms`,
-      `${fmt(x.serverWarmPerOp.median)} / ${fmt(x.clientWarmPerOp.median)} ms`,
-      `${fmt(x.serverBarrierPerOp.median)} ms`,
+      `${fmtOp(x.serverRegPerOp.median)} / ${fmtOp(x.clientRegPerOp.median)} ms`,
+      `${fmtOp(x.serverHeartbeatPerOp.median)} ms`,
+      `${fmtOp(x.serverWarmPerOp.median)} / ${fmtOp(x.clientWarmPerOp.median)} ms`,
+      `${fmtOp(x.serverBarrierPerOp.median)} ms`,
       fmtSummary(x.overflows),
       fmtSummary(x.resent),
       fmtSummary(x.warmOverflows),
@@ -158,19 +161,19 @@ function notes(data) {
     const f = all.filter((x) => x.variant === 'channel').length ? all.filter((x) => x.variant === 'channel') : all;
     const [a, b] = [f[0], f[f.length - 1]];
     out.push(
-      `- **Registrations** over the ${a.how} cost ${fmt(a.serverRegPerOp.median)} ms of job master CPU each at N=${a.n} and ${fmt(b.serverRegPerOp.median)} ms at N=${b.n}; ` +
-        `the simulated workers' client costs ${fmt(a.clientRegPerOp.median)} / ${fmt(b.clientRegPerOp.median)} ms each, and both processes share ${data.machine.cpus} cores.`,
+      `- **Registrations** over the ${a.how} cost ${fmtOp(a.serverRegPerOp.median)} ms of job master CPU each at N=${a.n} and ${fmtOp(b.serverRegPerOp.median)} ms at N=${b.n}; ` +
+        `the simulated workers' client costs ${fmtOp(a.clientRegPerOp.median)} / ${fmtOp(b.clientRegPerOp.median)} ms each, and both processes share ${data.machine.cpus} cores.`,
     );
     for (const x of all.filter((y) => y.variant !== 'channel' && y.n === b.n)) {
-      out.push(`- Over the ${x.how}, N=${x.n} took ${fmt(x.total.median)} ms in total, with ${fmt(x.serverRegPerOp.median)} ms of job master CPU per registration.`);
+      out.push(`- Over the ${x.how}, N=${x.n} took ${fmt(x.total.median)} ms in total, with ${fmtOp(x.serverRegPerOp.median)} ms of job master CPU per registration.`);
     }
     const growth = b.serverWarmPerOp.median / a.serverWarmPerOp.median;
     out.push(
       growth > 1.5
-        ? `- **Barriers grow faster than linearly.** Over open connections, an arrival costs the job master ${fmt(a.serverWarmPerOp.median)} ms of CPU at N=${a.n} ` +
-            `but ${fmt(b.serverWarmPerOp.median)} ms at N=${b.n} (whole 2nd barrier: ${sec(a.warm.median)} vs ${sec(b.warm.median)}): every arrival re-scans all workers ` +
+        ? `- **Barriers grow faster than linearly.** Over open connections, an arrival costs the job master ${fmtOp(a.serverWarmPerOp.median)} ms of CPU at N=${a.n} ` +
+            `but ${fmtOp(b.serverWarmPerOp.median)} ms at N=${b.n} (whole 2nd barrier: ${sec(a.warm.median)} vs ${sec(b.warm.median)}): every arrival re-scans all workers ` +
             `(\`BarrierService.check\` → \`JobMaster.liveIds\`), so one barrier is O(N²).`
-        : `- Over open connections, an arrival costs the job master ${fmt(a.serverWarmPerOp.median)} ms of CPU at N=${a.n} and ${fmt(b.serverWarmPerOp.median)} ms at N=${b.n}.`,
+        : `- Over open connections, an arrival costs the job master ${fmtOp(a.serverWarmPerOp.median)} ms of CPU at N=${a.n} and ${fmtOp(b.serverWarmPerOp.median)} ms at N=${b.n}.`,
     );
     out.push(
       b.overflows.median > 0 || b.resent.median > 0

@@ -1,4 +1,5 @@
-// `npm run bench`: runs each benchmark in its own process, then writes docs/benchmarks.md and a summary.
+// `npm run bench`: runs each benchmark in its own process, then writes docs/benchmarks.md (and its figures,
+// docs/benchmarks.json, which `node bench/render.mjs` renders again) and a summary.
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -8,6 +9,7 @@ import { loadavg, machine } from './sysinfo.mjs';
 
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 const DOC = here('../docs/benchmarks.md');
+const DATA = here('../docs/benchmarks.json');
 const children = new Set();
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => {
@@ -65,6 +67,8 @@ data.durationMs = performance.now() - t0;
 data.loadavgEnd = loadavg();
 
 writeFileSync(DOC, renderMarkdown(data));
+// The figures themselves, so the report can be rendered again without running everything again.
+writeFileSync(DATA, JSON.stringify(data) + '\n');
 console.log(summaryLines(data).join('\n'));
 console.log(`wrote ${DOC}`);
 process.exit(failed ? 1 : 0);

@@ -1,6 +1,6 @@
 import { Twister2Error } from '../errors.js';
 import { fetchPackage } from './fetch/package-fetch.js';
-import { ProgramTree } from './process-tree.js';
+import { endTreeOnStopSignals, ProgramTree } from './process-tree.js';
 import { runCommand } from './program-runner.js';
 import { specOfPackage } from './spec-view.js';
 import { resolveWorkerId } from '../launchers/worker-sides.js';
@@ -17,6 +17,8 @@ async function main(): Promise<number> {
   // Whatever the command starts ends with this rank, however it ends.
   const tree = ProgramTree.mark(env);
   process.once('exit', () => tree.killNow());
+  // mpirun SIGTERMs every rank once one fails, also a rank still fetching the package.
+  endTreeOnStopSignals(tree, 1000);
   const { workerId } = await resolveWorkerId(env);
   const ref = readPackageRef(env);
   const { workDir, scratch } = workDirOf(env);
@@ -33,7 +35,6 @@ async function main(): Promise<number> {
     [ENV.numWorkers]: String(spec.workers),
     [ENV.packageDir]: fetched.dir,
   });
-  process.once('SIGTERM', () => void tree.end(1000).finally(() => process.exit(143)));
   await run.done;
   await tree.end(1000); // what it left running
   return 0;

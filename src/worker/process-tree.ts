@@ -127,3 +127,19 @@ function readProcs(): Proc[] {
   }
   return procs;
 }
+
+/**
+ * SIGTERM (scancel, mpirun, the job master) and SIGINT end the program's processes, then this process with
+ * 143 or 130. Installed first thing, so that a signal at any point runs the exit hooks (the scratch dir's
+ * release among them) instead of the signal's default action, which runs none.
+ */
+export function endTreeOnStopSignals(tree: ProgramTree, graceMs: number): void {
+  let signalled = false;
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    process.on(signal, () => {
+      if (signalled) return;
+      signalled = true;
+      void tree.end(graceMs).finally(() => process.exit(code));
+    });
+  }
+}

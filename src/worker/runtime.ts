@@ -14,7 +14,7 @@ import { pickFreePorts } from './free-ports.js';
 import { specOfPackage } from './spec-view.js';
 import { markPhase } from './phases.js';
 import { idleUntilJobMasterGone } from './idle-in-pod.js';
-import { ProgramTree } from './process-tree.js';
+import { endTreeOnStopSignals, ProgramTree } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
 import { endOrphanedJob, jobMasterUrl, resolveWorkerId } from '../launchers/worker-sides.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
@@ -33,14 +33,7 @@ const PROGRAM_STOP_GRACE_MS = 1000;
  */
 export function runWorkerProcess(): Promise<number> {
   const tree = ProgramTree.mark(process.env);
-  let signalled = false;
-  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
-    process.on(signal, () => {
-      if (signalled) return;
-      signalled = true;
-      void tree.end(PROGRAM_STOP_GRACE_MS).finally(() => process.exit(code));
-    });
-  }
+  endTreeOnStopSignals(tree, PROGRAM_STOP_GRACE_MS);
   return runWorker(process.env, tree);
 }
 

@@ -160,6 +160,22 @@ describe('mpi launcher on two ssh hosts', () => {
     expect(bad.stderr).toMatch(/FAILED: worker \d exited with code \d+/);
     expect(leftovers(jobIds(home2)[0]!)).toEqual([]);
   });
+
+  it('with no job master, ranks whose runtime is SIGKILLed (no exit hook runs) still leave no scratch dir or process', async () => {
+    const home = tempHome();
+    const job = {
+      name: 'mpi-plain-sigkilled',
+      workers: 4,
+      // The command's parent is the rank's runtime (plain-main), which then cannot release its hold.
+      worker: { command: ['sh', '-c', 'sleep 30 & kill -KILL $PPID; wait'] },
+      ...mpiSpec({ mca: { btl: 'self,tcp' } }),
+      jobMaster: { placement: 'none' },
+    };
+    const r = await runCli(['submit', makeJob(job)], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(1);
+    expect(leftovers(jobId)).toEqual([]);
+  });
 });
 
 launcherConformance({

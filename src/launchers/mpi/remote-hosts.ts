@@ -1,6 +1,6 @@
-import { ENV } from '../../job/worker-environment.js';
+import { ENV, workDirOf } from '../../job/worker-environment.js';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { isLoopbackHost } from '../../net/loopback.js';
 import type { MpiSpec } from './section.js';
@@ -50,10 +50,13 @@ export async function unreachableHosts(ssh: MpiSpec['ssh'], hosts: string[]): Pr
 
 /**
  * A shell script that SIGKILLs every process whose environment names the job (ranks, and anything they
- * started) and prints the PIDs it found. The ssh session itself never carries the variable.
+ * started) and prints the PIDs it found. The ssh session itself never carries the variable. When it finds
+ * none, it removes the job's scratch dir on the host (where the ranks put it: node's os.tmpdir()), which
+ * the last rank to end removes itself unless it was killed, by the sweep or by a signal it cannot handle.
  */
 export function sweepScript(jobId: string): string {
   const needle = shellQuote(`${ENV.jobId}=${jobId}`);
+  const scratch = `"\${TMPDIR:-\${TMP:-\${TEMP:-/tmp}}}"/twister2/${shellQuote(jobId)}`;
   return [
     'found=""',
     'for d in /proc/[0-9]*; do',
@@ -61,7 +64,7 @@ export function sweepScript(jobId: string): string {
     '  [ "$p" = "$$" ] && continue',
     `  if tr '\\0' '\\n' < "$d/environ" 2>/dev/null | grep -qxF ${needle}; then found="$found $p"; fi`,
     'done',
-    'if [ -n "$found" ]; then kill -KILL $found 2>/dev/null; fi',
+    `if [ -n "$found" ]; then kill -KILL $found 2>/dev/null; else rm -rf -- ${scratch} ${scratch}.lease-lock; fi`,
     'echo $found',
   ].join('\n');
 }
@@ -85,6 +88,11 @@ export function sweepLocal(jobId: string): number[] {
     } catch {
       // Already gone.
     }
+  }
+  if (found.length === 0) {
+    const scratch = workDirOf({ [ENV.jobId]: jobId }).workDir;
+    rmSync(scratch, { recursive: true, force: true });
+    rmSync(`${scratch}.lease-lock`, { force: true });
   }
   return found;
 }

@@ -21,8 +21,9 @@ export function phaseFigures(p, workers = p.workers) {
 }
 
 const LABELS = {
-  'node started': 'node itself, until the runtime\'s first line',
-  'modules loaded': 'loading the runtime\'s modules',
+  // The runtime is one bundle (scripts/bundle.mjs): node compiles it, and the few files it imports, before its first line.
+  'node started': 'node itself and compiling the runtime\'s bundle, until its first line',
+  'modules loaded': 'running the runtime\'s modules',
   'package ready': 'package fetched (or found) and the spec read',
   registered: 'registration (and picking free ports)',
   'heartbeats started': 'the heartbeat thread (a second V8 isolate) and its event stream',

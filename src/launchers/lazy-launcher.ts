@@ -1,10 +1,27 @@
 import type { JobEnding, LaunchContext, Launcher, LauncherListener } from './launcher.js';
 
-/** A launcher whose module is loaded on first use, so a heavy cluster client costs nothing to other jobs. */
+type OptionalMethod = 'addWorkers' | 'removeWorkers' | 'restartWorker';
+
+/**
+ * A launcher whose module is loaded on first use, so a cluster's code and client (got, @kubernetes/client-node)
+ * cost nothing to other jobs. It has only the optional methods `has` names, as the launcher it stands for:
+ * the job master tells what a launcher can do by which methods it has.
+ */
 export class LazyLauncher implements Launcher {
   private loaded: Promise<Launcher> | undefined;
+  addWorkers?: (ids: number[]) => Promise<void>;
+  removeWorkers?: (ids: number[]) => Promise<void>;
+  restartWorker?: (id: number, restartCount: number) => Promise<void>;
 
-  constructor(private readonly load: () => Promise<Launcher>) {}
+  constructor(
+    private readonly load: () => Promise<Launcher>,
+    has: readonly OptionalMethod[],
+  ) {
+    // Called only where the cluster's capabilities allow it (registry.ts), so the target has them.
+    if (has.includes('addWorkers')) this.addWorkers = async (ids) => (await this.target).addWorkers!(ids);
+    if (has.includes('removeWorkers')) this.removeWorkers = async (ids) => (await this.target).removeWorkers!(ids);
+    if (has.includes('restartWorker')) this.restartWorker = async (id, n) => (await this.target).restartWorker!(id, n);
+  }
 
   private get target(): Promise<Launcher> {
     this.loaded ??= this.load();
@@ -13,15 +30,6 @@ export class LazyLauncher implements Launcher {
 
   async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
     return (await this.target).start(ctx, listener);
-  }
-
-  // Called only where the cluster's capabilities allow scaling (registry.ts), so the target has them.
-  async addWorkers(ids: number[]): Promise<void> {
-    return (await this.target).addWorkers!(ids);
-  }
-
-  async removeWorkers(ids: number[]): Promise<void> {
-    return (await this.target).removeWorkers!(ids);
   }
 
   async release(ending?: JobEnding): Promise<void> {

@@ -4,12 +4,6 @@ import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, type ClusterCap
 import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
 import { LazyLauncher } from './lazy-launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
-import { MpiLauncher } from './mpi/mpi-launcher.js';
-import * as mpiPlacement from './mpi/placement.js';
-import { NomadLauncher } from './nomad/nomad-launcher.js';
-import * as nomadPlacement from './nomad/placement.js';
-import * as slurmPlacement from './slurm/placement.js';
-import { SlurmLauncher } from './slurm/slurm-launcher.js';
 
 /**
  * One entry per cluster: what it can do (checked before anything changes, see capabilities.ts), its
@@ -21,6 +15,8 @@ interface Backend {
   placement?: JobMasterPlacement;
 }
 
+// Each cluster's launcher and placement but the local one are loaded when a job uses them: with their clients
+// (got, @kubernetes/client-node) they take long to load, and a local job needs none of them.
 const backends: Record<ClusterKind, Backend> = {
   local: {
     capabilities: { scale: anyScale, restartOneWorker: { by: 'launcher' }, placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS } },
@@ -32,8 +28,8 @@ const backends: Record<ClusterKind, Backend> = {
       restartOneWorker: { by: 'none' }, // OpenMPI aborts the whole job when a rank fails
       placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS, none: ALL_UPLOADERS },
     },
-    launcher: () => new MpiLauncher(),
-    placement: mpiPlacement,
+    launcher: () => new LazyLauncher(async () => new (await import('./mpi/mpi-launcher.js')).MpiLauncher(), []),
+    placement: lazyPlacement(() => import('./mpi/placement.js'), false),
   },
   slurm: {
     capabilities: {
@@ -42,8 +38,8 @@ const backends: Record<ClusterKind, Backend> = {
       // In the allocation, the http and s3 uploaders' credentials cannot be handed over safely.
       placements: { client: ALL_UPLOADERS, cluster: ['local', 'shared', 'sftp'] },
     },
-    launcher: () => new SlurmLauncher(),
-    placement: slurmPlacement,
+    launcher: () => new LazyLauncher(async () => new (await import('./slurm/slurm-launcher.js')).SlurmLauncher(), ['restartWorker']),
+    placement: lazyPlacement(() => import('./slurm/placement.js'), true),
   },
   nomad: {
     capabilities: {
@@ -52,8 +48,8 @@ const backends: Record<ClusterKind, Backend> = {
       // The job master's allocation runs from the job directory, as the workers do.
       placements: { client: ALL_UPLOADERS, cluster: ['local'] },
     },
-    launcher: () => new NomadLauncher(),
-    placement: nomadPlacement,
+    launcher: () => new LazyLauncher(async () => new (await import('./nomad/nomad-launcher.js')).NomadLauncher(), ['addWorkers', 'removeWorkers']),
+    placement: lazyPlacement(() => import('./nomad/placement.js'), true),
   },
   kubernetes: {
     capabilities: {
@@ -76,9 +72,8 @@ const backends: Record<ClusterKind, Backend> = {
       // A job master in a pod cannot read hosts or directories of this machine's view.
       placements: { client: ALL_UPLOADERS, cluster: ['local', 'http', 's3'] },
     },
-    // @kubernetes/client-node takes a while to load: only jobs that use it pay for it.
-    launcher: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher()),
-    placement: lazyPlacement(() => import('./k8s/placement.js')),
+    launcher: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher(), ['addWorkers', 'removeWorkers']),
+    placement: lazyPlacement(() => import('./k8s/placement.js'), true),
   },
 };
 
@@ -135,12 +130,12 @@ const onThisMachine: JobMasterPlacement = {
   jobMasterProcessSpec: async (spec) => spec,
 };
 
-/** A placement whose module is loaded when first used (Kubernetes: @kubernetes/client-node is heavy). */
-function lazyPlacement(load: () => Promise<Required<JobMasterPlacement>>): Required<JobMasterPlacement> {
+/** A placement whose module is loaded when first used; with queueJobMaster only if it has one (submit tells by that). */
+function lazyPlacement(load: () => Promise<JobMasterPlacement>, queues: boolean): JobMasterPlacement {
   return {
     jobMasterCommand: async (...a) => (await load()).jobMasterCommand(...a),
     jobMasterProcessSpec: async (...a) => (await load()).jobMasterProcessSpec(...a),
-    queueJobMaster: async (...a) => (await load()).queueJobMaster(...a),
+    ...(queues ? { queueJobMaster: async (...a: Parameters<NonNullable<JobMasterPlacement['queueJobMaster']>>) => (await load()).queueJobMaster!(...a) } : {}),
   };
 }
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SpecError } from '../../../src/errors.js';
 import { scaleRefusal } from '../../../src/launchers/capabilities.js';
-import { capabilitiesOf, capabilityTable, checkCapabilities, clusterKinds, createLauncher } from '../../../src/launchers/registry.js';
+import { capabilitiesOf, capabilityTable, checkCapabilities, clusterKinds, createLauncher, jobMasterPlacement } from '../../../src/launchers/registry.js';
 import { parseSpec } from '../../../src/spec/validate.js';
 
 const ok = { name: 'job', workers: 2, worker: { command: 'true' } };
@@ -61,6 +61,16 @@ describe('the registry', () => {
       expect([kind, typeof launcher.addWorkers, typeof launcher.removeWorkers]).toEqual([kind, ...Array(2).fill(caps.scale.fixed ? 'undefined' : 'function')]);
       expect([kind, typeof launcher.restartWorker]).toEqual([kind, caps.restartOneWorker.by === 'launcher' ? 'function' : 'undefined']);
     }
+  });
+
+  it('stands for each lazily loaded placement with the functions the module has (submit tells a queued job master by queueJobMaster)', async () => {
+    const modules = { mpi: import('../../../src/launchers/mpi/placement.js'), slurm: import('../../../src/launchers/slurm/placement.js'), nomad: import('../../../src/launchers/nomad/placement.js'), kubernetes: import('../../../src/launchers/k8s/placement.js') };
+    for (const [kind, mod] of Object.entries(modules)) {
+      const placement = jobMasterPlacement(kind as keyof typeof modules);
+      const real = (await mod) as Record<string, unknown>;
+      expect([kind, typeof placement.queueJobMaster, typeof placement.jobMasterCommand, typeof placement.jobMasterProcessSpec]).toEqual([kind, typeof real.queueJobMaster, typeof real.jobMasterCommand, typeof real.jobMasterProcessSpec]);
+    }
+    expect(jobMasterPlacement('local').queueJobMaster).toBeUndefined();
   });
 
   it('is what the README\'s capability table says', () => {

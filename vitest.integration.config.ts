@@ -14,7 +14,7 @@ export const clusterSuites = [
 // Integration tests start real processes; on a 2-core machine they run one file at a time.
 export default defineConfig({
   test: {
-    include: ['test/integration/**/*.test.ts'],
+    include: ['test/integration/**/*.test.ts', 'test/faults/**/*.test.ts'],
     exclude: clusterSuites,
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -11,14 +11,15 @@
 # command workers' `twister2 barrier`), /twister2/shared as the pod's shared work directory, and for OpenMPI
 # /usr/sbin/sshd, ssh, ssh-keygen, mpirun, getent and awk.
 
-# --- build: compile the TypeScript sources -------------------------------------------------------------
+# --- build: compile the TypeScript sources and bundle the worker runtime (npm run build) ----------------
 FROM node:20-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json
+COPY scripts/bundle.mjs ./scripts/
+RUN npm run build
 
 # --- the image ----------------------------------------------------------------------------------------
 FROM node:20-slim

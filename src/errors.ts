@@ -114,6 +114,11 @@ export class JobMasterUnreachableError extends Twister2Error {
   override readonly code = 'T2_JOB_MASTER_UNREACHABLE';
 }
 
+/** A job master that another one (a newer epoch) replaced: it must stop acting for the job. */
+export class JobMasterFencedError extends Twister2Error {
+  override readonly code = 'T2_JOB_MASTER_FENCED';
+}
+
 /** The job was stopped on purpose (a cancelled queued job, an aborted submit): exit code 3. */
 export class JobKilledError extends Twister2Error {
   override readonly code = 'T2_JOB_KILLED';

@@ -61,6 +61,7 @@ export function formatStatus(s: JobStatus): string {
     `cluster   ${s.cluster}`,
     `workers   ${s.registered}/${s.numWorkers} registered`,
     `started   ${s.startedAt}${s.endedAt ? `\nended     ${s.endedAt}` : ''}`,
+    ...(s.jobMaster ? [`jobmaster ${jobMasterInWords(s.jobMaster)}`] : []),
     '',
     'ID  STATE      RESTARTS  HOST                 PID      MESSAGE',
   ];
@@ -76,4 +77,10 @@ export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+/** Where the job master runs and how often it was restarted, as `status` says it. */
+function jobMasterInWords(jm: NonNullable<JobStatus['jobMaster']>): string {
+  const restarts = jm.restarts === 0 ? 'never restarted' : `restarted ${jm.restarts} time${jm.restarts === 1 ? '' : 's'} after a crash`;
+  return `pid ${jm.pid} on ${jm.host}, epoch ${jm.epoch}, ${restarts}`;
 }

@@ -30,7 +30,7 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
   constructor(
     readonly jobId: string,
     readonly jobDir: string,
-    readonly record: JobRecord,
+    public record: JobRecord,
     token: string | undefined,
     private readonly local?: RunningJobMaster,
     /** How to reach a job master the plain URL does not (see connectJobMaster); default: that URL. */
@@ -102,7 +102,7 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
     const done = await readFinalStatus(this.jobDir);
     if (done) throw new JobStateError(`job ${this.jobId} already ended (${done.state}): ${done.message ?? ''}`.trimEnd());
     const jm = this.record.jobMaster;
-    if (jm?.pid !== undefined && !jm.kubernetes && isLocalAddress(new URL(jm.url).hostname) && !isAlive(jm.pid)) {
+    if (jm?.pid !== undefined && !jm.kubernetes && isLocalAddress(new URL(jm.url).hostname) && !processAliveOf(jm)) {
       throw new JobLostError(
         `job ${this.jobId} is LOST: its job master (pid ${jm.pid}) is gone and recorded no final state, so how the job ended is not known; ` +
           `its workers stop on their own once they miss the job master. See ${path.join(this.jobDir, files.jobMasterLog)} and the logs in ${this.logDir}; remove the job with \`rm -rf ${this.jobDir}\``,
@@ -159,23 +159,40 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
     return this.inCluster;
   }
 
+  /** After the event stream broke: true once the job master answers again (restarted), false when it is gone for good. */
+  private async jobMasterBack(): Promise<boolean> {
+    for (;;) {
+      if (await readFinalStatus(this.jobDir)) return false;
+      this.record = await readRecord(this.jobDir).catch(() => this.record);
+      if (!this.record.jobMaster?.supervisorPid || !(await jobMasterAlive(this.record, this.client))) return false;
+      if (await this.client!.status().then(() => true, () => false)) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   private async waitRemote(): Promise<JobStatus> {
     const done = await readFinalStatus(this.jobDir);
     if (done) return done;
     const inCluster = this.record.jobMaster?.kubernetes ? this.inClusterJob() : undefined;
     void inCluster?.then((j) => j.mirrorLogs());
     let last: JobStatus | undefined;
-    try {
-      for await (const e of this.events()) {
-        this.emit('event', e);
-        const terminal = (e.type === 'job-state' && TERMINAL_JOB_STATES.includes(e.state)) || (e.type === 'snapshot' && TERMINAL_JOB_STATES.includes(e.status.state));
-        // The job master in a pod goes with the job's objects: ask for the final status while it still answers.
-        if (terminal && inCluster) last = await this.client!.status().catch(() => undefined);
+    let ended = false;
+    // A job master that is restarted after a crash is followed again, as long as it (or what restarts it) lives.
+    for (let round = 0; !ended && (round === 0 || (await this.jobMasterBack())); round++) {
+      try {
+        for await (const e of this.events()) {
+          this.emit('event', e);
+          const terminal = (e.type === 'job-state' && TERMINAL_JOB_STATES.includes(e.state)) || (e.type === 'snapshot' && TERMINAL_JOB_STATES.includes(e.status.state));
+          ended ||= terminal;
+          // The job master in a pod goes with the job's objects: ask for the final status while it still answers.
+          if (terminal && inCluster) last = await this.client!.status().catch(() => undefined);
+        }
+      } catch (err) {
+        if (!(err instanceof JobMasterUnreachableError)) throw err;
       }
-    } catch (err) {
-      if (!(err instanceof JobMasterUnreachableError)) throw err;
+      if (inCluster) return (await inCluster).finish(last ?? this.lastTerminal);
+      if (await readFinalStatus(this.jobDir)) break;
     }
-    if (inCluster) return (await inCluster).finish(last ?? this.lastTerminal);
     // The job master writes the final status after it released every resource.
     for (let i = 0; i < 600; i++) {
       const status = await readFinalStatus(this.jobDir);
@@ -203,8 +220,13 @@ export async function attachJob(ref: string): Promise<JobHandle> {
  */
 export async function jobMasterAlive(record: JobRecord, client: JobMasterClient | undefined): Promise<boolean> {
   if (!record.jobMaster) return false;
-  if (record.jobMaster.pid !== undefined && isLocalAddress(new URL(record.jobMaster.url).hostname)) return isAlive(record.jobMaster.pid);
+  if (record.jobMaster.pid !== undefined && isLocalAddress(new URL(record.jobMaster.url).hostname)) return processAliveOf(record.jobMaster);
   return client ? client.status().then(() => true, () => false) : false;
+}
+
+/** The job master process, or the supervisor that restarts it when it crashed. */
+function processAliveOf(jm: NonNullable<JobRecord['jobMaster']>): boolean {
+  return isAlive(jm.pid!) || (jm.supervisorPid !== undefined && isAlive(jm.supervisorPid));
 }
 
 function isLocalAddress(host: string): boolean {

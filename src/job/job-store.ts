@@ -32,6 +32,8 @@ export const JobRecordSchema = z.object({
       url: z.string(),
       /** A job master process of this machine (or of a cluster host, for messages). */
       pid: z.number().int().optional(),
+      /** The process that restarts the job master when it crashes (same machine). */
+      supervisorPid: z.number().int().optional(),
       /** A job master in a Kubernetes pod, reached through the API server's service proxy with these credentials. */
       kubernetes: z.object({ kubeconfig: z.string().optional(), context: z.string().optional(), namespace: z.string() }).optional(),
     })

@@ -35,6 +35,8 @@ export const ENV = {
   // What the runtime adds for a command worker's program.
   numWorkers: 'TWISTER2_NUM_WORKERS',
   workerSession: 'TWISTER2_WORKER_SESSION',
+  /** How long the command worker's `twister2 barrier` waits for a restarted job master (ms). */
+  jobMasterRecoveryMs: 'TWISTER2_JOB_MASTER_RECOVERY_MS',
   packageDir: 'TWISTER2_PACKAGE_DIR',
   workVolume: 'TWISTER2_WORK_VOLUME',
   sharedVolume: 'TWISTER2_SHARED_VOLUME',
@@ -235,13 +237,13 @@ function broken(name: string, what: string): WorkerEnvironmentError {
 }
 
 /** What the `twister2` CLI inside a command worker reads: where the job master is, the worker token and its session. */
-export function readCommandWorkerEnvironment(env: NodeJS.ProcessEnv): { url: string; token: string; workerId: number; session: string } | undefined {
+export function readCommandWorkerEnvironment(env: NodeJS.ProcessEnv): { url: string; token: string; workerId: number; session: string; recoveryMs: number } | undefined {
   const url = env[ENV.jobMasterUrl];
   const token = env[ENV.workerToken];
   const id = env[ENV.workerId];
   const session = env[ENV.workerSession];
   if (!url || !token || id === undefined || !session) return undefined;
-  return { url, token, workerId: Number(id), session };
+  return { url, token, workerId: Number(id), session, recoveryMs: Number(env[ENV.jobMasterRecoveryMs]) || 0 };
 }
 
 /** The variables the runtime adds for a command worker's program (docs/protocol.md §6). */
@@ -255,8 +257,10 @@ export function commandWorkerVariables(w: {
   packageDir: string;
   volumes: { work: string; shared: string };
   ports: Record<string, number>;
+  recoveryMs: number;
 }): Record<string, string> {
   return {
+    [ENV.jobMasterRecoveryMs]: String(w.recoveryMs),
     [ENV.workerToken]: w.token,
     [ENV.jobMasterUrl]: w.jobMasterUrl,
     [ENV.workerId]: String(w.workerId),

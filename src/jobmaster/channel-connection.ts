@@ -73,8 +73,9 @@ export class ChannelConnection {
     try {
       answer = this.call(frame.op, frame.args);
     } catch (err) {
-      return this.fail(id, err);
+      return this.fail(id, err); // refused before anything changed: nothing to make durable
     }
+    answer = this.jm.afterDurable(answer);
     if (answer instanceof Promise) answer.then((r) => this.reply(id, r), (err: unknown) => this.fail(id, err));
     else this.reply(id, answer);
   }
@@ -106,7 +107,7 @@ export class ChannelConnection {
       }
       case 'barrier': {
         const a = checked(ChannelArgsSchemas.barrier, args);
-        return jm.barrier(a.name, a.workerId, a.session, a.timeoutMs);
+        return jm.barrier(a.name, a.workerId, a.session, a.timeoutMs, a.key);
       }
       case 'workers': {
         const a = checked(ChannelArgsSchemas.workers, args);

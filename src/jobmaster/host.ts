@@ -1,12 +1,15 @@
+import os from 'node:os';
 import path from 'node:path';
 import { files, writeJson } from '../job/job-store.js';
 import type { JobSecrets } from '../job/secrets.js';
 import { createLauncher } from '../launchers/registry.js';
-import type { Launcher } from '../launchers/launcher.js';
+import type { Launcher, WorkerExit } from '../launchers/launcher.js';
 import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus } from '../protocol/messages.js';
 import type { JobSpec } from '../spec/schema.js';
 import { createUploader } from '../uploader/registry.js';
-import type { Uploader } from '../uploader/uploader.js';
+import type { PackageRef, Uploader } from '../uploader/uploader.js';
+import { Journal, type JournalRecord } from './journal.js';
+import { compactRecords, replay, type SavedState } from './saved-state.js';
 import { UsageError } from '../errors.js';
 import { JobMasterServer, type Caller } from './http-server.js';
 import { JobMaster } from './job-master.js';
@@ -23,6 +26,16 @@ export interface HostedJob {
   onUploadProgress?: (sent: number, total: number) => void;
   /** Each authenticated request to the job master's server (see JobMasterServer). */
   onRequest?: (r: { proxied: boolean; caller: Caller }) => void;
+  /**
+   * A job master process that journals its state in the job directory and, when it finds a journal there,
+   * carries on from it (it was restarted after a crash): same address, same workers, no new upload or launch.
+   */
+  durable?: {
+    /** The address the job master had before, to listen on again. */
+    url?: string;
+    /** Another job master took over (a newer epoch): this one must stop at once (the launcher abandoned its workers). */
+    onFenced(err: Error): void;
+  };
 }
 
 export interface RunningJobMaster {
@@ -44,10 +57,32 @@ export async function hostJobMaster(
   uploaderOverride?: Uploader,
 ): Promise<RunningJobMaster> {
   const uploader = uploaderOverride ?? (await createUploader(job.spec, job.secrets));
-  const jobMaster = new JobMaster({ jobId: job.jobId, spec: job.spec, launcher });
+  const fenced = (err: Error) => {
+    launcher.abandon?.(); // the workers are the newer job master's now
+    job.durable?.onFenced(err);
+  };
+  const durable = job.durable ? await openJournal(job.jobDir, fenced) : undefined;
+  const saved = durable?.saved.job ? durable.saved : undefined;
+  const record = durable ? (r: JournalRecord) => durable.journal.append(r) : undefined;
+  const jobMaster = new JobMaster({
+    jobId: job.jobId,
+    spec: job.spec,
+    launcher,
+    ...(durable
+      ? {
+          record: record!,
+          flushed: () => durable.journal.flushed(),
+          saved,
+          recoveryMs: job.spec.timeouts.jobMasterRecovery,
+          runner: { pid: process.pid, host: os.hostname(), epoch: durable.journal.epoch, restarts: durable.journal.epoch - 1 },
+        }
+      : {}),
+  });
   const server = new JobMasterServer(jobMaster, job.token, job.onRequest);
-  const url = await server.listen(job.spec.jobMaster.host, job.spec.jobMaster.port).catch((err: NodeJS.ErrnoException) => {
-    throw listenError(err, job.spec.jobMaster.host, job.spec.jobMaster.port);
+  // A restarted job master listens where its workers knew it.
+  const port = saved && job.durable?.url ? Number(new URL(job.durable.url).port) : job.spec.jobMaster.port;
+  const url = await server.listen(job.spec.jobMaster.host, port).catch((err: NodeJS.ErrnoException) => {
+    throw listenError(err, job.spec.jobMaster.host, port);
   });
   const ended = jobMaster.whenEnded().then(async (status) => {
     await uploader.delete().catch((err: Error) => {
@@ -57,10 +92,33 @@ export async function hostJobMaster(
     // Give clients following the event stream a moment to read the final state before closing.
     await new Promise((r) => setTimeout(r, 200));
     await server.close();
+    await durable?.journal.close().catch(() => undefined);
     return status;
   });
-  void start();
+  const listener = {
+    workerExited: (exit: WorkerExit) => jobMaster.workerExited(exit),
+    queued: (reason: string) => jobMaster.queued(reason),
+    allocated: () => jobMaster.allocated(),
+    clusterEnded: (message: string) => jobMaster.fail(message),
+    ...(record ? { remember: (state: unknown) => record({ t: 'launcher', state }) } : {}),
+  };
+  if (saved) void resume(saved);
+  else void start();
   return { url, jobMaster, launcher, ended };
+
+  /** After a crash: the package is where it was, the workers run; the launcher takes them over. */
+  async function resume(s: SavedState): Promise<void> {
+    uploader.adopt?.(job.jobId);
+    const ctx = { jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageRef: s.packageRef as PackageRef, jobMasterUrl: url, token: job.token };
+    try {
+      if (!launcher.resume) throw new Error(`the ${job.spec.cluster} launcher cannot take over the workers of an earlier job master`);
+      await launcher.resume(ctx, listener, s.launcher);
+    } catch (err) {
+      jobMaster.fail(`the restarted job master could not take over the workers: ${(err as Error).message}`);
+    }
+    if (jobMaster.state === 'QUEUED' || jobMaster.state === 'STARTING' || jobMaster.state === 'RUNNING') jobMaster.start();
+    jobMaster.finishEndedJob();
+  }
 
   /** Upload, then launch; registration deadlines start only once workers can exist. */
   async function start(): Promise<void> {
@@ -78,22 +136,30 @@ export async function hostJobMaster(
       jobMaster.off('event', onEvent);
     }
     if (jobMaster.state !== 'STARTING') return; // killed while uploading
+    record?.({ t: 'package', ref: packageRef });
     jobMaster.start();
     try {
-      await launcher.start(
-        { jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageRef, jobMasterUrl: url, token: job.token },
-        {
-          workerExited: (exit) => jobMaster.workerExited(exit),
-          queued: (reason) => jobMaster.queued(reason),
-          allocated: () => jobMaster.allocated(),
-          clusterEnded: (message) => jobMaster.fail(message),
-        },
-      );
+      await launcher.start({ jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageRef, jobMasterUrl: url, token: job.token }, listener);
       jobMaster.launched();
     } catch (err) {
       jobMaster.fail(`the ${job.spec.cluster} launcher could not start the workers: ${(err as Error).message}`);
     }
   }
+}
+
+/** The job's journal, opened as its next epoch: what earlier job masters of the job saved (nothing for the first). */
+async function openJournal(jobDir: string, onFenced: (err: Error) => void): Promise<{ journal: Journal; saved: SavedState }> {
+  let saved: SavedState | undefined;
+  const { journal } = await Journal.open(
+    jobDir,
+    (records, epoch) => {
+      saved = replay(records);
+      saved.epochs.push({ epoch, pid: process.pid, host: os.hostname(), at: new Date().toISOString() });
+      return compactRecords(saved);
+    },
+    onFenced,
+  );
+  return { journal, saved: saved! };
 }
 
 /** Why the job master cannot listen where the spec says, as the user's mistake when it is one. */

@@ -85,7 +85,7 @@ export class JobMasterServer {
     try {
       const caller = this.authenticate(req);
       const url = new URL(req.url ?? '/', 'http://jm');
-      const result = await this.route(req, res, url, caller);
+      const result = await this.jm.afterDurable(this.route(req, res, url, caller));
       if (result !== undefined) send(res, 200, result);
     } catch (err) {
       const e = toHttpError(err);
@@ -198,7 +198,7 @@ export class JobMasterServer {
     }
     if (a === 'barriers' && b && method === 'POST') {
       const body = await readBody(req, BarrierRequestSchema);
-      return this.jm.barrier(decodeName(b), body.workerId, body.session, body.timeoutMs);
+      return this.jm.barrier(decodeName(b), body.workerId, body.session, body.timeoutMs, body.key);
     }
     throw new HttpError(404, 'T2_PROTOCOL', `no such route: ${method} ${url.pathname}`);
   }

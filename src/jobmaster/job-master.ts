@@ -20,6 +20,8 @@ import {
 import type { JobSpec } from '../spec/schema.js';
 import { formatDuration } from '../spec/units.js';
 import { BarrierService } from './barriers.js';
+import type { JournalRecord } from './journal.js';
+import type { SavedState } from './saved-state.js';
 
 /** Random bytes for sessions, drawn 512 sessions at a time: a call to the CSPRNG costs more than the rest of a registration. */
 let sessionPool = Buffer.alloc(0);
@@ -60,6 +62,16 @@ export interface JobMasterOptions {
   capabilities?: ClusterCapabilities;
   /** Injected for tests; defaults to Date.now. */
   now?: () => number;
+  /** Each fact to make durable (the journal); the server answers only once it is written. */
+  record?: (r: JournalRecord) => void;
+  /** A restarted job master: what its predecessors journaled. */
+  saved?: SavedState;
+  /** How long workers wait for this job master to come back if lost (0: it is not restarted). */
+  recoveryMs?: number;
+  /** Who runs this job master and how often it was restarted, for the status. */
+  runner?: JobStatus['jobMaster'];
+  /** Resolves once every fact given to `record` so far is durable. */
+  flushed?: () => Promise<void>;
 }
 
 /**
@@ -79,7 +91,13 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   private numWorkers: number;
   private jobState: JobState = 'STARTING';
   private message: string | undefined;
-  private readonly startedAt = new Date();
+  private startedAt = new Date();
+  private readonly record: (r: JournalRecord) => void;
+  private readonly recoveryMs: number;
+  private readonly runner: JobStatus['jobMaster'];
+  private readonly flushed: (() => Promise<void>) | undefined;
+  /** When the monitor last ran (performance.now()): a long gap means this process was paused (SIGSTOP) or starved. */
+  private lastTick: number;
   private endedAt: Date | undefined;
   private monitor: NodeJS.Timeout | undefined;
   private released: Promise<void> | undefined;
@@ -93,10 +111,58 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.launcher = opts.launcher;
     this.capabilities = opts.capabilities ?? capabilitiesOf(opts.spec.cluster);
     this.now = opts.now ?? Date.now;
+    this.record = opts.record ?? (() => undefined);
+    this.recoveryMs = opts.recoveryMs ?? 0;
+    this.runner = opts.runner;
+    this.flushed = opts.flushed;
+    this.lastTick = performance.now();
     this.numWorkers = opts.spec.workers;
-    for (let id = 0; id < this.numWorkers; id++) this.workers.set(id, this.newRecord(id));
-    this.barriers = new BarrierService(() => this.liveIds());
+    this.barriers = new BarrierService(() => this.liveIds(), this.record);
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+    if (opts.saved?.job) this.restore(opts.saved);
+    else {
+      for (let id = 0; id < this.numWorkers; id++) this.workers.set(id, this.newRecord(id));
+      this.record({ t: 'size', numWorkers: this.numWorkers });
+      this.recordJob();
+    }
+  }
+
+  /** Carries on from the journal: every worker keeps its ID, session and restarts, and gets a full heartbeat timeout to be heard again. */
+  private restore(saved: SavedState): void {
+    const job = saved.job!;
+    this.jobState = job.state;
+    this.message = job.message;
+    this.startedAt = new Date(job.startedAt);
+    this.numWorkers = saved.numWorkers ?? this.numWorkers;
+    const now = this.now();
+    for (const w of [...saved.workers.values()].sort((a, b) => a.workerId - b.workerId)) this.workers.set(w.workerId, { ...w, lastSeen: now });
+    this.recount();
+    this.barriers.restore(saved.barriers.values(), this.spec.timeouts.barrier);
+  }
+
+  /**
+   * An answer as the servers send it: once what it tells is durable, so that a worker is never told
+   * something (its session, a passed barrier) that a restarted job master would not know. Without a
+   * journal, the answer as it is.
+   */
+  afterDurable<T>(answer: T | Promise<T>): T | Promise<T> {
+    const flushed = this.flushed;
+    if (!flushed) return answer;
+    return Promise.resolve(answer).then(
+      async (r) => {
+        await flushed();
+        return r;
+      },
+      async (err: unknown) => {
+        await flushed();
+        throw err;
+      },
+    );
+  }
+
+  /** True when this job master carries on from a journal (it is not the job's first). */
+  get restored(): boolean {
+    return this.runner !== undefined && this.runner.epoch > 1;
   }
 
   get heartbeatTimeoutMs(): number {
@@ -115,6 +181,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   /** Starts failure detection and registration deadlines. The launcher is started by the caller. */
   start(): void {
     if (this.untracked) return; // nobody registers or heartbeats
+    this.lastTick = performance.now();
     this.monitor = setInterval(() => this.checkDeadlines(), Math.max(50, Math.floor(this.heartbeatIntervalMs / 2)));
     this.monitor.unref();
   }
@@ -154,6 +221,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       heartbeatTimeoutMs: this.heartbeatTimeoutMs,
       barrierTimeoutMs: this.spec.timeouts.barrier,
       registrationTimeoutMs: this.spec.timeouts.registration,
+      ...(this.recoveryMs > 0 ? { jobMasterRecoveryMs: this.recoveryMs } : {}),
     };
   }
 
@@ -164,6 +232,8 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   }
 
   complete(workerId: number, session: string, ok: boolean, message?: string): void {
+    // Sent again after a restart of the job master lost its answer: it was taken already.
+    if (ok && this.workers.get(workerId)?.state === 'COMPLETED') return;
     this.assertActive();
     const rec = this.session(workerId, session);
     if (!ok) return this.workerFailed(rec, message ?? 'the worker program failed');
@@ -179,14 +249,15 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.assertActive();
     const rec = this.session(workerId, session);
     rec.info = { ...rec.info!, ports: { ...rec.info!.ports, ...ports } };
+    this.recordWorker(rec);
     return rec.info;
   }
 
-  barrier(name: string, workerId: number, session: string, timeoutMs?: number): Promise<BarrierResponse> {
+  barrier(name: string, workerId: number, session: string, timeoutMs?: number, key?: string): Promise<BarrierResponse> {
     this.assertActive();
     const rec = this.session(workerId, session);
     rec.barrierFailure = undefined;
-    return this.barriers.arrive(name, workerId, timeoutMs ?? this.spec.timeouts.barrier).catch((err: Error) => {
+    return this.barriers.arrive(name, workerId, timeoutMs ?? this.spec.timeouts.barrier, key).catch((err: Error) => {
       rec.barrierFailure = err.message;
       throw err;
     });
@@ -257,6 +328,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     // The end of a run whose failure was counted already, even if the worker registered again since.
     if (exit.run !== undefined && (rec.unreportedRunEnds ?? 0) > 0) {
       rec.unreportedRunEnds! -= 1;
+      this.recordWorker(rec);
       return;
     }
     // FAILED: already counted (the launcher stops the old process itself before restarting it).
@@ -281,6 +353,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     }
     this.barriers.failAll(`the job was scaled from ${from} to ${n} workers`);
     this.numWorkers = n;
+    this.record({ t: 'size', numWorkers: n });
     if (n > from) {
       const ids = range(from, n);
       for (const id of ids) this.workers.set(id, this.newRecord(id));
@@ -301,6 +374,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
         rec.message = `removed by scaling to ${n} workers`;
         this.setWorkerState(rec, 'REMOVED');
         this.workers.delete(id);
+        this.record({ t: 'removed', workerId: id });
       }
       this.recount();
       this.emitEvent({ type: 'scaled', from, to: n });
@@ -320,8 +394,12 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   private async undoScaleUp(from: number, ids: number[], wasRunning: boolean): Promise<void> {
     await this.launcher.removeWorkers?.(ids).catch(() => undefined);
     if (this.isTerminal()) return;
-    for (const id of ids) this.workers.delete(id);
+    for (const id of ids) {
+      this.workers.delete(id);
+      this.record({ t: 'removed', workerId: id });
+    }
     this.numWorkers = from;
+    this.record({ t: 'size', numWorkers: from });
     this.recount();
     this.emitEvent({ type: 'scaled', from: from + ids.length, to: from });
     if (wasRunning && this.jobState === 'STARTING') this.setJobState('RUNNING', `scaling failed; back to ${from} workers`);
@@ -354,6 +432,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       startedAt: this.startedAt.toISOString(),
       ...(this.endedAt ? { endedAt: this.endedAt.toISOString() } : {}),
       ...(this.message ? { message: this.message } : {}),
+      ...(this.runner ? { jobMaster: this.runner } : {}),
     };
   }
 
@@ -387,6 +466,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       return;
     }
     rec.restarts += 1;
+    this.recordWorker(rec);
     // Clusters without their own restart policy get an explicit restart (the replacement is STARTING,
     // so its own early death counts too); the others re-register by themselves.
     if (!this.launcher.restartWorker) return;
@@ -401,6 +481,16 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   /** Fails silent workers, and the job when a worker did not (re)register within the registration timeout. */
   private checkDeadlines(): void {
     const now = this.now();
+    // Paused (SIGSTOP) or starved for longer than a worker may be silent: the silence was ours, not the
+    // workers'. Everyone gets a full timeout from now rather than being failed for it.
+    // Real time, not `now` (which tests move by hand): a pause is of this process.
+    const tick = performance.now();
+    const gap = tick - this.lastTick;
+    this.lastTick = tick;
+    if (gap > this.heartbeatTimeoutMs / 2) {
+      for (const rec of this.workers.values()) rec.lastSeen = Math.max(rec.lastSeen, now);
+      return;
+    }
     for (const rec of this.workers.values()) {
       if (rec.state === 'RUNNING' && rec.lastSeen < now - this.heartbeatTimeoutMs) {
         this.workerFailed(rec, `no heartbeat for ${formatDuration(this.heartbeatTimeoutMs)}`);
@@ -443,6 +533,13 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       this.setWorkerState(rec, 'STOPPED');
     }
     this.setJobState(state, message);
+    this.releaseResources();
+  }
+
+  /** Stops whoever still runs and frees the cluster's resources, once; the job then has ended. */
+  private releaseResources(): void {
+    const state = this.jobState;
+    const message = this.message ?? '';
     const ending = state === 'SUCCEEDED' ? 'succeeded' : state === 'KILLED' ? 'killed' : 'failed';
     this.released ??= this.launcher.release(ending).then(
       () => this.resolveEnded(this.status()),
@@ -451,6 +548,13 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
         this.resolveEnded(this.status());
       },
     );
+  }
+
+  /** A restarted job master whose job had ended already: its predecessor's clean-up may not have finished. */
+  finishEndedJob(): void {
+    if (!this.isTerminal()) return;
+    this.endedAt ??= new Date();
+    this.releaseResources();
   }
 
   private session(workerId: number, session: string): WorkerRecord {
@@ -506,12 +610,30 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.view.registered += Number(isRegistered(state)) - Number(isRegistered(before));
     if (isLive(state) !== isLive(before)) this.view.live = undefined;
     if (state === 'STARTING' || state === 'FAILED') rec.lastSeen = this.now();
+    this.recordWorker(rec);
     this.emitEvent({ type: 'worker-state', workerId: rec.workerId, state, restarts: rec.restarts, ...(rec.message ? { message: rec.message } : {}) });
   }
 
   private setJobState(state: JobState, message?: string): void {
     this.jobState = state;
+    this.recordJob();
     this.emitEvent({ type: 'job-state', state, ...(message ? { message } : {}) });
+  }
+
+  /** The worker's record as the journal keeps it: not its last heartbeat nor a barrier's failure, which a restart forgets. */
+  private recordWorker(rec: WorkerRecord): void {
+    const { lastSeen: _seen, barrierFailure: _failure, ...kept } = rec;
+    this.record({ t: 'worker', ...kept });
+  }
+
+  private recordJob(): void {
+    this.record({
+      t: 'job',
+      state: this.jobState,
+      startedAt: this.startedAt.toISOString(),
+      ...(this.message ? { message: this.message } : {}),
+      ...(this.endedAt ? { endedAt: this.endedAt.toISOString() } : {}),
+    });
   }
 
   private emitEvent(e: JobEvent): void {

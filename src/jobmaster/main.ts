@@ -2,9 +2,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { files, readRecord, readToken, writeJson } from '../job/job-store.js';
 import { JobSecretsSchema, type JobSecrets } from '../job/secrets.js';
-import { jobMasterPlacement } from '../launchers/registry.js';
+import { capabilitiesOf, jobMasterPlacement } from '../launchers/registry.js';
 import { parseSpec } from '../spec/validate.js';
 import { hostJobMaster } from './host.js';
+import { SUPERVISED_VAR, superviseJobMaster } from './supervisor.js';
 import type { JobState } from '../protocol/messages.js';
 
 /** A job master process's exit code: how its job ended. */
@@ -13,21 +14,40 @@ export const exitCodes: Record<JobState, number> = { SUCCEEDED: 0, FAILED: 1, KI
 /** `twister2 jobmaster --job-dir D`: the job master as its own process (the `cluster` placement). */
 export async function runJobMasterProcess(jobDir: string): Promise<number> {
   const record = await readRecord(jobDir);
-  // A job master running on one of the cluster's hosts listens on that host's address.
   const stored = parseSpec(JSON.parse(await readFile(path.join(jobDir, files.spec), 'utf8')), files.spec);
+  const secrets = await readSecretsFromStdin();
+  // Where the cluster's launcher can take over the workers of a crashed job master, it is restarted.
+  const recoverable = capabilitiesOf(stored.cluster).jobMasterRecovery === true;
+  const supervisor = Number(process.env[SUPERVISED_VAR]) || undefined;
+  if (recoverable && !supervisor) {
+    return superviseJobMaster(secrets, stored.timeouts.jobMasterRecovery, (line) => console.error(`twister2 jobmaster supervisor: ${line}`));
+  }
+  // A job master running on one of the cluster's hosts listens on that host's address.
   const spec = await jobMasterPlacement(stored.cluster).jobMasterProcessSpec(stored);
   const packageFile = path.join(jobDir, files.package);
   const running = await hostJobMaster({
     jobId: record.jobId,
     spec,
-    secrets: await readSecretsFromStdin(),
+    secrets,
     jobDir,
     packageFile,
     packageSha256: record.package.sha256,
     packageSize: record.package.size,
     token: await readToken(jobDir),
+    ...(recoverable
+      ? {
+          durable: {
+            ...(record.jobMaster ? { url: record.jobMaster.url } : {}),
+            onFenced: (err: Error) => {
+              // Another job master acts for the job now: stop without touching its workers.
+              console.error(`twister2 jobmaster: ${err.message}; stopping`);
+              process.exit(5);
+            },
+          },
+        }
+      : {}),
   });
-  await writeJson(path.join(jobDir, files.record), { ...record, jobMaster: { url: running.url, pid: process.pid } });
+  await writeJson(path.join(jobDir, files.record), { ...record, jobMaster: { url: running.url, pid: process.pid, ...(supervisor ? { supervisorPid: supervisor } : {}) } });
   const stop = () => running.jobMaster.kill('the job master process was stopped');
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

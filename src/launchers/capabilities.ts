@@ -30,6 +30,11 @@ export interface ClusterCapabilities {
     /** When `refusal` applies, for the capability table. */
     except?: string;
   };
+  /**
+   * A job master process of the `cluster` placement is restarted after a crash and carries on from its
+   * journal: the launcher can take over the workers an earlier job master started (Launcher.resume).
+   */
+  jobMasterRecovery?: true;
   /** The job master placements the cluster has, each with the uploaders it accepts. */
   placements: Partial<Record<PlacementKind, readonly UploaderKind[]>>;
 }

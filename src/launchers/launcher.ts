@@ -40,6 +40,11 @@ export interface LauncherListener {
   allocated?(): void;
   /** The cluster ended the job by itself (time limit, node failure, cancelled by an administrator...). */
   clusterEnded?(message: string): void;
+  /**
+   * Keeps what the launcher needs to take its workers over after a crash of the job master (their PIDs,
+   * say), durably; `resume` gets the last state given. Only job masters that can be restarted have it.
+   */
+  remember?(state: unknown): void;
 }
 
 /** How the job ended, for launchers whose clean-up differs (let a finished batch job end by itself). */
@@ -59,6 +64,13 @@ export interface Launcher {
   restartWorker?(id: number, restartCount: number): Promise<void>;
   /** Releases everything the job created. Idempotent; resolves only when nothing is left. */
   release(ending?: JobEnding): Promise<void>;
+  /**
+   * Takes over the workers an earlier job master of this job started, which crashed: `saved` is what the
+   * launcher last gave `listener.remember`. Workers that ended meanwhile are reported as exits.
+   */
+  resume?(ctx: LaunchContext, listener: LauncherListener, saved: unknown): Promise<void>;
+  /** This job master was replaced by another (fencing): forget the workers without stopping any of them. */
+  abandon?(): void;
 }
 
 export type LauncherFactory = () => Launcher;

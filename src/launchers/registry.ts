@@ -19,7 +19,7 @@ interface Backend {
 // (got, @kubernetes/client-node) they take long to load, and a local job needs none of them.
 const backends: Record<ClusterKind, Backend> = {
   local: {
-    capabilities: { scale: anyScale, restartOneWorker: { by: 'launcher' }, placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS } },
+    capabilities: { scale: anyScale, restartOneWorker: { by: 'launcher' }, jobMasterRecovery: true, placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS } },
     launcher: () => new LocalLauncher(),
   },
   mpi: {
@@ -104,9 +104,10 @@ export function capabilityTable(): string {
       .map(([p, kinds]) => `\`${p}\`: ${kinds.length === ALL_UPLOADERS.length ? 'all' : kinds.map((k) => `\`${k}\``).join(', ')}`)
       .join('; ');
     const restartNote = caps.restartOneWorker.except ? ` (${caps.restartOneWorker.except})` : '';
-    return `| \`${kind}\` | ${caps.scale.summary} | ${restart[caps.restartOneWorker.by]}${restartNote} | ${placements} |`;
+    const recovery = caps.jobMasterRecovery ? 'restarted, the job carries on (`cluster` placement)' : 'the job ends';
+    return `| \`${kind}\` | ${caps.scale.summary} | ${restart[caps.restartOneWorker.by]}${restartNote} | ${recovery} | ${placements} |`;
   });
-  return ['| cluster | scale | restart one worker | job master placements: uploaders |', '| --- | --- | --- | --- |', ...rows].join('\n');
+  return ['| cluster | scale | restart one worker | job master crash | job master placements: uploaders |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
 }
 
 /** Throws the spec's placement, uploader and restart problems on its cluster as a SpecError (exit 2). */

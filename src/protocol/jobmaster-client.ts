@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import type https from 'node:https';
 import { AuthenticationError, JobMasterUnreachableError, ProtocolError, Twister2Error, errorFromWire } from '../errors.js';
@@ -33,6 +34,11 @@ export class JobMasterClient {
   readonly url: string;
   private readonly headers: Record<string, string>;
   private channel: Channel | undefined;
+  /**
+   * How long a worker's calls wait for a lost job master to come back (the registration answer says;
+   * 0: it is not restarted). Calls that may be sent again are, until then: heartbeats are the watch's business.
+   */
+  recoveryMs = 0;
 
   constructor(private readonly opts: JobMasterClientOptions) {
     this.url = opts.url.replace(/\/$/, '');
@@ -76,7 +82,9 @@ export class JobMasterClient {
    * missing. An arrival lost to a reset connection is sent again: arriving twice is harmless.
    */
   barrier(name: string, workerId: number, session: string, timeoutMs?: number) {
-    const body = { workerId, session, ...(timeoutMs ? { timeoutMs } : {}) };
+    // One key for every sending of this arrival: an arrival resent after its barrier ended gets that answer.
+    const key = randomBytes(9).toString('base64url');
+    const body = { workerId, session, key, ...(timeoutMs ? { timeoutMs } : {}) };
     return this.call('POST', `barriers/${encodeURIComponent(name)}`, body, answers.barrier, { timeoutMs: 0, retries: 3, op: ['barrier', { name, ...body }] });
   }
 
@@ -135,8 +143,11 @@ export class JobMasterClient {
     opts: { timeoutMs?: number | undefined; retries?: number; op?: ChannelCall } = {},
   ): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? 15_000;
+    const resendable = opts.op !== undefined && opts.op[0] !== 'heartbeat' && opts.op[0] !== 'register';
+    // A restarting job master refuses connections for a while: 200 ms apart (1 s over HTTP), until it is back.
+    const retries = (opts.retries ?? 0) + (resendable ? Math.ceil(this.recoveryMs / 200) : 0);
     if (this.channel && opts.op) {
-      const answer = await this.overChannel(this.channel, opts.op, timeoutMs, opts.retries ?? 0);
+      const answer = await this.overChannel(this.channel, opts.op, timeoutMs, retries);
       if (answer) return this.answerOf(answer.result, method, path, guard);
     }
     let attempt = 0;
@@ -145,8 +156,8 @@ export class JobMasterClient {
       try {
         res = await httpCall(`${this.url}/v1/${path}`, { method, headers: this.headers, body, timeoutMs, agent: this.agent() });
       } catch (err) {
-        if (attempt++ < (opts.retries ?? 0)) {
-          await new Promise((r) => setTimeout(r, 200 * attempt));
+        if (attempt++ < retries) {
+          await new Promise((r) => setTimeout(r, Math.min(1000, 200 * attempt)));
           continue;
         }
         throw new JobMasterUnreachableError(`cannot reach the job master at ${this.url}: ${(err as Error).message}`, { cause: err });

@@ -52,6 +52,11 @@ export const RegisterResponseSchema = z.object({
   heartbeatTimeoutMs: z.number().int(),
   barrierTimeoutMs: z.number().int(),
   registrationTimeoutMs: z.number().int(),
+  /**
+   * How long a worker waits for a job master it lost to come back (a restarted one keeps its session);
+   * 0 or absent: this job master is not restarted, so a lost one is gone.
+   */
+  jobMasterRecoveryMs: z.number().int().optional(),
 });
 export type RegisterResponse = z.infer<typeof RegisterResponseSchema>;
 
@@ -72,6 +77,8 @@ export const BarrierRequestSchema = z.object({
   workerId,
   session: z.string(),
   timeoutMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
+  /** Names this arrival, the same when it is sent again: one whose barrier already ended gets its answer at once. */
+  key: z.string().max(100).optional(),
 });
 export type BarrierRequest = z.infer<typeof BarrierRequestSchema>;
 
@@ -101,6 +108,8 @@ export const JobStatusSchema = z.object({
   startedAt: z.string(),
   endedAt: z.string().optional(),
   message: z.string().optional(),
+  /** Where the job master runs now and how often it was restarted (a job master process that journals its state). */
+  jobMaster: z.object({ pid: z.number().int(), host: z.string(), epoch: z.number().int(), restarts: z.number().int() }).optional(),
 });
 export type JobStatus = z.infer<typeof JobStatusSchema>;
 

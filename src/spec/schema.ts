@@ -122,6 +122,8 @@ export const TimeoutsSchema = z.strictObject({
   barrier: duration('5m'),
   // Workers beat every quarter of it; much below a second, a busy machine would fail healthy workers.
   heartbeat: duration('10s', 500),
+  // How long a crashed job master may take to be back (where its cluster restarts it) before the job ends.
+  jobMasterRecovery: duration('60s'),
 });
 
 export const UPLOADER_KINDS = ['local', 'http', 's3', 'sftp', 'shared'] as const;
@@ -242,6 +244,7 @@ export function specToInput(spec: JobSpec): JobSpecInput {
       registration: formatDuration(spec.timeouts.registration),
       barrier: formatDuration(spec.timeouts.barrier),
       heartbeat: formatDuration(spec.timeouts.heartbeat),
+      jobMasterRecovery: formatDuration(spec.timeouts.jobMasterRecovery),
     },
   };
 }

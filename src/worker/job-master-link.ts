@@ -49,6 +49,7 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
       try {
         this.registration = await this.client.register(req);
         this.numWorkers = this.registration.numWorkers;
+        this.client.recoveryMs = this.registration.jobMasterRecoveryMs ?? 0;
         return this.registration;
       } catch (err) {
         // The job master may still be starting, or may not have noticed our predecessor's death yet.
@@ -75,6 +76,7 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
       numWorkers: this.numWorkers,
       heartbeatIntervalMs: reg.heartbeatIntervalMs,
       heartbeatTimeoutMs: reg.heartbeatTimeoutMs,
+      jobMasterRecoveryMs: reg.jobMasterRecoveryMs ?? 0,
       terminalStates: TERMINAL_JOB_STATES,
     };
     const following = new Promise<void>((resolve) => {

@@ -18,6 +18,8 @@ export interface WatchData {
   numWorkers: number;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
+  /** How long a lost job master may take to come back (0: it is not restarted). */
+  jobMasterRecoveryMs: number;
   terminalStates: readonly string[];
 }
 
@@ -185,11 +187,15 @@ export class JobMasterWatch {
     this.unreachableSince = undefined;
   }
 
-  /** A job master unreachable for half the heartbeat timeout is gone: workers are gone well within the timeout. */
+  /**
+   * A job master unreachable for half the heartbeat timeout is gone (workers are gone well within the
+   * timeout), unless it is restarted when lost: then it has the recovery time to come back.
+   */
   private unreachable(why: string): void {
     const now = Date.now();
     this.unreachableSince ??= now;
-    if (now - this.unreachableSince >= this.d.heartbeatTimeoutMs / 2) this.stop(`lost the job master (${why})`, true);
+    const patience = Math.max(this.d.heartbeatTimeoutMs / 2, this.d.jobMasterRecoveryMs);
+    if (now - this.unreachableSince >= patience) this.stop(`lost the job master (${why})`, true);
   }
 
   private stop(reason: string, lost: boolean): void {

@@ -142,6 +142,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
         packageDir,
         volumes,
         ports,
+        recoveryMs: registration.jobMasterRecoveryMs ?? 0,
       }),
     };
     program = runCommand(spec.worker, packageDir, commandEnv).done;

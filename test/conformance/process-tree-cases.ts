@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { fixture, jobIds, killJobMasterForGood, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import type { ConformanceTarget } from './launcher-conformance.js';
 
 const MARK = 'T2_GRANDCHILD_MARK';
@@ -46,7 +45,8 @@ export function grandchildCases(t: ConformanceTarget): void {
         cluster: t.cluster,
         workers: WORKERS,
         worker: { ...worker, env: { [MARK]: mark } },
-        timeouts: { heartbeat: `${t.cleanupWithinMs}ms` },
+        // A job master killed for good is waited for no longer than a silent worker.
+        timeouts: { heartbeat: `${t.cleanupWithinMs}ms`, jobMasterRecovery: `${t.cleanupWithinMs / 2}ms` },
         ...t.spec,
       },
       { 'w.mjs': fixture('grandchild-worker.mjs') },
@@ -117,8 +117,7 @@ export function grandchildCases(t: ConformanceTarget): void {
       it('a SIGKILLed detached job master of a command worker leaves none', async () => {
         const { home, cli, jobId, mark } = await sleepingJob('gc-jm', { command: command('wait') }, ['--detach']);
         expect(await cli.closed).toBe(0);
-        const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number } };
-        process.kill(record.jobMaster.pid, 'SIGKILL');
+        killJobMasterForGood(home, jobId);
         await gone(mark);
       });
     }

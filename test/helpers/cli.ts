@@ -129,3 +129,14 @@ export function readLogs(home: string, jobId: string): string {
     .map((f) => readFileSync(path.join(dir, f), 'utf8'))
     .join('\n');
 }
+
+/**
+ * SIGKILLs a detached job master for good: first what would restart it (its supervisor, on clusters whose
+ * job master recovers from a crash), then the job master itself. Returns the job master's PID.
+ */
+export function killJobMasterForGood(home: string, jobId: string): number {
+  const { jobMaster } = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number; supervisorPid?: number } };
+  if (jobMaster.supervisorPid) process.kill(jobMaster.supervisorPid, 'SIGKILL');
+  process.kill(jobMaster.pid, 'SIGKILL');
+  return jobMaster.pid;
+}

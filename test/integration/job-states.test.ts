@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JobStatus } from '../../src/protocol/messages.js';
-import { isRunning, jobIds, jobProcesses, makeJob, runCli, tempHome, waitFor } from '../helpers/cli.js';
+import { isRunning, jobIds, jobProcesses, killJobMasterForGood, makeJob, runCli, tempHome, waitFor } from '../helpers/cli.js';
 
 /** What `status`, `scale` and `kill` say about jobs that ended, or whose job master vanished. */
 const noStack = (stderr: string) => expect(stderr).not.toMatch(/^\s+at /m);
@@ -39,14 +39,14 @@ describe('job and worker states', () => {
     const home = tempHome();
     // The workers stop on their own soon after their job master is gone (what becomes of a command's own
     // children then is another test's business); `exec` leaves no shell in between.
-    const job = makeJob({ name: 'lost', workers: 2, timeouts: { heartbeat: '1s' }, worker: { command: 'exec sleep 20' } });
+    const job = makeJob({ name: 'lost', workers: 2, timeouts: { heartbeat: '1s', jobMasterRecovery: '1s' }, worker: { command: 'exec sleep 20' } });
     const detached = await runCli(['submit', '--detach', job], home);
     expect(detached.code).toBe(0);
     const jobId = jobIds(home)[0]!;
     const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number } };
     // Once the workers registered: a runtime that never reached its job master keeps trying for the registration timeout.
     await waitFor('the job to run', async () => (JSON.parse((await runCli(['status', jobId, '--json'], home)).stdout) as JobStatus).state === 'RUNNING');
-    process.kill(record.jobMaster.pid, 'SIGKILL');
+    killJobMasterForGood(home, jobId); // and what would restart it
     await waitFor('the job master to be gone', () => !isRunning(record.jobMaster.pid));
     for (const args of [['status', jobId], ['scale', jobId, '3'], ['kill', jobId]]) {
       const r = await runCli(args, home);

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import type { JobStatus } from '../../src/protocol/messages.js';
+import { fixture, isRunning, jobIds, jobProcesses, killJobMasterForGood, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 interface Rec {
   id: number;
@@ -106,11 +107,46 @@ describe('local cluster: nothing is left behind', () => {
     expect(jobProcesses(jobId)).toEqual([]);
   });
 
-  it('job master crash (its own process SIGKILLed): workers exit within the heartbeat timeout', async () => {
-    const { cli, jobId, home } = await startSleepingJob(['--detach']);
+  it('a detached job master SIGKILLed twice is restarted: 4 command workers pass 8 barriers, none restarted, SUCCEEDED, nothing left', async () => {
+    const home = tempHome();
+    const loop = 'for i in 1 2 3 4 5 6 7 8; do sleep 0.3; twister2 barrier b$i || exit 1; echo "T2TEST {\\"id\\":$TWISTER2_WORKER_ID,\\"n\\":$i}"; done';
+    const job = makeJob({ name: 'jm-restarts', workers: 4, timeouts: { heartbeat: `${HEARTBEAT_MS}ms` }, worker: { command: ['sh', '-c', loop] } });
+    const cli = startCli(['submit', job, '--detach'], home);
+    expect(await cli.closed).toBe(0);
+    const jobId = jobIds(home)[0]!;
+    const jobDir = path.join(home, 'jobs', jobId);
+    const record = () => JSON.parse(readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as { jobMaster: { pid: number; supervisorPid: number } };
+    const passed = () => testRecords<{ id: number; n: number }>(readLogs(home, jobId));
+    const killed: number[] = [];
+    for (const round of [2, 5]) {
+      await waitFor(`barrier ${round}`, () => passed().some((r) => r.n >= round));
+      const pid = await waitFor('the running job master', () => record().jobMaster.pid !== killed.at(-1) && record().jobMaster.pid);
+      process.kill(pid, 'SIGKILL');
+      killed.push(pid);
+    }
+    const status = await waitFor('the job to end', () => {
+      try {
+        return JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as JobStatus;
+      } catch {
+        return undefined;
+      }
+    }, 60_000);
+    expect(status.state, status.message).toBe('SUCCEEDED');
+    expect(status.workers.map((w) => w.restarts)).toEqual([0, 0, 0, 0]);
+    expect(status.jobMaster).toMatchObject({ epoch: 3, restarts: 2 });
+    expect(killed).not.toContain(status.jobMaster!.pid);
+    for (const id of [0, 1, 2, 3]) expect(passed().filter((r) => r.id === id).map((r) => r.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(readFileSync(path.join(jobDir, 'jobmaster.log'), 'utf8').match(/was killed by SIGKILL; restarting it/g)).toHaveLength(2);
+    // `status` says where the job master ran and how often it was restarted.
+    expect((await runCli(['status', jobId], home)).stdout).toMatch(/jobmaster pid \d+ on \S+, epoch 3, restarted 2 times after a crash/);
+    await waitFor('the supervisor to exit', () => !isRunning(record().jobMaster.supervisorPid), 10_000);
+    expect(jobProcesses(jobId)).toEqual([]);
+  });
+
+  it('a job master SIGKILLed with its supervisor is not restarted: workers exit within the recovery time; LOST', async () => {
+    const { cli, jobId, home } = await startSleepingJob(['--detach'], { timeouts: { heartbeat: `${HEARTBEAT_MS}ms`, jobMasterRecovery: '1s' } });
     await cli.closed;
-    const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number } };
-    process.kill(record.jobMaster.pid, 'SIGKILL');
+    killJobMasterForGood(home, jobId);
     await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, HEARTBEAT_MS);
     const list = await runCli(['list', '--json'], home);
     expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ jobId, state: 'LOST' })]);
@@ -150,7 +186,7 @@ describe('local cluster: scaling', () => {
 
 describe('local cluster: heartbeats do not depend on the program', () => {
   const busyJob = (busyMs: number, extraArg: string[] = []) =>
-    makeJob({ name: 'busy', workers: 2, timeouts: { heartbeat: '2s' }, worker: { module: 'w.mjs', args: [String(busyMs), ...extraArg] } }, { 'w.mjs': fixture('busy-worker.mjs') });
+    makeJob({ name: 'busy', workers: 2, timeouts: { heartbeat: '2s', jobMasterRecovery: '1s' }, worker: { module: 'w.mjs', args: [String(busyMs), ...extraArg] } }, { 'w.mjs': fixture('busy-worker.mjs') });
 
   it('a module worker computing 5 s without yielding under a 2 s heartbeat timeout: SUCCEEDED', async () => {
     const home = tempHome();
@@ -167,8 +203,7 @@ describe('local cluster: heartbeats do not depend on the program', () => {
     const jobId = jobIds(home)[0]!;
     await waitFor('2 busy workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'busy').length === 2);
     expect(jobProcesses(jobId).length).toBeGreaterThanOrEqual(4); // 2 runtimes, 2 children
-    const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number } };
-    process.kill(record.jobMaster.pid, 'SIGKILL');
+    killJobMasterForGood(home, jobId);
     // Well before the 60 s of computing ends.
     await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
     expect(readLogs(home, jobId)).toMatch(/ended from the heartbeat thread/);

@@ -7,7 +7,10 @@ import { ENV, readCommandWorkerEnvironment } from '../../job/worker-environment.
 /** Inside a command worker the runtime puts the job master's address, the worker token and the session in the environment. */
 function fromWorkerEnv(): { client: JobMasterClient; workerId: number; session: string } | undefined {
   const w = readCommandWorkerEnvironment(process.env);
-  return w && { client: new JobMasterClient({ url: w.url, token: w.token }), workerId: w.workerId, session: w.session };
+  if (!w) return undefined;
+  const client = new JobMasterClient({ url: w.url, token: w.token });
+  client.recoveryMs = w.recoveryMs;
+  return { client, workerId: w.workerId, session: w.session };
 }
 
 export async function barrierCommand(a: { name: string; timeout?: string | undefined }): Promise<number> {

@@ -4,11 +4,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LauncherError } from '../../errors.js';
 import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
-import { inheritedEnv, killGroup } from '../process-group.js';
+import { inheritedEnv, killGroup, processAlive, processOfJob } from '../process-group.js';
 import { workerEnvironment } from '../../job/worker-environment.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
 const KILL_GRACE_MS = 3000;
+/** How often workers taken over from a crashed job master (not our children: no exit event) are looked at. */
+const ADOPTED_POLL_MS = 200;
 /**
  * Workers spawned per turn of the event loop. node's spawn is synchronous (fork and exec, slower the more
  * the started workers load the CPU): spawning 64 at once held the caller, and the job master in the same
@@ -17,10 +19,15 @@ const KILL_GRACE_MS = 3000;
 const SPAWN_BATCH = 4;
 
 interface Running {
-  child: ChildProcess;
+  pid: number | undefined;
   exited: Promise<void>;
   /** Set when we stop it on purpose, so its exit is not reported as a failure. */
   expected: boolean;
+}
+
+/** What a restarted job master needs to take the workers over: each worker's PID (its process group). */
+interface Saved {
+  pids: Record<string, number>;
 }
 
 /**
@@ -34,6 +41,7 @@ export class LocalLauncher implements Launcher {
   private readonly running = new Map<number, Running>();
   private releasing = false;
   private readonly onExit = () => this.killAllNow();
+  private adoptedPoll: NodeJS.Timeout | undefined;
 
   async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
     this.ctx = ctx;
@@ -71,6 +79,51 @@ export class LocalLauncher implements Launcher {
     }
   }
 
+  /**
+   * After a crash of the job master: the workers it started run on (re-parented to init), each in its own
+   * process group. They are watched by PID from now on; one that ended meanwhile is reported at once.
+   */
+  async resume(ctx: LaunchContext, listener: LauncherListener, saved: unknown): Promise<void> {
+    this.ctx = ctx;
+    this.listener = listener;
+    process.on('exit', this.onExit);
+    const pids = (saved as Saved | undefined)?.pids ?? {};
+    for (const [id, pid] of Object.entries(pids)) {
+      // A PID of the job's own worker only: after a long pause, it may have been reused by another process.
+      const alive = processOfJob(pid, ctx.jobId);
+      let gone!: () => void;
+      const entry: Running = { pid, exited: new Promise((r) => (gone = r)), expected: false };
+      this.running.set(Number(id), entry);
+      this.adopted.set(entry, () => {
+        killGroup(pid, 'SIGKILL');
+        if (this.running.get(Number(id)) === entry) this.running.delete(Number(id));
+        // Its exit status went to init: a worker that ended well reported so before it exited.
+        if (!entry.expected && !this.releasing) listener.workerExited({ workerId: Number(id), code: null, signal: null });
+        gone();
+      });
+      if (!alive) this.adoptedGone(entry);
+    }
+    this.adoptedPoll = setInterval(() => {
+      for (const entry of [...this.adopted.keys()]) if (!processAlive(entry.pid!)) this.adoptedGone(entry);
+    }, ADOPTED_POLL_MS);
+    this.adoptedPoll.unref();
+    this.remember();
+  }
+
+  private readonly adopted = new Map<Running, () => void>();
+
+  private adoptedGone(entry: Running): void {
+    const done = this.adopted.get(entry);
+    this.adopted.delete(entry);
+    done?.();
+  }
+
+  abandon(): void {
+    this.releasing = true;
+    process.off('exit', this.onExit);
+    clearInterval(this.adoptedPoll);
+  }
+
   async removeWorkers(ids: number[]): Promise<void> {
     await Promise.all(ids.map((id) => this.stop(id)));
   }
@@ -85,12 +138,17 @@ export class LocalLauncher implements Launcher {
   async release(): Promise<void> {
     this.releasing = true;
     await Promise.all([...this.running.keys()].map((id) => this.stop(id)));
+    clearInterval(this.adoptedPoll);
     process.off('exit', this.onExit);
   }
 
   /** Worker PIDs now running, for status and tests. */
   pids(): Map<number, number> {
-    return new Map([...this.running].flatMap(([id, r]) => (r.child.pid ? [[id, r.child.pid] as [number, number]] : [])));
+    return new Map([...this.running].flatMap(([id, r]) => (r.pid ? [[id, r.pid] as [number, number]] : [])));
+  }
+
+  private remember(): void {
+    this.listener?.remember?.({ pids: Object.fromEntries(this.pids()) } satisfies Saved);
   }
 
   private spawnWorker(id: number, restartCount: number): void {
@@ -113,7 +171,7 @@ export class LocalLauncher implements Launcher {
     const exited = new Promise<void>((resolve) => {
       child.once('exit', (code, signal) => {
         killGroup(child.pid, 'SIGKILL'); // anything the worker's program left behind
-        if (this.running.get(id)?.child === child) this.running.delete(id);
+        if (this.running.get(id) === entry) this.running.delete(id);
         if (!entry.expected && !this.releasing) this.listener?.workerExited({ workerId: id, code, signal });
         resolve();
       });
@@ -121,22 +179,23 @@ export class LocalLauncher implements Launcher {
         this.log(id, `--- twister2: could not start worker ${id}: ${err.message} ---`);
       });
     });
-    const entry: Running = { child, exited, expected: false };
+    const entry: Running = { pid: child.pid, exited, expected: false };
     this.running.set(id, entry);
+    this.remember();
   }
 
   private async stop(id: number): Promise<void> {
     const r = this.running.get(id);
     if (!r) return;
     r.expected = true;
-    killGroup(r.child.pid, 'SIGTERM');
-    const timer = setTimeout(() => killGroup(r.child.pid, 'SIGKILL'), KILL_GRACE_MS);
+    killGroup(r.pid, 'SIGTERM');
+    const timer = setTimeout(() => killGroup(r.pid, 'SIGKILL'), KILL_GRACE_MS);
     await r.exited;
     clearTimeout(timer);
   }
 
   private killAllNow(): void {
-    for (const r of this.running.values()) killGroup(r.child.pid, 'SIGKILL');
+    for (const r of this.running.values()) killGroup(r.pid, 'SIGKILL');
   }
 
   private log(id: number, line: string): void {

@@ -65,7 +65,7 @@ describe('the worker environment contract', () => {
   it('gives a command worker its ports as TWISTER2_PORT_<NAME>', () => {
     const vars = commandWorkerVariables({
       jobMasterUrl: 'http://x', token: 't', workerId: 0, numWorkers: 1, session: 's', restartCount: 0, packageDir: '/p',
-      volumes: { work: '/w', shared: '/s' }, ports: { data: 5000, 'ctrl-plane': 5001 },
+      volumes: { work: '/w', shared: '/s' }, ports: { data: 5000, 'ctrl-plane': 5001 }, recoveryMs: 0,
     });
     expect(vars).toMatchObject({ TWISTER2_PORT_DATA: '5000', TWISTER2_PORT_CTRL_PLANE: '5001' });
   });

@@ -18,7 +18,7 @@ describe('job spec', () => {
   it('fills defaults and converts units', () => {
     const spec = parseSpec({ ...ok, resources: { memory: '1Gi', cpu: 2 }, timeouts: { heartbeat: '800ms', barrier: 90 } });
     expect(spec.resources).toEqual({ cpu: 2, memory: 2 ** 30, gpus: 0 });
-    expect(spec.timeouts).toEqual({ registration: 60_000, barrier: 90_000, heartbeat: 800 });
+    expect(spec.timeouts).toEqual({ registration: 60_000, barrier: 90_000, heartbeat: 800, jobMasterRecovery: 60_000 });
     expect(spec.jobMaster).toEqual({ placement: 'client', port: 0, host: '127.0.0.1' });
     expect(spec.cluster).toBe('local');
     expect(spec.restart.maxRestarts).toBe(0);

@@ -1,0 +1,158 @@
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { JobMasterFencedError } from '../errors.js';
+
+export const JOURNAL_FILE = 'jobmaster.journal';
+/** The epoch of the job master that may act now; a job master with an older one stops (fencing). */
+export const EPOCH_FILE = 'jobmaster.epoch';
+
+/** One line of the journal: a fact the job master must not forget, replayed in order (later lines win). */
+export type JournalRecord = { t: string } & Record<string, unknown>;
+
+/**
+ * The job master's durable state: an append-only file of JSON lines in the job directory. Appends are
+ * group-committed: every record appended during one turn of the event loop is written and fsync'd
+ * together, and `flushed()` resolves once all records appended so far are on disk, so an answer sent
+ * after it never tells a worker something a restarted job master would not know.
+ *
+ * Fencing: each job master takes the next epoch when it opens the journal (written to EPOCH_FILE) and,
+ * before each commit, checks that the file still names its own. A job master that was paused or cut off
+ * while another took over finds a newer epoch, writes nothing more and is told through `onFenced`.
+ */
+export class Journal {
+  private buffer: string[] = [];
+  private committing: Promise<void> | undefined;
+  private scheduled = false;
+  private waiters: { resolve(): void; reject(err: Error): void }[] = [];
+  private fenced: JobMasterFencedError | undefined;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly handle: FileHandle,
+    readonly epoch: number,
+    private readonly onFenced: (err: JobMasterFencedError) => void,
+  ) {}
+
+  /**
+   * Opens the journal of `jobDir` as its new owner: reads what earlier job masters wrote, rewrites it as
+   * `compact` makes it (one line per fact still true), and claims the next epoch.
+   */
+  static async open(
+    jobDir: string,
+    compact: (records: JournalRecord[], epoch: number) => JournalRecord[],
+    onFenced: (err: JobMasterFencedError) => void,
+  ): Promise<{ journal: Journal; records: JournalRecord[] }> {
+    const file = path.join(jobDir, JOURNAL_FILE);
+    const records = readRecords(file);
+    const epoch = readEpoch(jobDir) + 1;
+    const kept = compact(records, epoch);
+    // Rewritten whole, then renamed over the old one: a crash in between leaves either file, never half of one.
+    const tmp = `${file}.tmp`;
+    writeDurably(tmp, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    renameSync(tmp, file);
+    writeDurably(path.join(jobDir, `${EPOCH_FILE}.tmp`), String(epoch));
+    renameSync(path.join(jobDir, `${EPOCH_FILE}.tmp`), path.join(jobDir, EPOCH_FILE));
+    fsyncDir(jobDir);
+    const handle = await open(file, 'a', 0o600);
+    return { journal: new Journal(jobDir, handle, epoch, onFenced), records };
+  }
+
+  append(record: JournalRecord): void {
+    if (this.fenced) return;
+    this.buffer.push(`${JSON.stringify(record)}\n`);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => void this.commit());
+    }
+  }
+
+  /** Resolves when every record appended so far is on disk; rejects once this job master was fenced off. */
+  flushed(): Promise<void> {
+    if (this.fenced) return Promise.reject(this.fenced);
+    if (this.buffer.length === 0 && !this.committing) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  async close(): Promise<void> {
+    while (this.committing || this.buffer.length > 0) await (this.committing ?? this.commit());
+    await this.handle.close();
+  }
+
+  private async commit(): Promise<void> {
+    this.scheduled = false;
+    if (this.committing) return this.committing.then(() => this.commit());
+    if (this.buffer.length === 0) return;
+    const lines = this.buffer.join('');
+    const waiters = this.waiters;
+    this.buffer = [];
+    this.waiters = [];
+    this.committing = (async () => {
+      try {
+        const current = Number((await readFile(path.join(this.dir, EPOCH_FILE), 'utf8')).trim());
+        if (current !== this.epoch) throw new JobMasterFencedError(`job master epoch ${this.epoch} was superseded by epoch ${current}: another job master took over this job`);
+        await this.handle.write(lines);
+        await this.handle.datasync();
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        const fenced = err instanceof JobMasterFencedError ? err : new JobMasterFencedError(`could not write the job master's journal: ${(err as Error).message}`);
+        this.fenced = fenced;
+        for (const w of [...waiters, ...this.waiters]) w.reject(fenced);
+        this.waiters = [];
+        this.onFenced(fenced);
+      } finally {
+        this.committing = undefined;
+      }
+    })();
+    await this.committing;
+    if (this.buffer.length > 0 && !this.scheduled) await this.commit();
+  }
+}
+
+/** The journal's records; a torn last line (a crash mid-write) is dropped, as it was never acknowledged. */
+export function readRecords(file: string): JournalRecord[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const records: JournalRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      records.push(JSON.parse(line) as JournalRecord);
+    } catch {
+      break;
+    }
+  }
+  return records;
+}
+
+export function readEpoch(jobDir: string): number {
+  try {
+    const n = Number(readFileSync(path.join(jobDir, EPOCH_FILE), 'utf8').trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function writeDurably(file: string, text: string): void {
+  const fd = openSync(file, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

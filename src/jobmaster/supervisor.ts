@@ -1,0 +1,47 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import type { JobSecrets } from '../job/secrets.js';
+
+/** Set in the environment of the job master a supervisor runs (so that it does not supervise in turn). */
+export const SUPERVISED_VAR = 'TWISTER2_JOB_MASTER_SUPERVISOR';
+/** Exit code of a job master that crashed (an internal error): restarted like one that was killed. */
+const CRASHED = 4;
+/** Crashes within the recovery time after which the job master is given up (a crash loop, not a fault). */
+const MAX_CRASHES = 5;
+
+/**
+ * Runs the job master as a child process and restarts it when it dies without having ended the job
+ * (SIGKILL, OOM, an internal error), as a kubelet restarts a container. The restarted job master carries
+ * on from the journal in the job directory. SIGTERM and SIGINT are passed on: they end the job. Returns
+ * the exit code of the last job master.
+ */
+export async function superviseJobMaster(secrets: JobSecrets, recoveryMs: number, log: (line: string) => void): Promise<number> {
+  let child: ReturnType<typeof spawn> | undefined;
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      stopping = true;
+      child?.kill(signal);
+    });
+  }
+  const crashes: number[] = [];
+  for (;;) {
+    child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      env: { ...process.env, [SUPERVISED_VAR]: String(process.pid) },
+      stdio: ['pipe', 'inherit', 'inherit'],
+    });
+    // Credentials go through a pipe, as they came to the supervisor.
+    child.stdin!.end(JSON.stringify(secrets));
+    const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+    const crashed = signal !== null || code === CRASHED;
+    if (!crashed || stopping) return code ?? 128 + 9;
+    const now = Date.now();
+    crashes.push(now);
+    while (crashes.length > 0 && crashes[0]! < now - recoveryMs) crashes.shift();
+    if (crashes.length >= MAX_CRASHES) {
+      log(`the job master crashed ${crashes.length} times within ${recoveryMs} ms; not restarting it again (its workers stop once they miss it)`);
+      return CRASHED;
+    }
+    log(`the job master (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `crashed (exit ${code})`}; restarting it`);
+  }
+}

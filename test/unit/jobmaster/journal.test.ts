@@ -1,0 +1,83 @@
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BarrierService } from '../../../src/jobmaster/barriers.js';
+import { EPOCH_FILE, JOURNAL_FILE, Journal, readRecords, type JournalRecord } from '../../../src/jobmaster/journal.js';
+import { compactRecords, replay } from '../../../src/jobmaster/saved-state.js';
+
+const dir = () => mkdtempSync(path.join(os.tmpdir(), 't2-journal-'));
+const keep = (records: JournalRecord[]) => records;
+
+describe('the job master journal', () => {
+  it('commits appends together, claims the next epoch, and drops a torn last line', async () => {
+    const d = dir();
+    const first = await Journal.open(d, keep, () => undefined);
+    expect(first.journal.epoch).toBe(1);
+    first.journal.append({ t: 'size', numWorkers: 3 });
+    first.journal.append({ t: 'worker', workerId: 0, state: 'RUNNING', restarts: 0, session: 's0' });
+    await first.journal.flushed();
+    await first.journal.close();
+    appendFileSync(path.join(d, JOURNAL_FILE), '{"t":"worker","work'); // a crash in the middle of a write
+    const second = await Journal.open(d, keep, () => undefined);
+    expect(second.journal.epoch).toBe(2);
+    expect(second.records.map((r) => r.t)).toEqual(['size', 'worker']);
+    expect(readRecords(path.join(d, JOURNAL_FILE))).toHaveLength(2);
+    await second.journal.close();
+  });
+
+  it('a job master whose epoch was superseded writes nothing more and is told (fencing)', async () => {
+    const d = dir();
+    const fenced: Error[] = [];
+    const { journal } = await Journal.open(d, keep, (err) => fenced.push(err));
+    journal.append({ t: 'size', numWorkers: 1 });
+    await journal.flushed();
+    writeFileSync(path.join(d, EPOCH_FILE), '2'); // another job master took over
+    journal.append({ t: 'size', numWorkers: 2 });
+    await expect(journal.flushed()).rejects.toThrow(/epoch 1 was superseded by epoch 2/);
+    expect(fenced).toHaveLength(1);
+    expect(readFileSync(path.join(d, JOURNAL_FILE), 'utf8')).not.toMatch(/"numWorkers":2/);
+  });
+
+  it('replays to the same state after compaction: workers, size, barriers pending and ended', () => {
+    const records: JournalRecord[] = [
+      { t: 'epoch', epoch: 1, pid: 10, host: 'h', at: 'x' },
+      { t: 'job', state: 'RUNNING', startedAt: 'then' },
+      { t: 'size', numWorkers: 3 },
+      { t: 'worker', workerId: 0, state: 'RUNNING', restarts: 0, session: 'a' },
+      { t: 'worker', workerId: 1, state: 'RUNNING', restarts: 1, session: 'b' },
+      { t: 'worker', workerId: 2, state: 'RUNNING', restarts: 0, session: 'c' },
+      { t: 'arrive', name: 'b', generation: 1, workerId: 0, key: 'k0' },
+      { t: 'barrier-ended', name: 'b', generation: 1, last: { generation: 1, keys: ['k0', 'k1', 'k2'], numWorkers: 3 } },
+      { t: 'arrive', name: 'b', generation: 2, workerId: 1, key: 'k3' },
+      { t: 'size', numWorkers: 2 },
+      { t: 'removed', workerId: 2 },
+    ];
+    const state = replay(records);
+    expect(state.numWorkers).toBe(2);
+    expect([...state.workers.keys()]).toEqual([0, 1]);
+    expect(state.barriers.get('b')).toMatchObject({ generation: 2, arrivals: [[1, 'k3']], last: { generation: 1 } });
+    expect(replay(compactRecords(state))).toEqual(state);
+  });
+});
+
+describe('barriers across a job master restart', () => {
+  it('an arrival sent again after its barrier was released gets that answer at once, not a new generation', async () => {
+    const b = new BarrierService(() => [0, 1]);
+    const first = b.arrive('x', 0, 10_000, 'a0');
+    const second = b.arrive('x', 1, 10_000, 'a1');
+    await expect(Promise.all([first, second])).resolves.toHaveLength(2);
+    await expect(b.arrive('x', 0, 10_000, 'a0')).resolves.toMatchObject({ generation: 1 });
+  });
+
+  it('a restored pending barrier counts the journaled arrivals; the arrived worker resending its key is answered', async () => {
+    const saved: JournalRecord[] = [];
+    const before = new BarrierService(() => [0, 1], (r) => saved.push(r));
+    void before.arrive('x', 0, 10_000, 'a0').catch(() => undefined);
+    const after = new BarrierService(() => [0, 1]);
+    after.restore(replay(saved).barriers.values(), 10_000);
+    const resent = after.arrive('x', 0, 10_000, 'a0');
+    await expect(after.arrive('x', 1, 10_000, 'a1')).resolves.toMatchObject({ generation: 1, numWorkers: 2 });
+    await expect(resent).resolves.toMatchObject({ generation: 1 });
+  });
+});

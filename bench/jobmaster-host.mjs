@@ -1,7 +1,12 @@
 // A job master alone, for benchmark (b): JobMaster + JobMasterServer with a launcher that starts
 // nothing. Usage: BENCH_TOKEN=... node jobmaster-host.mjs <workers>. Prints {"url"} on stdout, then
 // answers each "stats" line on stdin with its CPU time, peak open fds and barrier arrivals; exits on "exit" or stdin end.
+// BENCH_JOURNAL=1: the job master journals its state as a restartable one does (fsync'd before each answer).
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { Journal } from '../dist/jobmaster/journal.js';
 import { JobMasterServer } from '../dist/jobmaster/http-server.js';
 import { JobMaster } from '../dist/jobmaster/job-master.js';
 import { parseSpec } from '../dist/spec/validate.js';
@@ -19,7 +24,14 @@ const spec = parseSpec({
   timeouts: { registration: '10m', barrier: '10m', heartbeat: '10m' },
 });
 const noopLauncher = { async start() {}, async addWorkers() {}, async removeWorkers() {}, async release() {} };
-const jm = new JobMaster({ jobId: 'bench-jobmaster', spec, launcher: noopLauncher });
+const journalDir = process.env.BENCH_JOURNAL === '1' ? mkdtempSync(path.join(os.tmpdir(), 't2-bench-journal-')) : undefined;
+const journal = journalDir ? (await Journal.open(journalDir, (r) => r, (err) => { throw err; })).journal : undefined;
+const jm = new JobMaster({
+  jobId: 'bench-jobmaster',
+  spec,
+  launcher: noopLauncher,
+  ...(journal ? { record: (r) => journal.append(r), flushed: () => journal.flushed(), recoveryMs: 60_000 } : {}),
+});
 const server = new JobMasterServer(jm, token);
 const url = await server.listen('127.0.0.1', 0);
 jm.start();
@@ -39,6 +51,7 @@ async function shutdown() {
   clearInterval(sampler);
   jm.kill('benchmark over');
   await server.close();
+  if (journalDir) rmSync(journalDir, { recursive: true, force: true });
   process.exit(0);
 }
 const input = createInterface({ input: process.stdin });

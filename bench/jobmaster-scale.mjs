@@ -23,9 +23,11 @@ const EACH_CASES = (process.env.BENCH_JM_EACH_CASES ?? '10000:2').split(',').map
 /** channel: the simulated workers share CONNECTIONS channels; channel-each: one channel each; http: a request per call. */
 const VARIANTS = [
   { name: 'channel', transport: 'channel', connections: CONNECTIONS, cases: CASES },
+  // The same, with the job master journaling as a restartable one does: the cost of durability.
+  { name: 'channel-journal', transport: 'channel', connections: CONNECTIONS, cases: CASES, journal: true },
   { name: 'channel-each', transport: 'channel', connections: Infinity, cases: EACH_CASES },
   { name: 'http', transport: 'http', cases: CASES },
-].filter((v) => (process.env.BENCH_JM_VARIANTS ?? 'channel,channel-each,http').split(',').includes(v.name));
+].filter((v) => (process.env.BENCH_JM_VARIANTS ?? 'channel,channel-journal,channel-each,http').split(',').includes(v.name));
 const RUN_TIMEOUT_MS = 180_000;
 /** A barrier phase taking longer than this is recorded as stalled and the run ends there. */
 const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 90_000);
@@ -35,9 +37,9 @@ process.on('exit', () => host?.kill('SIGKILL'));
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(1));
 
 /** Starts jobmaster-host.mjs; returns its URL and a function asking it for one stats line. */
-async function startHost(n, token) {
+async function startHost(n, token, journal = false) {
   const nodeArgs = process.env.BENCH_HOST_NODE_ARGS?.split(' ').filter(Boolean) ?? []; // e.g. --cpu-prof
-  host = spawn(process.execPath, [...nodeArgs, HOST, String(n)], { env: { ...process.env, BENCH_TOKEN: token }, stdio: ['pipe', 'pipe', 'inherit'] });
+  host = spawn(process.execPath, [...nodeArgs, HOST, String(n)], { env: { ...process.env, BENCH_TOKEN: token, ...(journal ? { BENCH_JOURNAL: '1' } : {}) }, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: host.stdout })[Symbol.asyncIterator]();
   const next = async () => {
     const { value, done } = await lines.next();
@@ -98,9 +100,9 @@ async function barrierPhase(clientOf, sessions, name, stallMs) {
   return { ...outcome, resent };
 }
 
-async function runCase(n, { name: variant, transport, connections }) {
+async function runCase(n, { name: variant, transport, connections, journal }) {
   const token = randomBytes(24).toString('base64url');
-  const { url, stats } = await startHost(n, token);
+  const { url, stats } = await startHost(n, token, journal);
   // maxFreeSockets: keep every connection after the first barrier, for the second one.
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: Infinity });
   const channel = transport === 'channel';

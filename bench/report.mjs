@@ -8,6 +8,7 @@ import { k8sNotes, k8sSection, k8sSummary } from './report-k8s.mjs';
 import { cliSection, manySection, peersSummary } from './report-peers.mjs';
 import { targetsSection, targetsSummary } from './targets.mjs';
 import { phasesSection, phasesSummary } from './report-phases.mjs';
+import { recoverySection, recoverySummary } from './report-recovery.mjs';
 
 const col = (runs, key) => runs.map((r) => r[key]);
 const ms = (s) => fmtSummary(s);
@@ -38,6 +39,7 @@ function startupFigures(r) {
 function transportOf(c) {
   if (c.variant === 'channel') return `channel, ${c.connections} shared connections`;
   if (c.variant === 'channel-each') return 'channel, a connection per worker';
+  if (c.variant === 'channel-journal') return 'channel, journal on (fsync before answering)';
   return 'a request per call (HTTP)';
 }
 
@@ -336,6 +338,16 @@ Knobs: \`BENCH_PHASES_WORKERS\` (default 4), \`BENCH_PHASES_RUNS\` (default 5).
 
 ${phasesSection(data.phases)}
 
+## (k) Job master recovery, local cluster
+
+bench/recovery.mjs submits a detached local job (\`submit --detach\`: the job master runs under its supervisor and journals its state)
+whose N workers pass barrier \`tick\` every 50 ms (bench/fixtures/recovery-job), SIGKILLs the job master once every worker passed a few,
+and measures until the supervisor's new job master recorded itself and until every worker passed a barrier again. Knobs:
+\`BENCH_RECOVERY_SIZES\` (default \`4,64\`), \`BENCH_RECOVERY_REPEATS\` (default 3). The cost of the journal in normal operation is the
+"journal on" row of (b).
+
+${recoverySection(data.recovery)}
+
 ## What dominates
 
 ${notes(data)}
@@ -362,6 +374,7 @@ export function summaryLines(data) {
   lines.push(...nomadSummary(data.nomad));
   lines.push(...k8sSummary(data.k8s));
   lines.push(...phasesSummary(data.phases));
+  lines.push(...recoverySummary(data.recovery));
   lines.push(...peersSummary(data.cliE2e, data.manyJobs));
   lines.push(...targetsSummary(data));
   return lines;

@@ -53,6 +53,7 @@ const SECTIONS = [
   ['phases', './phases.mjs', 6],
   ['cliE2e', './cli-e2e.mjs', 20],
   ['manyJobs', './many-jobs.mjs', 10],
+  ['recovery', './recovery.mjs', 10],
 ];
 
 const t0 = performance.now();

@@ -135,7 +135,11 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.startedAt = new Date(job.startedAt);
     this.numWorkers = saved.numWorkers ?? this.numWorkers;
     const now = this.now();
-    for (const w of [...saved.workers.values()].sort((a, b) => a.workerId - b.workerId)) this.workers.set(w.workerId, { ...w, lastSeen: now });
+    // A worker that never changed state before the crash has no line of its own: it was starting.
+    for (let id = 0; id < this.numWorkers; id++) {
+      const w = saved.workers.get(id);
+      this.workers.set(id, w ? { ...w, lastSeen: now } : this.newRecord(id));
+    }
     this.recount();
     this.barriers.restore(saved.barriers.values(), this.spec.timeouts.barrier);
   }

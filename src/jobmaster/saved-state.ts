@@ -28,8 +28,6 @@ export interface SavedState {
   numWorkers?: number;
   workers: Map<number, SavedWorker>;
   barriers: Map<string, SavedBarrier>;
-  /** What the launcher needs to resume (its workers' PIDs, say), as it last said. */
-  launcher?: unknown;
   /** Where the package was uploaded: a restarted job master does not upload it again. */
   packageRef?: unknown;
   /** The epochs so far, oldest first: who ran the job master, and how often it was restarted. */
@@ -78,9 +76,6 @@ export function replay(records: JournalRecord[]): SavedState {
         b.last = r.last as SavedBarrier['last'];
         break;
       }
-      case 'launcher':
-        s.launcher = r.state;
-        break;
       case 'package':
         s.packageRef = r.ref;
         break;
@@ -100,6 +95,5 @@ export function compactRecords(s: SavedState): JournalRecord[] {
     if (b.last || b.arrivals.length === 0) out.push({ t: 'barrier-ended', name: b.name, generation: b.last?.generation ?? b.generation, last: b.last });
     for (const [workerId, key] of b.arrivals) out.push({ t: 'arrive', name: b.name, generation: b.generation, workerId, key });
   }
-  if (s.launcher !== undefined) out.push({ t: 'launcher', state: s.launcher });
   return out;
 }

@@ -1,3 +1,4 @@
+import type { WorkerState } from '../protocol/messages.js';
 import type { JobRecord } from '../job/job-store.js';
 import type { JobSecrets } from '../job/secrets.js';
 import type { JobSpec } from '../spec/schema.js';
@@ -31,6 +32,13 @@ export interface WorkerExit {
   run?: string;
 }
 
+/** A worker as a restarted job master knows it (Launcher.resume). */
+export interface ResumedWorker {
+  workerId: number;
+  state: WorkerState;
+  restarts: number;
+}
+
 export interface LauncherListener {
   /** A worker process (or container, allocation, rank) ended on its own or was killed from outside. */
   workerExited(exit: WorkerExit): void;
@@ -40,11 +48,6 @@ export interface LauncherListener {
   allocated?(): void;
   /** The cluster ended the job by itself (time limit, node failure, cancelled by an administrator...). */
   clusterEnded?(message: string): void;
-  /**
-   * Keeps what the launcher needs to take its workers over after a crash of the job master (their PIDs,
-   * say), durably; `resume` gets the last state given. Only job masters that can be restarted have it.
-   */
-  remember?(state: unknown): void;
 }
 
 /** How the job ended, for launchers whose clean-up differs (let a finished batch job end by itself). */
@@ -65,10 +68,11 @@ export interface Launcher {
   /** Releases everything the job created. Idempotent; resolves only when nothing is left. */
   release(ending?: JobEnding): Promise<void>;
   /**
-   * Takes over the workers an earlier job master of this job started, which crashed: `saved` is what the
-   * launcher last gave `listener.remember`. Workers that ended meanwhile are reported as exits.
+   * Takes over the workers an earlier job master of this job started, which crashed, given the workers as
+   * the new job master knows them: a running worker that is gone is reported as an exit, a starting one
+   * that has no process is started, one that should not run is stopped.
    */
-  resume?(ctx: LaunchContext, listener: LauncherListener, saved: unknown): Promise<void>;
+  resume?(ctx: LaunchContext, listener: LauncherListener, workers: ResumedWorker[]): Promise<void>;
   /** This job master was replaced by another (fencing): forget the workers without stopping any of them. */
   abandon?(): void;
 }

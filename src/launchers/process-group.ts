@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { ENV, withoutTwister2Variables } from '../job/worker-environment.js';
 
 /** Helpers for launchers that run their processes (workers, mpirun) on this machine. */
@@ -33,14 +33,24 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-/** Whether `pid` is a live process of job `jobId` (its environment names the job), not another that reused the PID. */
-export function processOfJob(pid: number, jobId: string): boolean {
-  if (!processAlive(pid)) return false;
-  try {
-    const environ = readFileSync(`/proc/${pid}/environ`);
-    const needle = `${ENV.jobId}=${jobId}\0`;
-    return environ.subarray(0, needle.length).toString() === needle || environ.includes(`\0${needle}`);
-  } catch {
-    return false;
+/**
+ * The worker runtimes of job `jobId` running on this machine, by worker ID: live processes started as
+ * `node <workerMain>` whose environment names the job (their programs' processes carry the job's
+ * variables too, but run something else).
+ */
+export function workerProcesses(jobId: string, workerMain: string): Map<number, number> {
+  const found = new Map<number, number>();
+  const job = `${ENV.jobId}=${jobId}`;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0')[1] !== workerMain) continue;
+      const vars = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      const id = vars.find((v) => v.startsWith(`${ENV.workerId}=`));
+      if (vars.includes(job) && id && processAlive(Number(entry))) found.set(Number(id.slice(ENV.workerId.length + 1)), Number(entry));
+    } catch {
+      // Gone, or not ours to read.
+    }
   }
+  return found;
 }

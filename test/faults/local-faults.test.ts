@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixture, jobIds, jobProcesses, makeJob, readLogs, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import { check, type History, type WorkerRecord } from './checker.js';
-import { drawSchedule, type Fault } from './schedule.js';
+import { drawRun, type Fault, type Schedule } from './schedule.js';
 import { faultSeeds } from './seeds.js';
 
 const WORKERS = 4;
@@ -27,7 +27,7 @@ function alive(pid: number): boolean {
 }
 
 /** One seeded run: a detached local job of 4 workers passing 16 barriers while the schedule's faults hit it. */
-async function run(seed: number): Promise<History> {
+async function run(seed: number, schedule: Schedule): Promise<History> {
   const home = tempHome();
   const job = makeJob(
     { name: `faults-${seed}`, workers: WORKERS, timeouts: { heartbeat: `${HEARTBEAT_MS}ms` }, worker: { module: 'w.mjs', args: [String(ROUNDS), String(PAUSE_MS)] } },
@@ -40,15 +40,13 @@ async function run(seed: number): Promise<History> {
   const recordOf = () => JSON.parse(readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as JobRecordFile;
   const records = () => testRecords<WorkerRecord>(readLogs(home, jobId));
   const ended = () => existsSync(path.join(jobDir, 'status.json'));
-  await waitFor('all workers started', () => records().filter((r) => r.step === 'start').length === WORKERS);
   const supervisor = recordOf().jobMaster!.supervisorPid!;
-  const t0 = Date.now();
   const injected: History['injected'] = [];
   const jobMasters = new Set<number>();
-  for (const fault of drawSchedule(seed, { workers: WORKERS, spanMs: ROUNDS * PAUSE_MS, heartbeatMs: HEARTBEAT_MS })) {
-    await sleep(t0 + fault.at - Date.now());
-    if (ended()) break;
-    // Each fault meets a job master that is back: recorded by the one now running, and alive.
+  let t0 = Date.now();
+  /** Injects one fault into a job master that is back (recorded by the one now running, and alive); false once the job ended. */
+  const injectNow = async (fault: Fault): Promise<boolean> => {
+    if (ended()) return false;
     const pid = await waitFor('a running job master', () => {
       const p = recordOf().jobMaster?.pid;
       return p !== undefined && alive(p) && p;
@@ -57,6 +55,18 @@ async function run(seed: number): Promise<History> {
     await inject(fault, pid, records());
     injected.push({ ...fault, t: Date.now() - t0, pid });
     if (fault.kind === 'kill-jobmaster') await waitFor('the restarted job master', () => recordOf().jobMaster?.pid !== pid || ended(), 30_000);
+    return true;
+  };
+  if (schedule.killAtLaunch) await injectNow({ at: 0, kind: 'kill-jobmaster' });
+  await waitFor('all workers started', () => records().filter((r) => r.step === 'start').length === WORKERS);
+  t0 = Date.now();
+  for (const fault of schedule.faults) {
+    await sleep(t0 + fault.at - Date.now());
+    if (!(await injectNow(fault))) break;
+  }
+  if (schedule.killAtEnd) {
+    await waitFor('a worker done', () => records().some((r) => r.step === 'done') || ended(), 90_000);
+    await injectNow({ at: Date.now() - t0, kind: 'kill-jobmaster' });
   }
   await waitFor('the job to end', ended, 90_000);
   const final = JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as History['final'];
@@ -88,11 +98,11 @@ async function inject(fault: Fault, jobMaster: number, recs: WorkerRecord[]): Pr
 }
 
 describe('fault suite, local cluster: the job master is SIGKILLed and paused, workers are paused', () => {
-  for (const seed of faultSeeds('local', 12)) {
+  for (const seed of faultSeeds('local', 24)) {
     it(`seed ${seed}: the job succeeds, every barrier is safe, no worker restarted, nothing left`, async () => {
-      const schedule = drawSchedule(seed, { workers: WORKERS, spanMs: ROUNDS * PAUSE_MS, heartbeatMs: HEARTBEAT_MS });
+      const schedule = drawRun(seed, { workers: WORKERS, spanMs: ROUNDS * PAUSE_MS, heartbeatMs: HEARTBEAT_MS });
       console.log(`fault suite: local seed ${seed} (replay: T2_FAULT_SEED=${seed}) schedule ${JSON.stringify(schedule)}`);
-      const history = await run(seed);
+      const history = await run(seed, schedule);
       const violations = check(history);
       console.log(`fault suite: local seed ${seed}: ${violations.length === 0 ? 'all invariants hold' : `VIOLATED:\n  ${violations.join('\n  ')}`} (injected ${history.injected.map((f) => `${f.kind}@${f.t}`).join(', ')})`);
       expect(violations).toEqual([]);

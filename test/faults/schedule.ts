@@ -29,6 +29,21 @@ export interface ScheduleOptions {
  * more of any kind, worker pauses shorter than half the heartbeat timeout among them. Sorted by time,
  * at least 1.5 s apart, so that each fault meets a job master that is back.
  */
+export interface Schedule {
+  /** Kill the job master as soon as `submit --detach` returned, while the workers are being started. */
+  killAtLaunch: boolean;
+  faults: Fault[];
+  /** Kill the job master once the first worker finished its program, while the job ends. */
+  killAtEnd: boolean;
+}
+
+/** The whole schedule of a run: the faults in mid-run (drawSchedule), and whether to kill the job master at launch and at the end too. */
+export function drawRun(seed: number, o: ScheduleOptions): Schedule {
+  const faults = drawSchedule(seed, o);
+  const r = random(seed ^ 0x5bd1e995);
+  return { killAtLaunch: r() < 0.35, faults, killAtEnd: r() < 0.5 };
+}
+
 export function drawSchedule(seed: number, o: ScheduleOptions): Fault[] {
   const r = random(seed);
   const kinds: Fault['kind'][] = ['kill-jobmaster', 'kill-jobmaster', 'pause-jobmaster'];

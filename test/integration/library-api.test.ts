@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobEvent, LogLine } from '../../src/index.js';
-import { fixture, jobProcesses, makeJob, tempHome, testRecords } from '../helpers/cli.js';
+import { fixture, jobProcesses, makeJob, readLogs, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 // The library as users get it: the built package's public entry point.
 type Api = typeof import('../../src/index.js');
@@ -54,11 +54,13 @@ describe('library API', () => {
     const job = await api.submit({ job: dir, signal: ac.signal });
     await new Promise<void>((resolve) => job.on('event', (e) => e.type === 'job-state' && e.state === 'RUNNING' && resolve()));
     expect((await job.workers()).map((w) => w.workerId).sort()).toEqual([0, 1]);
+    // Past their barrier first: scaling aborts a barrier in flight, which fails the workers waiting at it.
+    await waitFor('2 sleeping workers', () => testRecords<{ step: string }>(readLogs(process.env.TWISTER2_HOME!, job.jobId)).filter((r) => r.step === 'sleeping').length === 2);
     await job.scale(3);
     expect((await job.status()).numWorkers).toBe(3);
     ac.abort();
     const final = await job.wait();
-    expect(final.state).toBe('KILLED');
+    expect(final.state, final.message).toBe('KILLED');
     expect(final.message).toBe('aborted by the caller');
     expect(jobProcesses(job.jobId)).toEqual([]);
   });

@@ -117,6 +117,8 @@ describe('local cluster: nothing is left behind', () => {
     const jobDir = path.join(home, 'jobs', jobId);
     const record = () => JSON.parse(readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as { jobMaster: { pid: number; supervisorPid: number } };
     const passed = () => testRecords<{ id: number; n: number }>(readLogs(home, jobId));
+    // A client following the job goes on through both restarts.
+    const follower = startCli(['logs', '-f', jobId], home);
     const killed: number[] = [];
     for (const round of [2, 5]) {
       await waitFor(`barrier ${round}`, () => passed().some((r) => r.n >= round));
@@ -137,6 +139,8 @@ describe('local cluster: nothing is left behind', () => {
     expect(killed).not.toContain(status.jobMaster!.pid);
     for (const id of [0, 1, 2, 3]) expect(passed().filter((r) => r.id === id).map((r) => r.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(readFileSync(path.join(jobDir, 'jobmaster.log'), 'utf8').match(/was killed by SIGKILL; restarting it/g)).toHaveLength(2);
+    expect(await follower.closed).toBe(0);
+    expect(testRecords(follower.output().stdout)).toHaveLength(32);
     // `status` says where the job master ran and how often it was restarted.
     expect((await runCli(['status', jobId], home)).stdout).toMatch(/jobmaster pid \d+ on \S+, epoch 3, restarted 2 times after a crash/);
     await waitFor('the supervisor to exit', () => !isRunning(record().jobMaster.supervisorPid), 10_000);

@@ -3,8 +3,8 @@ import { appendFileSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LauncherError } from '../../errors.js';
-import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
-import { inheritedEnv, killGroup, processAlive, processOfJob } from '../process-group.js';
+import type { LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
+import { inheritedEnv, killGroup, processAlive, workerProcesses } from '../process-group.js';
 import { workerEnvironment } from '../../job/worker-environment.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
@@ -25,10 +25,6 @@ interface Running {
   expected: boolean;
 }
 
-/** What a restarted job master needs to take the workers over: each worker's PID (its process group). */
-interface Saved {
-  pids: Record<string, number>;
-}
 
 /**
  * Runs each worker as a local process in its own process group, so that stopping a worker also stops
@@ -70,9 +66,9 @@ export class LocalLauncher implements Launcher {
   }
 
   /** A worker that cannot even be spawned (out of processes, say) failed: the job master hears of it as of any exit. */
-  private spawnOrReport(id: number): void {
+  private spawnOrReport(id: number, restartCount = 0): void {
     try {
-      this.spawnWorker(id, 0);
+      this.spawnWorker(id, restartCount);
     } catch (err) {
       this.log(id, `--- twister2: could not start worker ${id}: ${(err as Error).message} ---`);
       this.listener?.workerExited({ workerId: id, code: null, signal: null });
@@ -81,36 +77,48 @@ export class LocalLauncher implements Launcher {
 
   /**
    * After a crash of the job master: the workers it started run on (re-parented to init), each in its own
-   * process group. They are watched by PID from now on; one that ended meanwhile is reported at once.
+   * process group. They are found by their environment (a PID the old job master had not yet written down
+   * would otherwise be missed) and watched by PID from now on. A worker that should be running but is
+   * gone died while the job master was away: reported as an exit, so it counts as a failure. One that was
+   * starting (or about to be restarted) and has no process is started; one that should not run is stopped.
    */
-  async resume(ctx: LaunchContext, listener: LauncherListener, saved: unknown): Promise<void> {
+  async resume(ctx: LaunchContext, listener: LauncherListener, workers: ResumedWorker[]): Promise<void> {
     this.ctx = ctx;
     this.listener = listener;
+    mkdirSync(path.join(ctx.jobDir, 'logs'), { recursive: true });
     process.on('exit', this.onExit);
-    const pids = (saved as Saved | undefined)?.pids ?? {};
-    for (const [id, pid] of Object.entries(pids)) {
-      // A PID of the job's own worker only: after a long pause, it may have been reused by another process.
-      const alive = processOfJob(pid, ctx.jobId);
-      let gone!: () => void;
-      const entry: Running = { pid, exited: new Promise((r) => (gone = r)), expected: false };
-      this.running.set(Number(id), entry);
-      this.adopted.set(entry, () => {
-        killGroup(pid, 'SIGKILL');
-        if (this.running.get(Number(id)) === entry) this.running.delete(Number(id));
-        // Its exit status went to init: a worker that ended well reported so before it exited.
-        if (!entry.expected && !this.releasing) listener.workerExited({ workerId: Number(id), code: null, signal: null });
-        gone();
-      });
-      if (!alive) this.adoptedGone(entry);
+    const found = workerProcesses(ctx.jobId, WORKER_MAIN);
+    const wanted = new Map(workers.map((w) => [w.workerId, w]));
+    for (const [id, pid] of found) {
+      const w = wanted.get(id);
+      if (!w || w.state === 'REMOVED' || w.state === 'STOPPED') killGroup(pid, 'SIGKILL');
+      else this.adopt(id, pid);
     }
     this.adoptedPoll = setInterval(() => {
       for (const entry of [...this.adopted.keys()]) if (!processAlive(entry.pid!)) this.adoptedGone(entry);
     }, ADOPTED_POLL_MS);
     this.adoptedPoll.unref();
-    this.remember();
+    for (const w of workers) {
+      if (found.has(w.workerId)) continue;
+      if (w.state === 'RUNNING') listener.workerExited({ workerId: w.workerId, code: null, signal: null });
+      else if (w.state === 'STARTING' || w.state === 'FAILED') this.spawnOrReport(w.workerId, w.restarts);
+    }
   }
 
   private readonly adopted = new Map<Running, () => void>();
+
+  private adopt(id: number, pid: number): void {
+    let gone!: () => void;
+    const entry: Running = { pid, exited: new Promise((r) => (gone = r)), expected: false };
+    this.running.set(id, entry);
+    this.adopted.set(entry, () => {
+      killGroup(pid, 'SIGKILL'); // anything its program left behind
+      if (this.running.get(id) === entry) this.running.delete(id);
+      // Its exit status went to init: a worker that ended well reported so before it exited.
+      if (!entry.expected && !this.releasing) this.listener?.workerExited({ workerId: id, code: null, signal: null });
+      gone();
+    });
+  }
 
   private adoptedGone(entry: Running): void {
     const done = this.adopted.get(entry);
@@ -147,9 +155,6 @@ export class LocalLauncher implements Launcher {
     return new Map([...this.running].flatMap(([id, r]) => (r.pid ? [[id, r.pid] as [number, number]] : [])));
   }
 
-  private remember(): void {
-    this.listener?.remember?.({ pids: Object.fromEntries(this.pids()) } satisfies Saved);
-  }
 
   private spawnWorker(id: number, restartCount: number): void {
     const ctx = this.ctx;
@@ -181,7 +186,6 @@ export class LocalLauncher implements Launcher {
     });
     const entry: Running = { pid: child.pid, exited, expected: false };
     this.running.set(id, entry);
-    this.remember();
   }
 
   private async stop(id: number): Promise<void> {

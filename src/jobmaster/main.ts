@@ -20,7 +20,7 @@ export async function runJobMasterProcess(jobDir: string): Promise<number> {
   const recoverable = capabilitiesOf(stored.cluster).jobMasterRecovery === true;
   const supervisor = Number(process.env[SUPERVISED_VAR]) || undefined;
   if (recoverable && !supervisor) {
-    return superviseJobMaster(secrets, stored.timeouts.jobMasterRecovery, (line) => console.error(`twister2 jobmaster supervisor: ${line}`));
+    return superviseJobMaster(jobDir, secrets, (line) => console.error(`twister2 jobmaster supervisor: ${line}`));
   }
   // A job master running on one of the cluster's hosts listens on that host's address.
   const spec = await jobMasterPlacement(stored.cluster).jobMasterProcessSpec(stored);

@@ -1,21 +1,23 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readRecord } from '../job/job-store.js';
 import type { JobSecrets } from '../job/secrets.js';
 
 /** Set in the environment of the job master a supervisor runs (so that it does not supervise in turn). */
 export const SUPERVISED_VAR = 'TWISTER2_JOB_MASTER_SUPERVISOR';
 /** Exit code of a job master that crashed (an internal error): restarted like one that was killed. */
 const CRASHED = 4;
-/** Crashes within the recovery time after which the job master is given up (a crash loop, not a fault). */
-const MAX_CRASHES = 5;
+/** Job masters in a row that died before they were up, after which the job master is given up (a crash loop). */
+const MAX_EARLY_DEATHS = 5;
 
 /**
  * Runs the job master as a child process and restarts it when it dies without having ended the job
- * (SIGKILL, OOM, an internal error), as a kubelet restarts a container. The restarted job master carries
+ * (SIGKILL, OOM, an internal error), as a kubelet restarts a container; workers wait for it up to
+ * `timeouts.jobMasterRecovery`. The restarted job master carries
  * on from the journal in the job directory. SIGTERM and SIGINT are passed on: they end the job. Returns
  * the exit code of the last job master.
  */
-export async function superviseJobMaster(secrets: JobSecrets, recoveryMs: number, log: (line: string) => void): Promise<number> {
+export async function superviseJobMaster(jobDir: string, secrets: JobSecrets, log: (line: string) => void): Promise<number> {
   let child: ReturnType<typeof spawn> | undefined;
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -24,7 +26,7 @@ export async function superviseJobMaster(secrets: JobSecrets, recoveryMs: number
       child?.kill(signal);
     });
   }
-  const crashes: number[] = [];
+  let earlyDeaths = 0;
   for (;;) {
     child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
       env: { ...process.env, [SUPERVISED_VAR]: String(process.pid) },
@@ -35,11 +37,12 @@ export async function superviseJobMaster(secrets: JobSecrets, recoveryMs: number
     const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
     const crashed = signal !== null || code === CRASHED;
     if (!crashed || stopping) return code ?? 128 + 9;
-    const now = Date.now();
-    crashes.push(now);
-    while (crashes.length > 0 && crashes[0]! < now - recoveryMs) crashes.shift();
-    if (crashes.length >= MAX_CRASHES) {
-      log(`the job master crashed ${crashes.length} times within ${recoveryMs} ms; not restarting it again (its workers stop once they miss it)`);
+    // One that was up (it recorded itself) was killed or failed at work: always worth a restart. One that
+    // died before it was up, again and again, would only do so forever.
+    const wasUp = (await readRecord(jobDir).catch(() => undefined))?.jobMaster?.pid === child.pid;
+    earlyDeaths = wasUp ? 0 : earlyDeaths + 1;
+    if (earlyDeaths >= MAX_EARLY_DEATHS) {
+      log(`the job master died ${earlyDeaths} times in a row before it was up; not restarting it again (its workers stop once they miss it)`);
       return CRASHED;
     }
     log(`the job master (pid ${child.pid}) ${signal ? `was killed by ${signal}` : `crashed (exit ${code})`}; restarting it`);

@@ -77,6 +77,26 @@ describe('local cluster: the job master restarted at any moment', () => {
     await job.nothingLeft();
   });
 
+  it('a worker paused (SIGSTOP) for longer than the heartbeat timeout is replaced: the paused one is killed, never two live workers with one ID', async () => {
+    const job = await detached(
+      { name: 'worker-paused', workers: 3, restart: { maxRestarts: 1 }, timeouts: { heartbeat: '1s' }, worker: { module: 'w.mjs' } },
+      { 'w.mjs': SLEEPER },
+    );
+    const sleeping = () => testRecords<{ id: number; step: string; pid: number }>(readLogs(job.home, job.jobId)).filter((r) => r.step === 'sleeping');
+    await waitFor('3 sleeping workers', () => sleeping().length === 3);
+    const paused = sleeping().find((r) => r.id === 2)!.pid;
+    process.kill(paused, 'SIGSTOP');
+    await waitFor('worker 2 replaced', () => sleeping().filter((r) => r.id === 2).length === 2, 30_000);
+    // The job master ended the paused process before it started the new one (stopped processes die of SIGKILL).
+    expect(isRunning(paused)).toBe(false);
+    const status = await job.status();
+    expect(status.workers.map((w) => [w.workerId, w.state, w.restarts])).toEqual([[0, 'RUNNING', 0], [1, 'RUNNING', 0], [2, 'RUNNING', 1]]);
+    expect(status.workers[2]!.info?.pid).toBe(sleeping().filter((r) => r.id === 2)[1]!.pid);
+    expect((await runCli(['kill', job.jobId], job.home)).code).toBe(0);
+    await job.final();
+    await job.nothingLeft();
+  });
+
   it('killed right after a scale: the restarted one keeps the new size, IDs stay 0..N-1, and the job succeeds', async () => {
     const job = await detached({ name: 'scale-then-kill', workers: 4, worker: { command: 'sleep 4' } });
     await waitFor('4 running workers', async () => (await job.status()).registered === 4);

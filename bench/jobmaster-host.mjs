@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Journal } from '../dist/jobmaster/journal.js';
+import { compactRecords, replay } from '../dist/jobmaster/saved-state.js';
 import { JobMasterServer } from '../dist/jobmaster/http-server.js';
 import { JobMaster } from '../dist/jobmaster/job-master.js';
 import { parseSpec } from '../dist/spec/validate.js';
@@ -25,7 +26,11 @@ const spec = parseSpec({
 });
 const noopLauncher = { async start() {}, async addWorkers() {}, async removeWorkers() {}, async release() {} };
 const journalDir = process.env.BENCH_JOURNAL === '1' ? mkdtempSync(path.join(os.tmpdir(), 't2-bench-journal-')) : undefined;
-const journal = journalDir ? (await Journal.open(journalDir, (r) => r, (err) => { throw err; })).journal : undefined;
+const onFenced = (err) => {
+  throw err;
+};
+const compact = (r) => compactRecords(replay(r));
+const journal = journalDir ? (await Journal.open(journalDir, { compact, onFenced })).journal : undefined;
 const jm = new JobMaster({
   jobId: 'bench-jobmaster',
   spec,

@@ -146,19 +146,10 @@ export async function hostJobMaster(
   }
 }
 
-/** The job's journal, opened as its next epoch: what earlier job masters of the job saved (nothing for the first). */
+/** The job's journal, opened as its next epoch: what earlier job masters of the job saved (nothing but the epochs for the first). */
 async function openJournal(jobDir: string, onFenced: (err: Error) => void): Promise<{ journal: Journal; saved: SavedState }> {
-  let saved: SavedState | undefined;
-  const { journal } = await Journal.open(
-    jobDir,
-    (records, epoch) => {
-      saved = replay(records);
-      saved.epochs.push({ epoch, pid: process.pid, host: os.hostname(), at: new Date().toISOString() });
-      return compactRecords(saved);
-    },
-    onFenced,
-  );
-  return { journal, saved: saved! };
+  const { journal, records } = await Journal.open(jobDir, { compact: (r) => compactRecords(replay(r)), onFenced });
+  return { journal, saved: replay(records) };
 }
 
 /** Why the job master cannot listen where the spec says, as the user's mistake when it is one. */

@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { JobMasterFencedError } from '../errors.js';
 
@@ -9,6 +10,18 @@ export const EPOCH_FILE = 'jobmaster.epoch';
 
 /** One line of the journal: a fact the job master must not forget, replayed in order (later lines win). */
 export type JournalRecord = { t: string } & Record<string, unknown>;
+
+/** Past this size the journal is rewritten compactly (about 400,000 barrier arrivals). */
+const COMPACT_AT_BYTES = 32 * 2 ** 20;
+
+export interface JournalOptions {
+  /** The fewest records that replay to the same state as `records`. */
+  compact(records: JournalRecord[]): JournalRecord[];
+  /** Another job master took over: this one has written its last. */
+  onFenced(err: JobMasterFencedError): void;
+  /** For tests: when to compact (default 32 MiB). */
+  compactAtBytes?: number;
+}
 
 /**
  * The job master's durable state: an append-only file of JSON lines in the job directory. Appends are
@@ -26,38 +39,35 @@ export class Journal {
   private scheduled = false;
   private waiters: { resolve(): void; reject(err: Error): void }[] = [];
   private fenced: JobMasterFencedError | undefined;
+  private compactAt: number;
 
   private constructor(
     private readonly dir: string,
-    private readonly handle: FileHandle,
+    private handle: FileHandle,
+    /** Bytes in the file now: past `compactAt`, it is rewritten compactly. */
+    private bytes: number,
     readonly epoch: number,
-    private readonly onFenced: (err: JobMasterFencedError) => void,
-  ) {}
+    private readonly opts: JournalOptions,
+  ) {
+    this.compactAt = Math.max(opts.compactAtBytes ?? COMPACT_AT_BYTES, 2 * bytes);
+  }
 
   /**
    * Opens the journal of `jobDir` as its new owner: reads what earlier job masters wrote, rewrites it as
-   * `compact` makes it (one line per fact still true), and claims the next epoch.
+   * `compact` makes it (one line per fact still true) with this job master's epoch record at its end,
+   * and claims that epoch. `records` is what was read, the new epoch record last.
    */
-  static async open(
-    jobDir: string,
-    compact: (records: JournalRecord[], epoch: number) => JournalRecord[],
-    onFenced: (err: JobMasterFencedError) => void,
-  ): Promise<{ journal: Journal; records: JournalRecord[] }> {
+  static async open(jobDir: string, opts: JournalOptions): Promise<{ journal: Journal; records: JournalRecord[] }> {
     const file = path.join(jobDir, JOURNAL_FILE);
-    const records = readRecords(file);
     const epoch = readEpoch(jobDir) + 1;
-    const kept = compact(records, epoch);
-    // Rewritten whole, then renamed over the old one: a crash in between leaves either file, never half of one.
-    const tmp = `${file}.tmp`;
-    writeDurably(tmp, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
-    renameSync(tmp, file);
+    const records = [...readRecords(file), { t: 'epoch', epoch, pid: process.pid, host: os.hostname(), at: new Date().toISOString() }];
+    const bytes = rewrite(file, opts.compact(records));
     writeDurably(path.join(jobDir, `${EPOCH_FILE}.tmp`), String(epoch));
     renameSync(path.join(jobDir, `${EPOCH_FILE}.tmp`), path.join(jobDir, EPOCH_FILE));
     fsyncDir(jobDir);
     const handle = await open(file, 'a', 0o600);
-    return { journal: new Journal(jobDir, handle, epoch, onFenced), records };
+    return { journal: new Journal(jobDir, handle, bytes, epoch, opts), records };
   }
-
   append(record: JournalRecord): void {
     if (this.fenced) return;
     this.buffer.push(`${JSON.stringify(record)}\n`);
@@ -79,6 +89,17 @@ export class Journal {
     await this.handle.close();
   }
 
+  /** A long-running job's journal (a line per barrier arrival) is rewritten compactly now and then; appends wait meanwhile. */
+  private async compactNow(): Promise<void> {
+    const file = path.join(this.dir, JOURNAL_FILE);
+    await this.handle.close();
+    this.bytes = rewrite(file, this.opts.compact(readRecords(file)));
+    // A state that is itself large is not rewritten on every commit: next time at twice its size.
+    this.compactAt = Math.max(this.opts.compactAtBytes ?? COMPACT_AT_BYTES, 2 * this.bytes);
+    fsyncDir(this.dir);
+    this.handle = await open(file, 'a', 0o600);
+  }
+
   private async commit(): Promise<void> {
     this.scheduled = false;
     if (this.committing) return this.committing.then(() => this.commit());
@@ -93,13 +114,15 @@ export class Journal {
         if (current !== this.epoch) throw new JobMasterFencedError(`job master epoch ${this.epoch} was superseded by epoch ${current}: another job master took over this job`);
         await this.handle.write(lines);
         await this.handle.datasync();
+        this.bytes += Buffer.byteLength(lines);
+        if (this.bytes > this.compactAt) await this.compactNow();
         for (const w of waiters) w.resolve();
       } catch (err) {
         const fenced = err instanceof JobMasterFencedError ? err : new JobMasterFencedError(`could not write the job master's journal: ${(err as Error).message}`);
         this.fenced = fenced;
         for (const w of [...waiters, ...this.waiters]) w.reject(fenced);
         this.waiters = [];
-        this.onFenced(fenced);
+        this.opts.onFenced(fenced);
       } finally {
         this.committing = undefined;
       }
@@ -107,6 +130,14 @@ export class Journal {
     await this.committing;
     if (this.buffer.length > 0 && !this.scheduled) await this.commit();
   }
+}
+
+/** Rewrites `file` as `records`, whole, then renamed over the old one: a crash in between leaves either file, never half of one. Returns its size. */
+function rewrite(file: string, records: JournalRecord[]): number {
+  const text = records.map((r) => `${JSON.stringify(r)}\n`).join('');
+  writeDurably(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+  return Buffer.byteLength(text);
 }
 
 /** The journal's records; a torn last line (a crash mid-write) is dropped, as it was never acknowledged. */

@@ -71,9 +71,12 @@ export function replay(records: JournalRecord[]): SavedState {
       }
       case 'barrier-ended': {
         const b = barrier(String(r.name));
+        const last = r.last as Omit<NonNullable<SavedBarrier['last']>, 'keys'> & { keys?: string[] };
+        // The keys answered are those of the generation's arrivals (a compacted journal lists them instead).
+        const keys = last.keys ?? (b.generation === r.generation ? b.arrivals.map(([, key]) => key).filter(Boolean) : []);
         b.generation = r.generation as number;
         b.arrivals = [];
-        b.last = r.last as SavedBarrier['last'];
+        b.last = { ...last, keys };
         break;
       }
       case 'package':

@@ -7,29 +7,29 @@ import { EPOCH_FILE, JOURNAL_FILE, Journal, readRecords, type JournalRecord } fr
 import { compactRecords, replay } from '../../../src/jobmaster/saved-state.js';
 
 const dir = () => mkdtempSync(path.join(os.tmpdir(), 't2-journal-'));
-const keep = (records: JournalRecord[]) => records;
+const keep = { compact: (records: JournalRecord[]) => records, onFenced: () => undefined };
 
 describe('the job master journal', () => {
   it('commits appends together, claims the next epoch, and drops a torn last line', async () => {
     const d = dir();
-    const first = await Journal.open(d, keep, () => undefined);
+    const first = await Journal.open(d, keep);
     expect(first.journal.epoch).toBe(1);
     first.journal.append({ t: 'size', numWorkers: 3 });
     first.journal.append({ t: 'worker', workerId: 0, state: 'RUNNING', restarts: 0, session: 's0' });
     await first.journal.flushed();
     await first.journal.close();
     appendFileSync(path.join(d, JOURNAL_FILE), '{"t":"worker","work'); // a crash in the middle of a write
-    const second = await Journal.open(d, keep, () => undefined);
+    const second = await Journal.open(d, keep);
     expect(second.journal.epoch).toBe(2);
-    expect(second.records.map((r) => r.t)).toEqual(['size', 'worker']);
-    expect(readRecords(path.join(d, JOURNAL_FILE))).toHaveLength(2);
+    expect(second.records.map((r) => r.t)).toEqual(['epoch', 'size', 'worker', 'epoch']);
+    expect(readRecords(path.join(d, JOURNAL_FILE))).toHaveLength(4);
     await second.journal.close();
   });
 
   it('a job master whose epoch was superseded writes nothing more and is told (fencing)', async () => {
     const d = dir();
     const fenced: Error[] = [];
-    const { journal } = await Journal.open(d, keep, (err) => fenced.push(err));
+    const { journal } = await Journal.open(d, { ...keep, onFenced: (err) => fenced.push(err) });
     journal.append({ t: 'size', numWorkers: 1 });
     await journal.flushed();
     writeFileSync(path.join(d, EPOCH_FILE), '2'); // another job master took over
@@ -37,6 +37,26 @@ describe('the job master journal', () => {
     await expect(journal.flushed()).rejects.toThrow(/epoch 1 was superseded by epoch 2/);
     expect(fenced).toHaveLength(1);
     expect(readFileSync(path.join(d, JOURNAL_FILE), 'utf8')).not.toMatch(/"numWorkers":2/);
+  });
+
+  it('is rewritten compactly once it grew past its limit, and replays to the same state', async () => {
+    const d = dir();
+    const { journal } = await Journal.open(d, { compact: (r) => compactRecords(replay(r)), onFenced: () => undefined, compactAtBytes: 4096 });
+    journal.append({ t: 'job', state: 'RUNNING', startedAt: 'then' });
+    const all: JournalRecord[] = [];
+    for (let i = 0; i < 200; i++) {
+      const records = [
+        { t: 'arrive', name: 'b', generation: i + 1, workerId: 0, key: `k${i}` },
+        { t: 'barrier-ended', name: 'b', generation: i + 1, last: { generation: i + 1, numWorkers: 1 } },
+      ];
+      for (const r of records) journal.append(r);
+      all.push(...records);
+      await journal.flushed();
+    }
+    await journal.close();
+    const size = readFileSync(path.join(d, JOURNAL_FILE)).length;
+    expect(size).toBeLessThan(4096 + 200);
+    expect(replay(readRecords(path.join(d, JOURNAL_FILE))).barriers.get('b')).toEqual({ name: 'b', generation: 200, arrivals: [], last: { generation: 200, numWorkers: 1, keys: ['k199'] } });
   });
 
   it('replays to the same state after compaction: workers, size, barriers pending and ended', () => {
@@ -63,11 +83,17 @@ describe('the job master journal', () => {
 
 describe('barriers across a job master restart', () => {
   it('an arrival sent again after its barrier was released gets that answer at once, not a new generation', async () => {
-    const b = new BarrierService(() => [0, 1]);
+    const journaled: JournalRecord[] = [];
+    const b = new BarrierService(() => [0, 1], (r) => journaled.push(r));
     const first = b.arrive('x', 0, 10_000, 'a0');
     const second = b.arrive('x', 1, 10_000, 'a1');
     await expect(Promise.all([first, second])).resolves.toHaveLength(2);
     await expect(b.arrive('x', 0, 10_000, 'a0')).resolves.toMatchObject({ generation: 1 });
+    // The journal lists the keys once, in the arrivals; a restarted job master answers them the same.
+    expect(JSON.stringify(journaled.at(-1))).not.toContain('a0');
+    const restored = new BarrierService(() => [0, 1]);
+    restored.restore(replay(journaled).barriers.values(), 10_000);
+    await expect(restored.arrive('x', 1, 10_000, 'a1')).resolves.toMatchObject({ generation: 1, numWorkers: 2 });
   });
 
   it('a restored pending barrier counts the journaled arrivals; the arrived worker resending its key is answered', async () => {

@@ -100,6 +100,7 @@ export async function hostJobMaster(
     queued: (reason: string) => jobMaster.queued(reason),
     allocated: () => jobMaster.allocated(),
     clusterEnded: (message: string) => jobMaster.fail(message),
+    ...(record ? { remember: (key: string, value: unknown) => record({ t: 'launcher', key, value }) } : {}),
   };
   if (saved) void resume(saved);
   else void start();
@@ -111,7 +112,7 @@ export async function hostJobMaster(
     const ctx = { jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageRef: s.packageRef as PackageRef, jobMasterUrl: url, token: job.token };
     try {
       if (!launcher.resume) throw new Error(`the ${job.spec.cluster} launcher cannot take over the workers of an earlier job master`);
-      await launcher.resume(ctx, listener, jobMaster.status().workers);
+      await launcher.resume(ctx, listener, jobMaster.status().workers, s.launcher);
     } catch (err) {
       jobMaster.fail(`the restarted job master could not take over the workers: ${(err as Error).message}`);
     }

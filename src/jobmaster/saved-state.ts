@@ -28,6 +28,8 @@ export interface SavedState {
   numWorkers?: number;
   workers: Map<number, SavedWorker>;
   barriers: Map<string, SavedBarrier>;
+  /** What the launcher asked to keep (LauncherListener.remember), by key. */
+  launcher: Record<string, unknown>;
   /** Where the package was uploaded: a restarted job master does not upload it again. */
   packageRef?: unknown;
   /** The epochs so far, oldest first: who ran the job master, and how often it was restarted. */
@@ -36,7 +38,7 @@ export interface SavedState {
 
 /** Replays journal records, in order; later records win. */
 export function replay(records: JournalRecord[]): SavedState {
-  const s: SavedState = { workers: new Map(), barriers: new Map(), epochs: [] };
+  const s: SavedState = { workers: new Map(), barriers: new Map(), epochs: [], launcher: {} };
   const barrier = (name: string) => {
     let b = s.barriers.get(name);
     if (!b) s.barriers.set(name, (b = { name, generation: 0, arrivals: [] }));
@@ -82,6 +84,9 @@ export function replay(records: JournalRecord[]): SavedState {
       case 'package':
         s.packageRef = r.ref;
         break;
+      case 'launcher':
+        s.launcher[String(r.key)] = r.value;
+        break;
     }
   }
   return s;
@@ -98,5 +103,6 @@ export function compactRecords(s: SavedState): JournalRecord[] {
     if (b.last || b.arrivals.length === 0) out.push({ t: 'barrier-ended', name: b.name, generation: b.last?.generation ?? b.generation, last: b.last });
     for (const [workerId, key] of b.arrivals) out.push({ t: 'arrive', name: b.name, generation: b.generation, workerId, key });
   }
+  for (const [key, value] of Object.entries(s.launcher)) out.push({ t: 'launcher', key, value });
   return out;
 }

@@ -48,6 +48,11 @@ export interface LauncherListener {
   allocated?(): void;
   /** The cluster ended the job by itself (time limit, node failure, cancelled by an administrator...). */
   clusterEnded?(message: string): void;
+  /**
+   * Keeps `value` under `key` durably, for `resume` after a crash of the job master (how far each log was
+   * read, say). Only a job master that can be restarted has it; the last value of each key is kept.
+   */
+  remember?(key: string, value: unknown): void;
 }
 
 /** How the job ended, for launchers whose clean-up differs (let a finished batch job end by itself). */
@@ -72,7 +77,7 @@ export interface Launcher {
    * the new job master knows them: a running worker that is gone is reported as an exit, a starting one
    * that has no process is started, one that should not run is stopped.
    */
-  resume?(ctx: LaunchContext, listener: LauncherListener, workers: ResumedWorker[]): Promise<void>;
+  resume?(ctx: LaunchContext, listener: LauncherListener, workers: ResumedWorker[], remembered: Record<string, unknown>): Promise<void>;
   /** This job master was replaced by another (fencing): forget the workers without stopping any of them. */
   abandon?(): void;
 }

@@ -1,6 +1,6 @@
-import type { JobEnding, LaunchContext, Launcher, LauncherListener } from './launcher.js';
+import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from './launcher.js';
 
-type OptionalMethod = 'addWorkers' | 'removeWorkers' | 'restartWorker';
+type OptionalMethod = 'addWorkers' | 'removeWorkers' | 'restartWorker' | 'resume';
 
 /**
  * A launcher whose module is loaded on first use, so a cluster's code and client (got, @kubernetes/client-node)
@@ -12,6 +12,7 @@ export class LazyLauncher implements Launcher {
   addWorkers?: (ids: number[]) => Promise<void>;
   removeWorkers?: (ids: number[]) => Promise<void>;
   restartWorker?: (id: number, restartCount: number) => Promise<void>;
+  resume?: (ctx: LaunchContext, listener: LauncherListener, workers: ResumedWorker[], remembered: Record<string, unknown>) => Promise<void>;
 
   constructor(
     private readonly load: () => Promise<Launcher>,
@@ -21,6 +22,7 @@ export class LazyLauncher implements Launcher {
     if (has.includes('addWorkers')) this.addWorkers = async (ids) => (await this.target).addWorkers!(ids);
     if (has.includes('removeWorkers')) this.removeWorkers = async (ids) => (await this.target).removeWorkers!(ids);
     if (has.includes('restartWorker')) this.restartWorker = async (id, n) => (await this.target).restartWorker!(id, n);
+    if (has.includes('resume')) this.resume = async (...a) => (await this.target).resume!(...a);
   }
 
   private get target(): Promise<Launcher> {

@@ -45,10 +45,12 @@ const backends: Record<ClusterKind, Backend> = {
     capabilities: {
       scale: anyScale,
       restartOneWorker: { by: 'cluster' },
+      // Its journal is in the job directory, which its allocation reads and writes (see placements).
+      jobMasterRecovery: true,
       // The job master's allocation runs from the job directory, as the workers do.
       placements: { client: ALL_UPLOADERS, cluster: ['local'] },
     },
-    launcher: () => new LazyLauncher(async () => new (await import('./nomad/nomad-launcher.js')).NomadLauncher(), ['addWorkers', 'removeWorkers']),
+    launcher: () => new LazyLauncher(async () => new (await import('./nomad/nomad-launcher.js')).NomadLauncher(), ['addWorkers', 'removeWorkers', 'resume']),
     placement: lazyPlacement(() => import('./nomad/placement.js'), true),
   },
   kubernetes: {

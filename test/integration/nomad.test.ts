@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { ensureNomadBinary, startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
 import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
+import type { JobStatus } from '../../src/protocol/messages.js';
 
 /**
  * The nomad launcher against a real Nomad agent (dev mode, raw_exec): workers are real local processes
@@ -192,6 +194,35 @@ describe('nomad launcher with the job master in the cluster', () => {
     expect(r.stderr).toMatch(/SUCCEEDED: all 3 workers completed/);
     const found = testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'discovered');
     expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2]);
+    await waitFor('the job purged', async () => (await leftovers(jobId)).length === 0, 30_000);
+  });
+
+  it('a job master in its allocation SIGKILLed twice is restarted there: no worker restarted, every log line once, SUCCEEDED, purged', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'nomad-jm-restarts', cluster: 'nomad', workers: 3, ...small, jobMaster: { placement: 'cluster' }, worker: { module: 'w.mjs', args: ['10', '300'] } },
+      { 'w.mjs': fixture('fault-worker.mjs') },
+    );
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job directory', () => jobIds(home)[0]);
+    const jobDir = path.join(home, 'jobs', jobId);
+    const record = () => (JSON.parse(readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as { jobMaster?: { pid: number } }).jobMaster;
+    const passes = () => testRecords<{ id: number; step: string; n: number }>(readLogs(home, jobId)).filter((r) => r.step === 'pass');
+    const killed: number[] = [];
+    for (const round of [2, 6]) {
+      await waitFor(`barrier ${round}`, () => passes().some((r) => r.n >= round), 60_000);
+      const pid = await waitFor('the running job master', () => record()?.pid !== killed.at(-1) && record()?.pid);
+      process.kill(pid, 'SIGKILL');
+      killed.push(pid);
+    }
+    // The client that submitted follows the job through both restarts.
+    expect(await cli.closed, `${cli.output().stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    expect(cli.output().stderr).toMatch(/SUCCEEDED: all 3 workers completed/);
+    const status = JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as JobStatus;
+    expect(status.workers.map((w) => w.restarts)).toEqual([0, 0, 0]);
+    expect(status.jobMaster).toMatchObject({ epoch: 3, restarts: 2 });
+    // The logs were followed on from where the crashed job master had written them: no line twice, none lost.
+    for (const id of [0, 1, 2]) expect(passes().filter((r) => r.id === id).map((r) => r.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     await waitFor('the job purged', async () => (await leftovers(jobId)).length === 0, 30_000);
   });
 });

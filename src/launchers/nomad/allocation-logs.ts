@@ -40,10 +40,17 @@ export class AllocationLogs {
   private readonly followed = new Map<string, Followed>();
   private readonly files: WorkerLogFiles;
 
+  /**
+   * `progress`, for a job master that can be restarted: where each stream was read up to, as
+   * `allocId/stdout` → bytes, given how far its whole lines reached the log file (they were written, so a
+   * restart at that offset repeats nothing and loses nothing but a line in flight); `from`: those offsets
+   * as its predecessor left them.
+   */
   constructor(
     private readonly api: NomadApi,
     private readonly task: string,
     logsDir: string,
+    private readonly resumeAt: { from?: Map<string, number>; progress?: (key: string, offset: number) => void } = {},
   ) {
     this.files = new WorkerLogFiles(logsDir);
   }
@@ -52,7 +59,7 @@ export class AllocationLogs {
   follow(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      const f = this.followed.get(key) ?? { workerId, received: 0, pending: Buffer.alloc(0) };
+      const f = this.followed.get(key) ?? { workerId, received: this.resumeAt.from?.get(key) ?? 0, pending: Buffer.alloc(0) };
       this.followed.set(key, f);
       if (f.stream) continue;
       const stream = this.api.logStream(allocId, this.task, type, f.received);
@@ -62,7 +69,9 @@ export class AllocationLogs {
         const lines = wholeLines(f, chunk);
         if (!lines) return;
         const file = this.files.of(workerId);
-        if (file.write(lines)) return;
+        const upTo = f.received - f.pending.length;
+        const progress = this.resumeAt.progress;
+        if (file.write(lines, progress && (() => progress(key, upTo)))) return;
         stream.pause();
         file.once('drain', () => stream.resume());
       });
@@ -81,7 +90,7 @@ export class AllocationLogs {
   include(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: 0, pending: Buffer.alloc(0) });
+      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: this.resumeAt.from?.get(key) ?? 0, pending: Buffer.alloc(0) });
     }
   }
 

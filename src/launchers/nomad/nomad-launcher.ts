@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { files } from '../../job/job-store.js';
 import { NomadSpecSchema, type NomadSpec } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
-import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { ENV, workerEnvironment, workerTokenOf } from '../../job/worker-environment.js';
 import { AllocationLogs } from './allocation-logs.js';
 import { allocationIndex, jobMasterServiceName, nomadJob, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
@@ -16,6 +16,8 @@ const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.ur
 /** Where the worker runtime is inside a docker worker image (see docker/worker.Dockerfile). */
 const IMAGE_WORKER = ['node', '/opt/twister2/dist/worker/main.js'];
 const POLL_MS = 500;
+/** Keys of LauncherListener.remember for how far an allocation's log stream was read. */
+const LOG_OFFSET = 'nomad-log:';
 /** Set in the job master's task when it runs as an allocation of the job. */
 export const IN_ALLOCATION_ENV = ENV.nomadInAllocation;
 const FATAL_TASK_EVENTS = new Set(['Driver Failure', 'Failed Validation', 'Setup Failure', 'Failed Artifact Download']);
@@ -50,6 +52,11 @@ export class NomadLauncher implements Launcher {
   private readonly removed = new Set<number>();
   private count = 0;
   private registered = false;
+  /** A restarted job master: task events before this time (ns) were its predecessor's to handle. */
+  private since = 0;
+  /** A restarted job master: how far its predecessor read each allocation's logs. */
+  private logOffsets: Map<string, number> | undefined;
+  private resumedCount: number | undefined;
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
@@ -57,11 +64,15 @@ export class NomadLauncher implements Launcher {
     this.ctx = ctx;
     this.listener = listener;
     this.jobId = ctx.jobId;
-    this.count = ctx.spec.workers;
+    this.count = this.resumedCount ?? ctx.spec.workers;
     const nomad = nomadSection(ctx.spec);
     const api = (this.api = new NomadApi(nomad, this.env));
     mkdirSync(path.join(ctx.jobDir, files.logs), { recursive: true });
-    this.logs = new AllocationLogs(api, WORKER_TASK, path.join(ctx.jobDir, files.logs));
+    const remember = listener.remember?.bind(listener);
+    this.logs = new AllocationLogs(api, WORKER_TASK, path.join(ctx.jobDir, files.logs), {
+      ...(this.logOffsets ? { from: this.logOffsets } : {}),
+      ...(remember ? { progress: (key: string, offset: number) => remember(`${LOG_OFFSET}${key}`, offset) } : {}),
+    });
     if (!inAllocation(this.env)) {
       // With the job master in the cluster, the client registered the whole job already (placement.ts).
       const job = nomadJobFor(ctx, nomad, api, this.env) as { ID: string };
@@ -71,6 +82,20 @@ export class NomadLauncher implements Launcher {
     if (this.releasing) return;
     this.poller = setInterval(() => void this.poll(), POLL_MS);
     void this.poll();
+  }
+
+  /**
+   * A job master restarted in its allocation (jobMaster.placement: cluster): the job is registered and
+   * runs; follow its allocations again, from the events and log offsets the crashed one had reached.
+   */
+  async resume(ctx: LaunchContext, listener: LauncherListener, workers: ResumedWorker[], remembered: Record<string, unknown>): Promise<void> {
+    if (!inAllocation(this.env)) throw new Error('only a job master in its Nomad allocation is restarted');
+    this.since = Date.now() * 1e6;
+    this.logOffsets = new Map(
+      Object.entries(remembered).flatMap(([k, v]) => (k.startsWith(LOG_OFFSET) && typeof v === 'number' ? [[k.slice(LOG_OFFSET.length), v] as [string, number]] : [])),
+    );
+    this.resumedCount = workers.length;
+    await this.start(ctx, listener);
   }
 
   async addWorkers(ids: number[]): Promise<void> {
@@ -130,6 +155,11 @@ export class NomadLauncher implements Launcher {
     }
   }
 
+  /** Removed by scaling down: its allocation's end is expected. Nomad stops the highest indexes, so any above the size (a scale-down under way when a restarted job master took over). */
+  private isRemoved(workerId: number): boolean {
+    return this.removed.has(workerId) || workerId >= this.count;
+  }
+
   private observe(alloc: NomadAllocation): void {
     const workerId = allocationIndex(alloc.Name);
     if (workerId === undefined) return;
@@ -139,7 +169,7 @@ export class NomadLauncher implements Launcher {
       this.listener!.allocated?.();
     }
     const state = alloc.TaskStates?.[WORKER_TASK];
-    const last = this.lastEvent.get(alloc.ID) ?? 0;
+    const last = this.lastEvent.get(alloc.ID) ?? this.since;
     for (const e of state?.Events ?? []) {
       if (e.Time <= last) continue;
       this.lastEvent.set(alloc.ID, e.Time);
@@ -148,12 +178,12 @@ export class NomadLauncher implements Launcher {
         this.listener!.clusterEnded?.(`Nomad could not start worker ${workerId} (allocation ${alloc.ID.slice(0, 8)}): ${e.Type}: ${oneLine(e.DisplayMessage ?? e.Details?.driver_error ?? e.Details?.validation_error ?? '')}`.trim());
         continue;
       }
-      if (e.Type !== 'Terminated' || this.removed.has(workerId)) continue;
+      if (e.Type !== 'Terminated' || this.isRemoved(workerId)) continue;
       const code = Number(e.Details?.exit_code ?? e.ExitCode ?? 0);
       const signal = Number(e.Details?.signal ?? e.Signal ?? 0);
       if (code !== 0 || signal !== 0) this.listener!.workerExited({ workerId, code: signal ? null : code, signal: signal ? (SIGNAL_NAMES.get(signal) ?? null) : null });
     }
-    if (alloc.ClientStatus === 'lost' && !this.reportedTerminal.has(alloc.ID) && !this.removed.has(workerId)) {
+    if (alloc.ClientStatus === 'lost' && !this.reportedTerminal.has(alloc.ID) && !this.isRemoved(workerId)) {
       this.reportedTerminal.add(alloc.ID);
       this.listener!.workerExited({ workerId, code: null, signal: null });
     }

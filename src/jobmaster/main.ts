@@ -47,10 +47,11 @@ export async function runJobMasterProcess(jobDir: string): Promise<number> {
         }
       : {}),
   });
-  await writeJson(path.join(jobDir, files.record), { ...record, jobMaster: { url: running.url, pid: process.pid, ...(supervisor ? { supervisorPid: supervisor } : {}) } });
+  // Before it says it is up: a supervisor passes a stop on as soon as it is.
   const stop = () => running.jobMaster.kill('the job master process was stopped');
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  await writeJson(path.join(jobDir, files.record), { ...record, jobMaster: { url: running.url, pid: process.pid, ...(supervisor ? { supervisorPid: supervisor } : {}) } });
   const status = await running.ended;
   console.log(`job ${record.jobId} ended ${status.state}: ${status.message ?? ''}`);
   return exitCodes[status.state];

@@ -1,10 +1,22 @@
 import { once } from 'node:events';
+import { existsSync, statSync, truncateSync } from 'node:fs';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MAX_LINE_CHARS } from '../../line-splitter.js';
 import { WorkerLogFiles } from '../worker-log-files.js';
 import type { NomadApi } from './nomad-api.js';
 
 type LogType = 'stdout' | 'stderr';
+
+/**
+ * How far one stream was read, kept for a restarted job master: its offset in the allocation's log, and
+ * the length the worker's log file had once those lines were in it.
+ */
+export interface LogProgress {
+  offset: number;
+  workerId: number;
+  length: number;
+}
 
 interface Followed {
   workerId: number;
@@ -40,26 +52,50 @@ export class AllocationLogs {
   private readonly followed = new Map<string, Followed>();
   private readonly files: WorkerLogFiles;
 
+  /** Each worker log file's length with every write queued so far (from its size when first written). */
+  private readonly lengths = new Map<number, number>();
+
   /**
-   * `progress`, for a job master that can be restarted: where each stream was read up to, as
-   * `allocId/stdout` → bytes, given how far its whole lines reached the log file (they were written, so a
-   * restart at that offset repeats nothing and loses nothing but a line in flight); `from`: those offsets
-   * as its predecessor left them.
+   * `progress`, for a job master that can be restarted: after each write reached a log file, how far its
+   * stream was read (key `allocId/stdout`) and how long the file then was. `from`: the last progress its
+   * predecessor kept. Each file is cut back to the longest length kept for it, and each stream read on from
+   * its offset: what was written after the last progress kept is written again, once (the progress is kept
+   * in order, so the longest length goes with every stream's offset kept).
    */
   constructor(
     private readonly api: NomadApi,
     private readonly task: string,
-    logsDir: string,
-    private readonly resumeAt: { from?: Map<string, number>; progress?: (key: string, offset: number) => void } = {},
+    private readonly logsDir: string,
+    private readonly resumeAt: { from?: Map<string, LogProgress>; progress?: (key: string, p: LogProgress) => void } = {},
   ) {
     this.files = new WorkerLogFiles(logsDir);
+    const keep = new Map<number, number>();
+    for (const p of resumeAt.from?.values() ?? []) keep.set(p.workerId, Math.max(keep.get(p.workerId) ?? 0, p.length));
+    for (const [workerId, length] of keep) {
+      const file = this.fileOf(workerId);
+      if (existsSync(file) && statSync(file).size > length) truncateSync(file, length);
+    }
+  }
+
+  private fileOf(workerId: number): string {
+    return path.join(this.logsDir, `worker-${workerId}.log`);
+  }
+
+  /** Writes `lines` to the worker's log file; once they are in it, reports `offset` as the stream's progress. Returns false when the file wants a drain. */
+  private write(key: string, workerId: number, lines: Buffer, offset: number): boolean {
+    const file = this.files.of(workerId);
+    const before = this.lengths.get(workerId) ?? (existsSync(this.fileOf(workerId)) ? statSync(this.fileOf(workerId)).size : 0);
+    const length = before + lines.length;
+    this.lengths.set(workerId, length);
+    const progress = this.resumeAt.progress;
+    return file.write(lines, progress && (() => progress(key, { offset, workerId, length })));
   }
 
   /** Follows an allocation's logs, or resumes a follow that failed. Cheap to call on every poll. */
   follow(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      const f = this.followed.get(key) ?? { workerId, received: this.resumeAt.from?.get(key) ?? 0, pending: Buffer.alloc(0) };
+      const f = this.followed.get(key) ?? { workerId, received: this.resumeAt.from?.get(key)?.offset ?? 0, pending: Buffer.alloc(0) };
       this.followed.set(key, f);
       if (f.stream) continue;
       const stream = this.api.logStream(allocId, this.task, type, f.received);
@@ -68,12 +104,9 @@ export class AllocationLogs {
         f.received += chunk.length;
         const lines = wholeLines(f, chunk);
         if (!lines) return;
-        const file = this.files.of(workerId);
-        const upTo = f.received - f.pending.length;
-        const progress = this.resumeAt.progress;
-        if (file.write(lines, progress && (() => progress(key, upTo)))) return;
+        if (this.write(key, workerId, lines, f.received - f.pending.length)) return;
         stream.pause();
-        file.once('drain', () => stream.resume());
+        this.files.of(workerId).once('drain', () => stream.resume());
       });
       const lost = () => {
         if (f.stream === stream) f.stream = undefined;
@@ -90,7 +123,7 @@ export class AllocationLogs {
   include(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: this.resumeAt.from?.get(key) ?? 0, pending: Buffer.alloc(0) });
+      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: this.resumeAt.from?.get(key)?.offset ?? 0, pending: Buffer.alloc(0) });
     }
   }
 
@@ -116,13 +149,13 @@ export class AllocationLogs {
           for await (const chunk of this.api.logStream(allocId, this.task, type, f.received, false) as AsyncIterable<Buffer>) {
             f.received += chunk.length;
             const lines = wholeLines(f, chunk);
-            if (lines && !file.write(lines)) await once(file, 'drain');
+            if (lines && !this.write(key, f.workerId, lines, f.received - f.pending.length)) await once(file, 'drain');
           }
         } catch {
           // The allocation is gone, or its log with it: nothing more to read.
         }
         // A last line without a newline gets one, so that it does not run into the other stream's output.
-        if (f.pending.length) file.write(Buffer.concat([f.pending, Buffer.from('\n')]));
+        if (f.pending.length) this.write(key, f.workerId, Buffer.concat([f.pending, Buffer.from('\n')]), f.received);
         f.pending = Buffer.alloc(0);
       }),
     );

@@ -7,7 +7,7 @@ import { NomadSpecSchema, type NomadSpec } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { ENV, workerEnvironment, workerTokenOf } from '../../job/worker-environment.js';
-import { AllocationLogs } from './allocation-logs.js';
+import { AllocationLogs, type LogProgress } from './allocation-logs.js';
 import { allocationIndex, jobMasterServiceName, nomadJob, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
 import { NomadApi, type NomadAllocation } from './nomad-api.js';
 import { oneLine, registerNomadJob, removeNomadJob } from './registration.js';
@@ -55,7 +55,7 @@ export class NomadLauncher implements Launcher {
   /** A restarted job master: task events before this time (ns) were its predecessor's to handle. */
   private since = 0;
   /** A restarted job master: how far its predecessor read each allocation's logs. */
-  private logOffsets: Map<string, number> | undefined;
+  private logOffsets: Map<string, LogProgress> | undefined;
   private resumedCount: number | undefined;
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
@@ -71,7 +71,7 @@ export class NomadLauncher implements Launcher {
     const remember = listener.remember?.bind(listener);
     this.logs = new AllocationLogs(api, WORKER_TASK, path.join(ctx.jobDir, files.logs), {
       ...(this.logOffsets ? { from: this.logOffsets } : {}),
-      ...(remember ? { progress: (key: string, offset: number) => remember(`${LOG_OFFSET}${key}`, offset) } : {}),
+      ...(remember ? { progress: (key: string, p: LogProgress) => remember(`${LOG_OFFSET}${key}`, p) } : {}),
     });
     if (!inAllocation(this.env)) {
       // With the job master in the cluster, the client registered the whole job already (placement.ts).
@@ -92,7 +92,7 @@ export class NomadLauncher implements Launcher {
     if (!inAllocation(this.env)) throw new Error('only a job master in its Nomad allocation is restarted');
     this.since = Date.now() * 1e6;
     this.logOffsets = new Map(
-      Object.entries(remembered).flatMap(([k, v]) => (k.startsWith(LOG_OFFSET) && typeof v === 'number' ? [[k.slice(LOG_OFFSET.length), v] as [string, number]] : [])),
+      Object.entries(remembered).flatMap(([k, v]) => (k.startsWith(LOG_OFFSET) ? [[k.slice(LOG_OFFSET.length), v as LogProgress] as const] : [])),
     );
     this.resumedCount = workers.length;
     await this.start(ctx, listener);

@@ -1,0 +1,137 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fixture, jobIds, jobProcesses, makeJob, readLogs, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { check, type History, type WorkerRecord } from './checker.js';
+import { drawRun, type Fault, type Schedule } from './schedule.js';
+import { faultSeeds } from './seeds.js';
+
+const WORKERS = 4;
+const ROUNDS = 16;
+const PAUSE_MS = 300;
+const HEARTBEAT_MS = 3000;
+
+interface JobRecordFile {
+  jobMaster?: { pid: number; supervisorPid?: number };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/** A backend the suite runs on: what its jobs add to the spec, and what of a job the cluster may still hold. */
+export interface FaultBackend {
+  name: string;
+  spec: { [key: string]: unknown };
+  /** Besides processes of this machine: what the cluster still has of the job (a Nomad job, say). */
+  leftovers?(jobId: string): Promise<string[]>;
+}
+
+/** One seeded run: a detached job of 4 workers passing 16 barriers while the schedule's faults hit it. */
+async function run(backend: FaultBackend, seed: number, schedule: Schedule): Promise<History> {
+  const home = tempHome();
+  const job = makeJob(
+    {
+      name: `faults-${seed}`,
+      workers: WORKERS,
+      timeouts: { heartbeat: `${HEARTBEAT_MS}ms` },
+      worker: { module: 'w.mjs', args: [String(ROUNDS), String(PAUSE_MS)] },
+      ...backend.spec,
+    },
+    { 'w.mjs': fixture('fault-worker.mjs') },
+  );
+  const cli = startCli(['submit', job, '--detach'], home);
+  expect(await cli.closed).toBe(0);
+  const jobId = jobIds(home)[0]!;
+  const jobDir = path.join(home, 'jobs', jobId);
+  const recordOf = () => JSON.parse(readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as JobRecordFile;
+  const records = () => testRecords<WorkerRecord>(readLogs(home, jobId));
+  const ended = () => existsSync(path.join(jobDir, 'status.json'));
+  const supervisor = recordOf().jobMaster!.supervisorPid!;
+  const injected: History['injected'] = [];
+  const jobMasters = new Set<number>();
+  let t0 = Date.now();
+  /** Injects one fault into a job master that is back (recorded by the one now running, and alive); false once the job ended. */
+  const injectNow = async (fault: Fault): Promise<boolean> => {
+    if (ended()) return false;
+    const pid = await waitFor('a running job master', () => {
+      const p = recordOf().jobMaster?.pid;
+      return p !== undefined && alive(p) && p;
+    });
+    jobMasters.add(pid);
+    await inject(fault, pid, records());
+    injected.push({ ...fault, t: Date.now() - t0, pid });
+    if (fault.kind === 'kill-jobmaster') await waitFor('the restarted job master', () => recordOf().jobMaster?.pid !== pid || ended(), 30_000);
+    return true;
+  };
+  if (schedule.killAtLaunch) await injectNow({ at: 0, kind: 'kill-jobmaster' });
+  await waitFor('all workers started', () => records().filter((r) => r.step === 'start').length === WORKERS);
+  t0 = Date.now();
+  for (const fault of schedule.faults) {
+    await sleep(t0 + fault.at - Date.now());
+    if (!(await injectNow(fault))) break;
+  }
+  if (schedule.killAtEnd) {
+    await waitFor('a worker done', () => records().some((r) => r.step === 'done') || ended(), 90_000);
+    await injectNow({ at: Date.now() - t0, kind: 'kill-jobmaster' });
+  }
+  await waitFor('the job to end', ended, 90_000);
+  const final = JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as History['final'];
+  await waitFor('the supervisor to exit', () => !alive(supervisor), 10_000).catch(() => undefined);
+  // The cluster's own clean-up (purging a Nomad job) may take a moment after the final status.
+  const left = async () => [
+    ...jobProcesses(jobId).map((p) => `process ${p}`),
+    ...[supervisor, ...jobMasters, recordOf().jobMaster!.pid].filter(alive).map((p) => `job master or supervisor ${p}`),
+    ...((await backend.leftovers?.(jobId)) ?? []),
+  ];
+  const leftovers = await waitFor('nothing left', async () => {
+    const l = await left();
+    return l.length === 0 && l;
+  }, 20_000).catch(left);
+  return { workers: WORKERS, rounds: ROUNDS, injected, records: records(), final, leftovers: [...new Set(leftovers)] };
+}
+
+async function inject(fault: Fault, jobMaster: number, recs: WorkerRecord[]): Promise<void> {
+  switch (fault.kind) {
+    case 'kill-jobmaster':
+      process.kill(jobMaster, 'SIGKILL');
+      return;
+    case 'pause-jobmaster':
+      process.kill(jobMaster, 'SIGSTOP');
+      await sleep(fault.ms);
+      process.kill(jobMaster, 'SIGCONT');
+      return;
+    case 'pause-worker': {
+      const pid = recs.filter((r) => r.id === fault.workerId).at(-1)!.pid;
+      process.kill(pid, 'SIGSTOP');
+      await sleep(fault.ms);
+      process.kill(pid, 'SIGCONT');
+    }
+  }
+}
+
+/** The suite for one backend: `count` seeded runs (see seeds.ts for replaying one). */
+export function faultSuite(backend: FaultBackend, count: number): void {
+  describe(`fault suite, ${backend.name}: the job master is SIGKILLed and paused, workers are paused`, () => {
+    for (const seed of faultSeeds(backend.name, count)) {
+      it(`seed ${seed}: the job succeeds, every barrier is safe, no worker restarted, nothing left`, async () => {
+        const schedule = drawRun(seed, { workers: WORKERS, spanMs: ROUNDS * PAUSE_MS, heartbeatMs: HEARTBEAT_MS });
+        console.log(`fault suite: ${backend.name} seed ${seed} (replay: T2_FAULT_SEED=${seed}) schedule ${JSON.stringify(schedule)}`);
+        const history = await run(backend, seed, schedule);
+        const violations = check(history);
+        const injected = history.injected.map((f) => `${f.kind}@${f.t}`).join(', ');
+        console.log(`fault suite: ${backend.name} seed ${seed}: ${violations.length === 0 ? 'all invariants hold' : `VIOLATED:\n  ${violations.join('\n  ')}`} (injected ${injected})`);
+        expect(violations).toEqual([]);
+        // The schedule always has two job master kills; both must have met a running job.
+        expect(history.injected.filter((f) => f.kind === 'kill-jobmaster').length).toBeGreaterThanOrEqual(2);
+      }, 180_000);
+    }
+  });
+}

@@ -1,0 +1,27 @@
+import { afterAll, beforeAll } from 'vitest';
+import { startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
+import { faultSuite } from './harness.js';
+
+// The fault suite on a real Nomad agent (README.md): the job master runs in its allocation (`submit
+// --detach`), under its supervisor there; the workers are allocations of the same job.
+let agent: NomadAgent;
+beforeAll(async () => {
+  agent = await startNomadAgent({ memoryMB: 4000 });
+  process.env.NOMAD_ADDR = agent.addr;
+}, 120_000);
+afterAll(async () => {
+  delete process.env.NOMAD_ADDR;
+  await agent?.stop();
+});
+
+faultSuite(
+  {
+    name: 'nomad',
+    spec: { cluster: 'nomad', resources: { cpu: 0.05, memory: '64Mi' } },
+    async leftovers(jobId) {
+      const res = await fetch(`${agent.addr}/v1/job/${encodeURIComponent(jobId)}`);
+      return res.status === 404 ? [] : [`nomad job ${jobId}: HTTP ${res.status}`];
+    },
+  },
+  10,
+);

@@ -164,11 +164,6 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     );
   }
 
-  /** True when this job master carries on from a journal (it is not the job's first). */
-  get restored(): boolean {
-    return this.runner !== undefined && this.runner.epoch > 1;
-  }
-
   get heartbeatTimeoutMs(): number {
     return this.spec.timeouts.heartbeat;
   }

@@ -108,6 +108,9 @@ export async function hostJobMaster(
 
   /** After a crash: the package is where it was, the workers run; the launcher takes them over. */
   async function resume(s: SavedState): Promise<void> {
+    // Crashed before the launch was journaled (still STARTING, no package): start afresh. Launching again
+    // is safe: the local launcher first ends what its predecessor started, a cluster job is the same job.
+    if (s.packageRef === undefined && jobMaster.state === 'STARTING') return start();
     uploader.adopt?.(job.jobId);
     const ctx = { jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageRef: s.packageRef as PackageRef, jobMasterUrl: url, token: job.token };
     try {

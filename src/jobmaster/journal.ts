@@ -80,7 +80,14 @@ export class Journal {
   /** Resolves when every record appended so far is on disk; rejects once this job master was fenced off. */
   flushed(): Promise<void> {
     if (this.fenced) return Promise.reject(this.fenced);
-    if (this.buffer.length === 0 && !this.committing) return Promise.resolve();
+    if (this.buffer.length === 0) {
+      // Nothing new: what was appended so far is on disk once the commit under way (if any) is.
+      const committing = this.committing;
+      if (!committing) return Promise.resolve();
+      return committing.then(() => {
+        if (this.fenced) throw this.fenced;
+      });
+    }
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 

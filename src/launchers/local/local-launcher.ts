@@ -43,6 +43,9 @@ export class LocalLauncher implements Launcher {
     this.ctx = ctx;
     this.listener = listener;
     mkdirSync(path.join(ctx.jobDir, 'logs'), { recursive: true });
+    // A job master restarted before its predecessor's launch was journaled starts afresh: whatever that
+    // one had started already goes first, or two workers would hold one ID.
+    for (const pid of workerProcesses(ctx.jobId, WORKER_MAIN).values()) killGroup(pid, 'SIGKILL');
     // If this process dies with an exception, its workers must not outlive it.
     process.on('exit', this.onExit);
     this.spawnInBatches(Array.from({ length: ctx.spec.workers }, (_, id) => id));

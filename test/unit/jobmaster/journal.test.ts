@@ -26,6 +26,16 @@ describe('the job master journal', () => {
     await second.journal.close();
   });
 
+  it('an answer that changed nothing, sent while a commit is under way, waits for that commit only', async () => {
+    const { journal } = await Journal.open(dir(), keep);
+    journal.append({ t: 'size', numWorkers: 1 });
+    await new Promise((r) => setImmediate(r)); // the commit has started: the buffer is empty again
+    const flushed = journal.flushed().then(() => 'flushed');
+    const timeout = new Promise((r) => setTimeout(() => r('hung'), 2000));
+    expect(await Promise.race([flushed, timeout])).toBe('flushed');
+    await journal.close();
+  });
+
   it('a job master whose epoch was superseded writes nothing more and is told (fencing)', async () => {
     const d = dir();
     const fenced: Error[] = [];

@@ -10,6 +10,7 @@ export const clusterSuites = [
   'test/integration/k8s-objects.test.ts',
   'test/integration/k8s.test.ts',
   'test/faults/nomad-faults.test.ts',
+  'test/faults/k8s-faults.test.ts',
 ];
 
 // Integration tests start real processes; on a 2-core machine they run one file at a time.

@@ -161,12 +161,30 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
 
   /** After the event stream broke: true once the job master answers again (restarted), false when it is gone for good. */
   private async jobMasterBack(): Promise<boolean> {
+    // On another host (the first MPI host, a Slurm node) or in a pod its processes cannot be seen from here:
+    // it has the recovery time to answer again.
+    const deadline = Date.now() + this.recoveryMs();
     for (;;) {
       if (await readFinalStatus(this.jobDir)) return false;
       this.record = await readRecord(this.jobDir).catch(() => this.record);
-      if (!this.record.jobMaster?.supervisorPid || !(await jobMasterAlive(this.record, this.client))) return false;
+      const jm = this.record.jobMaster;
+      // Restarted after a crash: by its supervisor, or in its pod by the kubelet.
+      if (!jm?.supervisorPid && !jm?.kubernetes) return false;
+      const here = jm.pid !== undefined && !jm.kubernetes && isLocalAddress(new URL(jm.url).hostname);
+      if (here ? !processAliveOf(jm) : Date.now() > deadline) return false;
+      // In a pod: the job may have gone with it (its objects deleted, its end recorded in an Event).
+      if (jm.kubernetes && (await (await this.inClusterJob()).endedUnseen())) return false;
       if (await this.client!.status().then(() => true, () => false)) return true;
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, here ? 100 : 250));
+    }
+  }
+
+  /** timeouts.jobMasterRecovery of the job (0 if its spec cannot be read). */
+  private recoveryMs(): number {
+    try {
+      return parseSpec(JSON.parse(readFileSync(path.join(this.jobDir, files.spec), 'utf8')), files.spec).timeouts.jobMasterRecovery;
+    } catch {
+      return 0;
     }
   }
 
@@ -190,9 +208,9 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
       } catch (err) {
         if (!(err instanceof JobMasterUnreachableError)) throw err;
       }
-      if (inCluster) return (await inCluster).finish(last ?? this.lastTerminal);
       if (await readFinalStatus(this.jobDir)) break;
     }
+    if (inCluster) return (await inCluster).finish(last ?? this.lastTerminal);
     // The job master writes the final status after it released every resource.
     for (let i = 0; i < 600; i++) {
       const status = await readFinalStatus(this.jobDir);

@@ -35,6 +35,8 @@ export interface HostedJob {
     url?: string;
     /** Another job master took over (a newer epoch): this one must stop at once (the launcher abandoned its workers). */
     onFenced(err: Error): void;
+    /** Where it runs, for `status` (default: this host's name): a pod's name, say. */
+    where?: string;
   };
 }
 
@@ -74,7 +76,7 @@ export async function hostJobMaster(
           flushed: () => durable.journal.flushed(),
           saved,
           recoveryMs: job.spec.timeouts.jobMasterRecovery,
-          runner: { pid: process.pid, host: os.hostname(), epoch: durable.journal.epoch, restarts: durable.journal.epoch - 1 },
+          runner: { pid: process.pid, host: job.durable!.where ?? os.hostname(), epoch: durable.journal.epoch, restarts: durable.journal.epoch - 1 },
         }
       : {}),
   });

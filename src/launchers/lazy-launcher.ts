@@ -34,6 +34,10 @@ export class LazyLauncher implements Launcher {
     return (await this.target).start(ctx, listener);
   }
 
+  abandon(): void {
+    void this.loaded?.then((l) => l.abandon?.());
+  }
+
   async release(ending?: JobEnding): Promise<void> {
     // Nothing was started if the module was never loaded.
     if (!this.loaded) return;

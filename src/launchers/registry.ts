@@ -26,19 +26,23 @@ const backends: Record<ClusterKind, Backend> = {
     capabilities: {
       scale: fixedSize('an MPI job has a fixed number of ranks'),
       restartOneWorker: { by: 'none' }, // OpenMPI aborts the whole job when a rank fails
+      // On the first host: its journal is in the job directory, which the hosts share; mpirun is detached.
+      jobMasterRecovery: true,
       placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS, none: ALL_UPLOADERS },
     },
-    launcher: () => new LazyLauncher(async () => new (await import('./mpi/mpi-launcher.js')).MpiLauncher(), []),
+    launcher: () => new LazyLauncher(async () => new (await import('./mpi/mpi-launcher.js')).MpiLauncher(), ['resume']),
     placement: lazyPlacement(() => import('./mpi/placement.js'), false),
   },
   slurm: {
     capabilities: {
       scale: fixedSize('a Slurm allocation has a fixed size; submit a job with more workers instead'),
       restartOneWorker: { by: 'launcher' },
+      // In the allocation: its journal is in the job directory on the shared file system, its sruns are detached.
+      jobMasterRecovery: true,
       // In the allocation, the http and s3 uploaders' credentials cannot be handed over safely.
       placements: { client: ALL_UPLOADERS, cluster: ['local', 'shared', 'sftp'] },
     },
-    launcher: () => new LazyLauncher(async () => new (await import('./slurm/slurm-launcher.js')).SlurmLauncher(), ['restartWorker']),
+    launcher: () => new LazyLauncher(async () => new (await import('./slurm/slurm-launcher.js')).SlurmLauncher(), ['restartWorker', 'resume']),
     placement: lazyPlacement(() => import('./slurm/placement.js'), true),
   },
   nomad: {
@@ -72,9 +76,11 @@ const backends: Record<ClusterKind, Backend> = {
         except: 'not with kubernetes.openmpi',
       },
       // A job master in a pod cannot read hosts or directories of this machine's view.
+      // In its pod: its journal is in the pod's emptyDir, which outlives a restart of its container.
+      jobMasterRecovery: true,
       placements: { client: ALL_UPLOADERS, cluster: ['local', 'http', 's3'] },
     },
-    launcher: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher(), ['addWorkers', 'removeWorkers']),
+    launcher: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher(), ['addWorkers', 'removeWorkers', 'resume']),
     placement: lazyPlacement(() => import('./k8s/placement.js'), true),
   },
 };

@@ -29,9 +29,14 @@ function alive(pid: number): boolean {
 /** A backend the suite runs on: what its jobs add to the spec, and what of a job the cluster may still hold. */
 export interface FaultBackend {
   name: string;
-  spec: { [key: string]: unknown };
+  /** Or a function, for a spec known only once the suite's cluster started. */
+  spec: { [key: string]: unknown } | (() => { [key: string]: unknown });
   /** Besides processes of this machine: what the cluster still has of the job (a Nomad job, say). */
   leftovers?(jobId: string): Promise<string[]>;
+  /** Where a job master in a pod differs: its workers' output (default: the job's logs), its process now (default: job.json's), its final status. */
+  output?(home: string, jobId: string): string;
+  jobMasterPid?(jobId: string): number | undefined;
+  finalStatus?(home: string, jobId: string): Promise<History['final'] | undefined>;
 }
 
 /** One seeded run: a detached job of 4 workers passing 16 barriers while the schedule's faults hit it. */
@@ -43,7 +48,7 @@ async function run(backend: FaultBackend, seed: number, schedule: Schedule): Pro
       workers: WORKERS,
       timeouts: { heartbeat: `${HEARTBEAT_MS}ms` },
       worker: { module: 'w.mjs', args: [String(ROUNDS), String(PAUSE_MS)] },
-      ...backend.spec,
+      ...(typeof backend.spec === 'function' ? backend.spec() : backend.spec),
     },
     { 'w.mjs': fixture('fault-worker.mjs') },
   );
@@ -52,23 +57,27 @@ async function run(backend: FaultBackend, seed: number, schedule: Schedule): Pro
   const jobId = jobIds(home)[0]!;
   const jobDir = path.join(home, 'jobs', jobId);
   const recordOf = () => JSON.parse(readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as JobRecordFile;
-  const records = () => testRecords<WorkerRecord>(readLogs(home, jobId));
-  const ended = () => existsSync(path.join(jobDir, 'status.json'));
-  const supervisor = recordOf().jobMaster!.supervisorPid!;
+  const records = () => testRecords<WorkerRecord>(backend.output?.(home, jobId) ?? readLogs(home, jobId));
+  const statusFile = path.join(jobDir, 'status.json');
+  const final = async () =>
+    backend.finalStatus ? backend.finalStatus(home, jobId) : existsSync(statusFile) ? (JSON.parse(readFileSync(statusFile, 'utf8')) as History['final']) : undefined;
+  const ended = async () => (await final()) !== undefined;
+  const jobMasterPid = () => (backend.jobMasterPid ? backend.jobMasterPid(jobId) : recordOf().jobMaster?.pid);
+  const supervisor = recordOf().jobMaster?.supervisorPid;
   const injected: History['injected'] = [];
   const jobMasters = new Set<number>();
   let t0 = Date.now();
   /** Injects one fault into a job master that is back (recorded by the one now running, and alive); false once the job ended. */
   const injectNow = async (fault: Fault): Promise<boolean> => {
-    if (ended()) return false;
+    if (await ended()) return false;
     const pid = await waitFor('a running job master', () => {
-      const p = recordOf().jobMaster?.pid;
+      const p = jobMasterPid();
       return p !== undefined && alive(p) && p;
     });
     jobMasters.add(pid);
     await inject(fault, pid, records());
     injected.push({ ...fault, t: Date.now() - t0, pid });
-    if (fault.kind === 'kill-jobmaster') await waitFor('the restarted job master', () => recordOf().jobMaster?.pid !== pid || ended(), 30_000);
+    if (fault.kind === 'kill-jobmaster') await waitFor('the restarted job master', async () => (jobMasterPid() ?? pid) !== pid || (await ended()), 30_000);
     return true;
   };
   if (schedule.killAtLaunch) await injectNow({ at: 0, kind: 'kill-jobmaster' });
@@ -79,23 +88,22 @@ async function run(backend: FaultBackend, seed: number, schedule: Schedule): Pro
     if (!(await injectNow(fault))) break;
   }
   if (schedule.killAtEnd) {
-    await waitFor('a worker done', () => records().some((r) => r.step === 'done') || ended(), 90_000);
+    await waitFor('a worker done', async () => records().some((r) => r.step === 'done') || (await ended()), 90_000);
     await injectNow({ at: Date.now() - t0, kind: 'kill-jobmaster' });
   }
-  await waitFor('the job to end', ended, 90_000);
-  const final = JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as History['final'];
-  await waitFor('the supervisor to exit', () => !alive(supervisor), 10_000).catch(() => undefined);
+  const finalStatus = await waitFor('the job to end', final, 90_000);
+  if (supervisor) await waitFor('the supervisor to exit', () => !alive(supervisor), 10_000).catch(() => undefined);
   // The cluster's own clean-up (purging a Nomad job) may take a moment after the final status.
   const left = async () => [
     ...jobProcesses(jobId).map((p) => `process ${p}`),
-    ...[supervisor, ...jobMasters, recordOf().jobMaster!.pid].filter(alive).map((p) => `job master or supervisor ${p}`),
+    ...[supervisor, ...jobMasters, jobMasterPid()].filter((p): p is number => p !== undefined && alive(p)).map((p) => `job master or supervisor ${p}`),
     ...((await backend.leftovers?.(jobId)) ?? []),
   ];
   const leftovers = await waitFor('nothing left', async () => {
     const l = await left();
     return l.length === 0 && l;
   }, 20_000).catch(left);
-  return { workers: WORKERS, rounds: ROUNDS, injected, records: records(), final, leftovers: [...new Set(leftovers)] };
+  return { workers: WORKERS, rounds: ROUNDS, injected, records: records(), final: finalStatus, leftovers: [...new Set(leftovers)] };
 }
 
 async function inject(fault: Fault, jobMaster: number, recs: WorkerRecord[]): Promise<void> {

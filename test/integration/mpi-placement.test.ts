@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
-import { isRunning, jobIds, jobProcesses, makeJob, readLogs, runCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { fixture, isRunning, jobIds, jobProcesses, makeJob, readLogs, runCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 ensureOpenMpi();
 let env: SshHosts;
@@ -109,6 +109,44 @@ describe('mpi job master placement', () => {
     const final = JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as { state: string };
     expect(final.state).toBe('KILLED');
     await waitFor('the job master to exit', () => !isRunning(jm.pid), 15_000);
+    await waitFor('nothing of the job left', () => leftovers(jobId, jobDir).length === 0, 15_000).catch(() => undefined);
+    expect(leftovers(jobId, jobDir)).toEqual([]);
+  });
+
+  it('cluster: the job master SIGKILLed twice on the first host is restarted there; 4 ranks pass 8 barriers, each line logged once, SUCCEEDED, nothing left', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'mpi-jm-restarts', workers: 4, timeouts: { heartbeat: '3s' }, worker: { module: 'w.mjs', args: ['8', '300'] }, ...clusterSpec() },
+      { 'w.mjs': fixture('fault-worker.mjs') },
+    );
+    const r = await runCli(['submit', '--detach', job], home);
+    const jobId = jobIds(home)[0]!;
+    const jobDir = path.join(home, 'jobs', jobId);
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const recs = () => testRecords<{ id: number; pid: number; step: string; n?: number }>(readLogs(home, jobId));
+    const killed: number[] = [];
+    for (const round of [2, 5]) {
+      await waitFor(`barrier ${round}`, () => recs().some((x) => x.step === 'pass' && x.n! >= round), 60_000);
+      const pid = await waitFor('the running job master', () => record(home, jobId).jobMaster!.pid !== killed.at(-1) && record(home, jobId).jobMaster!.pid, 30_000);
+      process.kill(pid, 'SIGKILL');
+      killed.push(pid);
+    }
+    const final = await waitFor('the final status', () => {
+      try {
+        return JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as { state: string; message?: string; jobMaster?: { epoch: number; restarts: number } };
+      } catch {
+        return undefined;
+      }
+    }, 90_000);
+    expect(final.state, `${final.message}\n${readLogs(home, jobId)}`).toBe('SUCCEEDED');
+    expect(final.jobMaster).toMatchObject({ epoch: 3, restarts: 2 });
+    for (const id of [0, 1, 2, 3]) {
+      const mine = recs().filter((x) => x.id === id);
+      // Every barrier passed, every line in the rank's log exactly once, by one process (no rank restarted).
+      expect(mine.filter((x) => x.step === 'pass').map((x) => x.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(mine.filter((x) => x.step === 'arrive').map((x) => x.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(new Set(mine.map((x) => x.pid)).size).toBe(1);
+    }
     await waitFor('nothing of the job left', () => leftovers(jobId, jobDir).length === 0, 15_000).catch(() => undefined);
     expect(leftovers(jobId, jobDir)).toEqual([]);
   });

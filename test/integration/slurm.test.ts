@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
 import { ensureSlurm, startSlurmCluster, type SlurmCluster } from '../env/slurm-cluster.js';
-import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { fixture, jobIds, jobProcesses, killJobMasterForGood, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
 import { workerTokenOf } from '../../src/job/worker-environment.js';
 
@@ -232,17 +232,66 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     }
   });
 
-  it('a crashed in-allocation job master ends the Slurm job: nothing is left', async () => {
+  it('the in-allocation job master SIGKILLed twice is restarted there: 4 workers pass 8 barriers, none restarted, SUCCEEDED, nothing left', async () => {
     const home = tempHome();
     const job = makeJob(
-      { name: 'slurm-jm-crash', workers: 4, worker: { module: 'w.mjs' }, cluster: 'slurm', jobMaster: { placement: 'cluster' }, slurm: { tasksPerNode: 2 } },
+      {
+        name: 'slurm-jm-restarts',
+        workers: 4,
+        timeouts: { heartbeat: '3s' },
+        worker: { module: 'w.mjs', args: ['8', '300'] },
+        cluster: 'slurm',
+        jobMaster: { placement: 'cluster' },
+        slurm: { tasksPerNode: 2 },
+      },
+      { 'w.mjs': fixture('fault-worker.mjs') },
+    );
+    // The submitting client follows the job through both restarts of its job master, which runs on a Slurm node.
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    const jobDir = path.join(home, 'jobs', jobId);
+    const record = () => JSON.parse(readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as { jobMaster?: { pid: number } };
+    const recs = () => testRecords<Rec & { pid: number }>(readLogs(home, jobId));
+    const killed: number[] = [];
+    for (const round of [2, 5]) {
+      await waitFor(`barrier ${round}`, () => recs().some((r) => r.step === 'pass' && r.n! >= round), 60_000);
+      const pid = await waitFor('the running job master', () => record().jobMaster?.pid !== killed.at(-1) && record().jobMaster?.pid, 30_000);
+      process.kill(pid, 'SIGKILL');
+      killed.push(pid);
+    }
+    const status = await waitFor('the job to end', () => {
+      try {
+        return JSON.parse(readFileSync(path.join(jobDir, 'status.json'), 'utf8')) as { state: string; message?: string; workers: { restarts: number }[]; jobMaster?: { pid: number; epoch: number; restarts: number } };
+      } catch {
+        return undefined;
+      }
+    }, 90_000);
+    expect(status.state, status.message).toBe('SUCCEEDED');
+    expect(status.workers.map((w) => w.restarts)).toEqual([0, 0, 0, 0]);
+    expect(status.jobMaster).toMatchObject({ epoch: 3, restarts: 2 });
+    for (const id of [0, 1, 2, 3]) {
+      expect(recs().filter((r) => r.id === id && r.step === 'pass').map((r) => r.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      // The same worker process all along: not restarted, not started twice.
+      expect(new Set(recs().filter((r) => r.id === id).map((r) => r.pid)).size).toBe(1);
+    }
+    expect(await cli.closed, cli.output().stderr).toBe(0);
+    expect(testRecords<Rec>(cli.output().stdout).filter((r) => r.step === 'pass')).toHaveLength(32);
+    const sid = slurmJobIdOf(home, jobId);
+    await waitFor('Slurm to record the job', () => /JobState=COMPLETED/.test(slurm('scontrol', ['show', 'job', '--oneliner', sid])), 30_000);
+    await waitFor('nothing left', async () => (await leftovers(jobId)).length === 0, 30_000);
+  });
+
+  it('an in-allocation job master SIGKILLed with its supervisor ends the Slurm job: nothing is left', async () => {
+    const home = tempHome();
+    const job = makeJob(
+      // The client gives a job master it cannot see (on a Slurm node) the recovery time to come back.
+      { name: 'slurm-jm-crash', workers: 4, timeouts: { jobMasterRecovery: '5s' }, worker: { module: 'w.mjs' }, cluster: 'slurm', jobMaster: { placement: 'cluster' }, slurm: { tasksPerNode: 2 } },
       { 'w.mjs': fixture('sleep-worker.mjs') },
     );
     const cli = startCli(['submit', job], home);
     const jobId = await waitFor('the job', () => jobIds(home)[0]);
     await waitFor('4 sleeping workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4, 60_000);
-    const record = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'job.json'), 'utf8')) as { jobMaster: { pid: number } };
-    process.kill(record.jobMaster.pid, 'SIGKILL');
+    killJobMasterForGood(home, jobId);
     await waitFor('Slurm to end the job and every worker to be gone', async () => (await leftovers(jobId)).length === 0, 60_000);
     expect(slurm('scontrol', ['show', 'job', '--oneliner', slurmJobIdOf(home, jobId)])).toMatch(/JobState=(FAILED|CANCELLED)/);
     // The client following the job notices that its job master is gone.

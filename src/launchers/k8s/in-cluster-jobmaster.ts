@@ -17,7 +17,7 @@ import { sha256Of } from '../../worker/fetch/http-download.js';
 import { waitForCopy } from '../../worker/fetch/package-fetch.js';
 import { recordJobEnd } from './job-end-event.js';
 import { KubernetesLauncher } from './k8s-launcher.js';
-import { deleteRoot, kubeApi } from './kube-api.js';
+import { kubeApi } from './kube-api.js';
 import { jobNames } from './names.js';
 import { POD_ENV } from './objects/index.js';
 
@@ -56,15 +56,12 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
   const jobDir = path.join(workDir, 'job');
   await mkdir(path.join(jobDir, files.logs), { recursive: true });
 
-  // A restarted container lost the job's state (registrations, barriers, restarts): end the job rather than run it blind.
+  // The job's state is journaled in the pod's work dir, an emptyDir, which outlives a restart of this
+  // container: a restarted job master (the kubelet restarts it) carries on from it.
   const api = kubeApi(k8s, { inCluster: true });
   const marker = path.join(jobDir, STARTED_MARKER);
-  if (existsSync(marker)) {
-    console.error(`job ${jobId}: the job master restarted and lost the job's state; ending the job`);
-    await deleteRoot(api, jobNames(jobId).root);
-    return exitCodes.FAILED;
-  }
-  await writeFile(marker, new Date().toISOString());
+  if (existsSync(marker)) console.error(`job ${jobId}: the job master container was restarted; carrying on from the journal`);
+  else await writeFile(marker, new Date().toISOString());
 
   const packageFile = workersRef.kind === 'copied' ? await receivePackage(path.join(workDir, workersRef.file), workersRef) : '';
   const spec = { ...stored, jobMaster: { ...stored.jobMaster, host: env[POD_ENV.podIp] || '0.0.0.0', port: k8s.jobMasterPort } };
@@ -95,6 +92,13 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
       packageSize: workersRef.size,
       token,
       onRequest: ({ proxied, caller }) => proxied && caller === 'admin' && ended() && seen(),
+      durable: {
+        where: env[POD_ENV.podName] ?? jobNames(jobId).jobMaster,
+        onFenced: (err: Error) => {
+          console.error(`job ${jobId}: ${err.message}; stopping`);
+          process.exit(5);
+        },
+      },
     },
     launcher,
     await uploaderFor(jobId, spec, secrets, workersRef, packageFile),

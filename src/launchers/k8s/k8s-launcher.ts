@@ -1,10 +1,10 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { files } from '../../job/job-store.js';
 import { LauncherError } from '../../errors.js';
 import { kubernetesSection, type KubernetesSpec } from './section.js';
-import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import type { LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import type { PackageRef } from '../../uploader/uploader.js';
 import { TaggedOutputSplitter } from '../mpi/tagged-output.js';
 import { deleteJob, deleteRoot, kubeApi, scaleStatefulSet, untilNoneLeft, workerPodsLeft, type KubeApi } from './kube-api.js';
@@ -17,6 +17,9 @@ import { followWorkerPod, PodLogFollower, workerContainerIndex } from './pod-log
 const POLL_MS = 500;
 /** How long an in-cluster job master waits for the worker pods to go once it scaled them to 0. */
 const STOP_TIMEOUT_MS = 60_000;
+/** Keys of LauncherListener.remember: runs of a worker container whose end was reported; pods the package was copied into. */
+const RUNS_KEY = 'k8s-runs:';
+const COPIED_KEY = 'k8s-copied:';
 
 /** A worker container's runs (0, 1, ... as its restartCount counts them) seen so far. */
 interface ContainerRuns {
@@ -61,6 +64,10 @@ export class KubernetesLauncher implements Launcher {
   private mpirun: TaggedOutputSplitter | undefined;
   private readonly inCluster: boolean;
   private releaseHold: () => Promise<unknown> = async () => undefined;
+  /** A restarted job master: per `podUid/container`, the runs whose end its predecessor reported. */
+  private readonly reportedRuns = new Map<string, number>();
+  /** A restarted job master: pods (uids) its predecessor copied the package into. */
+  private readonly copiedBefore: string[] = [];
 
   /**
    * `inCluster`: this is the job master in its pod (in-cluster-jobmaster.ts), with the pod's service account;
@@ -84,11 +91,15 @@ export class KubernetesLauncher implements Launcher {
     mkdirSync(logsDir, { recursive: true });
     const note = (line: string) => appendFileSync(path.join(logsDir, 'kubernetes.log'), `${new Date().toISOString()} ${line}\n`);
     this.logs = new PodLogFollower(api.kc, api.namespace, logsDir, note);
+    const remember = listener.remember?.bind(listener);
     if (k8s.openmpi) this.mpirun = new TaggedOutputSplitter(logsDir, (line) => this.mpirunLine(line));
     // uploader.kind local: no server to fetch from, so the job master copies the package into each pod itself.
     let packageRef: PackageRef = ctx.packageRef;
     if (ctx.spec.uploader.kind === 'local' && packageRef.kind === 'file') {
-      this.copier = new PodPackageCopier(api.kc, api.namespace, { file: packageRef.path, size: packageRef.size }, note, (m) => listener.clusterEnded?.(m));
+      this.copier = new PodPackageCopier(api.kc, api.namespace, { file: packageRef.path, size: packageRef.size }, note, (m) => listener.clusterEnded?.(m), {
+        before: this.copiedBefore,
+        ...(remember ? { copied: (uid: string) => remember(`${COPIED_KEY}${uid}`, true) } : {}),
+      });
       packageRef = { kind: 'copied', file: COPIED_PACKAGE, sha256: packageRef.sha256, size: packageRef.size };
     }
     this.replicas = ctx.spec.workers / k8s.workersPerPod;
@@ -104,6 +115,24 @@ export class KubernetesLauncher implements Launcher {
     if (!created) return;
     this.job = created.job;
     this.poller = setInterval(() => void this.poll(), POLL_MS);
+  }
+
+  /**
+   * The job master restarted in its pod (the kubelet restarted its container; its journal is in the pod's
+   * emptyDir): the workers' pods run on, so this follows them again. Runs whose end its predecessor
+   * reported are not reported again, pods it copied the package into get no second copy (both remembered);
+   * its copies of the workers' logs are written anew from the API, which keeps each container's current
+   * and previous run.
+   */
+  async resume(ctx: LaunchContext, listener: LauncherListener, _workers: ResumedWorker[], remembered: Record<string, unknown>): Promise<void> {
+    if (!this.inCluster) throw new LauncherError('only a job master in its pod is restarted');
+    for (const [key, value] of Object.entries(remembered)) {
+      if (key.startsWith(RUNS_KEY)) this.reportedRuns.set(key.slice(RUNS_KEY.length), value as number);
+      if (key.startsWith(COPIED_KEY)) this.copiedBefore.push(key.slice(COPIED_KEY.length));
+    }
+    const logsDir = path.join(ctx.jobDir, files.logs);
+    for (const f of existsSync(logsDir) ? readdirSync(logsDir) : []) if (/^worker-\d+\.log$/.test(f)) rmSync(path.join(logsDir, f), { force: true });
+    await this.start(ctx, listener);
   }
 
   /** An untagged line of pod 0's log: mpirun's exit status ends the job when the ranks did not. */
@@ -204,15 +233,17 @@ export class KubernetesLauncher implements Launcher {
       for (const c of containers) {
         const index = workerContainerIndex(c.name);
         if (index === undefined) continue;
-        const runs = cur.containers.get(c.name) ?? { next: 0, current: c.restartCount };
+        const runs = cur.containers.get(c.name) ?? { next: this.reportedRuns.get(`${uid}/${c.name}`) ?? 0, current: c.restartCount };
         cur.containers.set(c.name, runs);
         runs.current = c.restartCount;
+        const reported = runs.next;
         // A run that ended: terminated, backing off before its restart (lastState), or restarted since.
         const endedThrough = c.state?.terminated || (c.state?.waiting && c.lastState?.terminated) ? c.restartCount : c.restartCount - 1;
         for (; runs.next <= endedThrough; runs.next++) {
           // Pods beyond the replicas were removed by a scale-down: their ends are expected.
           if (ordinal < this.replicas) this.listener!.workerExited({ workerId: workerId(ordinal, index, wpp), ...runEnd(c, runs.next), run: `${uid}/${c.name}/${runs.next}` });
         }
+        if (runs.next !== reported) this.listener!.remember?.(`${RUNS_KEY}${uid}/${c.name}`, runs.next);
       }
       const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
       if (sched?.status === 'False' && sched.reason === 'Unschedulable') unschedulable.push(`${name}: ${sched.message ?? 'unschedulable'}`);

@@ -37,9 +37,12 @@ export class PodPackageCopier {
     private readonly pkg: { file: string; size: number },
     private readonly note: (line: string) => void,
     private readonly failed: (message: string) => void,
+    /** A restarted job master: pods (uids) its predecessor copied the package into, and where to tell each new copy. */
+    private readonly done: { before?: Iterable<string>; copied?: (uid: string) => void } = {},
   ) {
     this.exec = new Exec(kc);
     this.core = kc.makeApiClient(CoreV1Api);
+    for (const uid of done.before ?? []) this.started.add(uid);
   }
 
   /** Starts the copy into the pod unless it was started for this pod (uid) before. */
@@ -58,6 +61,7 @@ export class PodPackageCopier {
     try {
       await this.copyOnce(pod, container);
       this.note(`copied the package (${this.pkg.size} bytes) into pod ${pod} in ${Date.now() - t0} ms`);
+      this.done.copied?.(uid);
     } catch (err) {
       if (this.stopped) return;
       const why = (err as Error).message;

@@ -1,12 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LauncherError, UsageError } from '../../errors.js';
 import type { MpiSpec } from './section.js';
-import type { LaunchContext, Launcher, LauncherListener } from '../launcher.js';
+import type { LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
+import { DetachedCommand, type CommandEnd, type CommandFiles, type OutputStream } from '../detached-command.js';
 import { findProgram } from '../find-program.js';
-import { inheritedEnv, killGroup } from '../process-group.js';
+import { inheritedEnv } from '../process-group.js';
 import { workerEnvironment } from '../../job/worker-environment.js';
 import { checkHostPlan, loadHosts, mpiSection } from './host-plan.js';
 import { writeHostfile } from './hostfile.js';
@@ -20,10 +20,14 @@ const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.ur
 const PLAIN_MAIN = fileURLToPath(new URL('../../worker/plain-main.js', import.meta.url));
 const KILL_GRACE_MS = 5000;
 const SWEEP_ROUNDS = 3;
+/** Key of LauncherListener.remember for mpirun: a job master restarted after a crash takes it over. */
+const MPIRUN_KEY = 'mpirun';
 
-interface Mpirun {
-  child: ChildProcess;
-  exited: Promise<void>;
+/** What a job master remembers of its mpirun: its process group, how far its output was read, and the ranks' log lengths then. */
+interface RememberedMpirun {
+  pgid: number;
+  from?: Partial<Record<OutputStream, number>>;
+  lengths?: Record<string, number>;
 }
 
 /**
@@ -39,11 +43,12 @@ export class MpiLauncher implements Launcher {
   private ctx: LaunchContext | undefined;
   private mpi: MpiSpec | undefined;
   private hosts: string[] = [];
-  private mpirun: Mpirun | undefined;
+  private mpirun: DetachedCommand | undefined;
   private output: TaggedOutputSplitter | undefined;
+  private listener: LauncherListener | undefined;
   private releasing = false;
   private released: Promise<void> | undefined;
-  private readonly onExit = () => killGroup(this.mpirun?.child.pid, 'SIGKILL');
+  private readonly onExit = () => this.mpirun?.kill();
 
   constructor(private readonly uid: number = process.getuid?.() ?? -1) {}
 
@@ -82,27 +87,72 @@ export class MpiLauncher implements Launcher {
     });
     const output = (this.output = new TaggedOutputSplitter(logsDir));
     output.note(`${mpirun} ${args.join(' ')}`);
-    // Values reach the ranks through `-x NAME` from this environment, never through the command line.
-    const child = spawn(mpirun, args, { cwd: ctx.jobDir, env: { ...inheritedEnv(), ...workerEnv }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    this.listener = listener;
     process.on('exit', this.onExit);
-    const streams = Promise.all([output.follow(child.stdout!), output.follow(child.stderr!)]);
-    const exited = new Promise<void>((resolve) => {
-      let settled = false;
-      const done = async (code: number | null, signal: NodeJS.Signals | null, note: string) => {
-        if (settled) return;
-        settled = true;
-        killGroup(child.pid, 'SIGKILL'); // anything mpirun left in its group
-        await streams;
-        output.note(note);
-        if (!this.releasing) {
-          for (let id = 0; id < ctx.spec.workers; id++) listener.workerExited({ workerId: id, code, signal });
-        }
-        resolve();
-      };
-      child.once('exit', (code, signal) => void done(code, signal, `mpirun ended (${signal ?? `exit code ${code}`})`));
-      child.once('error', (err) => void done(127, null, `could not start mpirun: ${err.message}`));
+    // Detached, its output in files: mpirun and its ranks outlive a job master that crashes (the next one
+    // takes them over). Values reach the ranks through `-x NAME` from this environment, never the command line.
+    this.follow((follower) => DetachedCommand.start(mpirun, args, { cwd: ctx.jobDir, env: { ...inheritedEnv(), ...workerEnv }, files: this.mpirunFiles(), ...follower }));
+  }
+
+  /**
+   * A job master restarted on the first host (jobMaster.placement: cluster) takes over the mpirun its
+   * predecessor started: its output from where that one had read it (the ranks' logs cut back to what
+   * went with it, so no line is written twice), and its end.
+   */
+  async resume(ctx: LaunchContext, listener: LauncherListener, _workers: ResumedWorker[], remembered: Record<string, unknown>): Promise<void> {
+    this.ctx = ctx;
+    this.listener = listener;
+    const mpi = (this.mpi = mpiSection(ctx.spec));
+    this.hosts = [...new Set((await loadHosts(mpi)).map((h) => h.host))];
+    const saved = remembered[MPIRUN_KEY] as RememberedMpirun | undefined;
+    const files = this.mpirunFiles();
+    // One that crashed before it recorded its mpirun: the mpirun it started, found by its files; none: start it.
+    const pgid = saved?.pgid ?? DetachedCommand.find(files) ?? (DetachedCommand.ended(files) ? 0 : undefined);
+    if (pgid === undefined) return this.start(ctx, listener);
+    // Without lengths kept, mpirun's output is read again from its start: the ranks' logs are written anew.
+    const keep = saved?.lengths ?? Object.fromEntries(Array.from({ length: ctx.spec.workers }, (_, rank) => [rank, 0]));
+    this.output = new TaggedOutputSplitter(path.join(ctx.jobDir, 'logs'), undefined, keep);
+    this.output.note(`a restarted job master took over mpirun (process group ${pgid})`);
+    process.on('exit', this.onExit);
+    this.follow((follower) => DetachedCommand.attach(pgid, files, { ...follower, ...(saved?.from ? { from: saved.from } : {}) }));
+  }
+
+  /** Splits mpirun's output by rank, remembers how far it got, and reports every rank's exit when mpirun ends. */
+  private follow(run: (f: { onLine(l: string): void; onProgress(s: OutputStream, o: number): void; afterChunk(): Promise<void> | undefined; onExit(e: CommandEnd): void }) => DetachedCommand): void {
+    const output = this.output!;
+    const from: Partial<Record<OutputStream, number>> = {};
+    const remember = this.listener!.remember?.bind(this.listener);
+    this.mpirun = run({
+      onLine: (line) => output.push(line),
+      afterChunk: () => output.settle(),
+      onProgress: (stream, offset) => {
+        from[stream] = offset;
+        if (!remember) return;
+        const at = { ...from };
+        // Kept once the lines are in the files: a restart cuts the logs back to these lengths and reads on from `at`.
+        void output.written().then((lengths) => remember(MPIRUN_KEY, { pgid: this.mpirun!.pgid, from: at, lengths } satisfies RememberedMpirun));
+      },
+      onExit: ({ code, signal }) => {
+        this.mpirun?.kill(); // anything mpirun left in its group
+        output.note(`mpirun ended (${signal ?? `exit code ${code}`})`);
+        if (this.releasing) return;
+        for (let id = 0; id < this.ctx!.spec.workers; id++) this.listener!.workerExited({ workerId: id, code, signal });
+      },
     });
-    this.mpirun = { child, exited };
+    remember?.(MPIRUN_KEY, { pgid: this.mpirun.pgid } satisfies RememberedMpirun);
+  }
+
+  private mpirunFiles(): CommandFiles {
+    const dir = path.join(this.ctx!.jobDir, 'mpi');
+    mkdirSync(dir, { recursive: true });
+    return { stdout: path.join(dir, 'mpirun.stdout'), stderr: path.join(dir, 'mpirun.stderr'), exit: path.join(dir, 'mpirun.exit') };
+  }
+
+  /** This job master was fenced off by a newer one: leave mpirun to it. */
+  abandon(): void {
+    this.releasing = true;
+    process.off('exit', this.onExit);
+    this.mpirun = undefined;
   }
 
   release(): Promise<void> {
@@ -114,10 +164,7 @@ export class MpiLauncher implements Launcher {
   private async doRelease(): Promise<void> {
     const run = this.mpirun;
     if (run) {
-      killGroup(run.child.pid, 'SIGTERM');
-      const timer = setTimeout(() => killGroup(run.child.pid, 'SIGKILL'), KILL_GRACE_MS);
-      await run.exited;
-      clearTimeout(timer);
+      await run.stop(KILL_GRACE_MS);
       process.off('exit', this.onExit);
       try {
         await this.sweep();

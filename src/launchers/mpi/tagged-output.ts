@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, statSync, truncateSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { LineSplitter, MAX_LINE_CHARS } from '../../line-splitter.js';
 import { WorkerLogFiles } from '../worker-log-files.js';
@@ -54,14 +54,52 @@ export class TaggedOutputSplitter {
   private readonly workerLogs: WorkerLogFiles;
   private readonly mpirunLog: WriteStream;
   private readonly ranks = new RankLines();
+  /** Files over their buffer limit since the last settle(). */
+  private readonly full = new Set<WriteStream>();
+  /** Per rank: the length of its log file once every write so far is in it, and the last write's completion. */
+  private readonly lengths = new Map<number, number>();
+  private readonly lastWrite = new Map<number, Promise<void>>();
 
   constructor(
-    logsDir: string,
+    private readonly logsDir: string,
     /** Sees every line that is not a rank's (mpirun's own, and what runs around it). */
     private readonly onUntagged?: (line: string) => void,
+    /**
+     * A restarted job master: the ranks' log lengths its predecessor saw written with the output it had
+     * read. Anything after them was written again from that output on: cut it, so no line is there twice.
+     */
+    keep: Record<string, number> = {},
   ) {
     this.mpirunLog = createWriteStream(path.join(logsDir, 'mpirun.log'), { flags: 'a' });
     this.workerLogs = new WorkerLogFiles(logsDir);
+    for (const [rank, length] of Object.entries(keep)) {
+      const file = this.fileOf(Number(rank));
+      if (existsSync(file) && statSync(file).size > length) truncateSync(file, length);
+    }
+  }
+
+  /** Writes the lines one line of mpirun's output completes where they belong (see settle()). */
+  push(line: string): void {
+    for (const file of this.line(line)) this.full.add(file);
+  }
+
+  /** Resolves once the files pushed to beyond their buffer limit drained: when to read more output. */
+  settle(): Promise<void> | undefined {
+    if (this.full.size === 0) return undefined;
+    const files = [...this.full];
+    this.full.clear();
+    return Promise.all(files.map((f) => once(f, 'drain'))).then(() => undefined);
+  }
+
+  /** The ranks' log lengths with what was pushed so far, once it is all in the files (for `keep`). */
+  async written(): Promise<Record<number, number>> {
+    const lengths = Object.fromEntries(this.lengths);
+    await Promise.all(this.lastWrite.values());
+    return lengths;
+  }
+
+  private fileOf(rank: number): string {
+    return path.join(this.logsDir, `worker-${rank}.log`);
   }
 
   /**
@@ -97,9 +135,18 @@ export class TaggedOutputSplitter {
   }
 
   private write(l: { rank?: number; text: string }): WriteStream[] {
-    const file = l.rank === undefined ? this.mpirunLog : this.workerLogs.of(l.rank);
-    const room = file.write(`${l.text}\n`);
-    if (l.rank === undefined) this.onUntagged?.(l.text);
+    const text = `${l.text}\n`;
+    if (l.rank === undefined) {
+      const room = this.mpirunLog.write(text);
+      this.onUntagged?.(l.text);
+      return room ? [] : [this.mpirunLog];
+    }
+    const rank = l.rank;
+    const file = this.workerLogs.of(rank);
+    const before = this.lengths.get(rank) ?? (existsSync(this.fileOf(rank)) ? statSync(this.fileOf(rank)).size : 0);
+    this.lengths.set(rank, before + Buffer.byteLength(text));
+    let room = true;
+    this.lastWrite.set(rank, new Promise<void>((resolve) => (room = file.write(text, () => resolve()))));
     return room ? [] : [file];
   }
 

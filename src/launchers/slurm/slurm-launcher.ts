@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,8 +6,8 @@ import { LauncherError } from '../../errors.js';
 import { SlurmSpecSchema, type SlurmSpec } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
 import { FileTail } from '../file-tail.js';
-import type { JobEnding, LaunchContext, Launcher, LauncherListener } from '../launcher.js';
-import { killGroup } from '../process-group.js';
+import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
+import { DetachedCommand, type CommandFollower } from '../detached-command.js';
 import { ENV, workerEnvironment, writeWorkerTokenFile } from '../../job/worker-environment.js';
 import { batchScript, srunWorkersArgs } from './batch-script.js';
 import { describeReason, slurmPhase, UNSATISFIABLE_REASONS } from './job-states.js';
@@ -23,6 +22,20 @@ const NATURAL_END_MS = 20_000;
 const GONE_TIMEOUT_MS = 90_000;
 /** Set in the batch script of a job whose job master runs inside the allocation. */
 export const IN_ALLOCATION_ENV = ENV.slurmInAllocation;
+/** Key prefix of LauncherListener.remember for each srun this launcher runs: a restarted job master takes them over. */
+const STEP_KEY = 'slurm-step:';
+/** The workers' step inside an allocation (task N = worker N); restarted workers' steps are named after them. */
+const WORKERS_STEP = 'workers';
+
+/** What a job master remembers of an srun it runs, to follow it after a restart. */
+interface RememberedStep {
+  pgid: number;
+  /** The worker a one-task step runs (a restart); none for the workers' step. */
+  workerId?: number;
+  /** How far its stderr was read. */
+  from?: number;
+  ended?: true;
+}
 
 export function slurmSection(spec: JobSpec): SlurmSpec {
   return spec.slurm ?? SlurmSpecSchema.parse({});
@@ -53,10 +66,13 @@ export class SlurmLauncher implements Launcher {
   private ended = false;
   private releasing = false;
   private released: Promise<void> | undefined;
-  /** srun processes this launcher runs itself: the workers' step (in an allocation) and restarted workers. */
-  private readonly steps = new Set<ChildProcess>();
+  /**
+   * srun processes this launcher runs itself, by step name: the workers' step (in an allocation) and
+   * restarted workers. Detached, with their stderr in files: they outlive a crashed job master.
+   */
+  private readonly steps = new Map<string, DetachedCommand>();
   private tokenFile: string | undefined;
-  private readonly onExit = () => this.steps.forEach((s) => killGroup(s.pid, 'SIGKILL'));
+  private readonly onExit = () => this.steps.forEach((s) => s.kill());
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
@@ -67,9 +83,9 @@ export class SlurmLauncher implements Launcher {
     const commands = (this.commands = new SlurmCommands(slurm));
     mkdirSync(this.logsDir, { recursive: true });
     process.on('exit', this.onExit);
-    if (this.env[IN_ALLOCATION_ENV] === '1' && this.env.SLURM_JOB_ID) {
+    if (this.inAllocation) {
       this.slurmJobId = this.env.SLURM_JOB_ID;
-      this.runStep(srunWorkersArgs({ spec: ctx.spec, slurm, logsDir: this.logsDir, workerCommand: this.workerCommand() }), this.workerEnv());
+      this.runStep(WORKERS_STEP, srunWorkersArgs({ spec: ctx.spec, slurm, logsDir: this.logsDir, workerCommand: this.workerCommand() }), this.workerEnv());
       return;
     }
     commands.program('srun'); // fail before submitting if restarts could not be run
@@ -96,6 +112,45 @@ export class SlurmLauncher implements Launcher {
     void this.poll();
   }
 
+  /**
+   * A job master restarted in the allocation (jobMaster.placement: cluster) takes over the sruns its
+   * predecessor ran, from the stderr offsets it remembered: task exits written while no job master was
+   * there are reported now. A restart it had decided but not run yet is run.
+   */
+  async resume(ctx: LaunchContext, listener: LauncherListener, workers: ResumedWorker[], remembered: Record<string, unknown>): Promise<void> {
+    if (this.env[IN_ALLOCATION_ENV] !== '1' || !this.env.SLURM_JOB_ID) throw new LauncherError('only a job master inside its Slurm allocation is restarted');
+    this.ctx = ctx;
+    this.listener = listener;
+    this.slurm = slurmSection(ctx.spec);
+    this.commands = new SlurmCommands(this.slurm);
+    this.slurmJobId = this.env.SLURM_JOB_ID;
+    mkdirSync(this.logsDir, { recursive: true });
+    process.on('exit', this.onExit);
+    for (const [key, value] of Object.entries(remembered)) {
+      const step = value as RememberedStep;
+      if (!key.startsWith(STEP_KEY) || step.ended) continue;
+      const name = key.slice(STEP_KEY.length);
+      this.follow(name, step.workerId, (follower) => DetachedCommand.attach(step.pgid, this.stepFiles(name), { ...follower, ...(step.from !== undefined ? { from: { stderr: step.from } } : {}) }));
+    }
+    if (!(`${STEP_KEY}${WORKERS_STEP}` in remembered)) {
+      // It crashed before it recorded the workers' step: the srun it started, found by its files; none: run it.
+      const files = this.stepFiles(WORKERS_STEP);
+      const pgid = DetachedCommand.find(files) ?? (DetachedCommand.ended(files) ? 0 : undefined);
+      if (pgid === undefined) this.runStep(WORKERS_STEP, srunWorkersArgs({ spec: ctx.spec, slurm: this.slurm, logsDir: this.logsDir, workerCommand: this.workerCommand() }), this.workerEnv());
+      else this.follow(WORKERS_STEP, undefined, (follower) => DetachedCommand.attach(pgid, files, follower));
+    }
+    for (const w of workers) {
+      if (w.state === 'STARTING' && w.restarts > 0 && !this.steps.has(restartStepName(w.workerId, w.restarts))) await this.restartWorker(w.workerId, w.restarts);
+    }
+  }
+
+  /** Forgets the sruns without stopping them: they belong to the job master that fenced this one off. */
+  abandon(): void {
+    this.releasing = true;
+    process.off('exit', this.onExit);
+    this.steps.clear();
+  }
+
   /** A new one-task step in the job's allocation, with the failed worker's ID. */
   async restartWorker(id: number, restartCount: number): Promise<void> {
     const ctx = this.ctx!;
@@ -115,7 +170,7 @@ export class SlurmLauncher implements Launcher {
       '--',
       ...this.workerCommand(),
     ];
-    this.runStep(args, this.workerEnv({ workerId: id, restartCount }), id);
+    this.runStep(restartStepName(id, restartCount), args, this.workerEnv({ workerId: id, restartCount }), id);
   }
 
   release(ending: JobEnding = 'failed'): Promise<void> {
@@ -129,7 +184,7 @@ export class SlurmLauncher implements Launcher {
     const commands = this.commands;
     const jobId = this.slurmJobId;
     try {
-      if (this.env[IN_ALLOCATION_ENV] === '1') {
+      if (this.inAllocation) {
         // Inside the allocation: end our own steps; the allocation ends when the batch step (we) exits.
         // Workers that completed are let exit by themselves (cleaning their node's scratch) first.
         if (ending === 'succeeded') await this.stepsEnded(NATURAL_END_MS);
@@ -148,6 +203,10 @@ export class SlurmLauncher implements Launcher {
       process.off('exit', this.onExit);
       await this.tail?.stop();
     }
+  }
+
+  private get inAllocation(): boolean {
+    return this.env[IN_ALLOCATION_ENV] === '1' && Boolean(this.env.SLURM_JOB_ID);
   }
 
   private get logsDir(): string {
@@ -171,25 +230,36 @@ export class SlurmLauncher implements Launcher {
   }
 
   /** Runs srun here (a restart, or the workers' step inside an allocation) and reports its tasks' exits. */
-  private runStep(args: string[], env: Record<string, string>, workerId?: number): void {
+  private runStep(name: string, args: string[], env: Record<string, string>, workerId?: number): void {
     const srun = this.commands!.program('srun');
     const base = workerId === undefined ? this.env : this.commands!.env;
-    const child = spawn(srun, args, { env: { ...base, ...env }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-    this.steps.add(child);
-    let rest = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      const lines = (rest + chunk.toString()).split('\n');
-      rest = lines.pop()!;
-      for (const line of lines) this.onBatchOutput(line);
+    const files = this.stepFiles(name);
+    mkdirSync(path.dirname(files.stderr), { recursive: true });
+    this.follow(name, workerId, (follower) => DetachedCommand.start(srun, args, { env: { ...base, ...env }, files, ...follower }));
+  }
+
+  /** Follows a step's stderr and end, remembering how far it got for a job master restarted after this one. */
+  private follow(name: string, workerId: number | undefined, run: (f: CommandFollower) => DetachedCommand): void {
+    const remember = (value: RememberedStep) => this.listener!.remember?.(`${STEP_KEY}${name}`, value);
+    const step = run({
+      // A one-task step's "task 0" is not worker 0: its end is srun's exit code.
+      onLine: (line) => (workerId === undefined ? this.onBatchOutput(line) : this.note(`${name}: ${line}`)),
+      onProgress: (_stream, from) => remember({ pgid: step.pgid, ...(workerId !== undefined ? { workerId } : {}), from }),
+      onExit: ({ code, signal }) => {
+        this.steps.delete(name);
+        if (this.releasing) return;
+        remember({ pgid: step.pgid, ended: true });
+        // srun's exit code is the task's; a clean exit was reported by the worker runtime itself.
+        if (workerId !== undefined && (code !== 0 || signal)) this.listener!.workerExited({ workerId, code, signal });
+      },
     });
-    child.once('error', (err) => this.note(`could not run srun: ${err.message}`));
-    child.once('exit', (code, signal) => {
-      this.steps.delete(child);
-      if (rest) this.onBatchOutput(rest);
-      if (this.releasing || workerId === undefined) return;
-      // srun's exit code is the task's; a clean exit was reported by the worker runtime itself.
-      if (code !== 0 || signal) this.listener!.workerExited({ workerId, code, signal });
-    });
+    this.steps.set(name, step);
+    if (step.running) remember({ pgid: step.pgid, ...(workerId !== undefined ? { workerId } : {}) });
+  }
+
+  private stepFiles(name: string): { stderr: string; exit: string } {
+    const dir = path.join(this.ctx!.jobDir, 'slurm', 'steps');
+    return { stderr: path.join(dir, `${name}.stderr`), exit: path.join(dir, `${name}.exit`) };
   }
 
   private async stepsEnded(timeoutMs: number): Promise<void> {
@@ -197,20 +267,9 @@ export class SlurmLauncher implements Launcher {
     while (this.steps.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   }
 
+  /** srun forwards the first SIGTERM to its tasks; SIGKILL if they do not go. */
   private async stopSteps(): Promise<void> {
-    const steps = [...this.steps];
-    await Promise.all(
-      steps.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            if (s.exitCode !== null || s.signalCode !== null) return resolve();
-            s.once('exit', () => resolve());
-            // srun forwards the first SIGTERM to its tasks; SIGKILL if they do not go.
-            killGroup(s.pid, 'SIGTERM');
-            setTimeout(() => killGroup(s.pid, 'SIGKILL'), 10_000).unref();
-          }),
-      ),
-    );
+    await Promise.all([...this.steps.values()].map((s) => s.stop()));
   }
 
   /**
@@ -277,3 +336,6 @@ export class SlurmLauncher implements Launcher {
   }
 }
 
+function restartStepName(workerId: number, restartCount: number): string {
+  return `worker-${workerId}-restart-${restartCount}`;
+}

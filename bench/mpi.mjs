@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { findProgram } from '../dist/launchers/find-program.js';
 import { submit } from '../dist/index.js';
 import { followUntilPassed, jobProcesses } from './follow-job.mjs';
+import { recoveryRuns } from './recovery-run.mjs';
 
 const JOB_DIR = fileURLToPath(new URL('./fixtures/startup-job/', import.meta.url));
 const SIZES = (process.env.BENCH_MPI_SIZES ?? '4,16,64').split(',').map(Number);
@@ -118,5 +119,8 @@ for (const n of SIZES) {
   }
   results.push(r);
 }
-process.stdout.write(JSON.stringify({ mpi: { mpirun, cpus: os.cpus().length, results } }) + '\n');
+// Job master recovery with the job master on the (only) host, mpirun beside it (recovery-run.mjs).
+const RECOVERY_SPEC = { cluster: 'mpi', jobMaster: { placement: 'cluster' }, mpi: { hosts: [{ host: 'localhost', slots: 4 }], oversubscribe: true } };
+const recovery = await recoveryRuns([4], REPEATS, RECOVERY_SPEC, (line) => process.stderr.write(`mpi ${line}\n`)).catch((err) => ({ error: err.message }));
+process.stdout.write(JSON.stringify({ mpi: { mpirun, cpus: os.cpus().length, results, recovery } }) + '\n');
 process.exit(0);

@@ -1,86 +1,10 @@
-// Recovery of a crashed job master (local cluster, `submit --detach`: the job master under its supervisor).
-// N workers pass barrier 'tick' every 50 ms; the job master is SIGKILLed; measured from the kill until the
-// restarted job master recorded itself in job.json (restart) and until every worker passed a barrier again
-// (all re-attached, a barrier released by the new job master). Prints one JSON line on stdout.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+// Recovery of a crashed job master on the local cluster (`submit --detach`: the job master under its
+// supervisor); see recovery-run.mjs for what is measured. Prints one JSON line on stdout.
+import { measureRecovery, recoveryRuns } from './recovery-run.mjs';
 
-const CLI = fileURLToPath(new URL('../bin/twister2.js', import.meta.url));
-const JOB = fileURLToPath(new URL('./fixtures/recovery-job', import.meta.url));
 const SIZES = (process.env.BENCH_RECOVERY_SIZES ?? '4,64').split(',').map(Number);
 const REPEATS = Number(process.env.BENCH_RECOVERY_REPEATS ?? 3);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, probe, timeoutMs = 120_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** Per worker, the times it printed for `tag`. */
-function times(jobDir, tag) {
-  const dir = path.join(jobDir, 'logs');
-  const out = new Map();
-  for (const f of existsSync(dir) ? readdirSync(dir) : []) {
-    const m = /^worker-(\d+)\.log$/.exec(f);
-    if (!m) continue;
-    const text = readFileSync(path.join(dir, f), 'utf8');
-    out.set(Number(m[1]), [...text.matchAll(new RegExp(`${tag} (\\d+)`, 'g'))].map((x) => Number(x[1])));
-  }
-  return out;
-}
-
-async function once(n) {
-  const home = mkdtempSync(path.join(os.tmpdir(), 't2-bench-recovery-'));
-  const env = { ...process.env, TWISTER2_HOME: home };
-  const cli = (...args) => spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8' });
-  const submitted = cli('submit', JOB, '--detach', '--workers', String(n));
-  if (submitted.status !== 0) throw new Error(`submit failed: ${submitted.stderr}`);
-  const jobId = readdirSync(path.join(home, 'jobs'))[0];
-  const jobDir = path.join(home, 'jobs', jobId);
-  const record = () => JSON.parse(readFileSync(path.join(jobDir, 'job.json'), 'utf8')).jobMaster;
-  try {
-    // Running: every worker passed a few barriers.
-    await waitFor('all workers passing barriers', () => {
-      const t = times(jobDir, 'BENCH-PASSED');
-      return t.size === n && [...t.values()].every((x) => x.length >= 3);
-    });
-    const { pid } = record();
-    const killedAt = Date.now();
-    const t0 = performance.now();
-    process.kill(pid, 'SIGKILL');
-    await waitFor('the restarted job master', () => record().pid !== pid);
-    const restartMs = performance.now() - t0;
-    const back = await waitFor('every worker past a barrier after the kill', () => {
-      const t = times(jobDir, 'BENCH-PASSED');
-      const firsts = [...t.values()].map((x) => x.find((at) => at > killedAt));
-      return firsts.length === n && firsts.every(Boolean) && Math.max(...firsts);
-    });
-    return { n, restartMs, reattachedMs: back - killedAt };
-  } finally {
-    cli('kill', jobId);
-    await waitFor('the job to end', () => existsSync(path.join(jobDir, 'status.json')), 60_000).catch(() => undefined);
-    rmSync(home, { recursive: true, force: true });
-  }
-}
-
-const results = [];
-await once(2).catch((err) => console.error(`warm-up: ${err.message}`));
-for (const n of SIZES) {
-  const runs = [];
-  for (let i = 0; i < REPEATS; i++) {
-    const r = await once(n);
-    console.error(`recovery N=${n}: restarted ${r.restartMs.toFixed(0)} ms, all re-attached and past a barrier ${r.reattachedMs} ms`);
-    runs.push(r);
-  }
-  results.push({ n, restartMs: runs.map((r) => r.restartMs), reattachedMs: runs.map((r) => r.reattachedMs) });
-}
+await measureRecovery(2).catch((err) => console.error(`warm-up: ${err.message}`));
+const results = await recoveryRuns(SIZES, REPEATS, {}, (line) => console.error(line));
 console.log(JSON.stringify({ recovery: results }));

@@ -338,15 +338,15 @@ Knobs: \`BENCH_PHASES_WORKERS\` (default 4), \`BENCH_PHASES_RUNS\` (default 5).
 
 ${phasesSection(data.phases)}
 
-## (k) Job master recovery, local cluster
+## (k) Job master recovery
 
-bench/recovery.mjs submits a detached local job (\`submit --detach\`: the job master runs under its supervisor and journals its state)
+bench/recovery-run.mjs submits a detached job (\`submit --detach\`: the job master runs under its supervisor and journals its state)
 whose N workers pass barrier \`tick\` every 50 ms (bench/fixtures/recovery-job), SIGKILLs the job master once every worker passed a few,
-and measures until the supervisor's new job master recorded itself and until every worker passed a barrier again. Knobs:
-\`BENCH_RECOVERY_SIZES\` (default \`4,64\`), \`BENCH_RECOVERY_REPEATS\` (default 3). The cost of the journal in normal operation is the
-"journal on" row of (b).
+and measures until the supervisor's new job master recorded itself and until every worker passed a barrier again: on the local cluster
+(bench/recovery.mjs; knobs \`BENCH_RECOVERY_SIZES\`, default \`4,64\`, and \`BENCH_RECOVERY_REPEATS\`, default 3), and at N=4 on the
+clusters of (d) and (e) (mpi.mjs, slurm.mjs, with their repeats). The cost of the journal in normal operation is the "journal on" row of (b).
 
-${recoverySection(data.recovery)}
+${recoverySection(recoveryRows(data))}
 
 ## What dominates
 
@@ -374,8 +374,13 @@ export function summaryLines(data) {
   lines.push(...nomadSummary(data.nomad));
   lines.push(...k8sSummary(data.k8s));
   lines.push(...phasesSummary(data.phases));
-  lines.push(...recoverySummary(data.recovery));
+  lines.push(...recoverySummary(recoveryRows(data)));
   lines.push(...peersSummary(data.cliE2e, data.manyJobs));
   lines.push(...targetsSummary(data));
   return lines;
+}
+
+/** Recovery figures by backend: local from its own section, the clusters' from theirs (absent in older data). */
+function recoveryRows(data) {
+  return [['local', data.recovery], ...[['mpi', data.mpi], ['slurm', data.slurm]].filter(([, d]) => d?.recovery).map(([b, d]) => [b, d.recovery])];
 }

@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { submit } from '../dist/index.js';
 import { followUntilPassed, jobProcesses } from './follow-job.mjs';
+import { recoveryRuns } from './recovery-run.mjs';
 
 const JOB_DIR = fileURLToPath(new URL('./fixtures/startup-job/', import.meta.url));
 const SIZES = (process.env.BENCH_SLURM_SIZES ?? '4,16').split(',').map(Number);
@@ -191,9 +192,12 @@ try {
     }
     results.push(r);
   }
+  // Job master recovery with the job master in the allocation (recovery-run.mjs).
+  const recoverySpec = { cluster: 'slurm', jobMaster: { placement: 'cluster' }, resources: { cpu: 1, memory: MEMORY }, slurm: { tasksPerNode: 2 } };
+  const recovery = await recoveryRuns([4], REPEATS, recoverySpec, (line) => log(`slurm ${line}`)).catch((err) => ({ error: err.message }));
   const slurmVersion = (await slurm('sinfo', ['--version']).catch(() => '')).trim();
   process.stdout.write(
-    JSON.stringify({ slurm: { version: slurmVersion, nodes: NODES, cpusPerNode: CPUS_PER_NODE, memory: MEMORY, pollMs: POLL_MS, clusterStartMs, cpus: os.cpus().length, results } }) + '\n',
+    JSON.stringify({ slurm: { version: slurmVersion, nodes: NODES, cpusPerNode: CPUS_PER_NODE, memory: MEMORY, pollMs: POLL_MS, clusterStartMs, cpus: os.cpus().length, results, recovery } }) + '\n',
   );
 } catch (err) {
   failed = true;

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll } from 'vitest';
@@ -50,7 +50,15 @@ faultSuite(
         .filter((f) => f.endsWith('.log') && f.startsWith(`${jobNames(jobId).workers(0)}-`))
         .map((f) => readFileSync(path.join(logDir, f), 'utf8'))
         .join('\n'),
-    jobMasterPid: (jobId) => runner.processes().find((p) => p.pod.startsWith(jobNames(jobId).jobMaster) && p.container === 'jobmaster' && p.exitCode === undefined)?.pid,
+    // The running job master container's process, once it is up (took its epoch and listens), as a recorded
+    // one is on the other backends: each run says so in the container's log, which the runs append to.
+    jobMasterPid(jobId) {
+      const runs = runner.processes().filter((p) => p.pod.startsWith(jobNames(jobId).jobMaster) && p.container === 'jobmaster');
+      const log = path.join(logDir, `${jobNames(jobId).jobMaster}-0-jobmaster.log`);
+      const up = existsSync(log) ? readFileSync(log, 'utf8').split('job master listening at').length - 1 : 0;
+      const current = runs.at(-1);
+      return current && current.exitCode === undefined && up === runs.length ? current.pid : undefined;
+    },
     async finalStatus(home, jobId) {
       // Each look runs the CLI: at most one a second.
       if (Date.now() - lastLook < 1000) return undefined;

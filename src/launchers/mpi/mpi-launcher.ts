@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { LauncherError, UsageError } from '../../errors.js';
 import type { MpiSpec } from './section.js';
 import type { LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
-import { DetachedCommand, type CommandEnd, type CommandFiles, type OutputStream } from '../detached-command.js';
+import { DetachedCommand, type CommandFiles, type CommandFollower, type OutputStream } from '../detached-command.js';
 import { findProgram } from '../find-program.js';
 import { inheritedEnv } from '../process-group.js';
 import { workerEnvironment } from '../../job/worker-environment.js';
@@ -114,15 +114,16 @@ export class MpiLauncher implements Launcher {
     this.output = new TaggedOutputSplitter(path.join(ctx.jobDir, 'logs'), undefined, keep);
     this.output.note(`a restarted job master took over mpirun (process group ${pgid})`);
     process.on('exit', this.onExit);
-    this.follow((follower) => DetachedCommand.attach(pgid, files, { ...follower, ...(saved?.from ? { from: saved.from } : {}) }));
+    this.follow((follower) => DetachedCommand.attach(pgid, files, follower), saved?.from ? { from: saved.from, lengths: keep } : {});
   }
 
   /** Splits mpirun's output by rank, remembers how far it got, and reports every rank's exit when mpirun ends. */
-  private follow(run: (f: { onLine(l: string): void; onProgress(s: OutputStream, o: number): void; afterChunk(): Promise<void> | undefined; onExit(e: CommandEnd): void }) => DetachedCommand): void {
+  private follow(run: (f: CommandFollower) => DetachedCommand, resumed: { from?: Partial<Record<OutputStream, number>>; lengths?: Record<string, number> } = {}): void {
     const output = this.output!;
-    const from: Partial<Record<OutputStream, number>> = {};
+    const from: Partial<Record<OutputStream, number>> = { ...resumed.from };
     const remember = this.listener!.remember?.bind(this.listener);
     this.mpirun = run({
+      ...(resumed.from ? { from: resumed.from } : {}),
       onLine: (line) => output.push(line),
       afterChunk: () => output.settle(),
       onProgress: (stream, offset) => {
@@ -139,7 +140,8 @@ export class MpiLauncher implements Launcher {
         for (let id = 0; id < this.ctx!.spec.workers; id++) this.listener!.workerExited({ workerId: id, code, signal });
       },
     });
-    remember?.(MPIRUN_KEY, { pgid: this.mpirun.pgid } satisfies RememberedMpirun);
+    // Until it read more, what it started from (a restart right away must not read the output again).
+    remember?.(MPIRUN_KEY, { pgid: this.mpirun.pgid, ...resumed } satisfies RememberedMpirun);
   }
 
   private mpirunFiles(): CommandFiles {

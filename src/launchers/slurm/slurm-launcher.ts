@@ -130,7 +130,7 @@ export class SlurmLauncher implements Launcher {
       const step = value as RememberedStep;
       if (!key.startsWith(STEP_KEY) || step.ended) continue;
       const name = key.slice(STEP_KEY.length);
-      this.follow(name, step.workerId, (follower) => DetachedCommand.attach(step.pgid, this.stepFiles(name), { ...follower, ...(step.from !== undefined ? { from: { stderr: step.from } } : {}) }));
+      this.follow(name, step.workerId, (follower) => DetachedCommand.attach(step.pgid, this.stepFiles(name), follower), step.from);
     }
     if (!(`${STEP_KEY}${WORKERS_STEP}` in remembered)) {
       // It crashed before it recorded the workers' step: the srun it started, found by its files; none: run it.
@@ -238,13 +238,22 @@ export class SlurmLauncher implements Launcher {
     this.follow(name, workerId, (follower) => DetachedCommand.start(srun, args, { env: { ...base, ...env }, files, ...follower }));
   }
 
-  /** Follows a step's stderr and end, remembering how far it got for a job master restarted after this one. */
-  private follow(name: string, workerId: number | undefined, run: (f: CommandFollower) => DetachedCommand): void {
+  /**
+   * Follows a step's stderr (from offset `from`) and end, remembering how far it got for a job master
+   * restarted after this one: a line read twice could be a task exit reported twice.
+   */
+  private follow(name: string, workerId: number | undefined, run: (f: CommandFollower) => DetachedCommand, from?: number): void {
+    let at = from;
     const remember = (value: RememberedStep) => this.listener!.remember?.(`${STEP_KEY}${name}`, value);
+    const where = () => ({ pgid: step.pgid, ...(workerId !== undefined ? { workerId } : {}), ...(at !== undefined ? { from: at } : {}) });
     const step = run({
+      ...(from !== undefined ? { from: { stderr: from } } : {}),
       // A one-task step's "task 0" is not worker 0: its end is srun's exit code.
       onLine: (line) => (workerId === undefined ? this.onBatchOutput(line) : this.note(`${name}: ${line}`)),
-      onProgress: (_stream, from) => remember({ pgid: step.pgid, ...(workerId !== undefined ? { workerId } : {}), from }),
+      onProgress: (_stream, offset) => {
+        at = offset;
+        remember(where());
+      },
       onExit: ({ code, signal }) => {
         this.steps.delete(name);
         if (this.releasing) return;
@@ -254,7 +263,7 @@ export class SlurmLauncher implements Launcher {
       },
     });
     this.steps.set(name, step);
-    if (step.running) remember({ pgid: step.pgid, ...(workerId !== undefined ? { workerId } : {}) });
+    if (step.running) remember(where());
   }
 
   private stepFiles(name: string): { stderr: string; exit: string } {

@@ -1,8 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll } from 'vitest';
 import { ensureOpenMpi } from '../env/openmpi.js';
 import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
-import { isRunning } from '../helpers/cli.js';
+import { processesNaming } from '../helpers/cli.js';
 import { faultSuite } from './harness.js';
 
 // The fault suite on OpenMPI (README.md): two hosts, each an sshd in its own network namespace; the job
@@ -25,19 +24,7 @@ faultSuite(
       mpi: { hosts: env.hosts.map((h) => ({ host: h.address, slots: 2 })), ssh: { identityFile: env.keyFile, user: 'root' }, interfaces: env.subnet },
     }),
     // mpirun, orted and ssh name the job only on their command lines (the job directory), not in their environment.
-    async leftovers(jobId) {
-      const found: string[] = [];
-      for (const entry of readdirSync('/proc')) {
-        if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-        try {
-          const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-          if (cmd.includes(jobId) && isRunning(Number(entry))) found.push(`process ${entry}: ${cmd.replace(/\0/g, ' ')}`);
-        } catch {
-          // Gone.
-        }
-      }
-      return found;
-    },
+    leftovers: async (jobId) => processesNaming(jobId),
   },
-  10,
+  8,
 );

@@ -1,22 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll } from 'vitest';
-import { ensureSlurm, startSlurmCluster, type SlurmCluster } from '../env/slurm-cluster.js';
+import type { SlurmCluster } from '../env/slurm-cluster.js';
+import { useSlurmCluster } from '../helpers/slurm-suite.js';
 import { faultSuite } from './harness.js';
 
 // The fault suite on a real Slurm cluster (README.md): the job master runs in the job's allocation
 // (`jobMaster.placement: cluster`), under its supervisor in the batch step; the workers are an srun step
 // on two nodes, each in its own network namespace.
-ensureSlurm();
 let cluster: SlurmCluster;
-const saved = { ...process.env };
-beforeAll(async () => {
-  cluster = await startSlurmCluster({ nodes: 2, cpusPerNode: 8 });
-  Object.assign(process.env, cluster.env);
-}, 180_000);
-afterAll(async () => {
-  for (const k of Object.keys(cluster?.env ?? {})) if (saved[k] === undefined) delete process.env[k];
-  await cluster?.stop();
-});
+useSlurmCluster({ nodes: 2, cpusPerNode: 8 }, (c) => (cluster = c));
 
 faultSuite(
   {
@@ -27,5 +18,5 @@ faultSuite(
       return queued ? [`squeue: ${queued}`] : [];
     },
   },
-  12,
+  8,
 );

@@ -50,6 +50,24 @@ export function isRunning(pid: number): boolean {
   }
 }
 
+/**
+ * Running processes (but this one) whose command line contains `text` (a job directory, a job ID), described:
+ * mpirun, orted and ssh name a job there, not in their environment.
+ */
+export function processesNaming(text: string): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.includes(text) && isRunning(Number(entry))) found.push(`process ${entry}: ${cmd.replace(/\0/g, ' ')}`);
+    } catch {
+      // Gone.
+    }
+  }
+  return found;
+}
+
 /** Writes a job directory: a twister2.yaml (given as an object, written as JSON which is valid YAML) and files. */
 export function makeJob(spec: unknown, files: Record<string, string> = {}): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 't2-job-'));

@@ -1,9 +1,9 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
-import { fixture, isRunning, jobIds, jobProcesses, makeJob, readLogs, runCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { fixture, isRunning, jobIds, jobProcesses, makeJob, processesNaming, readLogs, runCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 
 ensureOpenMpi();
 let env: SshHosts;
@@ -45,17 +45,7 @@ function netns(name: string, pid: number | 'self'): string {
 
 /** Processes anywhere (PIDs are shared) whose environment names the job or whose command line names its directory. */
 function leftovers(jobId: string, jobDir: string): string[] {
-  const found = jobProcesses(jobId).map((p) => `process ${p} (job environment)`);
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmd.includes(jobDir) && isRunning(Number(entry))) found.push(`process ${entry}: ${cmd.replace(/\0/g, ' ')}`);
-    } catch {
-      // Gone.
-    }
-  }
-  return found;
+  return [...jobProcesses(jobId).map((p) => `process ${p} (job environment)`), ...processesNaming(jobDir)];
 }
 
 function record(home: string, jobId: string): { jobMaster?: { url: string; pid: number } } {

@@ -1,10 +1,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
-import { ensureSlurm, startSlurmCluster, type SlurmCluster } from '../env/slurm-cluster.js';
+import type { SlurmCluster } from '../env/slurm-cluster.js';
+import { useSlurmCluster } from '../helpers/slurm-suite.js';
 import { fixture, jobIds, jobProcesses, killJobMasterForGood, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
 import { workerTokenOf } from '../../src/job/worker-environment.js';
@@ -15,19 +16,8 @@ import { workerTokenOf } from '../../src/job/worker-environment.js';
  * the namespaces' bridge address.
  */
 ensureOpenMpi();
-ensureSlurm();
 let cluster: SlurmCluster;
-const saved = { ...process.env };
-
-beforeAll(async () => {
-  cluster = await startSlurmCluster({ nodes: 2, cpusPerNode: 8 });
-  // The CLI started by the tests (and the conformance suite) finds the cluster like a login node would.
-  Object.assign(process.env, cluster.env);
-}, 180_000);
-afterAll(async () => {
-  for (const k of Object.keys(cluster?.env ?? {})) if (saved[k] === undefined) delete process.env[k];
-  await cluster?.stop();
-});
+useSlurmCluster({ nodes: 2, cpusPerNode: 8 }, (c) => (cluster = c));
 
 function slurmSpec(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { cluster: 'slurm', jobMaster: { host: cluster.controllerAddress }, slurm: { tasksPerNode: 2 }, ...extra };

@@ -181,6 +181,10 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   start(): void {
     if (this.untracked) return; // nobody registers or heartbeats
     this.lastTick = performance.now();
+    // Deadlines count from here: a restored job master paused before it got here (SIGSTOP while it took over
+    // its workers) would otherwise fail, at its first check, a worker whose heartbeat came a moment late.
+    const now = this.now();
+    for (const rec of this.workers.values()) rec.lastSeen = Math.max(rec.lastSeen, now);
     this.monitor = setInterval(() => this.checkDeadlines(), Math.max(50, Math.floor(this.heartbeatIntervalMs / 2)));
     this.monitor.unref();
   }

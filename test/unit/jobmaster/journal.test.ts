@@ -4,7 +4,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BarrierService } from '../../../src/jobmaster/barriers.js';
 import { EPOCH_FILE, JOURNAL_FILE, Journal, readRecords, type JournalRecord } from '../../../src/jobmaster/journal.js';
+import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import { compactRecords, replay } from '../../../src/jobmaster/saved-state.js';
+import { parseSpec } from '../../../src/spec/validate.js';
+import { noopLauncher } from '../../helpers/registration.js';
 
 const dir = () => mkdtempSync(path.join(os.tmpdir(), 't2-journal-'));
 const keep = { compact: (records: JournalRecord[]) => records, onFenced: () => undefined };
@@ -115,5 +118,29 @@ describe('barriers across a job master restart', () => {
     const resent = after.arrive('x', 0, 10_000, 'a0');
     await expect(after.arrive('x', 1, 10_000, 'a1')).resolves.toMatchObject({ generation: 1, numWorkers: 2 });
     await expect(resent).resolves.toMatchObject({ generation: 1 });
+  });
+});
+
+describe('failure detection of a restarted job master', () => {
+  it('counts heartbeat deadlines from when it starts watching, not from its restore: a pause while it took over fails nobody', async () => {
+    const spec = parseSpec({ name: 'restored', workers: 1, worker: { command: 'true' }, timeouts: { heartbeat: '500ms' } });
+    const info = { workerId: 0, host: 'h', ip: '127.0.0.1', ports: {}, node: 'h', resources: { cpu: 1, memoryBytes: 1, gpus: 0 }, pid: 1, restartCount: 0 };
+    const saved = replay([
+      { t: 'job', state: 'RUNNING', startedAt: new Date().toISOString() },
+      { t: 'size', numWorkers: 1 },
+      { t: 'worker', workerId: 0, state: 'RUNNING', restarts: 0, info, session: 's0' },
+    ]);
+    let t = 1_000_000;
+    const jm = new JobMaster({ jobId: 'restored-1', spec, launcher: noopLauncher(), now: () => t, saved, record: () => undefined, flushed: async () => {}, recoveryMs: 60_000 });
+    // Restored at t; paused (SIGSTOP) for longer than the heartbeat timeout before its monitor started.
+    t += 2000;
+    jm.start();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(jm.status().workers[0]!.state).toBe('RUNNING');
+    // Still watching: a worker silent for the timeout from then is failed.
+    t += 600;
+    await new Promise((r) => setTimeout(r, 400));
+    expect(jm.status().workers[0]!.state).toBe('FAILED');
+    jm.kill('done');
   });
 });

@@ -26,7 +26,7 @@ export interface WorkerExit {
   code: number | null;
   signal: NodeJS.Signals | null;
   /**
-   * Which run of the worker ended (Kubernetes: pod uid, container, restart count), from launchers that
+   * Which run of the worker ended (Kubernetes: pod uid, container, restart count; Slurm: the step), from launchers that
    * report the end of every run, including runs whose failure the job master saw first (a missed heartbeat).
    */
   run?: string;

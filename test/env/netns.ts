@@ -195,6 +195,15 @@ export function removeLinkIfExists(name: string): void {
   }
 }
 
+/**
+ * Sets a host's bridge-side veth up or down. Down is a partition as a cut cable or a dead switch port makes
+ * it: the host keeps its address and route, and whatever it or anyone sends across is dropped silently (no
+ * "unreachable" error), so TCP connections stall and resume on their own once the link is up again.
+ */
+export function setLink(link: string, up: boolean): void {
+  ip(['link', 'set', link, up ? 'up' : 'down']);
+}
+
 /** Runs `ip args`, throwing with its stderr when it fails. */
 export function ip(args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 30_000 });

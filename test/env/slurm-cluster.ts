@@ -39,6 +39,8 @@ export interface SlurmNode {
   address: string;
   /** Network namespace name, for n >= 2 nodes. */
   namespace?: string;
+  /** For n >= 2 nodes, the bridge side of the node's veth: down, it cuts the node off silently (setLink). */
+  link?: string;
   features: string[];
   gpus: number;
   cpus: number;
@@ -171,6 +173,7 @@ export async function startSlurmCluster(opts: SlurmClusterOptions): Promise<Slur
       for (const [i, node] of nodes.entries()) {
         const ns = node.name;
         const veth = `${tag}v${String.fromCharCode(97 + i)}`;
+        node.link = veth;
         createNamespace({
           ns,
           veth,

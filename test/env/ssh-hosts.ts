@@ -25,6 +25,8 @@ export interface SshHost {
   address: string;
   port: number;
   user: string;
+  /** The bridge side of the host's veth: down, it cuts the host off from every other, silently (setLink). */
+  link: string;
 }
 
 export interface SshHosts {
@@ -163,7 +165,7 @@ export async function startSshHosts(count: number, opts: { prefix?: string } = {
       state.sshdPids.push(child.pid);
       save();
       await waitForTcp(address, 22, 15_000, child, () => stderr);
-      hosts.push({ name: ns, address, port: 22, user: 'root' });
+      hosts.push({ name: ns, address, port: 22, user: 'root', link: veth });
     }
     const knownHostsFile = path.join(dir, 'known_hosts');
     writeFileSync(knownHostsFile, knownHosts.join('\n') + '\n');

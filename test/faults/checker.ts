@@ -6,8 +6,10 @@ export interface WorkerRecord {
   pid: number;
   restart: number;
   t: number;
-  step: 'start' | 'arrive' | 'pass' | 'done';
+  step: 'start' | 'arrive' | 'pass' | 'broken' | 'done';
   n?: number;
+  /** A broken barrier's error message. */
+  error?: string;
 }
 
 /** The history of one run: the faults as injected (with the time they were), what workers recorded, how it ended. */
@@ -75,6 +77,76 @@ export function check(h: History): string[] {
   for (const id of expected) {
     const done = h.records.filter((r) => r.id === id && r.step === 'done').length;
     if (h.final.state === 'SUCCEEDED' && done !== 1) v.push(`worker ${id} finished its program ${done} times, expected once`);
+  }
+  if (h.leftovers.length) v.push(`left running after the job: ${h.leftovers.join(', ')}`);
+  return v;
+}
+
+/** The history of a partition run (partition.ts): which workers' host was cut off, when, and what to expect. */
+export interface PartitionHistory extends Omit<History, 'injected'> {
+  cut: { ids: number[]; from: number; to: number };
+  expect: 'replace' | 'fail';
+  /** The workers' output, for what the runtime said. */
+  logs: string;
+}
+
+/** The invariants of a partition run (README.md), over each ID's processes in the order they started. */
+export function checkPartition(h: PartitionHistory): string[] {
+  const v: string[] = [];
+  const expected = Array.from({ length: h.workers }, (_, i) => i);
+  const ids = h.final.workers.map((w) => w.workerId).sort((a, b) => a - b);
+  if (JSON.stringify(ids) !== JSON.stringify(expected)) v.push(`worker IDs: expected exactly 0..${h.workers - 1}, the final status has ${ids.join(', ')}`);
+  const runs = new Map<number, { pid: number; from: number }[]>();
+  for (const id of expected) {
+    const firsts = new Map<number, number>();
+    for (const r of h.records.filter((x) => x.id === id)) firsts.set(r.pid, Math.min(firsts.get(r.pid) ?? Infinity, r.t));
+    runs.set(id, [...firsts].map(([pid, from]) => ({ pid, from })).sort((a, b) => a.from - b.from));
+  }
+  /** The process holding `id` at time t: the last of its processes to have started by then. */
+  const holder = (id: number, t: number) => runs.get(id)!.filter((p) => p.from <= t).at(-1)?.pid;
+
+  // One holder per ID: once a replacement started, the process it replaced neither starts, passes nor finishes.
+  for (const id of expected) {
+    const list = runs.get(id)!;
+    for (let i = 1; i < list.length; i++) {
+      const [old, next] = [list[i - 1]!, list[i]!];
+      const late = h.records.filter((r) => r.pid === old.pid && r.t >= next.from && ['start', 'pass', 'done'].includes(r.step));
+      for (const r of late) v.push(`worker ID ${id} held by two processes: pid ${old.pid} recorded ${r.step}${r.n ? ` b${r.n}` : ''} at ${r.t}, after its replacement pid ${next.pid} started at ${next.from}`);
+    }
+  }
+  // No pass before every worker's holder at that time arrived.
+  for (const p of h.records.filter((r) => r.step === 'pass')) {
+    for (const id of expected) {
+      const pid = holder(id, p.t);
+      if (!h.records.some((r) => r.pid === pid && r.step === 'arrive' && r.n === p.n && r.t <= p.t)) {
+        v.push(`barrier b${p.n}: worker ${p.id} (pid ${p.pid}) passed at ${p.t} before worker ${id} (pid ${pid ?? 'none yet'}) arrived`);
+      }
+    }
+  }
+  // Every broken barrier names its cause.
+  for (const b of h.records.filter((r) => r.step === 'broken')) {
+    if (!/worker \d+ failed \(.+\)|timed out|aborted: .+|stale session \(the worker was replaced/.test(b.error ?? '')) v.push(`barrier b${b.n} broke for worker ${b.id} without a named cause: ${b.error ?? '(no message)'}`);
+  }
+  const unheard = (m: string | undefined) => h.cut.ids.some((id) => (m ?? '').includes(`worker ${id} failed`) && (m ?? '').includes('no heartbeat'));
+  if (h.expect === 'replace') {
+    // The job carries on: the cut workers were replaced, the old ones told so, every worker's last run done once.
+    if (h.final.state !== 'SUCCEEDED') v.push(`final state: expected SUCCEEDED, got ${h.final.state} (${h.final.message ?? 'no message'})`);
+    for (const id of h.cut.ids) {
+      if ((h.final.workers.find((w) => w.workerId === id)?.restarts ?? 0) < 1) v.push(`worker ${id} was cut off but not replaced`);
+    }
+    if (!h.records.some((r) => r.step === 'broken' && unheard(r.error))) v.push(`no barrier broke naming a cut worker (${h.cut.ids.join(', ')}) and its missed heartbeats`);
+    // Told by its next heartbeat's answer, or by its barrier call's.
+    for (const id of h.cut.ids) {
+      if (!new RegExp(`^\\[twister2 worker ${id}\\] .*(no longer accepts this worker|stale session)`, 'm').test(h.logs)) v.push(`worker ${id}: its replaced process was not told so once the link was back`);
+    }
+    for (const id of expected) {
+      const done = h.records.filter((r) => r.id === id && r.step === 'done');
+      const last = runs.get(id)!.at(-1)?.pid;
+      if (done.length !== 1 || done[0]!.pid !== last) v.push(`worker ${id}: its last process (pid ${last}) should finish its program once; done by ${done.map((d) => d.pid).join(', ') || 'none'}`);
+    }
+  } else {
+    // The cluster cannot replace one worker: the job fails naming a cut worker and why.
+    if (h.final.state !== 'FAILED' || !unheard(h.final.message)) v.push(`final state: expected FAILED naming a cut worker (${h.cut.ids.join(', ')}) and its missed heartbeats, got ${h.final.state} (${h.final.message ?? 'no message'})`);
   }
   if (h.leftovers.length) v.push(`left running after the job: ${h.leftovers.join(', ')}`);
   return v;

@@ -6,18 +6,18 @@ import { check, type History, type WorkerRecord } from './checker.js';
 import { drawRun, type Fault, type Schedule } from './schedule.js';
 import { faultSeeds } from './seeds.js';
 
-const WORKERS = 4;
-const ROUNDS = 16;
-const PAUSE_MS = 300;
-const HEARTBEAT_MS = 3000;
+export const WORKERS = 4;
+export const ROUNDS = 16;
+export const PAUSE_MS = 300;
+export const HEARTBEAT_MS = 3000;
 
 interface JobRecordFile {
   jobMaster?: { pid: number; supervisorPid?: number };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z');
@@ -39,8 +39,22 @@ export interface FaultBackend {
   finalStatus?(home: string, jobId: string): Promise<History['final'] | undefined>;
 }
 
-/** One seeded run: a detached job of 4 workers passing 16 barriers while the schedule's faults hit it. */
-async function run(backend: FaultBackend, seed: number, schedule: Schedule): Promise<History> {
+/** A detached fault-suite job as it runs: what its workers recorded, its job master now, and how it ended. */
+export interface FaultJob {
+  home: string;
+  jobId: string;
+  /** The workers' output (records and runtime messages). */
+  logs(): string;
+  records(): WorkerRecord[];
+  final(): Promise<History['final'] | undefined>;
+  ended(): Promise<boolean>;
+  jobMasterPid(): number | undefined;
+  /** Waits for the final status, then for nothing to be left (every job master seen included). */
+  finish(jobMasters: Set<number>): Promise<{ final: History['final']; leftovers: string[] }>;
+}
+
+/** Submits (detached) a job of 4 workers passing 16 barriers on `backend`, with `extra` merged into its spec. */
+export async function submitFaultJob(backend: FaultBackend, seed: number, extra: { [key: string]: unknown } = {}): Promise<FaultJob> {
   const home = tempHome();
   const job = makeJob(
     {
@@ -49,6 +63,7 @@ async function run(backend: FaultBackend, seed: number, schedule: Schedule): Pro
       timeouts: { heartbeat: `${HEARTBEAT_MS}ms` },
       worker: { module: 'w.mjs', args: [String(ROUNDS), String(PAUSE_MS)] },
       ...(typeof backend.spec === 'function' ? backend.spec() : backend.spec),
+      ...extra,
     },
     { 'w.mjs': fixture('fault-worker.mjs') },
   );
@@ -57,53 +72,70 @@ async function run(backend: FaultBackend, seed: number, schedule: Schedule): Pro
   const jobId = jobIds(home)[0]!;
   const jobDir = path.join(home, 'jobs', jobId);
   const recordOf = () => JSON.parse(readFileSync(path.join(jobDir, 'job.json'), 'utf8')) as JobRecordFile;
-  const records = () => testRecords<WorkerRecord>(backend.output?.(home, jobId) ?? readLogs(home, jobId));
   const statusFile = path.join(jobDir, 'status.json');
   const final = async () =>
     backend.finalStatus ? backend.finalStatus(home, jobId) : existsSync(statusFile) ? (JSON.parse(readFileSync(statusFile, 'utf8')) as History['final']) : undefined;
-  const ended = async () => (await final()) !== undefined;
   const jobMasterPid = () => (backend.jobMasterPid ? backend.jobMasterPid(jobId) : recordOf().jobMaster?.pid);
   const supervisor = recordOf().jobMaster?.supervisorPid;
+  const logs = () => backend.output?.(home, jobId) ?? readLogs(home, jobId);
+  return {
+    home,
+    jobId,
+    logs,
+    records: () => testRecords<WorkerRecord>(logs()),
+    final,
+    ended: async () => (await final()) !== undefined,
+    jobMasterPid,
+    async finish(jobMasters) {
+      const finalStatus = await waitFor('the job to end', final, 90_000);
+      if (supervisor) await waitFor('the supervisor to exit', () => !alive(supervisor), 10_000).catch(() => undefined);
+      // The cluster's own clean-up (purging a Nomad job) may take a moment after the final status.
+      const left = async () => [
+        ...jobProcesses(jobId).map((p) => `process ${p}`),
+        ...[supervisor, ...jobMasters, jobMasterPid()].filter((p): p is number => p !== undefined && alive(p)).map((p) => `job master or supervisor ${p}`),
+        ...((await backend.leftovers?.(jobId)) ?? []),
+      ];
+      const leftovers = await waitFor('nothing left', async () => {
+        const l = await left();
+        return l.length === 0 && l;
+      }, 20_000).catch(left);
+      return { final: finalStatus, leftovers: [...new Set(leftovers)] };
+    },
+  };
+}
+
+/** One seeded run: a detached job of 4 workers passing 16 barriers while the schedule's faults hit it. */
+async function run(backend: FaultBackend, seed: number, schedule: Schedule): Promise<History> {
+  const job = await submitFaultJob(backend, seed);
   const injected: History['injected'] = [];
   const jobMasters = new Set<number>();
   let t0 = Date.now();
   /** Injects one fault into a job master that is back (recorded by the one now running, and alive); false once the job ended. */
   const injectNow = async (fault: Fault): Promise<boolean> => {
-    if (await ended()) return false;
+    if (await job.ended()) return false;
     const pid = await waitFor('a running job master', () => {
-      const p = jobMasterPid();
+      const p = job.jobMasterPid();
       return p !== undefined && alive(p) && p;
     });
     jobMasters.add(pid);
-    await inject(fault, pid, records());
+    await inject(fault, pid, job.records());
     injected.push({ ...fault, t: Date.now() - t0, pid });
-    if (fault.kind === 'kill-jobmaster') await waitFor('the restarted job master', async () => (jobMasterPid() ?? pid) !== pid || (await ended()), 30_000);
+    if (fault.kind === 'kill-jobmaster') await waitFor('the restarted job master', async () => (job.jobMasterPid() ?? pid) !== pid || (await job.ended()), 30_000);
     return true;
   };
   if (schedule.killAtLaunch) await injectNow({ at: 0, kind: 'kill-jobmaster' });
-  await waitFor('all workers started', () => records().filter((r) => r.step === 'start').length === WORKERS);
+  await waitFor('all workers started', () => job.records().filter((r) => r.step === 'start').length === WORKERS);
   t0 = Date.now();
   for (const fault of schedule.faults) {
     await sleep(t0 + fault.at - Date.now());
     if (!(await injectNow(fault))) break;
   }
   if (schedule.killAtEnd) {
-    await waitFor('a worker done', async () => records().some((r) => r.step === 'done') || (await ended()), 90_000);
+    await waitFor('a worker done', async () => job.records().some((r) => r.step === 'done') || (await job.ended()), 90_000);
     await injectNow({ at: Date.now() - t0, kind: 'kill-jobmaster' });
   }
-  const finalStatus = await waitFor('the job to end', final, 90_000);
-  if (supervisor) await waitFor('the supervisor to exit', () => !alive(supervisor), 10_000).catch(() => undefined);
-  // The cluster's own clean-up (purging a Nomad job) may take a moment after the final status.
-  const left = async () => [
-    ...jobProcesses(jobId).map((p) => `process ${p}`),
-    ...[supervisor, ...jobMasters, jobMasterPid()].filter((p): p is number => p !== undefined && alive(p)).map((p) => `job master or supervisor ${p}`),
-    ...((await backend.leftovers?.(jobId)) ?? []),
-  ];
-  const leftovers = await waitFor('nothing left', async () => {
-    const l = await left();
-    return l.length === 0 && l;
-  }, 20_000).catch(left);
-  return { workers: WORKERS, rounds: ROUNDS, injected, records: records(), final: finalStatus, leftovers: [...new Set(leftovers)] };
+  const { final, leftovers } = await job.finish(jobMasters);
+  return { workers: WORKERS, rounds: ROUNDS, injected, records: job.records(), final, leftovers };
 }
 
 async function inject(fault: Fault, jobMaster: number, recs: WorkerRecord[]): Promise<void> {

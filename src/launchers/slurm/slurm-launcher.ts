@@ -258,8 +258,9 @@ export class SlurmLauncher implements Launcher {
         this.steps.delete(name);
         if (this.releasing) return;
         remember({ pgid: step.pgid, ended: true });
-        // srun's exit code is the task's; a clean exit was reported by the worker runtime itself.
-        if (workerId !== undefined && (code !== 0 || signal)) this.listener!.workerExited({ workerId, code, signal });
+        // srun's exit code is the task's; a clean exit was reported by the worker runtime itself. The run is
+        // named: its failure may have been counted already (a missed heartbeat), even after a replacement registered.
+        if (workerId !== undefined && (code !== 0 || signal)) this.listener!.workerExited({ workerId, code, signal, run: name });
       },
     });
     this.steps.set(name, step);
@@ -287,7 +288,8 @@ export class SlurmLauncher implements Launcher {
    */
   private onBatchOutput(line: string): void {
     const exit = parseTaskExit(line);
-    if (exit && !this.releasing) for (const e of exit.exits) this.listener!.workerExited(e);
+    // srun may tell of a task's exit well after the worker's own failure report and its replacement's registration.
+    if (exit && !this.releasing) for (const e of exit.exits) this.listener!.workerExited({ ...e, run: `${WORKERS_STEP} task ${e.workerId}` });
     if (this.slurm?.launch !== 'mpirun') return;
     for (const l of this.rankLines.push(line)) if (l.rank !== undefined) appendFileSync(path.join(this.logsDir, `worker-${l.rank}.log`), `${l.text}\n`);
   }

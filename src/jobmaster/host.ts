@@ -8,7 +8,7 @@ import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus } from '../protocol/
 import type { JobSpec } from '../spec/schema.js';
 import { createUploader } from '../uploader/registry.js';
 import type { PackageRef, Uploader } from '../uploader/uploader.js';
-import { Journal, type JournalRecord } from './journal.js';
+import { FileJournalStore, Journal, type JournalRecord, type JournalStore } from './journal.js';
 import { compactRecords, replay, type SavedState } from './saved-state.js';
 import { UsageError } from '../errors.js';
 import { JobMasterServer, type Caller } from './http-server.js';
@@ -37,6 +37,8 @@ export interface HostedJob {
     onFenced(err: Error): void;
     /** Where it runs, for `status` (default: this host's name): a pod's name, say. */
     where?: string;
+    /** Where the journal is kept (default: a file in the job directory). */
+    store?: JournalStore;
   };
 }
 
@@ -63,7 +65,7 @@ export async function hostJobMaster(
     launcher.abandon?.(); // the workers are the newer job master's now
     job.durable?.onFenced(err);
   };
-  const durable = job.durable ? await openJournal(job.jobDir, fenced) : undefined;
+  const durable = job.durable ? await openJournal(job.durable.store ?? new FileJournalStore(job.jobDir), fenced) : undefined;
   const saved = durable?.saved.job ? durable.saved : undefined;
   const record = durable ? (r: JournalRecord) => durable.journal.append(r) : undefined;
   const jobMaster = new JobMaster({
@@ -153,8 +155,8 @@ export async function hostJobMaster(
 }
 
 /** The job's journal, opened as its next epoch: what earlier job masters of the job saved (nothing but the epochs for the first). */
-async function openJournal(jobDir: string, onFenced: (err: Error) => void): Promise<{ journal: Journal; saved: SavedState }> {
-  const { journal, records } = await Journal.open(jobDir, { compact: (r) => compactRecords(replay(r)), onFenced });
+async function openJournal(store: JournalStore, onFenced: (err: Error) => void): Promise<{ journal: Journal; saved: SavedState }> {
+  const { journal, records } = await Journal.openIn(store, { compact: (r) => compactRecords(replay(r)), onFenced });
   return { journal, saved: replay(records) };
 }
 

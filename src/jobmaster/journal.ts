@@ -19,19 +19,37 @@ export interface JournalOptions {
   compact(records: JournalRecord[]): JournalRecord[];
   /** Another job master took over: this one has written its last. */
   onFenced(err: JobMasterFencedError): void;
-  /** For tests: when to compact (default 32 MiB). */
+  /** For tests: when to compact (default: the store's, else 32 MiB). */
   compactAtBytes?: number;
 }
 
 /**
- * The job master's durable state: an append-only file of JSON lines in the job directory. Appends are
- * group-committed: every record appended during one turn of the event loop is written and fsync'd
- * together, and `flushed()` resolves once all records appended so far are on disk, so an answer sent
- * after it never tells a worker something a restarted job master would not know.
+ * Where a journal lives: a file in the job directory (FileJournalStore), or an object of the cluster that
+ * outlives the job master's machine or pod (a Kubernetes ConfigMap). The store is what fences: `claim`
+ * takes the next epoch, and `append` and `rewrite` write only while that epoch is still the current one.
+ */
+export interface JournalStore {
+  /** What earlier job masters wrote (a torn last record dropped), rewritten as `compact` makes it with `epochRecord` of the next epoch at its end; that epoch is claimed. */
+  claim(compact: (records: JournalRecord[]) => JournalRecord[], epochRecord: (epoch: number) => JournalRecord): Promise<{ epoch: number; records: JournalRecord[]; bytes: number }>;
+  /** Stores `text` (whole JSON lines) durably after what is there; JobMasterFencedError once `epoch` is no longer the current one. */
+  append(text: string, epoch: number): Promise<void>;
+  /** Rewrites what is stored as `compact` makes it; its size. */
+  rewrite(compact: (records: JournalRecord[]) => JournalRecord[], epoch: number): Promise<number>;
+  close(): Promise<void>;
+  /** The store's own size to compact at, and the most it holds (a ConfigMap: 1 MiB). */
+  readonly compactAtBytes?: number;
+  readonly limitBytes?: number;
+}
+
+/**
+ * The job master's durable state: an append-only sequence of JSON lines in a JournalStore. Appends are
+ * group-committed: every record appended during one turn of the event loop is written together, and
+ * `flushed()` resolves once all records appended so far are stored, so an answer sent after it never
+ * tells a worker something a restarted job master would not know.
  *
- * Fencing: each job master takes the next epoch when it opens the journal (written to EPOCH_FILE) and,
- * before each commit, checks that the file still names its own. A job master that was paused or cut off
- * while another took over finds a newer epoch, writes nothing more and is told through `onFenced`.
+ * Fencing: each job master claims the next epoch when it opens the journal, and the store writes only
+ * while that epoch is the current one. A job master that was paused or cut off while another took over
+ * writes nothing more and is told through `onFenced`.
  */
 export class Journal {
   private buffer: string[] = [];
@@ -42,32 +60,31 @@ export class Journal {
   private compactAt: number;
 
   private constructor(
-    private readonly dir: string,
-    private handle: FileHandle,
-    /** Bytes in the file now: past `compactAt`, it is rewritten compactly. */
+    private readonly store: JournalStore,
+    /** Bytes stored now: past `compactAt`, the journal is rewritten compactly. */
     private bytes: number,
     readonly epoch: number,
     private readonly opts: JournalOptions,
   ) {
-    this.compactAt = Math.max(opts.compactAtBytes ?? COMPACT_AT_BYTES, 2 * bytes);
+    this.compactAt = this.nextCompaction(bytes);
+  }
+
+  /** Opens the journal of `jobDir` (a file there) as its new owner; see openIn. */
+  static open(jobDir: string, opts: JournalOptions): Promise<{ journal: Journal; records: JournalRecord[] }> {
+    return Journal.openIn(new FileJournalStore(jobDir), opts);
   }
 
   /**
-   * Opens the journal of `jobDir` as its new owner: reads what earlier job masters wrote, rewrites it as
+   * Opens the journal in `store` as its new owner: reads what earlier job masters wrote, rewrites it as
    * `compact` makes it (one line per fact still true) with this job master's epoch record at its end,
    * and claims that epoch. `records` is what was read, the new epoch record last.
    */
-  static async open(jobDir: string, opts: JournalOptions): Promise<{ journal: Journal; records: JournalRecord[] }> {
-    const file = path.join(jobDir, JOURNAL_FILE);
-    const epoch = readEpoch(jobDir) + 1;
-    const records = [...readRecords(file), { t: 'epoch', epoch, pid: process.pid, host: os.hostname(), at: new Date().toISOString() }];
-    const bytes = rewrite(file, opts.compact(records));
-    writeDurably(path.join(jobDir, `${EPOCH_FILE}.tmp`), String(epoch));
-    renameSync(path.join(jobDir, `${EPOCH_FILE}.tmp`), path.join(jobDir, EPOCH_FILE));
-    fsyncDir(jobDir);
-    const handle = await open(file, 'a', 0o600);
-    return { journal: new Journal(jobDir, handle, bytes, epoch, opts), records };
+  static async openIn(store: JournalStore, opts: JournalOptions): Promise<{ journal: Journal; records: JournalRecord[] }> {
+    const epochRecord = (epoch: number) => ({ t: 'epoch', epoch, pid: process.pid, host: os.hostname(), at: new Date().toISOString() });
+    const { epoch, records, bytes } = await store.claim(opts.compact, epochRecord);
+    return { journal: new Journal(store, bytes, epoch, opts), records };
   }
+
   append(record: JournalRecord): void {
     if (this.fenced) return;
     this.buffer.push(`${JSON.stringify(record)}\n`);
@@ -77,11 +94,11 @@ export class Journal {
     }
   }
 
-  /** Resolves when every record appended so far is on disk; rejects once this job master was fenced off. */
+  /** Resolves when every record appended so far is stored; rejects once this job master was fenced off. */
   flushed(): Promise<void> {
     if (this.fenced) return Promise.reject(this.fenced);
     if (this.buffer.length === 0) {
-      // Nothing new: what was appended so far is on disk once the commit under way (if any) is.
+      // Nothing new: what was appended so far is stored once the commit under way (if any) is.
       const committing = this.committing;
       if (!committing) return Promise.resolve();
       return committing.then(() => {
@@ -93,18 +110,13 @@ export class Journal {
 
   async close(): Promise<void> {
     while (this.committing || this.buffer.length > 0) await (this.committing ?? this.commit());
-    await this.handle.close();
+    await this.store.close();
   }
 
-  /** A long-running job's journal (a line per barrier arrival) is rewritten compactly now and then; appends wait meanwhile. */
-  private async compactNow(): Promise<void> {
-    const file = path.join(this.dir, JOURNAL_FILE);
-    await this.handle.close();
-    this.bytes = rewrite(file, this.opts.compact(readRecords(file)));
-    // A state that is itself large is not rewritten on every commit: next time at twice its size.
-    this.compactAt = Math.max(this.opts.compactAtBytes ?? COMPACT_AT_BYTES, 2 * this.bytes);
-    fsyncDir(this.dir);
-    this.handle = await open(file, 'a', 0o600);
+  /** A state that is itself large is not rewritten on every commit: next time at twice its size (within the store's limit). */
+  private nextCompaction(bytes: number): number {
+    const at = Math.max(this.opts.compactAtBytes ?? this.store.compactAtBytes ?? COMPACT_AT_BYTES, 2 * bytes);
+    return Math.min(at, this.store.limitBytes ?? Infinity);
   }
 
   private async commit(): Promise<void> {
@@ -117,12 +129,13 @@ export class Journal {
     this.waiters = [];
     this.committing = (async () => {
       try {
-        const current = Number((await readFile(path.join(this.dir, EPOCH_FILE), 'utf8')).trim());
-        if (current !== this.epoch) throw new JobMasterFencedError(`job master epoch ${this.epoch} was superseded by epoch ${current}: another job master took over this job`);
-        await this.handle.write(lines);
-        await this.handle.datasync();
+        await this.store.append(lines, this.epoch);
         this.bytes += Buffer.byteLength(lines);
-        if (this.bytes > this.compactAt) await this.compactNow();
+        // A long-running job's journal (a line per barrier arrival) is rewritten compactly now and then.
+        if (this.bytes > this.compactAt) {
+          this.bytes = await this.store.rewrite(this.opts.compact, this.epoch);
+          this.compactAt = this.nextCompaction(this.bytes);
+        }
         for (const w of waiters) w.resolve();
       } catch (err) {
         const fenced = err instanceof JobMasterFencedError ? err : new JobMasterFencedError(`could not write the job master's journal: ${(err as Error).message}`);
@@ -136,6 +149,47 @@ export class Journal {
     })();
     await this.committing;
     if (this.buffer.length > 0 && !this.scheduled) await this.commit();
+  }
+}
+
+/** The journal as a file of the job directory, fsync'd at each commit; its epoch in a file beside it. */
+export class FileJournalStore implements JournalStore {
+  private handle: FileHandle | undefined;
+
+  constructor(private readonly dir: string) {}
+
+  private get file(): string {
+    return path.join(this.dir, JOURNAL_FILE);
+  }
+
+  async claim(compact: (records: JournalRecord[]) => JournalRecord[], epochRecord: (epoch: number) => JournalRecord): Promise<{ epoch: number; records: JournalRecord[]; bytes: number }> {
+    const epoch = readEpoch(this.dir) + 1;
+    const records = [...readRecords(this.file), epochRecord(epoch)];
+    const bytes = rewrite(this.file, compact(records));
+    writeDurably(path.join(this.dir, `${EPOCH_FILE}.tmp`), String(epoch));
+    renameSync(path.join(this.dir, `${EPOCH_FILE}.tmp`), path.join(this.dir, EPOCH_FILE));
+    fsyncDir(this.dir);
+    this.handle = await open(this.file, 'a', 0o600);
+    return { epoch, records, bytes };
+  }
+
+  async append(text: string, epoch: number): Promise<void> {
+    const current = Number((await readFile(path.join(this.dir, EPOCH_FILE), 'utf8')).trim());
+    if (current !== epoch) throw new JobMasterFencedError(`job master epoch ${epoch} was superseded by epoch ${current}: another job master took over this job`);
+    await this.handle!.write(text);
+    await this.handle!.datasync();
+  }
+
+  async rewrite(compact: (records: JournalRecord[]) => JournalRecord[]): Promise<number> {
+    await this.handle!.close();
+    const bytes = rewrite(this.file, compact(readRecords(this.file)));
+    fsyncDir(this.dir);
+    this.handle = await open(this.file, 'a', 0o600);
+    return bytes;
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close();
   }
 }
 

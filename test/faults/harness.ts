@@ -37,6 +37,8 @@ export interface FaultBackend {
   output?(home: string, jobId: string): string;
   jobMasterPid?(jobId: string): number | undefined;
   finalStatus?(home: string, jobId: string): Promise<History['final'] | undefined>;
+  /** How the `nth` (from 0) job master kill of a run is done (default: SIGKILL to its process). */
+  killJobMaster?(jobId: string, pid: number, nth: number): Promise<void>;
 }
 
 /** A detached fault-suite job as it runs: what its workers recorded, its job master now, and how it ended. */
@@ -118,7 +120,9 @@ async function run(backend: FaultBackend, seed: number, schedule: Schedule): Pro
       return p !== undefined && alive(p) && p;
     });
     jobMasters.add(pid);
-    await inject(fault, pid, job.records());
+    const nth = injected.filter((f) => f.kind === 'kill-jobmaster').length;
+    if (fault.kind === 'kill-jobmaster' && backend.killJobMaster) await backend.killJobMaster(job.jobId, pid, nth);
+    else await inject(fault, pid, job.records());
     injected.push({ ...fault, t: Date.now() - t0, pid });
     if (fault.kind === 'kill-jobmaster') await waitFor('the restarted job master', async () => (job.jobMasterPid() ?? pid) !== pid || (await job.ended()), 30_000);
     return true;

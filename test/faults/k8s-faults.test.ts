@@ -12,20 +12,21 @@ import { faultSuite } from './harness.js';
 
 // The fault suite on Kubernetes (README.md): a real control plane with KWOK nodes, whose pods a pod runner
 // runs as local processes, restarting exited containers as a kubelet does. The job master runs in its pod
-// (`jobMaster.placement: cluster`); the kubelet restarts its container, which carries on from its journal in
-// the pod's emptyDir. The job's output and final status are read as a client reads them: pod logs, `status`.
+// (`jobMaster.placement: cluster`); the kubelet restarts its container (a SIGKILL), or the StatefulSet starts
+// a new pod (every other kill deletes the pod), and it carries on from its journal ConfigMap. The job's output and final status are read as a client reads them: pod logs, `status`.
 ensureKubeBinaries();
 const ns = `t2faults-${process.pid}`;
 let cluster: KubeCluster;
 let network: PodNetwork;
 let runner: PodRunner;
 let logDir: string;
+let core: CoreV1Api;
 
 beforeAll(async () => {
   cluster = await startKubeCluster({ nodes: [{ name: 'n1' }, { name: 'n2' }] });
   const kc = new KubeConfig();
   kc.loadFromFile(cluster.kubeconfigFile);
-  const core = kc.makeApiClient(CoreV1Api);
+  core = kc.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: ns } } });
   await waitFor('the default service account', async () => (await core.listNamespacedServiceAccount({ namespace: ns })).items.some((s) => s.metadata?.name === 'default'), 30_000);
   logDir = tempHome();
@@ -66,6 +67,15 @@ faultSuite(
       const r = await runCli(['status', jobId, '--json'], home);
       const status = JSON.parse(r.stdout || '{}') as History['final'];
       return TERMINAL.includes(status.state) ? status : undefined;
+    },
+    // Every other kill deletes the job master's pod instead: the StatefulSet starts a new one, whose job
+    // master carries on from the journal ConfigMap (the pod's emptyDir went with the old pod).
+    async killJobMaster(jobId, pid, nth) {
+      if (nth % 2 === 0) {
+        process.kill(pid, 'SIGKILL');
+        return;
+      }
+      await core.deleteNamespacedPod({ name: `${jobNames(jobId).jobMaster}-0`, namespace: ns });
     },
     async leftovers(jobId) {
       const res = await cluster.request('GET', `/api/v1/namespaces/${ns}/pods?labelSelector=twister2.io/job=${jobId}`);

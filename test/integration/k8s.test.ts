@@ -7,6 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
+import { Journal, type JournalRecord } from '../../src/jobmaster/journal.js';
+import { ConfigMapJournalStore } from '../../src/launchers/k8s/configmap-journal.js';
+import { kubeApi } from '../../src/launchers/k8s/kube-api.js';
 import { jobNames } from '../../src/launchers/k8s/names.js';
 import { PackageServer } from '../../src/uploader/http/package-server.js';
 import { ensureKubeBinaries, startKubeCluster, type KubeCluster } from '../env/kube-cluster.js';
@@ -353,6 +356,56 @@ function jobMasterLog(jobId: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8') : '';
 }
 
+describe('the job master\'s journal in a ConfigMap, on a real API server', () => {
+  const keep = (r: JournalRecord[]) => r;
+  it('a second job master reads what the first committed and fences it off: its next commit fails, and nothing of it is stored', async () => {
+    const ns = `t2k8s-${process.pid}-${++nsCount}`;
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'j' }, data: {} } });
+    const api = kubeApi({ namespace: ns, kubeconfig: cluster.kubeconfigFile });
+    const fenced: Error[] = [];
+    const first = await Journal.openIn(new ConfigMapJournalStore(api, 'j'), { compact: keep, onFenced: (e) => fenced.push(e) });
+    expect(first.journal.epoch).toBe(1);
+    first.journal.append({ t: 'worker', workerId: 0 });
+    first.journal.append({ t: 'worker', workerId: 1 });
+    await first.journal.flushed();
+    const second = await Journal.openIn(new ConfigMapJournalStore(api, 'j'), { compact: keep, onFenced: () => undefined });
+    expect(second.journal.epoch).toBe(2);
+    expect(second.records.map((r) => r.t === 'worker' ? r.workerId : r.t)).toEqual(['epoch', 0, 1, 'epoch']);
+    first.journal.append({ t: 'worker', workerId: 2 });
+    await expect(first.journal.flushed()).rejects.toThrow(/epoch 1 was superseded by epoch 2/);
+    expect(fenced).toHaveLength(1);
+    second.journal.append({ t: 'worker', workerId: 3 });
+    await second.journal.flushed();
+    const stored = await new ConfigMapJournalStore(api, 'j').peek();
+    expect(stored.filter((r) => r.t === 'worker').map((r) => r.workerId)).toEqual([0, 1, 3]);
+    await core.deleteNamespace({ name: ns });
+  });
+
+  it('is rewritten compactly (gzip\'d in binaryData) before it nears the 1 MiB a ConfigMap holds, and reads back the same', async () => {
+    const ns = `t2k8s-${process.pid}-${++nsCount}`;
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'j' }, data: {} } });
+    const api = kubeApi({ namespace: ns, kubeconfig: cluster.kubeconfigFile });
+    // Later records of a worker replace earlier ones: the compact journal keeps the last of each.
+    const lastOfEach = (r: JournalRecord[]) => [...new Map(r.map((x) => [x.t === 'worker' ? `w${String(x.workerId)}` : `${x.t}${String(x.epoch ?? '')}`, x])).values()];
+    const { journal } = await Journal.openIn(new ConfigMapJournalStore(api, 'j'), { compact: lastOfEach, onFenced: () => undefined });
+    const pad = 'x'.repeat(2000);
+    for (let i = 0; i < 400; i++) {
+      journal.append({ t: 'worker', workerId: i % 10, n: i, pad });
+      if (i % 20 === 19) await journal.flushed(); // 20 commits of 40 KB each: past 256 KiB, rewritten
+    }
+    await journal.flushed();
+    const cm = await core.readNamespacedConfigMap({ name: 'j', namespace: ns });
+    expect(cm.binaryData?.snapshot).toBeDefined();
+    expect(JSON.stringify(cm).length).toBeLessThan(600 * 1024);
+    const back = await new ConfigMapJournalStore(api, 'j').peek();
+    const last = lastOfEach(back).filter((r) => r.t === 'worker');
+    expect(last.map((r) => r.n).sort((a, b) => Number(a) - Number(b))).toEqual([390, 391, 392, 393, 394, 395, 396, 397, 398, 399]);
+    await core.deleteNamespace({ name: ns });
+  });
+});
+
 describe('kubernetes: the job master in its own pod (jobMaster.placement cluster, the default there)', () => {
   const inCluster = (ns: string, extra: Record<string, unknown> = {}) => k8sSpec(ns, extra, 'cluster');
 
@@ -593,6 +646,48 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     // The client printed every line once, though the job master it followed was restarted twice.
     expect(taggedRecords<Rec>(cli.output().stdout).filter((t) => t.rec.step === 'pass')).toHaveLength(32);
     expect(jobMasterLog(jobId).match(/the job master container was restarted; carrying on from the journal/g)).toHaveLength(2);
+    await waitFor('nothing of the job left', async () => (await objectsOf(ns, jobId)).length === 0, 30_000);
+    await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
+  });
+
+  it('the job master pod deleted twice: the StatefulSet starts a new pod, whose job master carries on from the journal ConfigMap: 4 workers pass 8 barriers, none restarted, SUCCEEDED, nothing left', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob(
+      { name: 'k8s-jm-pod-deleted', workers: 4, timeouts: { heartbeat: '3s' }, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: ['8', '300'] }, ...inCluster(ns) },
+      { 'w.mjs': fixture('fault-worker.mjs') },
+    );
+    const cli = startCli(['submit', job, '--detach'], home);
+    expect(await cli.closed, cli.output().stderr).toBe(0);
+    const jobId = jobIds(home)[0]!;
+    const recs = () => testRecords<Rec & { pid: number }>(podLogs(logDir, jobId));
+    const pod = `${jobNames(jobId).jobMaster}-0`;
+    const uids: string[] = [];
+    for (const round of [2, 5]) {
+      await waitFor(`barrier ${round}`, () => recs().some((x) => x.step === 'pass' && x.n! >= round), 90_000);
+      const uid = (await core.readNamespacedPod({ name: pod, namespace: ns })).metadata!.uid!;
+      uids.push(uid);
+      await core.deleteNamespacedPod({ name: pod, namespace: ns });
+      await waitFor('the next job master pod', async () => {
+        const next = await core.readNamespacedPod({ name: pod, namespace: ns }).catch(() => undefined);
+        return next && next.metadata?.uid !== uid && next.status?.phase === 'Running';
+      }, 60_000);
+    }
+    const status = await waitFor('the job to end', async () => {
+      const r = await runCli(['status', jobId, '--json'], home);
+      const st = r.code === 0 || r.code === 1 ? (JSON.parse(r.stdout) as { state: string; message?: string; workers: { restarts: number }[]; jobMaster?: { restarts: number; host?: string } }) : undefined;
+      return st && ['SUCCEEDED', 'FAILED', 'KILLED'].includes(st.state) && st;
+    }, 120_000);
+    expect(status.state, `${status.message}\n${diagnose(jobId)}`).toBe('SUCCEEDED');
+    expect(status.workers.map((w) => w.restarts)).toEqual([0, 0, 0, 0]);
+    expect(status.jobMaster?.restarts).toBe(2);
+    for (const id of [0, 1, 2, 3]) {
+      const mine = recs().filter((x) => x.id === id);
+      expect(mine.filter((x) => x.step === 'pass').map((x) => x.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(new Set(mine.map((x) => x.pid)).size).toBe(1);
+    }
+    expect(jobMasterLog(jobId).match(/the job master pod was replaced \(deleted or evicted\); carrying on from the journal ConfigMap/g)).toHaveLength(2);
+    expect(jobMasterLog(jobId)).toMatch(/the job master pod is being deleted while the job's root stays/);
     await waitFor('nothing of the job left', async () => (await objectsOf(ns, jobId)).length === 0, 30_000);
     await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
   });

@@ -17,7 +17,8 @@ import { sha256Of } from '../../worker/fetch/http-download.js';
 import { waitForCopy } from '../../worker/fetch/package-fetch.js';
 import { recordJobEnd } from './job-end-event.js';
 import { KubernetesLauncher } from './k8s-launcher.js';
-import { kubeApi } from './kube-api.js';
+import { ConfigMapJournalStore } from './configmap-journal.js';
+import { kubeApi, type KubeApi } from './kube-api.js';
 import { jobNames } from './names.js';
 import { POD_ENV } from './objects/index.js';
 
@@ -56,14 +57,24 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
   const jobDir = path.join(workDir, 'job');
   await mkdir(path.join(jobDir, files.logs), { recursive: true });
 
-  // The job's state is journaled in the pod's work dir, an emptyDir, which outlives a restart of this
-  // container: a restarted job master (the kubelet restarts it) carries on from it.
+  // The job's state is journaled in a ConfigMap of the job, which outlives this container and this pod: a
+  // job master restarted by the kubelet, or started in a new pod by the StatefulSet, carries on from it.
   const api = kubeApi(k8s, { inCluster: true });
+  const store = new ConfigMapJournalStore(api, jobNames(jobId).journal);
+  const launched = (await store.peek()).some((r) => r.t === 'package');
   const marker = path.join(jobDir, STARTED_MARKER);
   if (existsSync(marker)) console.error(`job ${jobId}: the job master container was restarted; carrying on from the journal`);
-  else await writeFile(marker, new Date().toISOString());
+  else {
+    if (launched) console.error(`job ${jobId}: the job master pod was replaced (deleted or evicted); carrying on from the journal ConfigMap`);
+    await writeFile(marker, new Date().toISOString());
+  }
 
-  const packageFile = workersRef.kind === 'copied' ? await receivePackage(path.join(workDir, workersRef.file), workersRef) : '';
+  // A copied package was copied into the first pod; the workers have theirs (a new worker pod cannot get one).
+  let packageFile = '';
+  if (workersRef.kind === 'copied') {
+    const copied = path.join(workDir, workersRef.file);
+    packageFile = launched && !existsSync(copied) ? copied : await receivePackage(copied, workersRef);
+  }
   const spec = { ...stored, jobMaster: { ...stored.jobMaster, host: env[POD_ENV.podIp] || '0.0.0.0', port: k8s.jobMasterPort } };
   const launcher = new KubernetesLauncher({ inCluster: true });
   // Ending the job deletes this pod, and the final status with it: wait (a while) until a client asked after
@@ -94,6 +105,7 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
       onRequest: ({ proxied, caller }) => proxied && caller === 'admin' && ended() && seen(),
       durable: {
         where: env[POD_ENV.podName] ?? jobNames(jobId).jobMaster,
+        store,
         onFenced: (err: Error) => {
           console.error(`job ${jobId}: ${err.message}; stopping`);
           process.exit(5);
@@ -106,13 +118,31 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
   ended = () => TERMINAL_JOB_STATES.includes(running.jobMaster.state);
   finalStatus = () => running.jobMaster.status();
   console.log(`job ${jobId}: job master listening at ${running.url}`);
-  // The pod is deleted (the job's root was, by `twister2 kill` or a worker whose job master vanished).
-  const stop = () => running.jobMaster.kill('the job master pod was deleted');
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // The pod is deleted: with the job's root (`twister2 kill`, a worker whose job master vanished), the job
+  // ends; alone (`kubectl delete pod`, an eviction, a drained node), the job goes on in the pod the
+  // StatefulSet starts next, from the journal: this one just goes, as if it had crashed.
+  const stop = async () => {
+    if (!TERMINAL_JOB_STATES.includes(running.jobMaster.state) && (await rootStays(api, jobNames(jobId).root))) {
+      console.error(`job ${jobId}: the job master pod is being deleted while the job's root stays; the job carries on in the next job master pod`);
+      process.exit(exitCodes.RUNNING);
+    }
+    running.jobMaster.kill('the job master pod was deleted');
+  };
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
   const status = await running.ended;
   console.log(`job ${jobId} ended ${status.state}: ${status.message ?? ''}`);
   return exitCodes[status.state];
+}
+
+/** Whether the job's root ConfigMap is there and not being deleted; when the API cannot say, no (the job ends as before). */
+async function rootStays(api: KubeApi, root: string): Promise<boolean> {
+  try {
+    const cm = await api.core.readNamespacedConfigMap({ name: root, namespace: api.namespace });
+    return !cm.metadata?.deletionTimestamp;
+  } catch {
+    return false;
+  }
 }
 
 /** The client's copy of the package in this pod, once complete and verified. */

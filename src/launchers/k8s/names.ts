@@ -59,6 +59,8 @@ export interface JobNames {
   roleBinding: string;
   /** The RWX claim of volumes.persistent.pvc. */
   pvc: string;
+  /** The in-cluster job master's journal (a ConfigMap): its state outlives its pod. */
+  journal: string;
   /** The worker StatefulSet of a group; its headless Service has the same name. */
   workers(group?: number): string;
   /** The NodePort Service of a group. */
@@ -85,6 +87,7 @@ export function jobNames(jobId: string): JobNames {
     role: named('jm'),
     roleBinding: named('jm'),
     pvc: named('data'),
+    journal: named('journal'),
     workers,
     nodePort: (group = 0) => named(`w${group}-np`),
     workerPod: (ordinal, group = 0) => `${workers(group)}-${ordinal}`,

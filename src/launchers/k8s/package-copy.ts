@@ -1,5 +1,5 @@
 import { ENV } from '../../job/worker-environment.js';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { ApiException, CoreV1Api, Exec, type KubeConfig, type V1Status } from '@kubernetes/client-node';
 
@@ -57,6 +57,13 @@ export class PodPackageCopier {
   }
 
   private async attempt(pod: string, uid: string, container: string, n: number): Promise<void> {
+    // The client copied the package into the job master's pod: a new pod (the old one deleted) has none.
+    if (!existsSync(this.pkg.file)) {
+      this.failed(
+        `the job package is no longer in the job master's pod (it was replaced, and the package copied into it went with it), so pod ${this.namespace}/${pod} cannot get it; with uploader.kind http, s3 or shared the package outlives the job master's pod`,
+      );
+      return;
+    }
     const t0 = Date.now();
     try {
       await this.copyOnce(pod, container);

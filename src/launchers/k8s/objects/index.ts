@@ -11,7 +11,7 @@ import type {
 } from '@kubernetes/client-node';
 import type { K8sJob } from './common.js';
 import { jobSecret, type JobSecretInput } from './job-secret.js';
-import { jobMasterStatefulSet, type JobMasterInput } from './jobmaster-statefulset.js';
+import { jobMasterJournal, jobMasterStatefulSet, type JobMasterInput } from './jobmaster-statefulset.js';
 import { defaultGroup, type WorkerGroup, type WorkerPodInput } from './pod-spec.js';
 import { persistentVolumeClaim } from './pvc.js';
 import { jobMasterRole, jobMasterRoleBinding, jobMasterServiceAccount, workerAccountObjects } from './rbac.js';
@@ -39,7 +39,7 @@ export interface JobObjectsInput {
   workers: Omit<WorkerPodInput, 'group'>;
   /** Default: one group of all spec.workers. */
   groups?: WorkerGroup[];
-  /** The in-cluster job master (ServiceAccount, Role, RoleBinding, Service, StatefulSet); leave out when it runs in the client. */
+  /** The in-cluster job master (ServiceAccount, Role, RoleBinding, Service, journal ConfigMap, StatefulSet); leave out when it runs in the client. */
   jobMaster?: JobMasterInput;
 }
 
@@ -55,7 +55,7 @@ export function jobObjects(job: K8sJob, input: JobObjectsInput): KubeObject[] {
   // The job secret goes into the Secret only for a job master pod, whose container alone references it.
   out.push(jobSecret(job, { ...input.secret, withJobSecret: Boolean(input.jobMaster) }));
   if (input.jobMaster) {
-    out.push(jobMasterServiceAccount(job), jobMasterRole(job, groups.map((g) => job.names.workers(g.index))), jobMasterRoleBinding(job), jobMasterService(job));
+    out.push(jobMasterServiceAccount(job), jobMasterRole(job, groups.map((g) => job.names.workers(g.index))), jobMasterRoleBinding(job), jobMasterService(job), jobMasterJournal(job));
   }
   out.push(...workerAccountObjects(job));
   for (const g of groups) {

@@ -1,4 +1,4 @@
-import type { V1ResourceRequirements, V1StatefulSet } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1ResourceRequirements, V1StatefulSet } from '@kubernetes/client-node';
 import { ENV } from '../../../job/worker-environment.js';
 import { roleLabels } from '../names.js';
 import { ownedMeta, type K8sJob } from './common.js';
@@ -20,6 +20,14 @@ export interface JobMasterInput {
   env?: Record<string, string>;
   /** Default: requests 250m CPU and 256Mi, limit 512Mi. */
   resources?: V1ResourceRequirements;
+}
+
+/**
+ * The in-cluster job master's journal (configmap-journal.ts), empty until its first job master claims it.
+ * Owned by the root like the rest, so ending the job still deletes everything.
+ */
+export function jobMasterJournal(job: K8sJob): V1ConfigMap {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: ownedMeta(job, job.names.journal, { role: 'jobmaster' }), data: {} };
 }
 
 /**

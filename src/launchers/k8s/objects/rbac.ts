@@ -18,6 +18,7 @@ export function jobMasterServiceAccount(job: K8sJob): V1ServiceAccount {
  *   Kubernetes ≥ 1.30 also checks for create;
  * - its worker StatefulSets (by name): get, patch — scaling; and their scale subresource;
  * - the root ConfigMap (by name): get, delete — reading the job and ending it (the garbage collector does the rest);
+ * - the journal ConfigMap (by name): get, update, patch — the job master's state, which outlives its pod;
  * - events: create — how the job ended, kept after the job (job-end-event.ts); a create cannot be limited by name.
  */
 export function jobMasterRules(job: K8sJob, workerStatefulSets: string[] = [job.names.workers(0)]): V1PolicyRule[] {
@@ -27,6 +28,7 @@ export function jobMasterRules(job: K8sJob, workerStatefulSets: string[] = [job.
     { apiGroups: [''], resources: ['pods/exec'], verbs: ['create', 'get'] },
     { apiGroups: ['apps'], resources: ['statefulsets', 'statefulsets/scale'], resourceNames: [...workerStatefulSets], verbs: ['get', 'patch'] },
     { apiGroups: [''], resources: ['configmaps'], resourceNames: [job.names.root], verbs: ['get', 'delete'] },
+    { apiGroups: [''], resources: ['configmaps'], resourceNames: [job.names.journal], verbs: ['get', 'update', 'patch'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ];
 }

@@ -12,6 +12,7 @@ describe('Kubernetes names', () => {
         "jobId": "hello-20261122073606-e203",
         "jobMaster": "hello-20261122073606-e203-jm",
         "jobMasterService": "hello-20261122073606-e203-jm",
+        "journal": "hello-20261122073606-e203-journal",
         "nodePort": "hello-20261122073606-e203-w0-np",
         "pvc": "hello-20261122073606-e203-data",
         "role": "hello-20261122073606-e203-jm",

@@ -513,6 +513,22 @@ describe('the other objects of a job', () => {
           "apiGroups": [
             "",
           ],
+          "resourceNames": [
+            "train-20261122073606-e203-journal",
+          ],
+          "resources": [
+            "configmaps",
+          ],
+          "verbs": [
+            "get",
+            "update",
+            "patch",
+          ],
+        },
+        {
+          "apiGroups": [
+            "",
+          ],
           "resources": [
             "events",
           ],
@@ -780,6 +796,7 @@ describe('the other objects of a job', () => {
       `Role/${JOB_ID}-jm`,
       `RoleBinding/${JOB_ID}-jm`,
       `Service/${JOB_ID}-jm`,
+      `ConfigMap/${JOB_ID}-journal`,
       `ServiceAccount/${JOB_ID}-worker`,
       `Role/${JOB_ID}-worker`,
       `RoleBinding/${JOB_ID}-worker`,

@@ -97,6 +97,7 @@ export async function hostJobMaster(
     await new Promise((r) => setTimeout(r, 200));
     await server.close();
     await durable?.journal.close().catch(() => undefined);
+    await durable?.store.discard?.().catch((err: Error) => console.error(`could not delete the job master's journal: ${err.message}`));
     return status;
   });
   const listener = {
@@ -155,9 +156,9 @@ export async function hostJobMaster(
 }
 
 /** The job's journal, opened as its next epoch: what earlier job masters of the job saved (nothing but the epochs for the first). */
-async function openJournal(store: JournalStore, onFenced: (err: Error) => void): Promise<{ journal: Journal; saved: SavedState }> {
+async function openJournal(store: JournalStore, onFenced: (err: Error) => void): Promise<{ journal: Journal; store: JournalStore; saved: SavedState }> {
   const { journal, records } = await Journal.openIn(store, { compact: (r) => compactRecords(replay(r)), onFenced });
-  return { journal, saved: replay(records) };
+  return { journal, store, saved: replay(records) };
 }
 
 /** Why the job master cannot listen where the spec says, as the user's mistake when it is one. */

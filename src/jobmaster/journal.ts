@@ -3,13 +3,13 @@ import { open, readFile, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { JobMasterFencedError } from '../errors.js';
+import type { JournalRecord, JournalStore } from '../job/journal-store.js';
+
+export type { JournalRecord, JournalStore } from '../job/journal-store.js';
 
 export const JOURNAL_FILE = 'jobmaster.journal';
 /** The epoch of the job master that may act now; a job master with an older one stops (fencing). */
 export const EPOCH_FILE = 'jobmaster.epoch';
-
-/** One line of the journal: a fact the job master must not forget, replayed in order (later lines win). */
-export type JournalRecord = { t: string } & Record<string, unknown>;
 
 /** Past this size the journal is rewritten compactly (about 400,000 barrier arrivals). */
 const COMPACT_AT_BYTES = 32 * 2 ** 20;
@@ -21,24 +21,6 @@ export interface JournalOptions {
   onFenced(err: JobMasterFencedError): void;
   /** For tests: when to compact (default: the store's, else 32 MiB). */
   compactAtBytes?: number;
-}
-
-/**
- * Where a journal lives: a file in the job directory (FileJournalStore), or an object of the cluster that
- * outlives the job master's machine or pod (a Kubernetes ConfigMap). The store is what fences: `claim`
- * takes the next epoch, and `append` and `rewrite` write only while that epoch is still the current one.
- */
-export interface JournalStore {
-  /** What earlier job masters wrote (a torn last record dropped), rewritten as `compact` makes it with `epochRecord` of the next epoch at its end; that epoch is claimed. */
-  claim(compact: (records: JournalRecord[]) => JournalRecord[], epochRecord: (epoch: number) => JournalRecord): Promise<{ epoch: number; records: JournalRecord[]; bytes: number }>;
-  /** Stores `text` (whole JSON lines) durably after what is there; JobMasterFencedError once `epoch` is no longer the current one. */
-  append(text: string, epoch: number): Promise<void>;
-  /** Rewrites what is stored as `compact` makes it; its size. */
-  rewrite(compact: (records: JournalRecord[]) => JournalRecord[], epoch: number): Promise<number>;
-  close(): Promise<void>;
-  /** The store's own size to compact at, and the most it holds (a ConfigMap: 1 MiB). */
-  readonly compactAtBytes?: number;
-  readonly limitBytes?: number;
 }
 
 /**

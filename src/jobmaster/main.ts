@@ -23,7 +23,8 @@ export async function runJobMasterProcess(jobDir: string): Promise<number> {
     return superviseJobMaster(jobDir, secrets, (line) => console.error(`twister2 jobmaster supervisor: ${line}`));
   }
   // A job master running on one of the cluster's hosts listens on that host's address.
-  const spec = await jobMasterPlacement(stored.cluster).jobMasterProcessSpec(stored);
+  const placement = jobMasterPlacement(stored.cluster);
+  const spec = await placement.jobMasterProcessSpec(stored);
   const packageFile = path.join(jobDir, files.package);
   const running = await hostJobMaster({
     jobId: record.jobId,
@@ -38,6 +39,7 @@ export async function runJobMasterProcess(jobDir: string): Promise<number> {
       ? {
           durable: {
             ...(record.jobMaster ? { url: record.jobMaster.url } : {}),
+            ...(placement.journalStore ? { store: await placement.journalStore(spec, record.jobId) } : {}),
             onFenced: (err: Error) => {
               // Another job master acts for the job now: stop without touching its workers.
               console.error(`twister2 jobmaster: ${err.message}; stopping`);

@@ -1,5 +1,6 @@
 import type { WorkerState } from '../protocol/messages.js';
 import type { JobRecord } from '../job/job-store.js';
+import type { JournalStore } from '../job/journal-store.js';
 import type { JobSecrets } from '../job/secrets.js';
 import type { JobSpec } from '../spec/schema.js';
 import type { PackageRef } from '../uploader/uploader.js';
@@ -119,4 +120,6 @@ export interface JobMasterPlacement {
   jobMasterProcessSpec(spec: JobSpec): Promise<JobSpec>;
   /** Clusters with a queue submit the job master to it instead: the client then waits for its record. */
   queueJobMaster?(spec: JobSpec, jobDir: string, node: string, cli: string, secrets: JobSecrets): Promise<QueuedJobMaster>;
+  /** Where that process journals its state (default: a file in the job directory). */
+  journalStore?(spec: JobSpec, jobId: string): Promise<JournalStore>;
 }

@@ -49,13 +49,13 @@ const backends: Record<ClusterKind, Backend> = {
     capabilities: {
       scale: anyScale,
       restartOneWorker: { by: 'cluster' },
-      // Its journal is in the job directory, which its allocation reads and writes (see placements).
+      // Its journal is in Nomad Variables (variables-journal.ts): it outlives the allocation and its node.
       jobMasterRecovery: true,
       // The job master's allocation runs from the job directory, as the workers do.
       placements: { client: ALL_UPLOADERS, cluster: ['local'] },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./nomad/nomad-launcher.js')).NomadLauncher(), ['addWorkers', 'removeWorkers', 'resume']),
-    placement: lazyPlacement(() => import('./nomad/placement.js'), true),
+    placement: lazyPlacement(() => import('./nomad/placement.js'), true, true),
   },
   kubernetes: {
     capabilities: {
@@ -139,12 +139,13 @@ const onThisMachine: JobMasterPlacement = {
   jobMasterProcessSpec: async (spec) => spec,
 };
 
-/** A placement whose module is loaded when first used; with queueJobMaster only if it has one (submit tells by that). */
-function lazyPlacement(load: () => Promise<JobMasterPlacement>, queues: boolean): JobMasterPlacement {
+/** A placement whose module is loaded when first used; with queueJobMaster and journalStore only if it has them (callers tell by that). */
+function lazyPlacement(load: () => Promise<JobMasterPlacement>, queues: boolean, journals = false): JobMasterPlacement {
   return {
     jobMasterCommand: async (...a) => (await load()).jobMasterCommand(...a),
     jobMasterProcessSpec: async (...a) => (await load()).jobMasterProcessSpec(...a),
     ...(queues ? { queueJobMaster: async (...a: Parameters<NonNullable<JobMasterPlacement['queueJobMaster']>>) => (await load()).queueJobMaster!(...a) } : {}),
+    ...(journals ? { journalStore: async (...a: Parameters<NonNullable<JobMasterPlacement['journalStore']>>) => (await load()).journalStore!(...a) } : {}),
   };
 }
 

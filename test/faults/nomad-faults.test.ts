@@ -3,7 +3,8 @@ import { startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
 import { faultSuite } from './harness.js';
 
 // The fault suite on a real Nomad agent (README.md): the job master runs in its allocation (`submit
-// --detach`), under its supervisor there; the workers are allocations of the same job.
+// --detach`), under its supervisor there, its journal in Nomad Variables; the workers are allocations of
+// the same job.
 let agent: NomadAgent;
 beforeAll(async () => {
   agent = await startNomadAgent({ memoryMB: 4000 });
@@ -20,7 +21,13 @@ faultSuite(
     spec: { cluster: 'nomad', resources: { cpu: 0.05, memory: '64Mi' } },
     async leftovers(jobId) {
       const res = await fetch(`${agent.addr}/v1/job/${encodeURIComponent(jobId)}`);
-      return res.status === 404 ? [] : [`nomad job ${jobId}: HTTP ${res.status}`];
+      const left = res.status === 404 ? [] : [`nomad job ${jobId}: HTTP ${res.status}`];
+      // The job master's journal (Nomad Variables) and the worker token's variable go with the job.
+      for (const prefix of [`nomad/jobs/${jobId}`, `twister2/jobs/${jobId}/`]) {
+        const vars = (await (await fetch(`${agent.addr}/v1/vars?prefix=${encodeURIComponent(prefix)}`)).json()) as { Path: string }[] | null;
+        for (const v of vars ?? []) left.push(`variable ${v.Path}`);
+      }
+      return left;
     },
   },
   10,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,6 +6,10 @@ import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { ensureNomadBinary, startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
 import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
+import { Journal, type JournalRecord } from '../../src/jobmaster/journal.js';
+import { NomadApi } from '../../src/launchers/nomad/nomad-api.js';
+import { NomadSpecSchema } from '../../src/launchers/nomad/section.js';
+import { NomadVariablesJournalStore } from '../../src/launchers/nomad/variables-journal.js';
 import type { JobStatus } from '../../src/protocol/messages.js';
 
 /**
@@ -38,6 +43,11 @@ async function leftovers(jobId: string): Promise<string[]> {
   if (job.status !== 404) out.push(`nomad job ${jobId}: HTTP ${job.status} ${(job.body as { Status?: string }).Status ?? ''}`);
   const procs = jobProcesses(jobId);
   if (procs.length) out.push(`processes: ${procs.join(' ')}`);
+  // The worker token's variable and the job master's journal (Nomad Variables) go with the job.
+  for (const prefix of [`nomad/jobs/${jobId}`, `twister2/jobs/${jobId}/`]) {
+    const vars = await nomadGet(`/v1/vars?prefix=${encodeURIComponent(prefix)}`);
+    for (const v of (vars.body as { Path: string }[] | null) ?? []) out.push(`variable ${v.Path}`);
+  }
   return [...out, ...scratchLeft(jobId)];
 }
 
@@ -181,6 +191,40 @@ describe('nomad launcher conformance', () => {
   launcherConformance({ cluster: 'nomad', spec: small, leftovers, cleanupWithinMs: 20_000 });
 });
 
+describe('the job master\'s journal in Nomad Variables, on a real agent', () => {
+  const keep = (r: JournalRecord[]) => r;
+  const nomad = () => new NomadApi(NomadSpecSchema.parse({}), { NOMAD_ADDR: agent.addr });
+
+  it('a second job master reads what the first wrote (large commits and snapshots in pieces) and fences it off; discard deletes every variable', async () => {
+    const jobId = `journal-${process.pid}`;
+    const fenced: Error[] = [];
+    const first = await Journal.openIn(new NomadVariablesJournalStore(nomad(), jobId), { compact: keep, onFenced: (e) => fenced.push(e) });
+    expect(first.journal.epoch).toBe(1);
+    // 20 records of 6 KB of random text (no compression): one commit of 120 KB, stored in pieces.
+    const big = Array.from({ length: 20 }, (_, i) => ({ t: 'worker', workerId: i, pad: randomBytes(3000).toString('hex') }));
+    for (const r of big) first.journal.append(r);
+    await first.journal.flushed();
+    first.journal.append({ t: 'worker', workerId: 99 });
+    await first.journal.flushed();
+    const second = await Journal.openIn(new NomadVariablesJournalStore(nomad(), jobId), { compact: keep, onFenced: () => undefined });
+    expect(second.journal.epoch).toBe(2);
+    expect(second.records.filter((r) => r.t === 'worker').map((r) => r.workerId)).toEqual([...big.map((r) => r.workerId), 99]);
+    expect(second.records.find((r) => r.workerId === 7)?.pad).toBe(big[7]!.pad);
+    first.journal.append({ t: 'worker', workerId: 100 });
+    await expect(first.journal.flushed()).rejects.toThrow(/epoch 1 was superseded by epoch 2/);
+    expect(fenced).toHaveLength(1);
+    const third = new NomadVariablesJournalStore(nomad(), jobId);
+    const { records } = await Journal.openIn(third, { compact: keep, onFenced: () => undefined });
+    expect(records.some((r) => r.workerId === 100)).toBe(false);
+    // Every piece of an older snapshot was deleted once no head referred to it: the head and one snapshot's.
+    const paths = ((await nomadGet(`/v1/vars?prefix=twister2/jobs/${jobId}/`)).body as { Path: string }[]).map((v) => v.Path);
+    expect(paths.filter((p) => p.endsWith('/journal'))).toHaveLength(1);
+    expect(new Set(paths.filter((p) => p.includes('/blob-')).map((p) => p.replace(/-\d+$/, ''))).size).toBe(1);
+    await third.discard();
+    expect((await nomadGet(`/v1/vars?prefix=twister2/jobs/${jobId}/`)).body ?? []).toEqual([]);
+  });
+});
+
 describe('nomad launcher with the job master in the cluster', () => {
   it('runs the job master as an allocation that workers find through Nomad service discovery; purged at the end', async () => {
     const home = tempHome();
@@ -215,6 +259,11 @@ describe('nomad launcher with the job master in the cluster', () => {
       process.kill(pid, 'SIGKILL');
       killed.push(pid);
     }
+    // Its state is in Nomad Variables, where the restarted one found it (and claimed the next epoch).
+    await waitFor('the third job master\'s epoch in the journal variable', async () => {
+      const head = await nomadGet(`/v1/var/twister2/jobs/${jobId}/journal`);
+      return (head.body as { Items?: { epoch?: string } }).Items?.epoch === '3';
+    }, 30_000);
     // The client that submitted follows the job through both restarts.
     expect(await cli.closed, `${cli.output().stderr}\n${readLogs(home, jobId)}`).toBe(0);
     expect(cli.output().stderr).toMatch(/SUCCEEDED: all 3 workers completed/);

@@ -1,7 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ApiException, type V1ConfigMap } from '@kubernetes/client-node';
 import { JobMasterFencedError } from '../../errors.js';
-import type { JournalRecord, JournalStore } from '../../jobmaster/journal.js';
+import type { JournalRecord, JournalStore } from '../../job/journal-store.js';
 import { kubeCall, type KubeApi } from './kube-api.js';
 
 /** The epoch that may write (a decimal string): the fence. */

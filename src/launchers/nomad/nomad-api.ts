@@ -127,6 +127,35 @@ export class NomadApi {
     );
   }
 
+  /** A variable's items and ModifyIndex, or undefined when there is none. */
+  async variable(path: string): Promise<{ items: Record<string, string>; index: number } | undefined> {
+    try {
+      const v = await this.http.get(`v1/var/${path}`, { searchParams: this.scope() }).json<{ Items?: Record<string, string>; ModifyIndex: number }>();
+      return { items: v.Items ?? {}, index: v.ModifyIndex };
+    } catch (err) {
+      if (err instanceof HTTPError && err.response.statusCode === 404) return undefined;
+      throw this.error(`read variable ${path}`, err);
+    }
+  }
+
+  /** Stores `items` only while the variable's ModifyIndex is `cas` (0: while there is none): its new index, or undefined when it changed meanwhile (409). */
+  async putVariableIfUnchanged(path: string, items: Record<string, string>, cas: number): Promise<number | undefined> {
+    try {
+      const body = { Path: path, ...(this.nomad.namespace ? { Namespace: this.nomad.namespace } : {}), Items: items };
+      const v = await this.http.put(`v1/var/${path}`, { searchParams: { ...this.scope(), cas: String(cas) }, json: body }).json<{ ModifyIndex: number }>();
+      return v.ModifyIndex;
+    } catch (err) {
+      if (err instanceof HTTPError && err.response.statusCode === 409) return undefined;
+      throw this.error(`store variable ${path}`, err);
+    }
+  }
+
+  /** The paths of the variables under `prefix`. */
+  async variablePaths(prefix: string): Promise<string[]> {
+    const list = await this.call(`list the variables under ${prefix}`, () => this.http.get('v1/vars', { searchParams: { ...this.scope(), prefix } }).json<{ Path: string }[] | null>());
+    return (list ?? []).map((v) => v.Path);
+  }
+
   async deleteVariable(path: string): Promise<void> {
     try {
       await this.http.delete(`v1/var/${path}`);

@@ -1,12 +1,14 @@
 import path from 'node:path';
 import { files, readRecord, readToken } from '../../job/job-store.js';
 import { workerTokenOf } from '../../job/worker-environment.js';
+import type { JournalStore } from '../../job/journal-store.js';
 import type { JobSpec } from '../../spec/schema.js';
 import type { JobMasterCommand, QueuedJobMaster } from '../launcher.js';
 import { JOB_MASTER_GROUP, WORKER_GROUP } from './job-builder.js';
 import { NomadApi } from './nomad-api.js';
 import { inAllocation, nomadJobFor, nomadSection } from './nomad-launcher.js';
 import { registerNomadJob, removeNomadJob } from './registration.js';
+import { NomadVariablesJournalStore } from './variables-journal.js';
 
 /**
  * `jobMaster.placement: cluster` on Nomad: the job master is one more allocation of the job, registered in
@@ -54,4 +56,9 @@ export async function jobMasterProcessSpec(spec: JobSpec): Promise<JobSpec> {
 
 export async function jobMasterCommand(_spec: JobSpec, jobDir: string, node: string, cli: string): Promise<JobMasterCommand> {
   return { program: node, args: [cli, 'jobmaster', '--job-dir', jobDir] };
+}
+
+/** The job master's journal: in Nomad Variables, which Nomad's servers keep whatever becomes of its allocation. */
+export async function journalStore(spec: JobSpec, jobId: string): Promise<JournalStore> {
+  return new NomadVariablesJournalStore(new NomadApi(nomadSection(spec)), jobId);
 }

@@ -49,8 +49,9 @@ export const ENV = {
   workerIdOffset: 'TWISTER2_WORKER_ID_OFFSET',
   k8sRoot: 'TWISTER2_K8S_ROOT',
   k8sAccountDir: 'TWISTER2_K8S_ACCOUNT_DIR',
-  /** Nomad: where an orphaned worker purges its job. */
+  /** Nomad: where an orphaned worker purges its job, and deletes the job's variable (the worker token). */
   nomadPurgeUrl: 'TWISTER2_NOMAD_PURGE_URL',
+  nomadVariableUrl: 'TWISTER2_NOMAD_VARIABLE_URL',
   // A job master that runs in the cluster.
   /** The job's admin secret, for a job master in a Kubernetes pod only; never given to a worker. */
   jobSecret: 'TWISTER2_JOB_SECRET',

@@ -539,12 +539,17 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.releaseResources();
   }
 
-  /** Stops whoever still runs and frees the cluster's resources, once; the job then has ended. */
+  /**
+   * Stops whoever still runs and frees the cluster's resources, once; the job then has ended. Only once the
+   * end is durable: a job master that crashed after stopping workers but before journaling why would be
+   * followed by one that finds them RUNNING and gone, and fails the job for it. A fenced one stops nothing.
+   */
   private releaseResources(): void {
     const state = this.jobState;
     const message = this.message ?? '';
     const ending = state === 'SUCCEEDED' ? 'succeeded' : state === 'KILLED' ? 'killed' : 'failed';
-    this.released ??= this.launcher.release(ending).then(
+    const durable = this.flushed ? this.flushed().then(() => true, () => false) : Promise.resolve(true);
+    this.released ??= durable.then((ok) => (ok ? this.launcher.release(ending) : new Promise<void>(() => undefined))).then(
       () => this.resolveEnded(this.status()),
       (err: Error) => {
         this.message = `${message}; cleanup failed: ${err.message}`;

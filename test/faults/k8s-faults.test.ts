@@ -13,7 +13,8 @@ import { faultSuite } from './harness.js';
 // The fault suite on Kubernetes (README.md): a real control plane with KWOK nodes, whose pods a pod runner
 // runs as local processes, restarting exited containers as a kubelet does. The job master runs in its pod
 // (`jobMaster.placement: cluster`); the kubelet restarts its container (a SIGKILL), or the StatefulSet starts
-// a new pod (every other kill deletes the pod), and it carries on from its journal ConfigMap. The job's output and final status are read as a client reads them: pod logs, `status`.
+// a new pod (the first kill of a run deletes the pod), and it carries on from its journal ConfigMap. The
+// job's output and final status are read as a client reads them: pod logs, `status`.
 ensureKubeBinaries();
 const ns = `t2faults-${process.pid}`;
 let cluster: KubeCluster;
@@ -68,10 +69,11 @@ faultSuite(
       const status = JSON.parse(r.stdout || '{}') as History['final'];
       return TERMINAL.includes(status.state) ? status : undefined;
     },
-    // Every other kill deletes the job master's pod instead: the StatefulSet starts a new one, whose job
-    // master carries on from the journal ConfigMap (the pod's emptyDir went with the old pod).
+    // The first kill of a run deletes the job master's pod instead: the StatefulSet starts a new one, whose
+    // job master carries on from the journal ConfigMap (the pod's emptyDir went with the old pod). Not a later
+    // one: it may come as the job ends, and a pod deleted after the end is rightly not replaced.
     async killJobMaster(jobId, pid, nth) {
-      if (nth % 2 === 0) {
+      if (nth > 0) {
         process.kill(pid, 'SIGKILL');
         return;
       }

@@ -8,7 +8,7 @@ import type { JobSpec } from '../../spec/schema.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { ENV, workerEnvironment, workerTokenOf } from '../../job/worker-environment.js';
 import { AllocationLogs, type LogProgress } from './allocation-logs.js';
-import { allocationIndex, jobMasterServiceName, nomadJob, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
+import { allocationIndex, jobMasterServiceName, nomadJob, tokenVariablePath, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
 import { NomadApi, type NomadAllocation } from './nomad-api.js';
 import { oneLine, registerNomadJob, removeNomadJob } from './registration.js';
 
@@ -213,6 +213,7 @@ export function nomadJobFor(ctx: LaunchContext, nomad: NomadSpec, api: NomadApi,
   Object.assign(workerEnv, hostEnv, {
     // Workers that lose their job master (client killed) stop and purge the job themselves: nothing else would.
     [ENV.nomadPurgeUrl]: `${api.address}/v1/job/${encodeURIComponent(ctx.jobId)}?purge=true${api.scopeQuery()}`,
+    [ENV.nomadVariableUrl]: `${api.address}/v1/var/${tokenVariablePath(ctx.jobId)}?${api.scopeQuery().slice(1)}`,
   });
   if (jobMaster) Object.assign(workerEnv, { NOMAD_ADDR: api.address, ...(nomad.namespace ? { NOMAD_NAMESPACE: nomad.namespace } : {}) });
   return nomadJob({

@@ -144,3 +144,23 @@ describe('failure detection of a restarted job master', () => {
     jm.kill('done');
   });
 });
+
+describe('the end of a journaled job', () => {
+  it('stops nothing before the end is durable: the launcher releases the workers only once the terminal state is stored', async () => {
+    const spec = parseSpec({ name: 'ending', workers: 1, worker: { command: 'true' } });
+    let store = () => undefined as void;
+    const stored = new Promise<void>((resolve) => (store = resolve));
+    const records: JournalRecord[] = [];
+    let released = 0;
+    const launcher = { ...noopLauncher(), release: async () => void (released += 1) };
+    const jm = new JobMaster({ jobId: 'ending-1', spec, launcher, record: (r) => records.push(r), flushed: () => stored, recoveryMs: 60_000 });
+    jm.kill('stopped by the test');
+    await new Promise((r) => setTimeout(r, 50));
+    // KILLED is journaled (appended) but not yet stored: a crash now must leave the workers running.
+    expect(records.some((r) => r.t === 'job' && r.state === 'KILLED')).toBe(true);
+    expect(released).toBe(0);
+    store();
+    await jm.whenEnded();
+    expect(released).toBe(1);
+  });
+});

@@ -43,8 +43,8 @@ export function drawRun(seed: number, o: ScheduleOptions): Schedule {
   const r = random(seed ^ 0x5bd1e995);
   const atLaunch = r() < 0.35;
   const atEnd = r() < 0.5;
-  // Off unless asked for (T2_FAULT_KILL_AT_END=1): an open bug, see test/faults/README.md.
-  return { killAtLaunch: atLaunch, faults, killAtEnd: atEnd && process.env.T2_FAULT_KILL_AT_END === '1' };
+  // On unless turned off (T2_FAULT_KILL_AT_END=0), to tell another failure apart from it.
+  return { killAtLaunch: atLaunch, faults, killAtEnd: atEnd && process.env.T2_FAULT_KILL_AT_END !== '0' };
 }
 
 export function drawSchedule(seed: number, o: ScheduleOptions): Fault[] {

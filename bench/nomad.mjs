@@ -10,7 +10,13 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { submit } from '../dist/index.js';
+import { NomadApi } from '../dist/launchers/nomad/nomad-api.js';
+import { NomadSpecSchema } from '../dist/launchers/nomad/section.js';
+import { NomadVariablesJournalStore } from '../dist/launchers/nomad/variables-journal.js';
 import { followUntilPassed } from './follow-job.mjs';
+import { journalCost } from './journal-cost.mjs';
+import { recoveryRuns } from './recovery-run.mjs';
+import { summarize } from './stats.mjs';
 
 const JOB_DIR = fileURLToPath(new URL('./fixtures/startup-job/', import.meta.url));
 const BUILD_SCRIPT = fileURLToPath(new URL('../scripts/build-nomad.sh', import.meta.url));
@@ -202,6 +208,8 @@ process.env.NOMAD_ADDR = agent.addr;
 process.stderr.write(`nomad bench: agent ${NOMAD_VERSION} at ${agent.addr} (pid ${agentPid}, user ${agent.user})\n`);
 
 const results = [];
+let recovery;
+let journal;
 try {
   // Warm-up (not recorded): the raw_exec driver's first tasks, file-system caches, the compiled dist modules.
   await floor(2);
@@ -231,6 +239,14 @@ try {
     }
     results.push(r);
   }
+  // Job master recovery with the job master in its allocation (recovery-run.mjs), its journal in Nomad Variables.
+  await settle();
+  const recoverySpec = { cluster: 'nomad', jobMaster: { placement: 'cluster' }, resources: SMALL };
+  recovery = await recoveryRuns([4], REPEATS, recoverySpec, (line) => process.stderr.write(`nomad ${line}\n`)).catch((err) => ({ error: err.message }));
+  // The cost of that journal: a check-and-set write of a Nomad variable at each commit (journal-cost.mjs).
+  const store = new NomadVariablesJournalStore(new NomadApi(NomadSpecSchema.parse({}), { NOMAD_ADDR: agent.addr }), `bench-journal-${process.pid}`);
+  journal = await journalCost('Nomad Variables', store).catch((err) => ({ error: err.message }));
+  process.stderr.write(`nomad journal: ${journal.error ?? `one commit ${summarize(journal.commitMs).median.toFixed(1)} ms`}\n`);
 } catch (err) {
   process.stderr.write(`nomad bench failed; the agent's log is kept: ${agent.logFile}\n`);
   throw err;
@@ -247,6 +263,6 @@ if (agentLeft) throw new Error(`nomad bench: agent pid ${agentPid} still running
 // The env keeps the agent's log directory for post-mortems; after a clean run there is nothing to look at.
 rmSync(path.dirname(agent.logFile), { recursive: true, force: true });
 process.stdout.write(
-  JSON.stringify({ nomad: { version: NOMAD_VERSION, agentUser: agent.user, memoryMB: AGENT_MEMORY_MB, cpus: os.cpus().length, pollMs: POLL_MS, floorResources: FLOOR_RESOURCES, results } }) + '\n',
+  JSON.stringify({ nomad: { version: NOMAD_VERSION, agentUser: agent.user, memoryMB: AGENT_MEMORY_MB, cpus: os.cpus().length, pollMs: POLL_MS, floorResources: FLOOR_RESOURCES, results, recovery, journal } }) + '\n',
 );
 process.exit(0);

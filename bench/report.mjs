@@ -8,7 +8,7 @@ import { k8sNotes, k8sSection, k8sSummary } from './report-k8s.mjs';
 import { cliSection, manySection, peersSummary } from './report-peers.mjs';
 import { targetsSection, targetsSummary } from './targets.mjs';
 import { phasesSection, phasesSummary } from './report-phases.mjs';
-import { recoverySection, recoverySummary } from './report-recovery.mjs';
+import { journalSection, journalSummary, recoverySection, recoverySummary } from './report-recovery.mjs';
 
 const col = (runs, key) => runs.map((r) => r[key]);
 const ms = (s) => fmtSummary(s);
@@ -344,9 +344,13 @@ bench/recovery-run.mjs submits a detached job (\`submit --detach\`: the job mast
 whose N workers pass barrier \`tick\` every 50 ms (bench/fixtures/recovery-job), SIGKILLs the job master once every worker passed a few,
 and measures until the supervisor's new job master recorded itself and until every worker passed a barrier again: on the local cluster
 (bench/recovery.mjs; knobs \`BENCH_RECOVERY_SIZES\`, default \`4,64\`, and \`BENCH_RECOVERY_REPEATS\`, default 3), and at N=4 on the
-clusters of (d) and (e) (mpi.mjs, slurm.mjs, with their repeats). The cost of the journal in normal operation is the "journal on" row of (b).
+clusters of (d), (e) and (f) (mpi.mjs, slurm.mjs, nomad.mjs, with their repeats) and on Kubernetes (k8s-recovery.mjs: the job master's
+container SIGKILLed in its pod, restarted by the test pod runner as a kubelet restarts it). The cost of the journal in normal operation is the
+"journal on" row of (b) for the file, and, per store, bench/journal-cost.mjs (run by recovery.mjs, k8s-recovery.mjs and nomad.mjs):
 
 ${recoverySection(recoveryRows(data))}
+
+${journalSection(journalRows(data))}
 
 ## What dominates
 
@@ -375,6 +379,7 @@ export function summaryLines(data) {
   lines.push(...k8sSummary(data.k8s));
   lines.push(...phasesSummary(data.phases));
   lines.push(...recoverySummary(recoveryRows(data)));
+  lines.push(...journalSummary(journalRows(data)));
   lines.push(...peersSummary(data.cliE2e, data.manyJobs));
   lines.push(...targetsSummary(data));
   return lines;
@@ -382,7 +387,13 @@ export function summaryLines(data) {
 
 /** Recovery figures by backend: local from its own section, the clusters' from theirs (absent in older data). */
 function recoveryRows(data) {
-  return [['local', data.recovery], ...[['mpi', data.mpi], ['slurm', data.slurm]].filter(([, d]) => d?.recovery).map(([b, d]) => [b, d.recovery])];
+  const clusters = [['mpi', data.mpi?.recovery], ['slurm', data.slurm?.recovery], ['nomad', data.nomad?.recovery], ['kubernetes', data.k8sRecovery]];
+  return [['local', data.recovery], ...clusters.filter(([, r]) => r)];
+}
+
+/** The cost of each journal store, where its benchmark measured it (absent in older data). */
+function journalRows(data) {
+  return [['file (fsync)', data.recoveryJournal], ['Kubernetes ConfigMap', data.k8sJournal], ['Nomad Variables', data.nomad?.journal]];
 }
 
 /** Sections whose script was run again alone after the whole run (each compares with floors of its own run). */

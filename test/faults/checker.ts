@@ -21,6 +21,7 @@ export interface History {
   final: {
     state: string;
     message?: string;
+    endedAt?: string;
     workers: { workerId: number; state: string; restarts: number }[];
     jobMaster?: { pid: number; epoch: number; restarts: number };
   };

@@ -42,6 +42,8 @@ interface WorkerRecord {
   restarts: number;
   info?: WorkerInfo;
   session?: string;
+  /** The process that registered (RegisterRequest.incarnation): its retry gets its session back. */
+  incarnation?: string;
   /** RUNNING: the last heartbeat. STARTING or FAILED: when it entered that state (registration deadline). */
   lastSeen: number;
   message?: string;
@@ -205,6 +207,11 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     if (!rec) {
       throw new RegistrationError(`worker ID ${req.workerId} is not part of this job: valid IDs are 0..${this.numWorkers - 1}`);
     }
+    if (rec.state === 'RUNNING' && req.incarnation !== undefined && req.incarnation === rec.incarnation && rec.session) {
+      // The same process again: the answer to its registration was lost. A new session would orphan the one journaled.
+      rec.lastSeen = this.now();
+      return this.registered(rec, rec.session);
+    }
     if (rec.state === 'RUNNING') {
       throw new DuplicateWorkerError(
         `worker ID ${req.workerId} is already registered by a live worker (pid ${rec.info?.pid ?? '?'} on ${rec.info?.host ?? '?'}); two workers cannot share an ID`,
@@ -212,9 +219,14 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     }
     if (rec.state === 'COMPLETED') throw new WorkerCompletedError(`worker ${req.workerId} already completed`);
     const session = newSession();
-    Object.assign(rec, { info: { ...req, restartCount: rec.restarts }, session, lastSeen: this.now(), message: undefined });
+    const { incarnation, ...info } = req;
+    Object.assign(rec, { info: { ...info, restartCount: rec.restarts }, session, incarnation, lastSeen: this.now(), message: undefined });
     this.setWorkerState(rec, 'RUNNING');
     this.checkAllJoined();
+    return this.registered(rec, session);
+  }
+
+  private registered(rec: WorkerRecord, session: string): RegisterResponse {
     return {
       session,
       jobId: this.jobId,

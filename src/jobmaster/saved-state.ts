@@ -8,6 +8,8 @@ export interface SavedWorker {
   restarts: number;
   info?: WorkerInfo;
   session?: string;
+  /** The registering process's own ID (RegisterRequest.incarnation). */
+  incarnation?: string;
   message?: string;
   unreportedRunEnds?: number;
 }

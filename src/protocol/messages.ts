@@ -40,7 +40,14 @@ export const WorkerInfoSchema = z.object({
 });
 export type WorkerInfo = z.infer<typeof WorkerInfoSchema>;
 
-export const RegisterRequestSchema = WorkerInfoSchema;
+export const RegisterRequestSchema = WorkerInfoSchema.extend({
+  /**
+   * Drawn once by the registering process and sent with each attempt: a retry whose first answer was lost
+   * (the job master died after the registration was journaled, before the answer went out) gets the same
+   * session back instead of being taken for a second process claiming the ID. Kept from peers.
+   */
+  incarnation: z.string().min(8).max(64).optional(),
+});
 export type RegisterRequest = z.infer<typeof RegisterRequestSchema>;
 
 export const RegisterResponseSchema = z.object({

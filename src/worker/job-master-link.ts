@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { DuplicateWorkerError, JobMasterUnreachableError } from '../errors.js';
@@ -43,8 +44,10 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
     this.client = new JobMasterClient({ url, token, channel: true });
   }
 
-  async register(req: RegisterRequest, deadlineMs: number): Promise<RegisterResponse> {
+  async register(info: Omit<RegisterRequest, 'incarnation'>, deadlineMs: number): Promise<RegisterResponse> {
     const deadline = Date.now() + deadlineMs;
+    // This process's own ID, the same in every attempt: a retry whose answer was lost gets its session back.
+    const req = { ...info, incarnation: randomUUID() };
     for (let attempt = 0; ; attempt++) {
       try {
         this.registration = await this.client.register(req);

@@ -7,7 +7,7 @@ import { EPOCH_FILE, JOURNAL_FILE, Journal, readRecords, type JournalRecord } fr
 import { JobMaster } from '../../../src/jobmaster/job-master.js';
 import { compactRecords, replay } from '../../../src/jobmaster/saved-state.js';
 import { parseSpec } from '../../../src/spec/validate.js';
-import { noopLauncher } from '../../helpers/registration.js';
+import { noopLauncher, registration } from '../../helpers/registration.js';
 
 const dir = () => mkdtempSync(path.join(os.tmpdir(), 't2-journal-'));
 const keep = { compact: (records: JournalRecord[]) => records, onFenced: () => undefined };
@@ -118,6 +118,29 @@ describe('barriers across a job master restart', () => {
     const resent = after.arrive('x', 0, 10_000, 'a0');
     await expect(after.arrive('x', 1, 10_000, 'a1')).resolves.toMatchObject({ generation: 1, numWorkers: 2 });
     await expect(resent).resolves.toMatchObject({ generation: 1 });
+  });
+});
+
+describe('registration across a job master restart', () => {
+  it('a worker whose registration was journaled but whose answer was lost gets its session back; another process is refused', async () => {
+    const spec = parseSpec({ name: 'retried', workers: 2, worker: { command: 'true' }, timeouts: { heartbeat: '500ms' } });
+    const info = (workerId: number, incarnation: string) => ({ ...registration(workerId), incarnation });
+    const journaled: JournalRecord[] = [];
+    const first = new JobMaster({ jobId: 'retried-1', spec, launcher: noopLauncher(), record: (r) => journaled.push(r), flushed: async () => {}, recoveryMs: 60_000 });
+    first.start();
+    // Journaled, then the job master died before its answer reached the worker.
+    const lost = first.register(info(0, 'incarnation-of-pid-10'));
+    const atCrash = replay(journaled);
+    first.kill('stopped'); // only its timers: its successor sees the journal as it was at the crash
+    const second = new JobMaster({ jobId: 'retried-1', spec, launcher: noopLauncher(), saved: atCrash, record: () => undefined, flushed: async () => {}, recoveryMs: 60_000 });
+    second.start();
+    expect(second.register(info(0, 'incarnation-of-pid-10')).session).toBe(lost.session);
+    expect(() => second.register(info(0, 'incarnation-of-pid-11'))).toThrow(/already registered by a live worker/);
+    // Its heartbeats with that session are heard: it is not failed for the registration's lost answer.
+    expect(() => second.heartbeat(0, lost.session)).not.toThrow();
+    expect(second.status().workers.find((w) => w.workerId === 0)).toMatchObject({ state: 'RUNNING', restarts: 0 });
+    expect(JSON.stringify(second.status())).not.toContain('incarnation');
+    second.kill('done');
   });
 });
 

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { existsSync, statSync, truncateSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MAX_LINE_CHARS } from '../../line-splitter.js';
@@ -9,13 +9,14 @@ import type { NomadApi } from './nomad-api.js';
 type LogType = 'stdout' | 'stderr';
 
 /**
- * How far one stream was read, kept for a restarted job master: its offset in the allocation's log, and
- * the length the worker's log file had once those lines were in it.
+ * How far a worker's log file was written, kept for a restarted job master: its length, and for each of
+ * the worker's streams (key `allocId/stdout`) the offset in the allocation's log whose bytes are all in it.
+ * One record per file, not per stream: two streams share the file, and a stream's offset alone would not
+ * say where the other's bytes end (a restarted follower would write some of them twice).
  */
 export interface LogProgress {
-  offset: number;
-  workerId: number;
   length: number;
+  offsets: Record<string, number>;
 }
 
 interface Followed {
@@ -54,48 +55,56 @@ export class AllocationLogs {
 
   /** Each worker log file's length with every write queued so far (from its size when first written). */
   private readonly lengths = new Map<number, number>();
+  /** Per worker: each stream's offset with every write queued so far. */
+  private readonly queued = new Map<number, Record<string, number>>();
 
   /**
-   * `progress`, for a job master that can be restarted: after each write reached a log file, how far its
-   * stream was read (key `allocId/stdout`) and how long the file then was. `from`: the last progress its
-   * predecessor kept. Each file is cut back to the longest length kept for it, and each stream read on from
-   * its offset: what was written after the last progress kept is written again, once (the progress is kept
-   * in order, so the longest length goes with every stream's offset kept).
+   * `progress`, for a job master that can be restarted: after each write reached a worker's log file (key
+   * the worker ID), the file's length and every stream's offset as of that write. `from`: the last progress
+   * its predecessor kept. Each log file is cut back to the length kept for it (to nothing without one), and
+   * each stream read on from the offset kept with that length: every line lands in the file exactly once.
    */
   constructor(
     private readonly api: NomadApi,
     private readonly task: string,
     private readonly logsDir: string,
-    private readonly resumeAt: { from?: Map<string, LogProgress>; progress?: (key: string, p: LogProgress) => void } = {},
+    private readonly resumeAt: { from?: Map<string, LogProgress>; progress?: (workerId: string, p: LogProgress) => void } = {},
   ) {
     this.files = new WorkerLogFiles(logsDir);
-    const keep = new Map<number, number>();
-    for (const p of resumeAt.from?.values() ?? []) keep.set(p.workerId, Math.max(keep.get(p.workerId) ?? 0, p.length));
-    for (const [workerId, length] of keep) {
-      const file = this.fileOf(workerId);
-      if (existsSync(file) && statSync(file).size > length) truncateSync(file, length);
+    const from = resumeAt.from;
+    if (!from) return;
+    for (const name of existsSync(logsDir) ? readdirSync(logsDir) : []) {
+      const workerId = /^worker-(\d+)\.log$/.exec(name)?.[1];
+      if (workerId === undefined) continue;
+      const kept = from.get(workerId);
+      const file = path.join(logsDir, name);
+      if (statSync(file).size > (kept?.length ?? 0)) truncateSync(file, kept?.length ?? 0);
     }
+    for (const [workerId, p] of from) this.queued.set(Number(workerId), { ...p.offsets });
   }
 
   private fileOf(workerId: number): string {
     return path.join(this.logsDir, `worker-${workerId}.log`);
   }
 
-  /** Writes `lines` to the worker's log file; once they are in it, reports `offset` as the stream's progress. Returns false when the file wants a drain. */
+  /** Writes `lines` to the worker's log file; once they are in it, reports the file's progress. Returns false when the file wants a drain. */
   private write(key: string, workerId: number, lines: Buffer, offset: number): boolean {
     const file = this.files.of(workerId);
     const before = this.lengths.get(workerId) ?? (existsSync(this.fileOf(workerId)) ? statSync(this.fileOf(workerId)).size : 0);
     const length = before + lines.length;
     this.lengths.set(workerId, length);
+    const offsets = { ...this.queued.get(workerId), [key]: offset };
+    this.queued.set(workerId, offsets);
     const progress = this.resumeAt.progress;
-    return file.write(lines, progress && (() => progress(key, { offset, workerId, length })));
+    // Writes to one file complete in order: when this one is in, so is everything queued before it.
+    return file.write(lines, progress && (() => progress(String(workerId), { length, offsets })));
   }
 
   /** Follows an allocation's logs, or resumes a follow that failed. Cheap to call on every poll. */
   follow(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      const f = this.followed.get(key) ?? { workerId, received: this.resumeAt.from?.get(key)?.offset ?? 0, pending: Buffer.alloc(0) };
+      const f = this.followed.get(key) ?? { workerId, received: this.queued.get(workerId)?.[key] ?? 0, pending: Buffer.alloc(0) };
       this.followed.set(key, f);
       if (f.stream) continue;
       const stream = this.api.logStream(allocId, this.task, type, f.received);
@@ -123,7 +132,7 @@ export class AllocationLogs {
   include(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: this.resumeAt.from?.get(key)?.offset ?? 0, pending: Buffer.alloc(0) });
+      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: this.queued.get(workerId)?.[key] ?? 0, pending: Buffer.alloc(0) });
     }
   }
 

@@ -16,7 +16,7 @@ const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.ur
 /** Where the worker runtime is inside a docker worker image (see docker/worker.Dockerfile). */
 const IMAGE_WORKER = ['node', '/opt/twister2/dist/worker/main.js'];
 const POLL_MS = 500;
-/** Keys of LauncherListener.remember for how far an allocation's log stream was read. */
+/** Keys of LauncherListener.remember for how far a worker's log file was written (LogProgress), with the worker ID. */
 const LOG_OFFSET = 'nomad-log:';
 /** Set in the job master's task when it runs as an allocation of the job. */
 export const IN_ALLOCATION_ENV = ENV.nomadInAllocation;
@@ -71,7 +71,7 @@ export class NomadLauncher implements Launcher {
     const remember = listener.remember?.bind(listener);
     this.logs = new AllocationLogs(api, WORKER_TASK, path.join(ctx.jobDir, files.logs), {
       ...(this.logOffsets ? { from: this.logOffsets } : {}),
-      ...(remember ? { progress: (key: string, p: LogProgress) => remember(`${LOG_OFFSET}${key}`, p) } : {}),
+      ...(remember ? { progress: (workerId: string, p: LogProgress) => remember(`${LOG_OFFSET}${workerId}`, p) } : {}),
     });
     if (!inAllocation(this.env)) {
       // With the job master in the cluster, the client registered the whole job already (placement.ts).
@@ -91,8 +91,12 @@ export class NomadLauncher implements Launcher {
   async resume(ctx: LaunchContext, listener: LauncherListener, workers: ResumedWorker[], remembered: Record<string, unknown>): Promise<void> {
     if (!inAllocation(this.env)) throw new Error('only a job master in its Nomad allocation is restarted');
     this.since = Date.now() * 1e6;
+    // Keyed by worker ID (an earlier version's per-stream entries are left out: those files are read again whole).
     this.logOffsets = new Map(
-      Object.entries(remembered).flatMap(([k, v]) => (k.startsWith(LOG_OFFSET) ? [[k.slice(LOG_OFFSET.length), v as LogProgress] as const] : [])),
+      Object.entries(remembered).flatMap(([k, v]) => {
+        const workerId = k.slice(LOG_OFFSET.length);
+        return k.startsWith(LOG_OFFSET) && /^\d+$/.test(workerId) ? [[workerId, v as LogProgress] as const] : [];
+      }),
     );
     this.resumedCount = workers.length;
     await this.start(ctx, listener);

@@ -80,7 +80,20 @@ export function check(h: History): string[] {
     if (h.final.state === 'SUCCEEDED' && done !== 1) v.push(`worker ${id} finished its program ${done} times, expected once`);
   }
   if (h.leftovers.length) v.push(`left running after the job: ${h.leftovers.join(', ')}`);
+  v.push(...printedTwice(h.records));
   return v;
+}
+
+/** The job's logs hold each line a worker printed once (every record has its process and time): none twice, also when a job master restarted while following the output. */
+function printedTwice(records: WorkerRecord[]): string[] {
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const r of records) {
+    const line = JSON.stringify(r);
+    if (seen.has(line)) twice.add(line);
+    seen.add(line);
+  }
+  return [...twice].map((line) => `a record is in the job's logs more than once: ${line}`);
 }
 
 /** The history of a partition run (partition.ts): which workers' host was cut off, when, and what to expect. */
@@ -150,5 +163,6 @@ export function checkPartition(h: PartitionHistory): string[] {
     if (h.final.state !== 'FAILED' || !unheard(h.final.message)) v.push(`final state: expected FAILED naming a cut worker (${h.cut.ids.join(', ')}) and its missed heartbeats, got ${h.final.state} (${h.final.message ?? 'no message'})`);
   }
   if (h.leftovers.length) v.push(`left running after the job: ${h.leftovers.join(', ')}`);
+  v.push(...printedTwice(h.records));
   return v;
 }

@@ -17,6 +17,11 @@ interface JobRecordFile {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The IDs of the workers that recorded a start (a restarted worker records one more; the checker says so). */
+export function startedIds(records: WorkerRecord[]): Set<number> {
+  return new Set(records.filter((r) => r.step === 'start').map((r) => r.id));
+}
+
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -33,6 +38,8 @@ export interface FaultBackend {
   spec: { [key: string]: unknown } | (() => { [key: string]: unknown });
   /** Besides processes of this machine: what the cluster still has of the job (a Nomad job, say). */
   leftovers?(jobId: string): Promise<string[]>;
+  /** What the cluster says of the job's workers, printed when a run times out (a Nomad allocation's events, say). */
+  describe?(jobId: string): Promise<string>;
   /** Where a job master in a pod differs: its workers' output (default: the job's logs), its process now (default: job.json's), its final status. */
   output?(home: string, jobId: string): string;
   jobMasterPid?(jobId: string): number | undefined;
@@ -51,6 +58,8 @@ export interface FaultJob {
   final(): Promise<History['final'] | undefined>;
   ended(): Promise<boolean>;
   jobMasterPid(): number | undefined;
+  /** What a timed-out run shows of the job: who started, the job master's log, the workers' logs, the cluster's view. */
+  diagnose(backend: FaultBackend): Promise<string>;
   /** Waits for the final status, then for nothing to be left (every job master seen included). */
   finish(jobMasters: Set<number>): Promise<{ final: History['final']; leftovers: string[] }>;
 }
@@ -88,6 +97,17 @@ export async function submitFaultJob(backend: FaultBackend, seed: number, extra:
     final,
     ended: async () => (await final()) !== undefined,
     jobMasterPid,
+    async diagnose(b) {
+      const tail = (text: string) => text.split('\n').slice(-40).join('\n');
+      const jmLog = path.join(jobDir, 'jobmaster.log');
+      const started = [...startedIds(testRecords<WorkerRecord>(logs()))];
+      return [
+        `fault suite: job ${jobId}: workers that recorded a start: [${started.join(', ')}]; job master pid now ${jobMasterPid()}; final status ${JSON.stringify(await final())}`,
+        `--- ${jmLog} (end)\n${existsSync(jmLog) ? tail(readFileSync(jmLog, 'utf8')) : '(none)'}`,
+        `--- workers' output (end)\n${tail(logs())}`,
+        `--- cluster\n${(await b.describe?.(jobId).catch((err: Error) => err.message)) ?? '(not asked)'}`,
+      ].join('\n');
+    },
     async finish(jobMasters) {
       const finalStatus = await waitFor('the job to end', final, 90_000);
       if (supervisor) await waitFor('the supervisor to exit', () => !alive(supervisor), 10_000).catch(() => undefined);
@@ -134,7 +154,12 @@ async function run(backend: FaultBackend, seed: number, schedule: Schedule): Pro
   /** Kills after which the job ended with no new job master (index → when): one that came after the end needs none. */
   const unrestarted = new Map<number, number>();
   if (schedule.killAtLaunch) await injectNow({ at: 0, kind: 'kill-jobmaster' });
-  await waitFor('all workers started', () => job.records().filter((r) => r.step === 'start').length === WORKERS);
+  // A job that ended first will not start them: say so at once, while the cluster still has its allocations.
+  const started = await waitFor('all workers started', async () => startedIds(job.records()).size === WORKERS || ((await job.ended()) && 'ended')).catch((err: Error) => err);
+  if (started !== true) {
+    console.log(await job.diagnose(backend));
+    throw started === 'ended' ? new Error('the job ended before all workers started') : started;
+  }
   t0 = Date.now();
   for (const fault of schedule.faults) {
     await sleep(t0 + fault.at - Date.now());

@@ -29,6 +29,19 @@ faultSuite(
       }
       return left;
     },
+    async describe(jobId) {
+      type Alloc = { ID: string; Name: string; ClientStatus: string; TaskStates?: Record<string, { State: string; Events?: { Type: string; DisplayMessage?: string }[] }> };
+      const allocs = (await (await fetch(`${agent.addr}/v1/job/${encodeURIComponent(jobId)}/allocations`)).json()) as Alloc[];
+      const lines = [];
+      for (const a of allocs) {
+        lines.push(`${a.Name} ${a.ClientStatus}: ${Object.entries(a.TaskStates ?? {}).map(([task, t]) => `${task} ${t.State} [${(t.Events ?? []).map((e) => `${e.Type}${e.DisplayMessage ? ` (${e.DisplayMessage})` : ''}`).join('; ')}]`).join(' ')}`);
+        // The job master's own words are in its allocation's log, not in the job directory.
+        const task = Object.keys(a.TaskStates ?? {})[0];
+        const log = await fetch(`${agent.addr}/v1/client/fs/logs/${a.ID}?task=${task}&type=stderr&origin=end&offset=3000&plain=true`);
+        if (log.ok) lines.push((await log.text()).trimEnd().replace(/^/gm, '    '));
+      }
+      return lines.join('\n');
+    },
   },
   10,
 );

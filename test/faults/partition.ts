@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { setLink } from '../env/netns.js';
 import { waitFor } from '../helpers/cli.js';
 import { checkPartition, type PartitionHistory } from './checker.js';
-import { HEARTBEAT_MS, PAUSE_MS, ROUNDS, WORKERS, sleep, submitFaultJob, type FaultBackend } from './harness.js';
+import { HEARTBEAT_MS, PAUSE_MS, ROUNDS, WORKERS, sleep, startedIds, submitFaultJob, type FaultBackend } from './harness.js';
 import { random } from './schedule.js';
 import { faultSeeds } from './seeds.js';
 
@@ -43,7 +43,7 @@ async function run(backend: PartitionBackend, seed: number): Promise<PartitionHi
     // A worker that lost its job master for good gives up soon after the job ended.
     timeouts: { heartbeat: `${HEARTBEAT_MS}ms`, jobMasterRecovery: '10s' },
   });
-  await waitFor('all workers started', () => job.records().filter((x) => x.step === 'start').length === WORKERS);
+  await waitFor('all workers started', () => startedIds(job.records()).size === WORKERS);
   const starts = job.records().filter((x) => x.step === 'start');
   const hostInode = statSync(`/run/netns/${host.namespace}`).ino;
   const cutIds = starts.filter((x) => netInode(x.pid) === hostInode).map((x) => x.id).sort((a, b) => a - b);

@@ -48,6 +48,12 @@ describe('the partition checker', () => {
     expect(checkPartition(history())).toEqual([]);
   });
 
+  it('finds a line the job\'s logs hold twice', () => {
+    const h = history();
+    h.records.splice(1, 0, rec(0, 10, 0, 0, 'start'));
+    expect(checkPartition(h)).toEqual(['a record is in the job\'s logs more than once: {"id":0,"pid":10,"restart":0,"t":0,"step":"start"}']);
+  });
+
   it('finds a replaced process that passed a barrier after its replacement started', () => {
     const h = history();
     h.records.push(rec(1, 20, 0, 335, 'pass', 1));

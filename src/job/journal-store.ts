@@ -1,3 +1,5 @@
+import { JobMasterFencedError } from '../errors.js';
+
 /** One line of the job master's journal: a fact it must not forget, replayed in order (later lines win). */
 export type JournalRecord = { t: string } & Record<string, unknown>;
 
@@ -19,4 +21,28 @@ export interface JournalStore {
   /** The store's own size to compact at, and the most it holds (a ConfigMap: 1 MiB). */
   readonly compactAtBytes?: number;
   readonly limitBytes?: number;
+}
+
+/** What a store says when a job master's epoch is no longer the current one (another took over). */
+export function supersededError(epoch: number, current: number): JobMasterFencedError {
+  return new JobMasterFencedError(`job master epoch ${epoch} was superseded by epoch ${current}: another job master took over this job`);
+}
+
+/**
+ * The records of a journal's text, one JSON line each. `torn: 'drop'` for a store whose last write can be
+ * cut short by a crash (a file): the records before the first unreadable line, that line never having
+ * been acknowledged. Stores that write whole commits atomically throw on an unreadable line.
+ */
+export function parseJournalLines(text: string, torn: 'drop' | 'throw' = 'throw'): JournalRecord[] {
+  const records: JournalRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      records.push(JSON.parse(line) as JournalRecord);
+    } catch (err) {
+      if (torn === 'drop') break;
+      throw err;
+    }
+  }
+  return records;
 }

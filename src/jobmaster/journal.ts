@@ -3,7 +3,7 @@ import { open, readFile, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { JobMasterFencedError } from '../errors.js';
-import type { JournalRecord, JournalStore } from '../job/journal-store.js';
+import { parseJournalLines, supersededError, type JournalRecord, type JournalStore } from '../job/journal-store.js';
 
 export type { JournalRecord, JournalStore } from '../job/journal-store.js';
 
@@ -157,7 +157,7 @@ export class FileJournalStore implements JournalStore {
 
   async append(text: string, epoch: number): Promise<void> {
     const current = Number((await readFile(path.join(this.dir, EPOCH_FILE), 'utf8')).trim());
-    if (current !== epoch) throw new JobMasterFencedError(`job master epoch ${epoch} was superseded by epoch ${current}: another job master took over this job`);
+    if (current !== epoch) throw supersededError(epoch, current);
     await this.handle!.write(text);
     await this.handle!.datasync();
   }
@@ -191,16 +191,7 @@ export function readRecords(file: string): JournalRecord[] {
   } catch {
     return [];
   }
-  const records: JournalRecord[] = [];
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    try {
-      records.push(JSON.parse(line) as JournalRecord);
-    } catch {
-      break;
-    }
-  }
-  return records;
+  return parseJournalLines(text, 'drop');
 }
 
 export function readEpoch(jobDir: string): number {

@@ -1,7 +1,6 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ApiException, type V1ConfigMap } from '@kubernetes/client-node';
-import { JobMasterFencedError } from '../../errors.js';
-import type { JournalRecord, JournalStore } from '../../job/journal-store.js';
+import { parseJournalLines, supersededError, type JournalRecord, type JournalStore } from '../../job/journal-store.js';
 import { kubeCall, type KubeApi } from './kube-api.js';
 
 /** The epoch that may write (a decimal string): the fence. */
@@ -60,7 +59,7 @@ export class ConfigMapJournalStore implements JournalStore {
     } catch (err) {
       // A failed test is a newer epoch; anything else is the API's failure (not fenced, but unwritten).
       const current = decode(await this.get()).epoch;
-      if (current !== epoch) throw superseded(epoch, current);
+      if (current !== epoch) throw supersededError(epoch, current);
       throw err;
     }
     this.next += 1;
@@ -70,7 +69,7 @@ export class ConfigMapJournalStore implements JournalStore {
     for (;;) {
       const cm = await this.get();
       const { epoch: current, records } = decode(cm);
-      if (current !== epoch) throw superseded(epoch, current);
+      if (current !== epoch) throw supersededError(epoch, current);
       const bytes = await this.replace(cm, epoch, compact(records));
       if (bytes !== undefined) return bytes;
     }
@@ -111,11 +110,5 @@ function decode(cm: V1ConfigMap): { epoch: number; records: JournalRecord[] } {
     .filter((k) => k.startsWith(COMMIT_PREFIX))
     .sort();
   for (const k of commits) texts.push(cm.data![k]!);
-  const records: JournalRecord[] = [];
-  for (const line of texts.join('').split('\n')) if (line) records.push(JSON.parse(line) as JournalRecord);
-  return { epoch: Number.isSafeInteger(epoch) ? epoch : 0, records };
-}
-
-function superseded(epoch: number, current: number): JobMasterFencedError {
-  return new JobMasterFencedError(`job master epoch ${epoch} was superseded by epoch ${current}: another job master took over this job`);
+  return { epoch: Number.isSafeInteger(epoch) ? epoch : 0, records: parseJournalLines(texts.join('')) };
 }

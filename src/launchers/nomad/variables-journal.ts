@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { JobMasterFencedError } from '../../errors.js';
-import type { JournalRecord, JournalStore } from '../../job/journal-store.js';
+import { parseJournalLines, supersededError, type JournalRecord, type JournalStore } from '../../job/journal-store.js';
 import type { NomadApi } from './nomad-api.js';
 
 /** Where a job's journal lives: outside `nomad/jobs/<job>`, which the job's own tasks (the workers) may read. */
@@ -56,7 +55,7 @@ export class NomadVariablesJournalStore implements JournalStore {
     const index = await this.api.putVariableIfUnchanged(this.headPath, items, this.head.index);
     if (index === undefined) {
       const current = Number((await this.readHead()).items[EPOCH] ?? 0);
-      throw current !== epoch ? superseded(epoch, current) : new Error(`the journal variable ${this.headPath} changed under job master epoch ${epoch}`);
+      throw current !== epoch ? supersededError(epoch, current) : new Error(`the journal variable ${this.headPath} changed under job master epoch ${epoch}`);
     }
     this.head = { index, items };
     this.commits += 1;
@@ -66,7 +65,7 @@ export class NomadVariablesJournalStore implements JournalStore {
     for (;;) {
       const head = await this.readHead();
       const current = Number(head.items[EPOCH] ?? 0);
-      if (current !== epoch) throw superseded(epoch, current);
+      if (current !== epoch) throw supersededError(epoch, current);
       if (await this.replace(head, epoch, compact(await this.decode(head.items)))) return 0;
     }
   }
@@ -101,9 +100,7 @@ export class NomadVariablesJournalStore implements JournalStore {
   private async decode(items: Record<string, string>): Promise<JournalRecord[]> {
     const texts = [items[SNAPSHOT] ? await this.text(items[SNAPSHOT]) : ''];
     for (const k of Object.keys(items).filter((key) => key.startsWith(COMMIT)).sort()) texts.push(await this.text(items[k]!));
-    const records: JournalRecord[] = [];
-    for (const line of texts.join('').split('\n')) if (line) records.push(JSON.parse(line) as JournalRecord);
-    return records;
+    return parseJournalLines(texts.join(''));
   }
 
   private async text(value: string): Promise<string> {
@@ -136,8 +133,4 @@ export class NomadVariablesJournalStore implements JournalStore {
 function parseBlob(ref: string): { name: string; pieces: number } {
   const [name, pieces] = ref.slice(BLOB.length).split(':');
   return { name: name!, pieces: Number(pieces) };
-}
-
-function superseded(epoch: number, current: number): JobMasterFencedError {
-  return new JobMasterFencedError(`job master epoch ${epoch} was superseded by epoch ${current}: another job master took over this job`);
 }

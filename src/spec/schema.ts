@@ -21,8 +21,8 @@ const duration = (fallback: string, minMs = 1) =>
     .union([z.string(), z.number()], { error: 'expected a duration such as "500ms", "30s", "2m" or a number of seconds' })
     .transform((v, ctx) => {
       const ms = parseDuration(v);
-      if (ms === undefined || ms <= 0) {
-        ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a positive duration; use e.g. "500ms", "30s", "2m" or a number of seconds` });
+      if (ms === undefined || (ms <= 0 && minMs > 0)) {
+        ctx.issues.push({ code: 'custom', input: v, message: `"${v}" is not a ${minMs > 0 ? 'positive ' : ''}duration; use e.g. "500ms", "30s", "2m" or a number of seconds` });
         return z.NEVER;
       }
       if (ms > MAX_TIMER_MS) {
@@ -62,6 +62,36 @@ export const ResourcesSchema = z.strictObject({
   disk: bytes().optional(),
 });
 
+const CommandLineSchema = z.union([z.string().min(1), z.array(z.string()).min(1)], {
+  error: 'expected a command line: a string run by /bin/sh, or an array of program and arguments',
+});
+
+/**
+ * worker.health: a check the worker runtime runs next to the program, like a Kubernetes liveness probe. A
+ * worker that fails it `failureThreshold` times in a row is failed, and restarted like a crashed one.
+ */
+export const HealthCheckSchema = z
+  .strictObject({
+    command: CommandLineSchema.optional().describe('healthy when it exits 0; run in the package directory with a command worker\'s environment'),
+    http: z
+      .strictObject({
+        port: z.union([z.number().int().min(1).max(65535), z.string().regex(PORT_NAME)], { error: 'expected a port number or the name of one of worker.ports' }),
+        path: z.string().startsWith('/', 'expected a path starting with "/"').default('/'),
+      })
+      .optional()
+      .describe('healthy when GET http://127.0.0.1:<port><path> answers 200-399'),
+    interval: duration('10s', 100),
+    timeout: duration('1s'),
+    failureThreshold: z.number({ error: 'expected a whole number of checks' }).int('expected a whole number of checks').min(1, 'expected at least 1').max(1000, 'expected at most 1000').default(3),
+    startPeriod: duration('0s', 0).describe('how long after the program started checks begin'),
+  })
+  .superRefine((h, ctx) => {
+    if ((h.command === undefined) === (h.http === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'set exactly one of worker.health.command (a command line) or worker.health.http ({ port, path })' });
+    }
+  });
+export type HealthCheck = z.infer<typeof HealthCheckSchema>;
+
 export const WorkerProgramSchema = z
   .strictObject({
     module: z
@@ -70,12 +100,7 @@ export const WorkerProgramSchema = z
       .regex(/\.(mjs|cjs|js|ts|mts|cts)$/, 'expected a .js, .mjs, .cjs, .ts or .mts file inside the job (for other languages use worker.command)')
       .optional()
       .describe('JS/TS module, relative to the job root, whose default export is `async (ctx) => {}`'),
-    command: z
-      .union([z.string().min(1), z.array(z.string()).min(1)], {
-        error: 'expected a command line: a string run by /bin/sh, or an array of program and arguments',
-      })
-      .optional()
-      .describe('any command line; a string runs through /bin/sh -c, an array runs directly'),
+    command: CommandLineSchema.optional().describe('any command line; a string runs through /bin/sh -c, an array runs directly'),
     args: z.array(z.string(), { error: 'expected a list of strings' }).default([]),
     env: z.record(z.string(), z.string(), { error: 'expected a map of variable names to string values' }).default({}),
     ports: z
@@ -83,6 +108,7 @@ export const WorkerProgramSchema = z
       .max(64)
       .default([])
       .describe('named ports the runtime picks per worker before it registers: ctx.ports.<name>, TWISTER2_PORT_<NAME>, and in discovery'),
+    health: HealthCheckSchema.optional(),
   })
   .superRefine((w, ctx) => {
     if (w.module === undefined && w.command === undefined) {
@@ -90,6 +116,10 @@ export const WorkerProgramSchema = z
     }
     if (w.module !== undefined && w.command !== undefined) {
       ctx.addIssue({ code: 'custom', message: 'set either worker.module or worker.command, not both' });
+    }
+    const port = w.health?.http?.port;
+    if (typeof port === 'string' && !w.ports.includes(port)) {
+      ctx.addIssue({ code: 'custom', path: ['health', 'http', 'port'], message: `"${port}" is not one of worker.ports (${w.ports.join(', ') || 'none'}); list it in worker.ports, or give a port number` });
     }
     const dup = w.ports.find((p, i) => w.ports.indexOf(p) !== i);
     if (dup !== undefined) ctx.addIssue({ code: 'custom', path: ['ports'], message: `port "${dup}" is listed twice; each name must be unique` });

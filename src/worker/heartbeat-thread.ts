@@ -1,5 +1,6 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import type { HealthCheckData } from './health-check.js';
 import { JobMasterWatch, type WatchData, type WatchMessage } from './job-master-watch.js';
 
 /**
@@ -13,10 +14,15 @@ export interface HeartbeatThreadData extends WatchData {
   marker: string;
   /** How long the main thread has to answer a stop before this thread ends the program and the process. */
   mainThreadAnswerMs: number;
+  /** worker.health, checked from here. */
+  health?: HealthCheckData | undefined;
 }
 
-/** The main thread's answer to a stop: it ends the program itself. */
+/** The main thread's answer to a stop or a failed health check: it ends the program itself. */
 export type MainMessage = { type: 'stopping' };
+
+/** What this thread tells the main thread besides the watch's messages. */
+export type ThreadMessage = WatchMessage | { type: 'unhealthy'; reason: string };
 
 const d = workerData as HeartbeatThreadData;
 const port = parentPort!;
@@ -29,6 +35,28 @@ new JobMasterWatch(d, (m: WatchMessage) => {
 port.on('message', (m: MainMessage) => {
   if (m.type === 'stopping') clearTimeout(takeOverTimer);
 });
+// Loaded only for a worker with a health check.
+if (d.health) {
+  const { HealthChecker } = await import('./health-check.js');
+  new HealthChecker(d.health, (reason) => {
+    port.postMessage({ type: 'unhealthy', reason } satisfies ThreadMessage);
+    takeOverTimer = setTimeout(() => void failUnhealthy(reason), d.mainThreadAnswerMs);
+  });
+}
+
+/**
+ * Failed its health check while the main thread does not answer (the program keeps it busy, which may be
+ * why): tell the job master that this worker failed and why, as the main thread would, then end the
+ * program and this process.
+ */
+async function failUnhealthy(reason: string): Promise<void> {
+  writeSync(2, `[twister2 worker ${d.workerId}] failed: ${reason} (the program keeps the main thread busy, so it is ended from the heartbeat thread)\n`);
+  const { httpCall } = await import('../protocol/http-call.js');
+  await httpCall(`${d.url}/v1/workers/${d.workerId}/complete`, { method: 'POST', headers: d.headers, body: { session: d.session, ok: false, message: reason }, timeoutMs: 5000 }).catch(() => undefined);
+  const { ProgramTree } = await import('./process-tree.js');
+  new ProgramTree(d.marker).killNow();
+  process.kill(process.pid, 'SIGKILL');
+}
 
 /**
  * The main thread did not answer (the program keeps it busy): end the program's processes and this

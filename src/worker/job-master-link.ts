@@ -5,8 +5,9 @@ import { DuplicateWorkerError, JobMasterUnreachableError } from '../errors.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
 import type { RegisterRequest, RegisterResponse } from '../protocol/messages.js';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, TERMINAL_JOB_STATES } from '../protocol/wire.js';
-import type { HeartbeatThreadData, MainMessage } from './heartbeat-thread.js';
-import { JobMasterWatch, type WatchData, type WatchMessage } from './job-master-watch.js';
+import type { HealthCheckData, HealthChecker } from './health-check.js';
+import type { HeartbeatThreadData, MainMessage, ThreadMessage } from './heartbeat-thread.js';
+import { JobMasterWatch, type WatchData } from './job-master-watch.js';
 
 const HEARTBEAT_THREAD = new URL('./heartbeat-thread.js', import.meta.url);
 /** A main thread that does not answer a stop within this is busy with the program; the heartbeat thread then ends it. */
@@ -17,6 +18,8 @@ export interface LinkEvents {
   workerFailed: [workerId: number, message: string];
   /** The worker must stop: the job ended, this worker was removed, or the job master is gone. */
   stop: [reason: string, lost: boolean];
+  /** worker.health failed too often in a row: the program must be ended and the worker failed. */
+  unhealthy: [reason: string];
 }
 
 /**
@@ -32,6 +35,7 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
   numWorkers = 0;
   private thread: Worker | undefined;
   private watch: JobMasterWatch | undefined;
+  private health: HealthChecker | undefined;
   private following = () => {};
   private stopped = false;
 
@@ -67,9 +71,10 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
    * Starts heartbeats and the event stream on their own thread; call after register(). Resolves once
    * the event stream is followed (so the program misses no peer's failure) or the worker must stop.
    * `programMarker` (ProgramTree) lets that thread end the program itself when the main thread cannot.
-   * `onThread`: false when no program code runs on this thread (a command worker).
+   * `onThread`: false when no program code runs on this thread (a command worker). `health`: worker.health,
+   * checked where the heartbeats go.
    */
-  start(programMarker: string, onThread = true): Promise<void> {
+  start(programMarker: string, onThread = true, health?: HealthCheckData): Promise<void> {
     const reg = this.registration!;
     const data: WatchData = {
       url: this.client.url,
@@ -88,12 +93,18 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
     });
     if (!onThread) {
       this.watch = new JobMasterWatch(data, (m) => this.onWatchMessage(m));
+      // Loaded only for a worker with a health check: every worker pays for what it imports at start.
+      if (health) {
+        void import('./health-check.js').then(({ HealthChecker }) => {
+          if (!this.stopped) this.health = new HealthChecker(health, (reason) => this.emit('unhealthy', reason));
+        });
+      }
       return following;
     }
-    const threadData: HeartbeatThreadData = { ...data, marker: programMarker, mainThreadAnswerMs: MAIN_THREAD_ANSWER_MS };
+    const threadData: HeartbeatThreadData = { ...data, marker: programMarker, mainThreadAnswerMs: MAIN_THREAD_ANSWER_MS, health };
     const thread = new Worker(HEARTBEAT_THREAD, { workerData: threadData });
     thread.unref();
-    thread.on('message', (m: WatchMessage) => this.onWatchMessage(m));
+    thread.on('message', (m: ThreadMessage) => this.onWatchMessage(m));
     thread.once('error', (err) => this.stop(`the heartbeat thread failed: ${err.message}`, false));
     this.thread = thread;
     return following;
@@ -103,10 +114,15 @@ export class JobMasterLink extends EventEmitter<LinkEvents> {
     this.stopped = true;
     void this.thread?.terminate();
     this.watch?.close();
+    this.health?.stop();
   }
 
-  private onWatchMessage(m: WatchMessage): void {
-    if (m.type === 'following') {
+  private onWatchMessage(m: ThreadMessage): void {
+    if (m.type === 'unhealthy') {
+      // Answer first, as for a stop: this thread is alive and ends the program itself.
+      this.thread?.postMessage({ type: 'stopping' } satisfies MainMessage);
+      if (!this.stopped) this.emit('unhealthy', m.reason);
+    } else if (m.type === 'following') {
       this.following();
     } else if (m.type === 'size') {
       this.numWorkers = m.numWorkers;

@@ -5,8 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { commandWorkerVariables, ENV, readWorkerEnvironment } from '../job/worker-environment.js';
 import { Twister2Error } from '../errors.js';
 import { primaryAddress } from '../net/primary-address.js';
-import type { JobSpec } from '../spec/schema.js';
+import type { HealthCheck, JobSpec } from '../spec/schema.js';
 import type { WorkerContext, WorkerContextEvents } from './context.js';
+import type { HealthCheckData } from './health-check.js';
 import { JobMasterLink } from './job-master-link.js';
 import { redact } from './fetch/redact-url.js';
 import { fetchPackage } from './fetch/package-fetch.js';
@@ -115,42 +116,51 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       resolve(reason);
     }),
   );
-  // A command worker's program is another process: its heartbeats need no thread of their own.
-  await link.start(tree.marker, Boolean(spec.worker.module));
-  markPhase('heartbeats started');
-
   const volumes = { work: path.join(wenv.workDir, `worker-${workerId}`), shared: path.join(wenv.workDir, 'shared') };
   await Promise.all([mkdir(volumes.work, { recursive: true }), mkdir(volumes.shared, { recursive: true })]);
+  /** What a command worker's program, and a health check's command, run with (made once). */
+  let madeEnv: Promise<NodeJS.ProcessEnv> | undefined;
+  const commandEnv = () => (madeEnv ??= makeCommandEnv());
+  const makeCommandEnv = async () => ({
+    ...env,
+    ...spec.worker.env,
+    // The same twister2 CLI as this runtime, for `twister2 barrier` and `twister2 workers`.
+    PATH: `${await writeCliShim(wenv.workDir)}${path.delimiter}${spec.worker.env.PATH ?? env.PATH ?? ''}`,
+    ...commandWorkerVariables({
+      jobMasterUrl: masterUrl,
+      token: wenv.token,
+      workerId,
+      numWorkers: registration.numWorkers,
+      session: registration.session,
+      restartCount: registration.restartCount,
+      packageDir,
+      volumes,
+      ports,
+      recoveryMs: registration.jobMasterRecoveryMs ?? 0,
+    }),
+  });
+  const unhealthy = new Promise<string>((resolve) => link.once('unhealthy', resolve));
+  const health = spec.worker.health;
+  // A command worker's program is another process: its heartbeats need no thread of their own.
+  await link.start(tree.marker, Boolean(spec.worker.module), health && healthCheckData(health, ports, packageDir, await commandEnv()));
+  markPhase('heartbeats started');
 
   let program: Promise<void>;
   if (spec.worker.module) {
     const ctx = makeContext();
     program = runModule(spec.worker, packageDir, ctx);
   } else {
-    const commandEnv = {
-      ...env,
-      ...spec.worker.env,
-      // The same twister2 CLI as this runtime, for `twister2 barrier` and `twister2 workers`.
-      PATH: `${await writeCliShim(wenv.workDir)}${path.delimiter}${spec.worker.env.PATH ?? env.PATH ?? ''}`,
-      ...commandWorkerVariables({
-        jobMasterUrl: masterUrl,
-        token: wenv.token,
-        workerId,
-        numWorkers: registration.numWorkers,
-        session: registration.session,
-        restartCount: registration.restartCount,
-        packageDir,
-        volumes,
-        ports,
-        recoveryMs: registration.jobMasterRecoveryMs ?? 0,
-      }),
-    };
-    program = runCommand(spec.worker, packageDir, commandEnv).done;
+    program = runCommand(spec.worker, packageDir, await commandEnv()).done;
   }
 
   const outcome = await Promise.race([
     program.then(() => ({ ok: true as const }), (err: Error) => ({ ok: false as const, err })),
     stopped.then((reason) => ({ stopped: reason })),
+    // Failed as a crashed program is: ended, reported with the reason, restarted within the budget.
+    unhealthy.then((reason) => {
+      abort.abort(new Error(reason));
+      return { ok: false as const, err: new Error(reason) };
+    }),
   ]);
   markPhase('program done');
   if ('stopped' in outcome) {
@@ -211,6 +221,21 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       },
     };
   }
+}
+
+/** worker.health as the checker runs it; a port name is one of the ports the runtime picked (worker.ports). */
+function healthCheckData(h: HealthCheck, ports: Record<string, number>, cwd: string, env: NodeJS.ProcessEnv): HealthCheckData {
+  const port = h.http && (typeof h.http.port === 'number' ? h.http.port : ports[h.http.port]!);
+  return {
+    command: h.command,
+    http: h.http && { port: port!, path: h.http.path },
+    cwd,
+    env,
+    intervalMs: h.interval,
+    timeoutMs: h.timeout,
+    failureThreshold: h.failureThreshold,
+    startPeriodMs: h.startPeriod,
+  };
 }
 
 /**

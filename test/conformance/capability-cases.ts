@@ -96,6 +96,44 @@ export function capabilityConformance(t: ConformanceTarget): void {
       });
     }
 
+    // worker.health runs in the worker runtime, so it behaves the same everywhere: the failing worker is
+    // restarted where the cluster restarts one worker, and fails the job where it cannot.
+    const restartsOne = caps.restartOneWorker.by !== 'none';
+    it(
+      restartsOne
+        ? 'a worker whose health check fails twice in a row is restarted with the same ID, the reason in its output; the job succeeds'
+        : 'a worker whose health check fails twice in a row fails the job, naming the check; nothing left',
+      async () => {
+        const home = tempHome();
+        const dir = makeJob(
+          {
+            name: 'cap-health',
+            cluster: t.cluster,
+            workers: 3,
+            worker: { module: 'w.mjs', args: ['1', 'await'], ports: ['health'], health: { http: { port: 'health', path: '/healthz' }, interval: '300ms', failureThreshold: 2 } },
+            timeouts: { heartbeat: `${t.cleanupWithinMs}ms` },
+            ...spec(),
+            restart: { maxRestarts: restartsOne ? 1 : 0 },
+          },
+          { 'w.mjs': fixture('health-worker.mjs') },
+        );
+        const cli = startCli(['submit', dir], home);
+        const code = await cli.closed;
+        const jobId = jobIds(home)[0]!;
+        const out = output(home, jobId);
+        expect(out).toMatch(/\[twister2 worker 1\] failed: health check failed 2 times in a row: GET http:\/\/127\.0\.0\.1:\d+\/healthz answered 503/);
+        if (restartsOne) {
+          expect(code, cli.output().stderr).toBe(0);
+          const done = testRecords<Rec>(output(home, jobId)).filter((r) => r.step === 'done');
+          expect(done.map((r) => `${r.id}#${r.restart}`).sort()).toEqual(['0#0', '1#1', '2#0']);
+        } else {
+          expect(code, cli.output().stderr).toBe(1);
+          expect(cli.output().stderr).toMatch(/FAILED: .*health check failed 2 times in a row/);
+        }
+        expect(await t.leftovers(jobId)).toEqual([]);
+      },
+    );
+
     // A target whose job master is in the cluster already (outlivesClient) runs every case above that way.
     if (caps.placements.cluster && !t.outlivesClient) {
       it('runs with the job master in the cluster (jobMaster.placement: cluster): IDs 0..N-1, SUCCEEDED, nothing left', async () => {

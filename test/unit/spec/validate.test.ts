@@ -46,8 +46,26 @@ describe('job spec', () => {
     [{ ...ok, worker: { command: 'x', env: { TWISTER2_WORKER_ID: '3' } } }, /worker.env.TWISTER2_WORKER_ID: names starting with TWISTER2_/],
     [{ ...ok, nomad: { datacenter: 'dc1' } }, /nomad.datacenter: unknown key "datacenter"/],
     [{ ...ok, restart: { maxRestarts: -1 } }, /restart.maxRestarts: .*\(got -1\)/],
+    [{ ...ok, worker: { command: 'x', health: {} } }, /worker.health: set exactly one of worker.health.command .* or worker.health.http/],
+    [{ ...ok, worker: { command: 'x', health: { command: 'y', http: { port: 80 } } } }, /worker.health: set exactly one of/],
+    [{ ...ok, worker: { command: 'x', health: { http: { port: 'data' } } } }, /worker.health.http.port: "data" is not one of worker.ports \(none\); list it in worker.ports, or give a port number/],
+    [{ ...ok, worker: { command: 'x', health: { http: { port: 80, path: 'healthz' } } } }, /worker.health.http.path: expected a path starting with "\/"/],
+    [{ ...ok, worker: { command: 'x', health: { command: 'y', failureThreshold: 0 } } }, /worker.health.failureThreshold: expected at least 1 \(got 0\)/],
+    [{ ...ok, worker: { command: 'x', health: { command: 'y', interval: '10ms' } } }, /worker.health.interval: "10ms" is too short: at least 100ms/],
+    [{ ...ok, worker: { command: 'x', health: { command: 'y', startPeriod: 'later' } } }, /worker.health.startPeriod: "later" is not a duration; use e.g./],
   ])('rejects %j', (raw, pattern) => {
     expect(problems(raw)).toMatch(pattern);
+  });
+
+  it('fills a health check\'s defaults; its start period may be 0', () => {
+    expect(parseSpec({ ...ok, worker: { command: 'x', ports: ['hc'], health: { http: { port: 'hc' } } } }).worker.health).toEqual({
+      http: { port: 'hc', path: '/' },
+      interval: 10_000,
+      timeout: 1000,
+      failureThreshold: 3,
+      startPeriod: 0,
+    });
+    expect(parseSpec({ ...ok, worker: { command: 'x', health: { command: ['true'], startPeriod: '0s' } } }).worker.health?.startPeriod).toBe(0);
   });
 
   it('lists every problem at once, each with its path', () => {

@@ -1,24 +1,21 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
+import type { HealthCheck } from '../spec/schema.js';
+import { commandArgv, describeCommand } from './program-runner.js';
 
-/** worker.health as the runtime runs it: its port resolved to a number, with the command's directory and environment. */
-export interface HealthCheckData {
-  command?: string | string[] | undefined;
+/** worker.health as the runtime runs it (durations in ms): its port resolved to a number, with the command's directory and environment. */
+export type HealthCheckData = Omit<HealthCheck, 'http'> & {
   http?: { port: number; path: string } | undefined;
   cwd: string;
   env: Record<string, string | undefined>;
-  intervalMs: number;
-  timeoutMs: number;
-  failureThreshold: number;
-  startPeriodMs: number;
-}
+};
 
 /** How much of a failing command's output its reason quotes. */
 const OUTPUT_TAIL_CHARS = 300;
 
 /**
- * Runs worker.health next to the program: the first check `startPeriodMs` after the program started, then
- * one every `intervalMs` after the last one finished. After `failureThreshold` failures in a row it calls
+ * Runs worker.health next to the program: the first check `startPeriod` after the program started, then
+ * one every `interval` after the last one finished. After `failureThreshold` failures in a row it calls
  * `onUnhealthy` once, with the last failure's reason, and checks no more. Runs on the heartbeat thread for
  * a module worker, so that a program that keeps the main thread busy is still checked.
  */
@@ -32,7 +29,7 @@ export class HealthChecker {
     private readonly d: HealthCheckData,
     private readonly onUnhealthy: (reason: string) => void,
   ) {
-    this.timer = setTimeout(() => void this.check(), d.startPeriodMs);
+    this.timer = setTimeout(() => void this.check(), d.startPeriod);
   }
 
   stop(): void {
@@ -51,18 +48,18 @@ export class HealthChecker {
       this.onUnhealthy(`health check failed ${times}: ${why}`);
       return;
     }
-    this.timer = setTimeout(() => void this.check(), this.d.intervalMs);
+    this.timer = setTimeout(() => void this.check(), this.d.interval);
   }
 }
 
 /** One check: undefined when healthy, else why not. */
 export function probe(d: HealthCheckData, signal: AbortSignal): Promise<string | undefined> {
-  return d.http ? httpProbe(d.http.port, d.http.path, d.timeoutMs, signal) : commandProbe(d.command!, d, signal);
+  return d.http ? httpProbe(d.http.port, d.http.path, d.timeout, signal) : commandProbe(d.command!, d, signal);
 }
 
 function commandProbe(cmd: string | string[], d: HealthCheckData, signal: AbortSignal): Promise<string | undefined> {
-  const shown = typeof cmd === 'string' ? cmd : cmd.join(' ');
-  const [file, args] = typeof cmd === 'string' ? ['/bin/sh', ['-c', cmd]] : [cmd[0]!, cmd.slice(1)];
+  const shown = describeCommand(cmd);
+  const [file, args] = commandArgv(cmd);
   // A group of its own: a check that overruns is ended with everything it started.
   const child = spawn(file, args, { cwd: d.cwd, env: d.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
@@ -80,7 +77,7 @@ function commandProbe(cmd: string | string[], d: HealthCheckData, signal: AbortS
       resolve(why);
     };
     const onAbort = () => end('stopped');
-    const timer = setTimeout(() => end(`"${shown}" did not finish within ${d.timeoutMs} ms`), d.timeoutMs);
+    const timer = setTimeout(() => end(`"${shown}" did not finish within ${d.timeout} ms`), d.timeout);
     signal.addEventListener('abort', onAbort, { once: true });
     child.once('error', (err) => end(`cannot run "${shown}": ${err.message}`));
     child.once('close', (code, sig) => {

@@ -30,7 +30,10 @@ let takeOverTimer: NodeJS.Timeout | undefined;
 
 new JobMasterWatch(d, (m: WatchMessage) => {
   port.postMessage(m);
-  if (m.type === 'stop') takeOverTimer = setTimeout(() => void takeOver(m.reason, m.lost), d.mainThreadAnswerMs);
+  if (m.type !== 'stop') return;
+  takeOverUnlessAnswered(`stopping: ${m.reason}`, async (log) => {
+    if (m.lost) await (await import('../launchers/worker-sides.js')).endOrphanedJob(process.env, log);
+  });
 });
 port.on('message', (m: MainMessage) => {
   if (m.type === 'stopping') clearTimeout(takeOverTimer);
@@ -40,34 +43,31 @@ if (d.health) {
   const { HealthChecker } = await import('./health-check.js');
   new HealthChecker(d.health, (reason) => {
     port.postMessage({ type: 'unhealthy', reason } satisfies ThreadMessage);
-    takeOverTimer = setTimeout(() => void failUnhealthy(reason), d.mainThreadAnswerMs);
+    // Told to the job master as the main thread would: this worker failed, and why.
+    takeOverUnlessAnswered(`failed: ${reason}`, async () => {
+      const { httpCall } = await import('../protocol/http-call.js');
+      const body = { session: d.session, ok: false, message: reason };
+      await httpCall(`${d.url}/v1/workers/${d.workerId}/complete`, { method: 'POST', headers: d.headers, body, timeoutMs: 5000 }).catch(() => undefined);
+    });
   });
 }
 
-/**
- * Failed its health check while the main thread does not answer (the program keeps it busy, which may be
- * why): tell the job master that this worker failed and why, as the main thread would, then end the
- * program and this process.
- */
-async function failUnhealthy(reason: string): Promise<void> {
-  writeSync(2, `[twister2 worker ${d.workerId}] failed: ${reason} (the program keeps the main thread busy, so it is ended from the heartbeat thread)\n`);
-  const { httpCall } = await import('../protocol/http-call.js');
-  await httpCall(`${d.url}/v1/workers/${d.workerId}/complete`, { method: 'POST', headers: d.headers, body: { session: d.session, ok: false, message: reason }, timeoutMs: 5000 }).catch(() => undefined);
-  const { ProgramTree } = await import('./process-tree.js');
-  new ProgramTree(d.marker).killNow();
-  process.kill(process.pid, 'SIGKILL');
+/** Unless the main thread answers within mainThreadAnswerMs, ends the program from here (takeOver). */
+function takeOverUnlessAnswered(line: string, onBehalf: (log: (line: string) => void) => Promise<void>): void {
+  takeOverTimer = setTimeout(() => void takeOver(line, onBehalf), d.mainThreadAnswerMs);
 }
 
 /**
- * The main thread did not answer (the program keeps it busy): end the program's processes and this
- * process from here. Written straight to stderr, since a worker thread's console goes through the main thread.
+ * The main thread did not answer (the program keeps it busy): end the program's processes, do what the
+ * main thread would have told the job master or the cluster, then end this process. Written straight to
+ * stderr, since a worker thread's console goes through the main thread.
  */
-async function takeOver(reason: string, lost: boolean): Promise<void> {
-  const log = (line: string) => writeSync(2, `[twister2 worker ${d.workerId}] ${line}\n`);
-  log(`stopping: ${reason} (the program keeps the main thread busy, so it is ended from the heartbeat thread)`);
+async function takeOver(line: string, onBehalf: (log: (line: string) => void) => Promise<void>): Promise<void> {
+  const log = (text: string) => writeSync(2, `[twister2 worker ${d.workerId}] ${text}\n`);
+  log(`${line} (the program keeps the main thread busy, so it is ended from the heartbeat thread)`);
   // Loaded only now: every module worker starts this thread, and almost none ever gets here.
-  const [{ ProgramTree }, { endOrphanedJob }] = await Promise.all([import('./process-tree.js'), import('../launchers/worker-sides.js')]);
+  const { ProgramTree } = await import('./process-tree.js');
   new ProgramTree(d.marker).killNow();
-  if (lost) await endOrphanedJob(process.env, log);
+  await onBehalf(log);
   process.kill(process.pid, 'SIGKILL');
 }

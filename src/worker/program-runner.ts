@@ -37,25 +37,26 @@ export async function runModule(program: WorkerProgram, packageDir: string, ctx:
  */
 export function runCommand(program: WorkerProgram, packageDir: string, env: NodeJS.ProcessEnv): { done: Promise<void> } {
   const cmd = program.command!;
-  let child: ChildProcess;
-  if (typeof cmd === 'string') {
-    const line = [cmd, ...program.args.map(shellQuote)].join(' ');
-    child = spawn('/bin/sh', ['-c', line], { cwd: packageDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
-  } else {
-    const [file, ...args] = cmd;
-    child = spawn(file!, [...args, ...program.args], { cwd: packageDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
-  }
+  const [file, args] = commandArgv(cmd, program.args);
+  const child: ChildProcess = spawn(file, args, { cwd: packageDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
   const done = new Promise<void>((resolve, reject) => {
-    child.once('error', (err) => reject(new WorkerProgramError(`cannot start worker command "${describe(cmd)}": ${err.message}`)));
+    child.once('error', (err) => reject(new WorkerProgramError(`cannot start worker command "${describeCommand(cmd)}": ${err.message}`)));
     child.once('exit', (code, signal) => {
       if (code === 0) resolve();
-      else reject(new WorkerProgramError(`worker command "${describe(cmd)}" ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`));
+      else reject(new WorkerProgramError(`worker command "${describeCommand(cmd)}" ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`));
     });
   });
   return { done };
 }
 
-function describe(cmd: string | string[]): string {
+/** What runs a spec's command line (worker.command, worker.health.command): a string through /bin/sh -c, `args` quoted after it; an array as it is, `args` appended. */
+export function commandArgv(cmd: string | string[], args: string[] = []): [file: string, argv: string[]] {
+  if (typeof cmd === 'string') return ['/bin/sh', ['-c', [cmd, ...args.map(shellQuote)].join(' ')]];
+  const [file, ...rest] = cmd;
+  return [file!, [...rest, ...args]];
+}
+
+export function describeCommand(cmd: string | string[]): string {
   return typeof cmd === 'string' ? cmd : cmd.join(' ');
 }
 

@@ -225,17 +225,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
 
 /** worker.health as the checker runs it; a port name is one of the ports the runtime picked (worker.ports). */
 function healthCheckData(h: HealthCheck, ports: Record<string, number>, cwd: string, env: NodeJS.ProcessEnv): HealthCheckData {
-  const port = h.http && (typeof h.http.port === 'number' ? h.http.port : ports[h.http.port]!);
-  return {
-    command: h.command,
-    http: h.http && { port: port!, path: h.http.path },
-    cwd,
-    env,
-    intervalMs: h.interval,
-    timeoutMs: h.timeout,
-    failureThreshold: h.failureThreshold,
-    startPeriodMs: h.startPeriod,
-  };
+  const http = h.http && { port: typeof h.http.port === 'number' ? h.http.port : ports[h.http.port]!, path: h.http.path };
+  return { ...h, http, cwd, env };
 }
 
 /**

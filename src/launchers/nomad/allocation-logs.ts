@@ -100,11 +100,16 @@ export class AllocationLogs {
     return file.write(lines, progress && (() => progress(String(workerId), { length, offsets })));
   }
 
+  /** A stream not followed yet: from where its predecessor's bytes end in the file (0 for a new one). */
+  private startAt(key: string, workerId: number): Followed {
+    return { workerId, received: this.queued.get(workerId)?.[key] ?? 0, pending: Buffer.alloc(0) };
+  }
+
   /** Follows an allocation's logs, or resumes a follow that failed. Cheap to call on every poll. */
   follow(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      const f = this.followed.get(key) ?? { workerId, received: this.queued.get(workerId)?.[key] ?? 0, pending: Buffer.alloc(0) };
+      const f = this.followed.get(key) ?? this.startAt(key, workerId);
       this.followed.set(key, f);
       if (f.stream) continue;
       const stream = this.api.logStream(allocId, this.task, type, f.received);
@@ -132,7 +137,7 @@ export class AllocationLogs {
   include(allocId: string, workerId: number): void {
     for (const type of ['stdout', 'stderr'] as const) {
       const key = `${allocId}/${type}`;
-      if (!this.followed.has(key)) this.followed.set(key, { workerId, received: this.queued.get(workerId)?.[key] ?? 0, pending: Buffer.alloc(0) });
+      if (!this.followed.has(key)) this.followed.set(key, this.startAt(key, workerId));
     }
   }
 

@@ -5,7 +5,7 @@ import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { HealthChecker, probe, type HealthCheckData } from '../../../src/worker/health-check.js';
 
-const base = { cwd: os.tmpdir(), env: process.env, intervalMs: 20, timeoutMs: 1000, failureThreshold: 3, startPeriodMs: 0 };
+const base = { cwd: os.tmpdir(), env: process.env, interval: 20, timeout: 1000, failureThreshold: 3, startPeriod: 0 };
 const check = (d: Partial<HealthCheckData>) => probe({ ...base, ...d }, new AbortController().signal);
 const alive = (pid: number) => {
   try {
@@ -32,7 +32,7 @@ describe('worker health checks', () => {
 
   it('a command that overruns its timeout fails, and is ended with what it started', async () => {
     const file = `${os.tmpdir()}/t2-health-sleep-${process.pid}-${Date.now()}`;
-    const why = await check({ command: `sleep 30 & echo $! > ${file}; wait`, timeoutMs: 300 });
+    const why = await check({ command: `sleep 30 & echo $! > ${file}; wait`, timeout: 300 });
     expect(why).toBe(`"sleep 30 & echo $! > ${file}; wait" did not finish within 300 ms`);
     const sleeper = Number(readFileSync(file, 'utf8'));
     await waitUntil(() => !alive(sleeper));
@@ -73,7 +73,7 @@ describe('worker health checks', () => {
 
   it('stops checking when stopped', async () => {
     const told: string[] = [];
-    const checker = new HealthChecker({ ...base, command: 'exit 1', failureThreshold: 1, startPeriodMs: 200 }, (r) => told.push(r));
+    const checker = new HealthChecker({ ...base, command: 'exit 1', failureThreshold: 1, startPeriod: 200 }, (r) => told.push(r));
     checker.stop();
     await new Promise((r) => setTimeout(r, 400));
     expect(told).toEqual([]);

@@ -59,7 +59,7 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
       // The job master may have just ended and written its final status.
       const late = await readFinalStatus(this.jobDir);
       if (late) return late;
-      const gone = this.record.jobMaster?.kubernetes ? await (await this.inClusterJob()).endedUnseen() : undefined;
+      const gone = await this.endedInCluster();
       if (gone && 'status' in gone) return gone.status;
       if (gone) throw new JobStateError(gone.unknown);
       return this.explainUnreachable(err);
@@ -99,8 +99,10 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
    */
   private async explainUnreachable(err: unknown): Promise<never> {
     if (!(err instanceof JobMasterUnreachableError)) throw err;
-    const done = await readFinalStatus(this.jobDir);
-    if (done) throw new JobStateError(`job ${this.jobId} already ended (${done.state}): ${done.message ?? ''}`.trimEnd());
+    const done = (await readFinalStatus(this.jobDir)) ?? (await this.endedInCluster());
+    if (done && 'unknown' in done) throw new JobStateError(done.unknown);
+    const final = done && 'status' in done ? done.status : done;
+    if (final) throw new JobStateError(`job ${this.jobId} already ended (${final.state}): ${final.message ?? ''}`.trimEnd());
     const jm = this.record.jobMaster;
     if (jm?.pid !== undefined && !jm.kubernetes && isLocalAddress(new URL(jm.url).hostname) && !processAliveOf(jm)) {
       throw new JobLostError(
@@ -159,6 +161,11 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
     return this.inCluster;
   }
 
+  /** A job master in a pod that went with its job while no client followed: how the job ended, if known. */
+  private async endedInCluster(): ReturnType<InClusterJob['endedUnseen']> {
+    return this.record.jobMaster?.kubernetes ? (await this.inClusterJob()).endedUnseen() : undefined;
+  }
+
   /** After the event stream broke: true once the job master answers again (restarted), false when it is gone for good. */
   private async jobMasterBack(): Promise<boolean> {
     // On another host (the first MPI host, a Slurm node) or in a pod its processes cannot be seen from here:
@@ -173,7 +180,7 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
       const here = jm.pid !== undefined && !jm.kubernetes && isLocalAddress(new URL(jm.url).hostname);
       if (here ? !processAliveOf(jm) : Date.now() > deadline) return false;
       // In a pod: the job may have gone with it (its objects deleted, its end recorded in an Event).
-      if (jm.kubernetes && (await (await this.inClusterJob()).endedUnseen())) return false;
+      if (await this.endedInCluster()) return false;
       if (await this.client!.status().then(() => true, () => false)) return true;
       await new Promise((r) => setTimeout(r, here ? 100 : 250));
     }

@@ -32,6 +32,8 @@ export const ENV = {
   /** "1": the work dir is this host's scratch for the job, removed by the last worker on the host to end. */
   workDirScratch: 'TWISTER2_WORK_DIR_SCRATCH',
   node: 'TWISTER2_NODE',
+  /** "1": the cluster restarts a task that exits even when it succeeded (a Nomad service job), so a finished worker idles until its job ends. */
+  idleWhenDone: 'TWISTER2_IDLE_WHEN_DONE',
   // What the runtime adds for a command worker's program.
   numWorkers: 'TWISTER2_NUM_WORKERS',
   workerSession: 'TWISTER2_WORKER_SESSION',

@@ -2,8 +2,9 @@ import type { JobMasterClient } from '../protocol/jobmaster-client.js';
 
 /**
  * A finished worker in a pod must not exit: the kubelet restarts the container of a pod whenever it exits
- * (a StatefulSet's restartPolicy is Always), and a restarted finished worker has nothing to do. So it waits,
- * doing nothing, until its pod is deleted (SIGTERM), which the job's release does, also once the job ended.
+ * (a StatefulSet's restartPolicy is Always), as Nomad restarts a service job's task, and a restarted finished
+ * worker has nothing to do. So it waits, doing nothing, until its pod or task is stopped (SIGTERM), which the
+ * job's release does, also once the job ended.
  * It still asks after its job master as a running worker's heartbeats would (a discovery request every
  * `heartbeatTimeoutMs / 4`): resolves once the job master did not answer for `heartbeatTimeoutMs / 2`, so
  * that the caller ends a job whose job master is gone.

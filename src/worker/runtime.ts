@@ -48,8 +48,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
   const wenv = readWorkerEnvironment(env);
   const { workerId, source } = await resolveWorkerId(env);
   // A container of a pod, which the kubelet restarts whenever it exits (a StatefulSet's restartPolicy is
-  // Always): there a finished worker idles until its pod is deleted instead of exiting.
-  const restartedOnExit = source === ENV.podName;
+  // Always), or a task of a Nomad service job: there a finished worker idles until its job ends instead of exiting.
+  const restartedOnExit = source === ENV.podName || env[ENV.idleWhenDone] === '1';
   if (wenv.scratchWorkDir) releaseAtExit(WorkDirLease.take(wenv.workDir));
   const masterUrl = await jobMasterUrl(env, wenv.registrationTimeoutMs, (line) => console.error(`[twister2 worker ${workerId}] ${line}`));
   const link = new JobMasterLink(masterUrl, wenv.token, workerId);
@@ -75,7 +75,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
   }
 
   const tag = `[twister2 worker ${workerId}]`;
-  /** A finished worker in a pod: idle until the pod goes; should the job master go first, end its job as a running worker would. */
+  /** A finished worker the cluster would restart: idle until the job ends; should the job master go first, end its job as a running worker would. */
   const idle = async (heartbeatTimeoutMs: number): Promise<number> => {
     await idleUntilJobMasterGone(link.client, heartbeatTimeoutMs);
     console.error(`${tag} stopping: lost the job master`);
@@ -102,7 +102,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
     throw err;
   });
   if (!registered) {
-    console.error(`${tag} this worker completed already (this is a restart of its container): idle until its pod is deleted`);
+    console.error(`${tag} this worker completed already (the cluster restarted it): idle until its job ends`);
     return idle(spec.timeouts.heartbeat);
   }
   const registration = registered;

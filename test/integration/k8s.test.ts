@@ -458,7 +458,7 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     expect(await status()).toMatchObject({ state: 'KILLED' });
   });
 
-  it('a SIGKILLed client: the job runs on, ends by itself, and its job master removes every object', async () => {
+  it('a SIGKILLed client: the job runs on, ends by itself, and its job master removes every object; status, scale and kill then say how it ended', async () => {
     const ns = await namespace();
     const home = tempHome();
     const job = makeJob({ name: 'k8s-jm-orphan', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs', args: ['4000'] }, ...inCluster(ns) }, { 'w.mjs': SHORT_WORKER });
@@ -479,6 +479,9 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
       { reason: 'Twister2JobEnded', type: 'Normal', on: `ConfigMap/${jobNames(jobId).root}` },
     ]);
     expect(ended[0]!.message).toBe(`job ${jobId} ended SUCCEEDED: all 2 workers completed`);
+    // `scale` finds that end too, instead of "cannot reach the job master" (and records it for what follows).
+    const scale = await runCli(['scale', jobId, '4'], home);
+    expect({ code: scale.code, stderr: scale.stderr }).toMatchObject({ code: 2, stderr: expect.stringContaining(`job ${jobId} already ended (SUCCEEDED): all 2 workers completed`) });
     const status = await runCli(['status', jobId, '--json'], home);
     expect(status.code, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ jobId, state: 'SUCCEEDED', message: 'all 2 workers completed', registered: 2 });
@@ -493,6 +496,9 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     const unknown = await runCli(['status', jobId], home2);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(new RegExp(`ended while no client followed it: .*no Event of the job .*nothing of the job is left in namespace "${ns}"`));
+    const kill = await runCli(['kill', jobId], home2);
+    expect(kill.code).toBe(2);
+    expect(kill.stderr).toMatch(/ended while no client followed it: .*no Event of the job/);
     await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
   });
 

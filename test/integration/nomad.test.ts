@@ -185,6 +185,25 @@ describe('nomad launcher on a Nomad agent', () => {
     await cli.closed;
     expect(await leftovers(jobId)).toEqual([]);
   });
+
+  // Nomad restarts a service job's task whatever its exit code: a finished worker must not exit, or it would be
+  // restarted, refused as "already completed", and restarted again until its restart budget is spent.
+  it('nomad.type service: workers finishing 0, 3 and 6 s apart each run once; no restart, no "already completed", SUCCEEDED, purged', async () => {
+    const home = tempHome();
+    const worker = `export default async (ctx) => {
+  console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, step: 'start', restart: ctx.restartCount }));
+  await new Promise((r) => setTimeout(r, ctx.workerId * 3000));
+};\n`;
+    const job = makeJob({ name: 'nomad-service', cluster: 'nomad', workers: 3, ...small, nomad: { type: 'service' }, restart: { maxRestarts: 3 }, worker: { module: 'w.mjs' } }, { 'w.mjs': worker });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    const logs = readLogs(home, jobId);
+    expect(r.code, `${r.stderr}\n${logs}`).toBe(0);
+    expect(r.stderr).toMatch(/SUCCEEDED: all 3 workers completed/);
+    expect(testRecords<Rec>(logs).filter((x) => x.step === 'start').map((x) => `${x.id}:${x.restart}`).sort()).toEqual(['0:0', '1:0', '2:0']);
+    expect(`${r.stderr}\n${logs}`).not.toMatch(/already completed/);
+    expect(await leftovers(jobId)).toEqual([]);
+  });
 });
 
 describe('nomad launcher conformance', () => {

@@ -218,6 +218,8 @@ export function nomadJobFor(ctx: LaunchContext, nomad: NomadSpec, api: NomadApi,
     // Workers that lose their job master (client killed) stop and purge the job themselves: nothing else would.
     [ENV.nomadPurgeUrl]: `${api.address}/v1/job/${encodeURIComponent(ctx.jobId)}?purge=true${api.scopeQuery()}`,
     [ENV.nomadVariableUrl]: `${api.address}/v1/var/${tokenVariablePath(ctx.jobId)}?${api.scopeQuery().slice(1)}`,
+    // Nomad restarts a service job's task whatever its exit code.
+    ...(nomad.type === 'service' ? { [ENV.idleWhenDone]: '1' } : {}),
   });
   if (jobMaster) Object.assign(workerEnv, { NOMAD_ADDR: api.address, ...(nomad.namespace ? { NOMAD_NAMESPACE: nomad.namespace } : {}) });
   return nomadJob({

@@ -153,6 +153,23 @@ export class BarrierTimeoutError extends BarrierError {
   override readonly code = 'T2_BARRIER_TIMEOUT';
 }
 
+/** A message over the size limit (MAX_MESSAGE_BYTES of JSON), or data that is not JSON. */
+export class MessageTooLargeError extends Twister2Error {
+  override readonly code = 'T2_MESSAGE_TOO_LARGE';
+  override readonly userError = true;
+}
+
+/** The recipient's inbox holds as many messages as it may: it receives more slowly than it is sent to. Retry later. */
+export class InboxFullError extends Twister2Error {
+  override readonly code = 'T2_INBOX_FULL';
+}
+
+/** No such recipient now: not a worker of the job, one that completed or was scaled away, or no driver. */
+export class MessageRefusedError extends Twister2Error {
+  override readonly code = 'T2_MESSAGE_REFUSED';
+  override readonly userError = true;
+}
+
 export class DiscoveryTimeoutError extends Twister2Error {
   override readonly code = 'T2_DISCOVERY_TIMEOUT';
 }
@@ -197,6 +214,9 @@ const byCode: Record<string, new (message: string) => Twister2Error> = {
   T2_BARRIER_FAILED: BarrierError,
   T2_BARRIER_TIMEOUT: BarrierTimeoutError,
   T2_DISCOVERY_TIMEOUT: DiscoveryTimeoutError,
+  T2_MESSAGE_TOO_LARGE: MessageTooLargeError,
+  T2_INBOX_FULL: InboxFullError,
+  T2_MESSAGE_REFUSED: MessageRefusedError,
   T2_JOB_STATE: JobStateError,
   T2_CAPABILITY: CapabilityError,
   T2_USAGE: UsageError,

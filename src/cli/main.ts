@@ -53,6 +53,17 @@ async function run(argv: string[]): Promise<number> {
         .command('publish <ports..>', 'publish name=port pairs (e.g. data=5000); peers see them in `twister2 workers --json`', (p) => p.positional('ports', { type: 'string', array: true, demandOption: true }), async (a) => set(await (await inWorker()).publishPortsCommand(a)))
         .demandCommand(1, 'give a subcommand: twister2 ports publish name=port ...'),
     )
+    .command('message', 'inside a command worker: exchange messages with the job\'s driver', (y) =>
+      y
+        .command('send <json>', 'send one message (any JSON; - reads it from stdin) to the driver', (p) => p.positional('json', { type: 'string', demandOption: true }), async (a) => set(await (await inWorker()).messageSendCommand(a)))
+        .command(
+          'recv',
+          'print the driver\'s next message as one JSON line {"from":"driver","data":...}; exit 1 if none came within --timeout, 3 if none will come',
+          (p) => p.option('timeout', { type: 'string', requiresArg: true, describe: 'how long to wait, e.g. 30s (default 30s)' }),
+          async (a) => set(await (await inWorker()).messageRecvCommand(a)),
+        )
+        .demandCommand(1, 'give a subcommand: twister2 message send <json> | twister2 message recv'),
+    )
     .command(
       'package-server',
       'run a package server that stores job packages for workers to download (token in TWISTER2_PACKAGE_SERVER_TOKEN)',

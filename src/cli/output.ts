@@ -18,7 +18,7 @@ export function exitCodeOf(status: JobStatus): number {
 }
 
 export function formatLogLine(l: LogLine): string {
-  return `[worker ${l.workerId}] ${l.line}`;
+  return l.workerId === 'driver' ? `[driver] ${l.line}` : `[worker ${l.workerId}] ${l.line}`;
 }
 
 /**

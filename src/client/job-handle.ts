@@ -113,6 +113,14 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
     throw err;
   }
 
+  /**
+   * What the job's driver (spec `driver`) returned, once the job ended; undefined when it has none or it did
+   * not return (it failed, or the job ended first: `wait()` tells how, in `status.driver`).
+   */
+  async driverResult(): Promise<unknown> {
+    return (await this.wait()).driver?.result;
+  }
+
   /** Resolves with the final status once the job ended and its resources were released. Never throws for FAILED. */
   wait(): Promise<JobStatus> {
     this.finished ??= this.local ? this.local.ended : this.waitRemote();

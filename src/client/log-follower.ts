@@ -3,11 +3,12 @@ import path from 'node:path';
 import { LineSplitter } from '../line-splitter.js';
 
 export interface LogLine {
-  workerId: number;
+  /** The worker's ID, or 'driver' for the job's driver (logs/driver.log). */
+  workerId: number | 'driver';
   line: string;
 }
 
-const LOG_FILE = /^worker-(\d+)\.log$/;
+const LOG_FILE = /^worker-(\d+)\.log$|^driver\.log$/;
 /** Bytes read from a file at a time: what a reader holds of a log, however much the workers print. */
 const CHUNK_BYTES = 256 * 1024;
 /** Chunks read from one file before the others get their turn, so one busy worker does not starve the rest. */
@@ -19,7 +20,7 @@ interface FileState {
 }
 
 /**
- * Reads the workers' log files of a job directory, tagged by worker ID. With `until`, keeps following
+ * Reads the workers' (and the driver's) log files of a job directory, tagged by worker ID. With `until`, keeps following
  * them (including files of workers added later) until the promise settles, then drains what is left.
  * Pull-driven: a file is read a chunk at a time, only as fast as the consumer takes the lines, so memory
  * stays bounded whatever the workers print. Each worker's lines come complete and in order.
@@ -39,7 +40,7 @@ export async function* followLogs(logDir: string, opts: { until?: Promise<unknow
     } catch {
       // Not created yet.
     }
-    names.sort((a, b) => idOf(a) - idOf(b));
+    names.sort((a, b) => order(a) - order(b));
     let more = false;
     for (const name of names) {
       let state = states.get(name);
@@ -87,6 +88,13 @@ async function readChunk(file: string, state: FileState, buf: Buffer): Promise<s
   }
 }
 
-function idOf(name: string): number {
-  return Number(LOG_FILE.exec(name)?.[1] ?? -1);
+function idOf(name: string): number | 'driver' {
+  const id = LOG_FILE.exec(name)?.[1];
+  return id === undefined ? 'driver' : Number(id);
+}
+
+/** The driver's log first, then the workers' by ID. */
+function order(name: string): number {
+  const id = idOf(name);
+  return id === 'driver' ? -1 : id;
 }

@@ -72,9 +72,10 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
 }
 
 function checkProgramExists(root: string, spec: JobSpec): void {
-  const mod = spec.worker.module;
-  if (mod === undefined) return;
-  const file = path.resolve(root, mod);
-  if (!file.startsWith(root + path.sep)) throw new PackageError(`worker.module "${mod}" points outside the job; give a path inside it`);
-  if (!existsSync(file)) throw new PackageError(`worker.module "${mod}" is not in the job (looked for ${path.relative(process.cwd(), file) || file})`);
+  for (const [field, mod] of [['worker.module', spec.worker.module], ['driver.module', spec.driver?.module]] as const) {
+    if (mod === undefined) continue;
+    const file = path.resolve(root, mod);
+    if (!file.startsWith(root + path.sep)) throw new PackageError(`${field} "${mod}" points outside the job; give a path inside it`);
+    if (!existsSync(file)) throw new PackageError(`${field} "${mod}" is not in the job (looked for ${path.relative(process.cwd(), file) || file})`);
+  }
 }

@@ -49,7 +49,12 @@ export const files = {
   status: 'status.json',
   logs: 'logs',
   jobMasterLog: 'jobmaster.log',
+  /** Where the job master unpacks the package for the job's driver (removed when the driver ended). */
+  driverPackage: 'driver',
 } as const;
+
+/** The driver's output, in the `logs` directory next to the workers' `worker-N.log`. */
+export const DRIVER_LOG = 'driver.log';
 
 /** A DNS-1123 label: the job name, a UTC timestamp and 4 random hex digits. */
 export function newJobId(name: string, now = new Date()): string {

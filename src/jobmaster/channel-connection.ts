@@ -113,6 +113,14 @@ export class ChannelConnection {
         const a = checked(ChannelArgsSchemas.workers, args);
         return a.waitForAll ? jm.waitForAll(a.timeoutMs ?? jm.spec.timeouts.registration) : jm.listWorkers();
       }
+      case 'send': {
+        const a = checked(ChannelArgsSchemas.send, args);
+        return jm.sendToDriver(a.workerId, a.session, a.id, a.data);
+      }
+      case 'receive': {
+        const a = checked(ChannelArgsSchemas.receive, args);
+        return jm.receive(a.workerId, a.session, a.ack, a.max, a.timeoutMs);
+      }
       case 'follow':
         checked(ChannelArgsSchemas.follow, args);
         // The answer goes out first, then the snapshot (push runs after this call returns).

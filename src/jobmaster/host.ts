@@ -12,6 +12,7 @@ import { FileJournalStore, Journal, type JournalRecord, type JournalStore } from
 import { compactRecords, replay, type SavedState } from './saved-state.js';
 import { UsageError } from '../errors.js';
 import { JobMasterServer, type Caller } from './http-server.js';
+import type { DriverRun } from './driver/driver-host.js';
 import { JobMaster } from './job-master.js';
 
 export interface HostedJob {
@@ -26,6 +27,8 @@ export interface HostedJob {
   onUploadProgress?: (sent: number, total: number) => void;
   /** Each authenticated request to the job master's server (see JobMasterServer). */
   onRequest?: (r: { proxied: boolean; caller: Caller }) => void;
+  /** Each line the driver prints, besides its log file: for a job master whose job directory the client cannot read (in a pod). */
+  onDriverLine?: (line: string) => void;
   /**
    * A job master process that journals its state in the job directory and, when it finds a journal there,
    * carries on from it (it was restarted after a crash): same address, same workers, no new upload or launch.
@@ -88,7 +91,21 @@ export async function hostJobMaster(
   const url = await server.listen(job.spec.jobMaster.host, port).catch((err: NodeJS.ErrnoException) => {
     throw listenError(err, job.spec.jobMaster.host, port);
   });
+  // The job's driver (spec `driver`), loaded only for a job that has one.
+  let driver: Promise<DriverRun | undefined> = Promise.resolve(undefined);
+  const runDriver = (jobMasterRestarts: number) => {
+    if (!job.spec.driver) return;
+    const echo = job.onDriverLine ? { echo: job.onDriverLine } : {};
+    driver = import('./driver/driver-host.js')
+      .then((m) => m.startDriver(jobMaster, { jobDir: job.jobDir, packageFile: job.packageFile, jobMasterRestarts, ...echo }))
+      .catch((err: Error) => {
+        jobMaster.driverFailed(`could not start it: ${err.message}`);
+        return undefined;
+      });
+  };
   const ended = jobMaster.whenEnded().then(async (status) => {
+    // Its last lines are in its log before the job's end is recorded (clients read the logs to the end then).
+    await (await driver)?.stopped;
     await uploader.delete().catch((err: Error) => {
       status.message = `${status.message ?? ''}; could not delete the uploaded package: ${err.message}`;
     });
@@ -125,6 +142,8 @@ export async function hostJobMaster(
       jobMaster.fail(`the restarted job master could not take over the workers: ${(err as Error).message}`);
     }
     if (jobMaster.state === 'QUEUED' || jobMaster.state === 'STARTING' || jobMaster.state === 'RUNNING') jobMaster.start();
+    // A driver that had not returned starts again: what it held in memory went with the crashed job master.
+    if (jobMaster.driverToRun) runDriver(durable ? durable.journal.epoch - 1 : 0);
     jobMaster.finishEndedJob();
   }
 
@@ -146,6 +165,7 @@ export async function hostJobMaster(
     if (jobMaster.state !== 'STARTING') return; // killed while uploading
     record?.({ t: 'package', ref: packageRef });
     jobMaster.start();
+    runDriver(0);
     try {
       await launcher.start({ jobId: job.jobId, spec: job.spec, jobDir: job.jobDir, packageRef, jobMasterUrl: url, token: job.token }, listener);
       jobMaster.launched();

@@ -11,6 +11,8 @@ import {
   KillRequestSchema,
   PublishPortsRequestSchema,
   JOB_TOKEN_HEADER,
+  ReceiveRequestSchema,
+  SendMessageRequestSchema,
   PROTOCOL_HEADER,
   RegisterRequestSchema,
   ScaleRequestSchema,
@@ -33,7 +35,7 @@ export type Caller = 'admin' | 'worker';
 /**
  * Exposes a JobMaster over the v1 wire protocol (docs/protocol.md). Every route needs a token: the job's
  * admin secret opens every route, the worker token only what a worker does (register, heartbeat,
- * discovery, barriers, completion, ports, the event stream); scale, kill and the job's status answer a
+ * discovery, barriers, completion, ports, messages with the driver, the event stream); scale, kill and the job's status answer a
  * worker token with 403.
  */
 export class JobMasterServer {
@@ -155,7 +157,7 @@ export class JobMasterServer {
     if (parts.length > 4 || (parts.length === 4 && a !== 'workers')) throw new HttpError(404, 'T2_PROTOCOL', `no such route: ${method} ${url.pathname}`);
     // Everything under /v1/job is the client's: a worker may not scale or kill its job, nor read its status.
     if (a === 'job' && caller !== 'admin') {
-      throw new HttpError(403, 'T2_FORBIDDEN', `${method} ${url.pathname} needs the job's admin secret; the worker token may only register, heartbeat, discover, pass barriers, publish ports and report`);
+      throw new HttpError(403, 'T2_FORBIDDEN', `${method} ${url.pathname} needs the job's admin secret; the worker token may only register, heartbeat, discover, pass barriers, publish ports, exchange messages with the driver and report`);
     }
     if (a === 'job' && !b && method === 'GET') return this.jm.status();
     if (a === 'job' && b === 'scale' && method === 'POST') {
@@ -189,6 +191,14 @@ export class JobMasterServer {
       if (c === 'ports') {
         const body = await readBody(req, PublishPortsRequestSchema);
         return this.jm.publishPorts(id, body.session, body.ports);
+      }
+      if (c === 'messages') {
+        const body = await readBody(req, SendMessageRequestSchema);
+        return this.jm.sendToDriver(id, body.session, body.id, body.data);
+      }
+      if (c === 'inbox') {
+        const body = await readBody(req, ReceiveRequestSchema);
+        return this.jm.receive(id, body.session, body.ack, body.max, body.timeoutMs);
       }
       if (c === 'complete') {
         const body = await readBody(req, CompleteRequestSchema);

@@ -1,12 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { CapabilityError, DiscoveryTimeoutError, DuplicateWorkerError, JobStateError, LauncherError, RegistrationError, ProtocolError, WorkerCompletedError } from '../errors.js';
+import {
+  CapabilityError,
+  DiscoveryTimeoutError,
+  DuplicateWorkerError,
+  JobStateError,
+  LauncherError,
+  MessageRefusedError,
+  ProtocolError,
+  RegistrationError,
+  WorkerCompletedError,
+} from '../errors.js';
 import { scaleRefusal, type ClusterCapabilities } from '../launchers/capabilities.js';
 import { capabilitiesOf } from '../launchers/registry.js';
 import type { Launcher, WorkerExit } from '../launchers/launcher.js';
 import {
   TERMINAL_JOB_STATES,
   type BarrierResponse,
+  type DriverStatus,
   type HeartbeatResponse,
   type JobEvent,
   type JobState,
@@ -20,6 +31,8 @@ import {
 import type { JobSpec } from '../spec/schema.js';
 import { formatDuration } from '../spec/units.js';
 import { BarrierService } from './barriers.js';
+import type { Taken } from './inbox.js';
+import { MessageRouter } from './message-router.js';
 import type { JournalRecord } from './journal.js';
 import type { SavedState } from './saved-state.js';
 
@@ -105,6 +118,9 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   private released: Promise<void> | undefined;
   private readonly ended: Promise<JobStatus>;
   private resolveEnded!: (s: JobStatus) => void;
+  private readonly messages: MessageRouter;
+  /** The job's driver (spec `driver`): undefined until it started, or without one. */
+  private driver: DriverStatus | undefined;
 
   constructor(opts: JobMasterOptions) {
     super();
@@ -120,6 +136,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.lastTick = performance.now();
     this.numWorkers = opts.spec.workers;
     this.barriers = new BarrierService(() => this.liveIds(), this.record);
+    this.messages = new MessageRouter(opts.spec.driver !== undefined);
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     if (opts.saved?.job) this.restore(opts.saved);
     else {
@@ -144,6 +161,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     }
     this.recount();
     this.barriers.restore(saved.barriers.values(), this.spec.timeouts.barrier);
+    this.driver = saved.driver;
   }
 
   /**
@@ -255,6 +273,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     rec.message = message;
     rec.session = undefined; // a completed worker has nothing more to say
     this.setWorkerState(rec, 'COMPLETED');
+    this.messages.workerGone(workerId, `worker ${workerId} completed`);
     this.barriers.recheckAll();
     this.checkAllCompleted();
   }
@@ -388,6 +407,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
         const rec = this.workers.get(id)!;
         rec.message = `removed by scaling to ${n} workers`;
         this.setWorkerState(rec, 'REMOVED');
+        this.messages.workerGone(id, `worker ${id} was removed by scaling to ${n} workers`);
         this.workers.delete(id);
         this.record({ t: 'removed', workerId: id });
       }
@@ -420,6 +440,66 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     if (wasRunning && this.jobState === 'STARTING') this.setJobState('RUNNING', `scaling failed; back to ${from} workers`);
   }
 
+  /** A worker's message to the driver (docs/protocol.md, "Messages"). */
+  sendToDriver(workerId: number, session: string, id: string, data: unknown): { seq: number } {
+    this.assertActive();
+    this.session(workerId, session);
+    return this.messages.fromWorker(workerId, id, data);
+  }
+
+  /** A worker takes the driver's messages to it; once the job ended, the answer says so. */
+  receive(workerId: number, session: string, ack: number | undefined, max: number, timeoutMs: number): Promise<Taken> {
+    if (this.isTerminal()) return Promise.resolve({ messages: [], ended: `the job ended (${this.jobState})` });
+    this.session(workerId, session);
+    return this.messages.receive(workerId, ack, max, timeoutMs);
+  }
+
+  /** The driver's message to a worker that is starting, running or restarting; it waits in the worker's inbox until taken. */
+  sendToWorker(workerId: number, data: unknown): void {
+    this.assertActive();
+    const rec = this.workers.get(workerId);
+    if (!rec || !mayReceive(rec.state)) {
+      const why = !rec ? `not a worker of this job (IDs are 0..${this.numWorkers - 1})` : `${rec.state === 'COMPLETED' ? 'completed' : 'was removed by scaling'}; it receives no more messages`;
+      throw new MessageRefusedError(`cannot send to worker ${workerId}: it is ${why}`);
+    }
+    this.messages.toWorker(workerId, data);
+  }
+
+  /** The same message to every worker that may still receive; returns their IDs. */
+  broadcast(data: unknown): number[] {
+    this.assertActive();
+    return this.messages.broadcast([...this.workers.values()].filter((w) => mayReceive(w.state)).map((w) => w.workerId), data);
+  }
+
+  driverReceive(ack: number | undefined, max: number, timeoutMs: number): Promise<Taken> {
+    return this.messages.driverReceive(ack, max, timeoutMs);
+  }
+
+  /** The driver started (again, after a restart of this job master). */
+  driverStarted(): void {
+    if (!this.isTerminal()) this.setDriver({ state: 'RUNNING' });
+  }
+
+  /** The driver's function returned `result`: the job ends now (driver.endsJob) or once every worker completed. */
+  driverReturned(result: unknown): void {
+    if (this.isTerminal()) return;
+    this.setDriver({ state: 'RETURNED', ...(result === undefined ? {} : { result }) });
+    if (this.spec.driver?.endsJob) this.end('SUCCEEDED', 'the driver returned (driver.endsJob)');
+    else this.checkAllCompleted();
+  }
+
+  /** The driver threw (or could not be loaded): the job fails with its message. */
+  driverFailed(message: string): void {
+    if (this.isTerminal()) return;
+    this.setDriver({ state: 'FAILED', message });
+    this.end('FAILED', `the driver failed: ${message}`);
+  }
+
+  /** Whether a restarted job master must start the driver (again): not once it returned or failed. */
+  get driverToRun(): boolean {
+    return this.spec.driver !== undefined && !this.isTerminal() && (this.driver === undefined || this.driver.state === 'RUNNING');
+  }
+
   kill(reason = 'killed by the user'): void {
     if (!this.isTerminal()) this.end('KILLED', reason);
   }
@@ -448,6 +528,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       ...(this.endedAt ? { endedAt: this.endedAt.toISOString() } : {}),
       ...(this.message ? { message: this.message } : {}),
       ...(this.runner ? { jobMaster: this.runner } : {}),
+      ...(this.driver ? { driver: this.driver } : {}),
     };
   }
 
@@ -527,8 +608,11 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     for (const done of [...this.allJoinedWaiters]) done();
   }
 
+  /** Every worker completed: the job succeeded, unless its driver still runs (it may scale up, or is taking the last answers). */
   private checkAllCompleted(): void {
-    if ([...this.workers.values()].every((w) => w.state === 'COMPLETED')) this.end('SUCCEEDED', `all ${this.numWorkers} workers completed`);
+    if (![...this.workers.values()].every((w) => w.state === 'COMPLETED')) return;
+    if (this.driver?.state === 'RUNNING') return this.messages.noMoreFromWorkers(`all ${this.numWorkers} workers completed`);
+    this.end('SUCCEEDED', `all ${this.numWorkers} workers completed${this.driver ? ' and the driver returned' : ''}`);
   }
 
   /** The one way into a terminal state; later calls are ignored, so a final state is never overwritten. */
@@ -538,6 +622,8 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     this.endedAt = new Date();
     clearInterval(this.monitor);
     this.barriers.failAll(`the job ended (${state}): ${message}`);
+    this.messages.endAll(`the job ended (${state})`);
+    if (this.driver?.state === 'RUNNING') this.setDriver({ state: 'STOPPED', message: `the job ended (${state}) before the driver returned` });
     const ended = new JobStateError(`job ${this.jobId} ended (${state}) before all workers joined: ${message}`);
     for (const done of [...this.allJoinedWaiters]) done(ended);
     // Every worker gets a final state too: the launcher's release stops whoever still runs.
@@ -656,6 +742,12 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     });
   }
 
+  private setDriver(d: DriverStatus): void {
+    this.driver = d;
+    this.record({ t: 'driver', ...d });
+    this.emitEvent({ type: 'driver-state', state: d.state, ...(d.message ? { message: d.message } : {}) });
+  }
+
   private emitEvent(e: JobEvent): void {
     this.emit('event', e);
   }
@@ -667,3 +759,5 @@ function range(from: number, to: number): number[] {
 
 const isRegistered = (s: WorkerState): boolean => s === 'RUNNING' || s === 'COMPLETED';
 const isLive = (s: WorkerState): boolean => s !== 'COMPLETED' && s !== 'REMOVED';
+/** Starting, running, or failed and about to restart: its messages wait in its inbox until it takes them. */
+const mayReceive = (s: WorkerState): boolean => s === 'STARTING' || s === 'RUNNING' || s === 'FAILED';

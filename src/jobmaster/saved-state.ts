@@ -1,4 +1,4 @@
-import type { JobState, WorkerInfo, WorkerState } from '../protocol/messages.js';
+import type { DriverStatus, JobState, WorkerInfo, WorkerState } from '../protocol/messages.js';
 import type { JournalRecord } from './journal.js';
 
 /** A worker's record as the journal keeps it (what the job master needs to carry on; not its last heartbeat). */
@@ -34,6 +34,8 @@ export interface SavedState {
   launcher: Record<string, unknown>;
   /** Where the package was uploaded: a restarted job master does not upload it again. */
   packageRef?: unknown;
+  /** The driver's last state (a restarted job master starts it again unless it returned or failed). */
+  driver?: DriverStatus;
   /** The epochs so far, oldest first: who ran the job master, and how often it was restarted. */
   epochs: { epoch: number; pid: number; host: string; at: string }[];
 }
@@ -89,6 +91,11 @@ export function replay(records: JournalRecord[]): SavedState {
       case 'launcher':
         s.launcher[String(r.key)] = r.value;
         break;
+      case 'driver': {
+        const { t: _t, ...d } = r;
+        s.driver = d as unknown as DriverStatus;
+        break;
+      }
     }
   }
   return s;
@@ -106,5 +113,6 @@ export function compactRecords(s: SavedState): JournalRecord[] {
     for (const [workerId, key] of b.arrivals) out.push({ t: 'arrive', name: b.name, generation: b.generation, workerId, key });
   }
   for (const [key, value] of Object.entries(s.launcher)) out.push({ t: 'launcher', key, value });
+  if (s.driver) out.push({ t: 'driver', ...s.driver });
   return out;
 }

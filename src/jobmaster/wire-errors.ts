@@ -23,6 +23,10 @@ const statusByCode: Record<string, number> = {
   // Not 408: that status means the server gave up on reading the request, and clients retry it.
   T2_BARRIER_TIMEOUT: 409,
   T2_DISCOVERY_TIMEOUT: 409,
+  T2_MESSAGE_TOO_LARGE: 413,
+  // Not 503: the job master is fine; the recipient is slow. The sender may try again later.
+  T2_INBOX_FULL: 429,
+  T2_MESSAGE_REFUSED: 409,
   // Another job master took over: the caller should find it, as after a restart.
   T2_JOB_MASTER_FENCED: 503,
 };

@@ -1,4 +1,4 @@
-import type { BarrierResponse, HeartbeatResponse, JobEvent, JobStatus, RegisterResponse, WorkerInfo, WorkerList } from './messages.js';
+import type { BarrierResponse, Envelope, HeartbeatResponse, JobEvent, JobStatus, RegisterResponse, WorkerInfo, WorkerList } from './messages.js';
 
 /**
  * Shape checks of the job master's answers, by hand instead of with the zod schemas: the answers come from
@@ -48,8 +48,16 @@ export const answers = {
     else if (o.type === 'job-state') has(o, { state: 'string' }, 'job-state event');
     else if (o.type === 'worker-state') has(o, { workerId: 'number', state: 'string', restarts: 'number' }, 'worker-state event');
     else if (o.type === 'scaled') has(o, { from: 'number', to: 'number' }, 'scaled event');
+    else if (o.type === 'driver-state') has(o, { state: 'string' }, 'driver-state event');
     else throw new AnswerShapeError(`event of unknown type "${String(o.type)}"`);
     return o as JobEvent;
+  },
+  sent: (j: unknown) => has(j, { seq: 'number' }, 'send answer') as { seq: number },
+  received: (j: unknown) => {
+    const o = has(j, { messages: 'object' }, 'receive answer');
+    if (!Array.isArray(o.messages)) throw new AnswerShapeError('receive answer: "messages" is not an array');
+    for (const m of o.messages) has(m, { seq: 'number' }, 'received message');
+    return o as { messages: Envelope[]; ended?: string };
   },
   error: (j: unknown): { code: string; message: string } | undefined => {
     try {

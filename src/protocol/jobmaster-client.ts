@@ -93,6 +93,18 @@ export class JobMasterClient {
     return this.call('POST', `workers/${workerId}/ports`, { session, ports }, answers.workerInfo, { op: ['ports', { workerId, session, ports }] });
   }
 
+  /** A worker's message to the driver. `id` names it: sent again after a lost answer, it is kept once. */
+  sendMessage(workerId: number, session: string, id: string, data: unknown) {
+    const body = { session, id, data };
+    return this.call('POST', `workers/${workerId}/messages`, body, answers.sent, { retries: 3, op: ['send', { workerId, ...body }] });
+  }
+
+  /** Acknowledges the driver's messages to this worker up to `ack`, and takes the next ones (waiting up to `timeoutMs` for one). */
+  receiveMessages(workerId: number, session: string, opts: { ack?: number | undefined; max?: number; timeoutMs?: number }) {
+    const body = { session, ...(opts.ack ? { ack: opts.ack } : {}), ...(opts.max !== undefined ? { max: opts.max } : {}), timeoutMs: opts.timeoutMs ?? 0 };
+    return this.call('POST', `workers/${workerId}/inbox`, body, answers.received, { timeoutMs: body.timeoutMs + 15_000, retries: 3, op: ['receive', { workerId, ...body }] });
+  }
+
   workers(opts: { waitForAll?: boolean; timeoutMs?: number } = {}) {
     const q = opts.waitForAll ? `?wait=all${opts.timeoutMs ? `&timeoutMs=${opts.timeoutMs}` : ''}` : '';
     const args = { ...(opts.waitForAll ? { waitForAll: true } : {}), ...(opts.waitForAll && opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) };

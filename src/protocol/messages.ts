@@ -6,7 +6,7 @@ import { z } from 'zod';
  * curl works; a different major is refused). These schemas are the single source of the message types.
  */
 export { JOB_TOKEN_HEADER, PORT_NAME, PROTOCOL_HEADER, PROTOCOL_VERSION, TERMINAL_JOB_STATES } from './wire.js';
-import { PORT_NAME } from './wire.js';
+import { MAX_RECEIVE_WAIT_MS, PORT_NAME } from './wire.js';
 
 // QUEUED: the cluster holds the job in its queue (Slurm PENDING); registration deadlines wait for it.
 export const JobStateSchema = z.enum(['QUEUED', 'STARTING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'KILLED']);
@@ -104,6 +104,12 @@ export const WorkerStatusSchema = z.object({
 });
 export type WorkerStatus = z.infer<typeof WorkerStatusSchema>;
 
+/** RUNNING until its function returns (RETURNED) or throws (FAILED); STOPPED: the job ended first. */
+export const DriverStateSchema = z.enum(['RUNNING', 'RETURNED', 'FAILED', 'STOPPED']);
+export type DriverState = z.infer<typeof DriverStateSchema>;
+export const DriverStatusSchema = z.object({ state: DriverStateSchema, result: z.unknown().optional(), message: z.string().optional() });
+export type DriverStatus = z.infer<typeof DriverStatusSchema>;
+
 export const JobStatusSchema = z.object({
   jobId: z.string(),
   name: z.string(),
@@ -117,8 +123,28 @@ export const JobStatusSchema = z.object({
   message: z.string().optional(),
   /** Where the job master runs now and how often it was restarted (a job master process that journals its state). */
   jobMaster: z.object({ pid: z.number().int(), host: z.string(), epoch: z.number().int(), restarts: z.number().int() }).optional(),
+  /** The job's driver (spec `driver`), if it has one: its state, and what it returned. */
+  driver: DriverStatusSchema.optional(),
 });
 export type JobStatus = z.infer<typeof JobStatusSchema>;
+
+/** A message as its receiver takes it: numbered in its inbox, from a worker ID or the driver. */
+export interface Envelope {
+  seq: number;
+  from: number | 'driver';
+  data: unknown;
+}
+
+const messageData = z.unknown().refine((d) => d !== undefined, 'a message needs data (any JSON)');
+/** POST /v1/workers/{id}/messages: a worker's message to the driver. `id` names it, the same when sent again: it is kept once. */
+export const SendMessageRequestSchema = z.object({ session: z.string(), id: z.string().min(1).max(64), data: messageData });
+/** POST /v1/workers/{id}/inbox: acknowledges what it consumed (up to `ack`), takes up to `max` of the rest, waiting up to `timeoutMs` for one. */
+export const ReceiveRequestSchema = z.object({
+  session: z.string(),
+  ack: z.number().int().min(0).optional(),
+  max: z.number().int().min(0).max(1000).default(100),
+  timeoutMs: z.number().int().min(0).max(MAX_RECEIVE_WAIT_MS).default(0),
+});
 
 /**
  * The channel (protocol 2, GET /v1/channel upgraded to `twister2-channel`): one connection carries a
@@ -134,6 +160,8 @@ export const ChannelArgsSchemas = {
   ports: PublishPortsRequestSchema.extend({ workerId }),
   barrier: BarrierRequestSchema.extend({ name: z.string().min(1).max(1000) }),
   workers: z.object({ waitForAll: z.boolean().optional(), timeoutMs: z.number().int().positive().max(2 ** 31 - 1).optional() }),
+  send: SendMessageRequestSchema.extend({ workerId }),
+  receive: ReceiveRequestSchema.extend({ workerId }),
   /** From now on, the job's events come on this connection as `{seq, event}` frames, a snapshot first. */
   follow: z.object({}),
 } as const;
@@ -156,5 +184,6 @@ export const JobEventSchema = z.discriminatedUnion('type', [
     message: z.string().optional(),
   }),
   z.object({ type: z.literal('scaled'), from: z.number().int(), to: z.number().int() }),
+  z.object({ type: z.literal('driver-state'), state: DriverStateSchema, message: z.string().optional() }),
 ]);
 export type JobEvent = z.infer<typeof JobEventSchema>;

@@ -215,6 +215,18 @@ export const UploaderSpecSchema = z
   });
 export type UploaderSpec = z.output<typeof UploaderSpecSchema>;
 
+/** The job's driver: user code run by the job master, wherever it runs (README, "Driver and messages"). */
+export const DriverSpecSchema = z.strictObject({
+  module: z
+    .string({ error: 'expected the path of a JS/TS module inside the job, e.g. driver.mjs' })
+    .min(1)
+    .regex(/\.(mjs|cjs|js|ts|mts|cts)$/, 'expected a .js, .mjs, .cjs, .ts or .mts file inside the job')
+    .describe('JS/TS module, relative to the job root, whose default export is `async (ctx) => result`'),
+  args: z.array(z.string(), { error: 'expected a list of strings' }).default([]),
+  endsJob: z.boolean({ error: 'expected true or false' }).default(false).describe('the job succeeds as soon as the driver returns, stopping the workers still running'),
+});
+export type DriverSpec = z.output<typeof DriverSpecSchema>;
+
 /** The local cluster (processes on this machine). */
 export const LocalSpecSchema = z.strictObject({
   workDir: z.string().min(1).optional().describe('where workers unpack the package and keep scratch files'),
@@ -226,6 +238,7 @@ export const JobSpecSchema = z.strictObject({
   workers: WorkersSchema,
   resources: ResourcesSchema.prefault({}),
   worker: WorkerProgramSchema,
+  driver: DriverSpecSchema.optional(),
   jobMaster: JobMasterSpecSchema.prefault({}),
   restart: RestartSpecSchema.prefault({}),
   timeouts: TimeoutsSchema.prefault({}),
@@ -239,6 +252,9 @@ export const JobSpecSchema = z.strictObject({
   // Which clusters have which placements is their capabilities' business (launchers/registry.ts).
   if (spec.jobMaster.placement === 'none' && spec.worker.command === undefined) {
     ctx.addIssue({ code: 'custom', path: ['worker', 'module'], message: 'a module worker needs the job master (its ctx talks to it); with jobMaster.placement "none" use worker.command' });
+  }
+  if (spec.jobMaster.placement === 'none' && spec.driver !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['driver'], message: 'the driver runs in the job master, and jobMaster.placement "none" has none; use placement client or cluster, or remove driver' });
   }
   if (spec.cluster === 'kubernetes') refineKubernetesSpec(spec, ctx);
   if (spec.cluster === 'nomad') refineNomadSpec(spec, ctx);

@@ -46,6 +46,17 @@ export interface WorkerContext {
   workers(opts?: { waitForAll?: boolean; timeoutMs?: number }): Promise<WorkerInfo[]>;
   /** Waits until every live worker reached the barrier `name`; rejects with a BarrierError otherwise. */
   barrier(name: string, opts?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Sends `data` (any JSON, at most 256 KiB of it) to the job's driver; resolves once the job master holds
+   * it. This worker's messages reach the driver in the order they were sent.
+   */
+  send(data: unknown): Promise<void>;
+  /**
+   * The driver's messages to this worker, in the order it sent them: `for await (const m of ctx.messages())`.
+   * Ends when the job ends or this worker is scaled away. Iterate it as often as needed: a message not yet
+   * handed out is kept for the next iteration.
+   */
+  messages(): AsyncIterable<{ from: 'driver'; data: unknown }>;
   on<E extends keyof WorkerContextEvents>(event: E, listener: WorkerContextEvents[E]): void;
 }
 

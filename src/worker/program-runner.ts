@@ -11,24 +11,30 @@ export class WorkerProgramError extends Twister2Error {
 
 /** Imports a JS/TS worker module and runs its default export with the context. */
 export async function runModule(program: WorkerProgram, packageDir: string, ctx: WorkerContext): Promise<void> {
-  const file = path.resolve(packageDir, program.module!);
-  if (!file.startsWith(packageDir + path.sep)) throw new WorkerProgramError(`worker.module "${program.module}" is outside the job package`);
+  const run = await importDefaultFunction<WorkerFunction>(packageDir, program.module!, 'worker module', 'async (ctx) => { ... }');
+  await run(ctx);
+}
+
+/**
+ * The default export function of a JS/TS module of the job package (a worker's, the driver's); `what` and
+ * `example` name it in errors. TypeScript is compiled on the fly by tsx, loaded only when needed.
+ */
+export async function importDefaultFunction<F>(packageDir: string, module: string, what: string, example: string): Promise<F> {
+  const file = path.resolve(packageDir, module);
+  if (!file.startsWith(packageDir + path.sep)) throw new WorkerProgramError(`${what} "${module}" is outside the job package`);
   let mod: { default?: unknown };
   try {
-    // TypeScript workers are compiled on the fly by tsx, loaded only when needed.
     mod = /\.[mc]?ts$/.test(file)
       ? ((await (await import('tsx/esm/api')).tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown })
       : ((await import(pathToFileURL(file).href)) as { default?: unknown });
   } catch (err) {
-    throw new WorkerProgramError(`cannot load worker module ${program.module}: ${(err as Error).message}`, { cause: err });
+    throw new WorkerProgramError(`cannot load ${what} ${module}: ${(err as Error).message}`, { cause: err });
   }
   // A .ts file outside an ESM package compiles to CommonJS: its default export arrives one level down.
   const inner = (mod.default as { default?: unknown } | undefined)?.default;
   if (typeof mod.default !== 'function' && typeof inner === 'function') mod = { default: inner };
-  if (typeof mod.default !== 'function') {
-    throw new WorkerProgramError(`worker module ${program.module} has no default export function; write \`export default async (ctx) => { ... }\``);
-  }
-  await (mod.default as WorkerFunction)(ctx);
+  if (typeof mod.default !== 'function') throw new WorkerProgramError(`${what} ${module} has no default export function; write \`export default ${example}\``);
+  return mod.default as F;
 }
 
 /**

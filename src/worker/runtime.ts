@@ -15,6 +15,7 @@ import { pickFreePorts } from './free-ports.js';
 import { specOfPackage } from './spec-view.js';
 import { markPhase } from './phases.js';
 import { idleUntilJobMasterGone } from './idle-in-pod.js';
+import { workerMessaging } from './messaging.js';
 import { endTreeOnStopSignals, ProgramTree } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
 import { endOrphanedJob, jobMasterUrl, resolveWorkerId } from '../launchers/worker-sides.js';
@@ -185,6 +186,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
   return outcome.ok ? WorkerExit.ok : WorkerExit.programFailed;
 
   function makeContext(): WorkerContext {
+    const messaging = workerMessaging(link.client, workerId, registration.session);
     return {
       jobId: registration.jobId,
       jobName: spec.name,
@@ -216,6 +218,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
         await link.client.barrier(name, workerId, registration.session, opts.timeoutMs);
         markPhase('first barrier');
       },
+      send: messaging.send,
+      messages: messaging.messages,
       on<E extends keyof WorkerContextEvents>(event: E, listener: WorkerContextEvents[E]) {
         link.on(event, listener as never);
       },

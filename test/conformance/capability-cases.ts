@@ -134,6 +134,42 @@ export function capabilityConformance(t: ConformanceTarget): void {
       },
     );
 
+    // The driver runs in the job master, wherever that runs: the target's placement, and the cluster's own too.
+    const placements = caps.placements.cluster && !t.outlivesClient ? [undefined, 'cluster'] : [undefined];
+    for (const placement of placements) {
+      const n = 4 * step();
+      const more = 6 * step();
+      const scales = !refusesScale;
+      it(`a driver${placement ? ' (job master in the cluster)' : ''} broadcasts to ${n} workers and gets exactly their ${n} answers; ${scales ? `it scales to ${more} and the new workers answer too` : 'its scale is refused clearly and the job still succeeds'}`, async () => {
+        const home = tempHome();
+        const dir = makeJob(
+          {
+            name: 'cap-driver',
+            cluster: t.cluster,
+            workers: n,
+            worker: { module: 'w.mjs' },
+            driver: { module: 'd.mjs', args: [String(more)] },
+            timeouts: { heartbeat: `${t.cleanupWithinMs}ms` },
+            ...spec(),
+            ...(placement ? { jobMaster: { placement } } : {}),
+          },
+          { 'w.mjs': fixture('driver-answer-worker.mjs'), 'd.mjs': fixture('driver-scale.mjs') },
+        );
+        const cli = startCli(['submit', dir], home);
+        const code = await cli.closed;
+        const jobId = jobIds(home)[0]!;
+        const { stderr } = cli.output();
+        expect(code, `${stderr}\n${output(home, jobId)}`).toBe(0);
+        const returned = /^twister2: the driver returned (.*)$/m.exec(stderr)?.[1];
+        const result = JSON.parse(returned ?? 'null') as { answers: number[]; scaleRefused?: string } | null;
+        const ids = (k: number) => Array.from({ length: k }, (_, i) => i);
+        expect(result?.answers).toEqual(ids(scales ? more : n));
+        if (scales) expect(result?.scaleRefused).toBeUndefined();
+        else expect(result?.scaleRefused).toMatch(new RegExp(`^T2_CAPABILITY: cluster "${t.cluster}" cannot scale this job from ${n} to ${more} workers: .*; the job keeps running with ${n}$`));
+        await waitFor('nothing left', async () => (await t.leftovers(jobId)).length === 0, t.cleanupWithinMs);
+      });
+    }
+
     // A target whose job master is in the cluster already (outlivesClient) runs every case above that way.
     if (caps.placements.cluster && !t.outlivesClient) {
       it('runs with the job master in the cluster (jobMaster.placement: cluster): IDs 0..N-1, SUCCEEDED, nothing left', async () => {

@@ -15,6 +15,7 @@ const cases: [string, (dir: string) => Promise<string[]> | string[], RegExp][] =
   ['an unknown key', () => ['submit', makeJob({ ...goodSpec, wrkers: 3 })], /wrkers: unknown key "wrkers" \(did you mean "workers"\?\)/],
   ['no program', () => ['submit', makeJob({ ...goodSpec, worker: {} })], /worker: missing program: set worker.module/],
   ['a module not in the job', () => ['submit', makeJob({ ...goodSpec, worker: { module: 'nope.mjs' } })], /worker.module "nope.mjs" is not in the job/],
+  ['a driver module not in the job', () => ['submit', makeJob({ ...goodSpec, driver: { module: 'driver.mjs' } })], /driver.module "driver.mjs" is not in the job/],
   ['a YAML syntax error', () => ['submit', makeJob('name: x\nworkers: [1\n')], /twister2.yaml.*\n.*YAML syntax/],
   ['no spec file', () => ['submit', makeJob(undefined, { 'w.sh': 'true' })], /no twister2.yaml \/ twister2.yml \/ twister2.json found/],
   ['--workers 0', () => ['submit', makeJob(goodSpec), '--workers', '0'], /^twister2: --workers 0 is out of range; give a whole number from 1 to 100000/],

@@ -48,6 +48,41 @@ describe('library API', () => {
     expect(jobProcesses(job.jobId)).toEqual([]);
   });
 
+  it('submit() with a TypeScript driver given as a module path: the driver sums what the workers send; driverResult() and logs tag it', async () => {
+    const driver = `import type { DriverContext } from 'twister2';
+export default async function (ctx: DriverContext): Promise<{ sum: number; from: number[] }> {
+  await ctx.broadcast({ multiply: Number(ctx.args[0]) });
+  let sum = 0;
+  const from: number[] = [];
+  for await (const m of ctx.messages()) {
+    sum += (m.data as { value: number }).value;
+    from.push(m.from);
+  }
+  console.log('driver saw every worker complete');
+  return { sum, from: from.sort() };
+}
+`;
+    const worker = `export default async (ctx) => {
+  for await (const m of ctx.messages()) {
+    await ctx.send({ value: (ctx.workerId + 1) * m.data.multiply });
+    return;
+  }
+};
+`;
+    const dir = makeJob(undefined, { 'driver.ts': driver, 'w.mjs': worker });
+    const job = await api.submit({ job: dir, spec: { name: 'lib-driver', workers: 3, worker: { module: 'w.mjs' }, driver: { module: 'driver.ts', args: ['10'] } } });
+    const lines: LogLine[] = [];
+    const logs = (async () => {
+      for await (const l of job.logs({ follow: true })) lines.push(l);
+    })();
+    expect(await job.driverResult()).toEqual({ sum: 60, from: [0, 1, 2] });
+    await logs;
+    const final = await job.wait();
+    expect(final).toMatchObject({ state: 'SUCCEEDED', driver: { state: 'RETURNED', result: { sum: 60, from: [0, 1, 2] } } });
+    expect(lines).toContainEqual({ workerId: 'driver', line: 'driver saw every worker complete' });
+    expect(jobProcesses(job.jobId)).toEqual([]);
+  });
+
   it('aborting the signal kills the job and leaves no process; workers() and scale() work meanwhile', async () => {
     const dir = makeJob({ name: 'abort', workers: 2, worker: { module: 'w.mjs' } }, { 'w.mjs': fixture('sleep-worker.mjs') });
     const ac = new AbortController();

@@ -63,6 +63,7 @@ export async function submitCommand(args: SubmitArgs): Promise<number> {
   progress.clear();
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   say(`job ${handle.jobId} ${final.state}${final.message ? `: ${final.message}` : ''} (${seconds}s)`);
+  if (final.driver?.state === 'RETURNED' && final.driver.result !== undefined) say(`the driver returned ${JSON.stringify(final.driver.result)}`);
   if (args.json) console.log(JSON.stringify(final));
   return interrupted.value ? ExitCode.interrupted : exitCodeOf(final);
 }

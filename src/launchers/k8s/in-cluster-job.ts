@@ -9,6 +9,8 @@ import { TaggedOutputSplitter } from '../mpi/tagged-output.js';
 import { findJobEnd } from './job-end-event.js';
 import { jobObjectsLeft, kubeApi, untilNoneLeft, type KubeApi } from './kube-api.js';
 import { jobSelector, podOrdinal, workerId } from './names.js';
+import { DriverLinesFromJobMaster } from './driver-lines.js';
+import { JOB_MASTER_CONTAINER } from './objects/index.js';
 import { followWorkerPod, PodLogFollower } from './pod-logs.js';
 
 const POLL_MS = 1000;
@@ -23,8 +25,11 @@ const GONE_TIMEOUT_MS = 90_000;
 export class InClusterJob {
   private readonly api: KubeApi;
   private readonly k8s: KubernetesSpec;
+  /** The job's driver runs in the job master's pod: its lines are taken from that pod's log. */
+  private readonly hasDriver: boolean;
   private logs: PodLogFollower | undefined;
   private mpirun: TaggedOutputSplitter | undefined;
+  private driver: DriverLinesFromJobMaster | undefined;
   private poller: NodeJS.Timeout | undefined;
   /** Status writes one after the other: a job handle's status() and wait() may both record the end at once. */
   private recording: Promise<void> = Promise.resolve();
@@ -36,6 +41,7 @@ export class InClusterJob {
   ) {
     const spec = parseSpec(JSON.parse(readFileSync(path.join(jobDir, files.spec), 'utf8')), files.spec);
     this.k8s = kubernetesSection(spec);
+    this.hasDriver = spec.driver !== undefined;
     this.api = kubeApi({ ...this.k8s, namespace: where.namespace, kubeconfig: where.kubeconfig, context: where.context });
   }
 
@@ -45,11 +51,12 @@ export class InClusterJob {
     const logsDir = path.join(this.jobDir, files.logs);
     const logs = (this.logs = new PodLogFollower(this.api.kc, this.api.namespace, logsDir, () => undefined));
     const mpirun = (this.mpirun = this.k8s.openmpi ? new TaggedOutputSplitter(logsDir, () => undefined) : undefined);
+    const driver = (this.driver = this.hasDriver ? new DriverLinesFromJobMaster(logsDir) : undefined);
     let polling = false;
     const poll = async () => {
       if (polling) return;
       polling = true;
-      await this.followPods(logs, mpirun).catch(() => undefined); // tried again at the next poll
+      await this.followPods(logs, mpirun, driver).catch(() => undefined); // tried again at the next poll
       polling = false;
     };
     void poll();
@@ -63,14 +70,25 @@ export class InClusterJob {
   async logsNow(logsDir: string): Promise<boolean> {
     const logs = new PodLogFollower(this.api.kc, this.api.namespace, logsDir, () => undefined, true);
     const mpirun = this.k8s.openmpi ? new TaggedOutputSplitter(logsDir, () => undefined) : undefined;
-    const pods = await this.followPods(logs, mpirun).catch(() => 0);
+    const driver = this.hasDriver ? new DriverLinesFromJobMaster(logsDir) : undefined;
+    const pods = await this.followPods(logs, mpirun, driver).catch(() => 0);
     await logs.close();
     await mpirun?.close();
+    await driver?.close();
     return pods > 0;
   }
 
-  /** Hands every worker pod the API lists to `logs`; returns how many there were. */
-  private async followPods(logs: PodLogFollower, mpirun: TaggedOutputSplitter | undefined): Promise<number> {
+  /** Hands every worker pod the API lists to `logs` (and the job master's, for the driver's lines); returns how many worker pods there were. */
+  private async followPods(logs: PodLogFollower, mpirun: TaggedOutputSplitter | undefined, driver: DriverLinesFromJobMaster | undefined): Promise<number> {
+    if (driver) {
+      const jm = await this.api.core.listNamespacedPod({ namespace: this.api.namespace, labelSelector: jobSelector(this.jobId, 'jobmaster') });
+      for (const pod of jm.items) {
+        for (const c of pod.status?.containerStatuses ?? []) {
+          if (c.name !== JOB_MASTER_CONTAINER || (!c.state?.running && !c.state?.terminated)) continue;
+          logs.follow({ name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' }, c.name, c.restartCount, { driver });
+        }
+      }
+    }
     const wpp = this.k8s.workersPerPod;
     const list = await this.api.core.listNamespacedPod({ namespace: this.api.namespace, labelSelector: jobSelector(this.jobId, 'worker') });
     for (const pod of list.items) {
@@ -118,6 +136,7 @@ export class InClusterJob {
     clearInterval(this.poller);
     await this.logs?.close();
     await this.mpirun?.close();
+    await this.driver?.close();
     // The job master went before this client heard how the job ended (it was slow, or was stopped): the event says.
     last ??= await findJobEnd(this.api, this.jobId).catch(() => undefined);
     if (!last) {

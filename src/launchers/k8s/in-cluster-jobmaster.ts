@@ -20,6 +20,7 @@ import { KubernetesLauncher } from './k8s-launcher.js';
 import { ConfigMapJournalStore } from './configmap-journal.js';
 import { kubeApi, type KubeApi } from './kube-api.js';
 import { jobNames } from './names.js';
+import { DRIVER_LINE_PREFIX } from './driver-lines.js';
 import { POD_ENV } from './objects/index.js';
 
 /** How long the job master waits for the client to copy the package into its pod. */
@@ -103,6 +104,8 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
       packageSize: workersRef.size,
       token,
       onRequest: ({ proxied, caller }) => proxied && caller === 'admin' && ended() && seen(),
+      // This pod's job directory is not the client's: the client takes the driver's lines from this container's log.
+      onDriverLine: (line) => process.stdout.write(`${DRIVER_LINE_PREFIX}${line}\n`),
       durable: {
         where: env[POD_ENV.podName] ?? jobNames(jobId).jobMaster,
         store,

@@ -1,21 +1,25 @@
 import { PassThrough, Writable } from 'node:stream';
 import { ApiException, Log, type KubeConfig, type V1ContainerStatus } from '@kubernetes/client-node';
 import type { TaggedOutputSplitter } from '../mpi/tagged-output.js';
+import type { DriverLinesFromJobMaster } from './driver-lines.js';
 import { WorkerLogFiles } from '../worker-log-files.js';
 
 /** How often a refused follow is tried again (a container just started may not have a log yet). */
 const FOLLOW_ATTEMPTS = 6;
 const FOLLOW_RETRY_MS = 500;
 
-/** Where a container's log goes: one worker's log file, or mpirun's output split by rank (OpenMPI pod 0). */
-export type LogTarget = { workerId: number } | { mpirun: TaggedOutputSplitter };
+/**
+ * Where a container's log goes: one worker's log file, mpirun's output split by rank (OpenMPI pod 0), or
+ * the driver's lines of a job master's log.
+ */
+export type LogTarget = { workerId: number } | { mpirun: TaggedOutputSplitter } | { driver: DriverLinesFromJobMaster };
 
 interface Follow {
   pod: string;
   container: string;
   target: LogTarget;
-  /** Streams into the mpirun splitter, ended at close so it flushes a last partial line. */
-  lines: PassThrough[];
+  /** Streams of lines (into the mpirun splitter, the driver's log), ended at close so they write a last partial line. */
+  lines: Writable[];
   /** Bytes of this container run's log written to the worker's file so far. */
   received: number;
   ctl?: AbortController;
@@ -135,7 +139,7 @@ export class PodLogFollower {
   /** A sink for one stream of the container's log, counting the bytes it got. */
   private sink(f: Follow): Writable {
     const target = f.target;
-    const out: NodeJS.WritableStream = 'workerId' in target ? this.files.of(target.workerId) : this.linesInto(f, target.mpirun);
+    const out: NodeJS.WritableStream = 'workerId' in target ? this.files.of(target.workerId) : 'driver' in target ? this.endedAtClose(f, target.driver.stream()) : this.linesInto(f, target.mpirun);
     return new Writable({
       write: (chunk: Buffer, _enc, done) => {
         f.received += chunk.length;
@@ -150,6 +154,12 @@ export class PodLogFollower {
     f.lines.push(p);
     void splitter.follow(p);
     return p;
+  }
+
+  /** A stream of lines, ended at close so that it writes a last partial line. */
+  private endedAtClose(f: Follow, w: Writable): Writable {
+    f.lines.push(w);
+    return w;
   }
 }
 

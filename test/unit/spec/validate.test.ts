@@ -53,6 +53,10 @@ describe('job spec', () => {
     [{ ...ok, worker: { command: 'x', health: { command: 'y', failureThreshold: 0 } } }, /worker.health.failureThreshold: expected at least 1 \(got 0\)/],
     [{ ...ok, worker: { command: 'x', health: { command: 'y', interval: '10ms' } } }, /worker.health.interval: "10ms" is too short: at least 100ms/],
     [{ ...ok, worker: { command: 'x', health: { command: 'y', startPeriod: 'later' } } }, /worker.health.startPeriod: "later" is not a duration; use e.g./],
+    [{ ...ok, driver: {} }, /driver.module: is required: expected the path of a JS\/TS module inside the job, e.g. driver.mjs/],
+    [{ ...ok, driver: { module: 'driver.py' } }, /driver.module: expected a .js, .mjs, .cjs, .ts or .mts file inside the job/],
+    [{ ...ok, driver: { module: 'd.mjs', endsJob: 'yes' } }, /driver.endsJob: expected true or false/],
+    [{ ...ok, worker: { command: 'x' }, jobMaster: { placement: 'none' }, driver: { module: 'd.mjs' } }, /driver: the driver runs in the job master, and jobMaster.placement "none" has none/],
   ])('rejects %j', (raw, pattern) => {
     expect(problems(raw)).toMatch(pattern);
   });

@@ -6,7 +6,7 @@ import { specToInput } from '../../../src/spec/schema.js';
 import { parseSpec } from '../../../src/spec/validate.js';
 import { specOfPackage } from '../../../src/worker/spec-view.js';
 
-const examples = ['hello-js', 'hello-python', 'hello-shell'].map((name) => parseSpecText(readFileSync(new URL(`../../../examples/${name}/twister2.yaml`, import.meta.url), 'utf8'), name));
+const examples = ['hello-js', 'hello-python', 'hello-shell', 'iterative-driver'].map((name) => parseSpecText(readFileSync(new URL(`../../../examples/${name}/twister2.yaml`, import.meta.url), 'utf8'), name));
 // Every section that normalizes something: durations, sizes, each backend's own section.
 const full = {
   name: 'full',

@@ -27,6 +27,7 @@ export class Inbox {
   private bytes = 0;
   private readonly waiters = new Set<() => void>();
   private endedWhy: string | undefined;
+  private discarded = false;
 
   constructor(
     /** Who it belongs to, for messages: "worker 3", "the driver". */
@@ -87,6 +88,12 @@ export class Inbox {
     this.items.length = 0;
     this.bytes = 0;
     this.end(why);
+    this.discarded = true;
+  }
+
+  /** Takes messages again after end() (senders came back: the job was scaled up); not after discard(). */
+  reopen(): void {
+    if (!this.discarded) this.endedWhy = undefined;
   }
 
   get size(): number {

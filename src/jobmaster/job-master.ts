@@ -392,6 +392,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
       const ids = range(from, n);
       for (const id of ids) this.workers.set(id, this.newRecord(id));
       this.recount();
+      this.messages.moreWorkers();
       const wasRunning = this.jobState === 'RUNNING';
       if (wasRunning) this.setJobState('STARTING', `scaling up to ${n} workers`);
       this.emitEvent({ type: 'scaled', from, to: n });

@@ -70,6 +70,11 @@ export class MessageRouter {
     this.driverInbox?.end(why);
   }
 
+  /** New workers (a scale-up) may send to the driver again, even after every earlier one completed. */
+  moreWorkers(): void {
+    this.driverInbox?.reopen();
+  }
+
   /** The job ended: whatever was not taken is dropped, and every receiver is answered. */
   endAll(why: string): void {
     for (const inbox of this.inboxes.values()) inbox.discard(why);

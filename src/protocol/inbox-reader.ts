@@ -15,7 +15,8 @@ export type TakeMessages = (ack: number | undefined, timeoutMs: number) => Promi
  * driver. `messages()` may be iterated any number of times, one after the other or at once: each message
  * goes to one iteration, and one fetched but not yet handed out stays here for the next. What was handed
  * out is acknowledged with the next receive call; so a receiver that restarts gets again only what it had
- * not consumed. Iterations end once the inbox ended (the job ended, or for the driver every worker completed).
+ * not consumed. An iteration ends once the inbox ended (the job ended, or for the driver every worker
+ * completed and nothing is left).
  */
 export class InboxReader {
   private readonly buffer: Envelope[] = [];
@@ -23,8 +24,8 @@ export class InboxReader {
   private fetched = 0;
   /** The highest number handed to the program. */
   private consumed = 0;
-  private ended = false;
-  private filling: Promise<void> | undefined;
+  /** The current receive call, shared by every iteration waiting; true when the inbox has ended. */
+  private filling: Promise<boolean> | undefined;
 
   constructor(private readonly take: TakeMessages) {}
 
@@ -36,13 +37,13 @@ export class InboxReader {
         yield { from: m.from, data: m.data };
         continue;
       }
-      if (this.ended) return;
-      await this.fill();
+      // Ended: this iteration stops; a later one asks again (a scaled-up job's new workers may send again).
+      if (await this.fill()) return;
     }
   }
 
-  /** One receive call at a time, shared by every iteration waiting; what it brings stays even if they all stopped. */
-  private fill(): Promise<void> {
+  /** One receive call at a time; what it brings stays even if every iteration stopped meanwhile. */
+  private fill(): Promise<boolean> {
     this.filling ??= this.take(this.consumed || undefined, MAX_RECEIVE_WAIT_MS)
       .then(({ messages, ended }) => {
         for (const m of messages) {
@@ -50,7 +51,7 @@ export class InboxReader {
           this.buffer.push(m);
           this.fetched = m.seq;
         }
-        if (ended !== undefined && messages.length === 0) this.ended = true;
+        return ended !== undefined && messages.length === 0;
       })
       .finally(() => (this.filling = undefined));
     return this.filling;

@@ -126,6 +126,20 @@ describe('the job master and its driver', () => {
     expect(final).toMatchObject({ state: 'SUCCEEDED', message: 'all 2 workers completed and the driver returned', driver: { state: 'RETURNED', result: { total: 1 } } });
   });
 
+  it('the driver\'s messages, ended because every worker completed, come again from the workers a scale-up adds', async () => {
+    const { jm, s } = jobWithTwoWorkers();
+    jm.driverStarted();
+    jm.complete(0, s[0]!, true);
+    jm.complete(1, s[1]!, true);
+    expect(await jm.driverReceive(undefined, 10, 0)).toEqual({ messages: [], ended: 'all 2 workers completed' });
+    await jm.scale(3);
+    const third = jm.register(registration(2)).session;
+    jm.sendToDriver(2, third, 'late', 'from the new worker');
+    expect((await jm.driverReceive(undefined, 10, 0)).messages).toEqual([{ seq: 1, from: 2, data: 'from the new worker' }]);
+    jm.complete(2, third, true);
+    expect(await jm.driverReceive(1, 10, 1000)).toEqual({ messages: [], ended: 'all 3 workers completed' });
+  });
+
   it('driver.endsJob: the job succeeds when the driver returns, the workers still running are stopped', async () => {
     const { jm } = jobWithTwoWorkers({ endsJob: true });
     jm.driverStarted();

@@ -61,7 +61,9 @@ export class MessageRouter {
 
   /** The worker completed or was scaled away: what it did not take is dropped, and nothing more is sent to it. */
   workerGone(workerId: number, why: string): void {
-    this.inboxOf(workerId).discard(why);
+    // A receive still waiting is answered; the ID gets a new inbox should a scale-up bring it back.
+    this.inboxes.get(workerId)?.discard(why);
+    this.inboxes.delete(workerId);
     this.sent.delete(workerId);
   }
 

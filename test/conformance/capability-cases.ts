@@ -158,8 +158,10 @@ export function capabilityConformance(t: ConformanceTarget): void {
         const cli = startCli(['submit', dir], home);
         const code = await cli.closed;
         const jobId = jobIds(home)[0]!;
-        const { stderr } = cli.output();
+        const { stdout, stderr } = cli.output();
         expect(code, `${stderr}\n${output(home, jobId)}`).toBe(0);
+        // The driver's output reaches the client, wherever its job master ran.
+        expect(stdout).toContain(`[driver] asked ${n} workers\n`);
         const returned = /^twister2: the driver returned (.*)$/m.exec(stderr)?.[1];
         const result = JSON.parse(returned ?? 'null') as { answers: number[]; scaleRefused?: string } | null;
         const ids = (k: number) => Array.from({ length: k }, (_, i) => i);

@@ -6,6 +6,7 @@ import { slurmNotes, slurmSection, slurmSummary } from './report-slurm.mjs';
 import { nomadNotes, nomadSection, nomadSummary } from './report-nomad.mjs';
 import { k8sNotes, k8sSection, k8sSummary } from './report-k8s.mjs';
 import { cliSection, manySection, peersSummary } from './report-peers.mjs';
+import { messagesSection, messagesSummary } from './report-messages.mjs';
 import { targetsSection, targetsSummary } from './targets.mjs';
 import { phasesSection, phasesSummary } from './report-phases.mjs';
 import { journalSection, journalSummary, recoverySection, recoverySummary } from './report-recovery.mjs';
@@ -352,6 +353,17 @@ ${recoverySection(recoveryRows(data))}
 
 ${journalSection(journalRows(data))}
 
+## (l) Messages between a driver and its workers
+
+bench/messages.mjs: for N workers, ${data.messages?.results?.[0]?.rounds ?? 50} timed rounds after ${data.messages?.warmRounds ?? 5} of warm-up, each the driver broadcasting the round number and waiting
+until every worker answered it; the figure is a run's median round, and the table shows the median (min–max) of ${data.messages?.results?.[0]?.medians?.twister2?.length ?? 3} runs. twister2: a local job of
+bench/fixtures/messages-job (the driver on its thread in the job master, in the bench's process; each worker \`ctx.send\`s what \`ctx.messages()\` gives it).
+Floor: a node parent and N node children doing the same over node's own IPC channel. Ray (bench/peers/ray_messages.py): N one-CPU actors called once
+each per round, \`ray.get\`. Dask (bench/peers/dask_messages.py): one task pinned to each of N worker processes per round, gathered.
+Knobs: \`BENCH_MESSAGES_SIZES\` (default \`4,16\`), \`BENCH_MESSAGES_REPEATS\` (default 3).
+
+${messagesSection(data.messages)}
+
 ## What dominates
 
 ${notes(data)}
@@ -381,6 +393,7 @@ export function summaryLines(data) {
   lines.push(...recoverySummary(recoveryRows(data)));
   lines.push(...journalSummary(journalRows(data)));
   lines.push(...peersSummary(data.cliE2e, data.manyJobs));
+  lines.push(...messagesSummary(data.messages));
   lines.push(...targetsSummary(data));
   return lines;
 }

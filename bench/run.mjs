@@ -55,6 +55,7 @@ const SECTIONS = [
   ['cliE2e', './cli-e2e.mjs', 20],
   ['manyJobs', './many-jobs.mjs', 10],
   ['recovery', './recovery.mjs', 10],
+  ['messages', './messages.mjs', 15],
 ];
 
 const t0 = performance.now();

@@ -32,6 +32,31 @@ export async function timedRun(cmd, args, { env = {}, timeoutMs = 180_000 } = {}
   }
 }
 
+/** Runs a command that prints one JSON line last on stdout; resolves with it (cleaning up as timedRun does). */
+export async function runForJson(cmd, args, { timeoutMs = 180_000 } = {}) {
+  const mark = randomBytes(8).toString('hex');
+  let stdout = '';
+  let stderr = '';
+  try {
+    await new Promise((resolve, reject) => {
+      const child = spawn(cmd, args, { env: { ...process.env, [MARKER]: mark }, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('error', reject);
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (code === 0) resolve();
+        else reject(new Error(`${cmd} ${args.join(' ')} ended with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-2).join(' ')}`));
+      });
+    });
+    return JSON.parse(stdout.trim().split('\n').at(-1));
+  } finally {
+    const left = killMarked(mark);
+    if (left) process.stderr.write(`peers: killed ${left} process(es) left behind by ${cmd} ${args.join(' ')}\n`);
+  }
+}
+
 /** SIGKILLs every process carrying the marker; how many there were. */
 export function killMarked(mark) {
   let n = 0;

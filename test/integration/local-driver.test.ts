@@ -42,8 +42,10 @@ describe('local cluster: a driver and messages', () => {
 
   // Worker 1 gets 100 numbered messages while it runs; worker 0 is SIGKILLed after its 30th and gets the rest
   // after its restart: they waited in its inbox meanwhile.
-  it('100 numbered messages reach a worker in order; a worker SIGKILLed while they are sent gets the rest after its restart', async () => {
+  it('100 numbered messages reach a worker in order; a worker SIGKILLed while they are sent gets the rest after its restart; the driver sees each worker join, fail, restart and complete', async () => {
     const driver = `export default async (ctx) => {
+  const events = [];
+  for (const e of ['workerJoined', 'workerFailed', 'workerRestarted', 'workerCompleted']) ctx.on(e, (id) => events.push(e + ' ' + id));
   await ctx.waitForWorkers();
   for (let n = 1; n <= 100; n++) {
     await ctx.send(0, { n });
@@ -52,7 +54,8 @@ describe('local cluster: a driver and messages', () => {
   }
   let done = 0;
   for await (const m of ctx.messages()) if (m.data === 'done' && ++done === 2) break;
-  return 'sent 100';
+  for await (const m of ctx.messages()) throw new Error('unexpected ' + m.data); // ends once both completed
+  return events;
 };\n`;
     const worker = `${rec}export default async (ctx) => {
   rec(ctx, { step: 'start', pid: process.pid });
@@ -69,7 +72,9 @@ describe('local cluster: a driver and messages', () => {
       process.kill(start.pid!, 'SIGKILL');
     });
     expect(code, `${out.stderr}\n${logs}`).toBe(0);
-    expect(out.stderr).toContain('the driver returned "sent 100"');
+    const events = JSON.parse(/^twister2: the driver returned (.*)$/m.exec(out.stderr)![1]!) as string[];
+    expect(events.filter((e) => e.endsWith(' 0'))).toEqual(['workerJoined 0', 'workerFailed 0', 'workerRestarted 0', 'workerCompleted 0']);
+    expect(events.filter((e) => e.endsWith(' 1'))).toEqual(['workerJoined 1', 'workerCompleted 1']);
     const got = (id: number, restart: number) => testRecords<Rec>(logs).filter((r) => r.id === id && r.restart === restart && r.step === 'got').map((r) => r.n);
     expect(got(1, 0)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
     expect(got(0, 0)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));

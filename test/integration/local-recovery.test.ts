@@ -97,6 +97,34 @@ describe('local cluster: the job master restarted at any moment', () => {
     await job.nothingLeft();
   });
 
+  it('with a driver that had not returned: the restarted job master starts it again (ctx.jobMasterRestarts 1), the workers waiting in messages() get its message; its result is the job\'s', async () => {
+    const driver = `export default async (ctx) => {
+  console.log('driver run ' + ctx.jobMasterRestarts);
+  await ctx.waitForWorkers();
+  if (ctx.jobMasterRestarts === 0) await new Promise(() => {}); // until its job master is killed
+  await ctx.broadcast('go');
+  let n = 0;
+  for await (const m of ctx.messages()) n += m.data;
+  return { restarts: ctx.jobMasterRestarts, sum: n };
+};\n`;
+    const worker = `export default async (ctx) => {
+  console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, step: 'waiting', pid: process.pid }));
+  for await (const m of ctx.messages()) { await ctx.send(ctx.workerId + 1); return; }
+};\n`;
+    const job = await detached({ name: 'driver-restart', workers: 3, worker: { module: 'w.mjs' }, driver: { module: 'd.mjs' } }, { 'w.mjs': worker, 'd.mjs': driver });
+    const waiting = () => testRecords<{ id: number; step: string; pid: number }>(readLogs(job.home, job.jobId)).filter((r) => r.step === 'waiting');
+    await waitFor('3 workers waiting for messages', () => waiting().length === 3);
+    await waitFor('the driver\'s first run', () => readLogs(job.home, job.jobId).includes('driver run 0'));
+    await job.killJobMaster();
+    const status = await job.final();
+    expect(status.state, status.message).toBe('SUCCEEDED');
+    expect(status.driver).toEqual({ state: 'RETURNED', result: { restarts: 1, sum: 6 } });
+    expect(status.workers.map((w) => w.restarts)).toEqual([0, 0, 0]);
+    expect(waiting()).toHaveLength(3); // the same worker processes throughout
+    expect(readLogs(job.home, job.jobId)).toContain('driver run 1');
+    await job.nothingLeft();
+  });
+
   it('killed right after a scale: the restarted one keeps the new size, IDs stay 0..N-1, and the job succeeds', async () => {
     const job = await detached({ name: 'scale-then-kill', workers: 4, worker: { command: 'sleep 4' } });
     await waitFor('4 running workers', async () => (await job.status()).registered === 4);

@@ -9,38 +9,26 @@ import { performance } from 'node:perf_hooks';
 const MARKER = 'TWISTER2_BENCH_RUN';
 
 /** Wall ms from spawn to exit; rejects (after cleaning up) if it failed or overran. */
-export async function timedRun(cmd, args, { env = {}, timeoutMs = 180_000 } = {}) {
-  const mark = randomBytes(8).toString('hex');
-  const t0 = performance.now();
-  let stderr = '';
-  try {
-    await new Promise((resolve, reject) => {
-      const child = spawn(cmd, args, { env: { ...process.env, ...env, [MARKER]: mark }, stdio: ['ignore', 'ignore', 'pipe'] });
-      child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.on('error', reject);
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        if (code === 0) resolve();
-        else reject(new Error(`${cmd} ${args.join(' ')} ended with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-2).join(' ')}`));
-      });
-    });
-    return performance.now() - t0;
-  } finally {
-    const left = killMarked(mark);
-    if (left) process.stderr.write(`peers: killed ${left} process(es) left behind by ${cmd} ${args.join(' ')}\n`);
-  }
+export async function timedRun(cmd, args, opts = {}) {
+  return (await markedRun(cmd, args, opts)).ms;
 }
 
 /** Runs a command that prints one JSON line last on stdout; resolves with it (cleaning up as timedRun does). */
-export async function runForJson(cmd, args, { timeoutMs = 180_000 } = {}) {
+export async function runForJson(cmd, args, opts = {}) {
+  const { stdout } = await markedRun(cmd, args, { ...opts, stdout: true });
+  return JSON.parse(stdout.trim().split('\n').at(-1));
+}
+
+/** One run with this run's marker in its environment: its wall ms and (if asked for) its stdout; whatever it left is killed. */
+async function markedRun(cmd, args, { env = {}, timeoutMs = 180_000, stdout: keepStdout = false } = {}) {
   const mark = randomBytes(8).toString('hex');
+  const t0 = performance.now();
   let stdout = '';
   let stderr = '';
   try {
     await new Promise((resolve, reject) => {
-      const child = spawn(cmd, args, { env: { ...process.env, [MARKER]: mark }, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout.on('data', (d) => (stdout += d));
+      const child = spawn(cmd, args, { env: { ...process.env, ...env, [MARKER]: mark }, stdio: ['ignore', keepStdout ? 'pipe' : 'ignore', 'pipe'] });
+      child.stdout?.on('data', (d) => (stdout += d));
       child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       child.on('error', reject);
@@ -50,7 +38,7 @@ export async function runForJson(cmd, args, { timeoutMs = 180_000 } = {}) {
         else reject(new Error(`${cmd} ${args.join(' ')} ended with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-2).join(' ')}`));
       });
     });
-    return JSON.parse(stdout.trim().split('\n').at(-1));
+    return { ms: performance.now() - t0, stdout };
   } finally {
     const left = killMarked(mark);
     if (left) process.stderr.write(`peers: killed ${left} process(es) left behind by ${cmd} ${args.join(' ')}\n`);

@@ -16,9 +16,9 @@ afterEach(async () => {
 });
 
 
-/** A running job of 2 workers; worker 0 registered (its session given), worker 1 not yet. */
+/** A running job of 2 workers (and a driver); worker 0 registered (its session given), worker 1 not yet. */
 async function job() {
-  const spec = parseSpec({ name: 'auth', workers: 2, worker: { command: 'true' } });
+  const spec = parseSpec({ name: 'auth', workers: 2, worker: { command: 'true' }, driver: { module: 'd.mjs' } });
   const jm = new JobMaster({ jobId: 'auth-1', spec, launcher: noopLauncher() });
   const server = new JobMasterServer(jm, SECRET);
   servers.push(server);
@@ -44,6 +44,8 @@ const ROUTES: Route[] = [
   { name: 'setup-failed', method: 'POST', path: '/v1/workers/1/setup-failed', body: () => ({ message: 'x' }), admin: false },
   { name: 'complete', method: 'POST', path: '/v1/workers/0/complete', body: (session) => ({ session, ok: true }), admin: false },
   { name: 'barrier', method: 'POST', path: '/v1/barriers/b', body: (session) => ({ workerId: 0, session, timeoutMs: 50 }), admin: false },
+  { name: 'message to the driver', method: 'POST', path: '/v1/workers/0/messages', body: (session) => ({ session, id: 'm1', data: { n: 1 } }), admin: false },
+  { name: 'inbox', method: 'POST', path: '/v1/workers/0/inbox', body: (session) => ({ session, timeoutMs: 0 }), admin: false },
 ];
 
 const CALLERS = {

@@ -137,10 +137,9 @@ export function capabilityConformance(t: ConformanceTarget): void {
     // The driver runs in the job master, wherever that runs: the target's placement, and the cluster's own too.
     const placements = caps.placements.cluster && !t.outlivesClient ? [undefined, 'cluster'] : [undefined];
     for (const placement of placements) {
-      const n = 4 * step();
-      const more = 6 * step();
       const scales = !refusesScale;
-      it(`a driver${placement ? ' (job master in the cluster)' : ''} broadcasts to ${n} workers and gets exactly their ${n} answers; ${scales ? `it scales to ${more} and the new workers answer too` : 'its scale is refused clearly and the job still succeeds'}`, async () => {
+      it(`a driver${placement ? ' (job master in the cluster)' : ''} broadcasts to 4 workers and gets exactly their 4 answers; ${scales ? 'it scales to 6 and the new workers answer too' : 'its scale is refused clearly and the job still succeeds'} (sizes in whole pods on Kubernetes)`, async () => {
+        const [n, more] = [4 * step(), 6 * step()];
         const home = tempHome();
         const dir = makeJob(
           {

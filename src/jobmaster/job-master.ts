@@ -609,11 +609,14 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     for (const done of [...this.allJoinedWaiters]) done();
   }
 
-  /** Every worker completed: the job succeeded, unless its driver still runs (it may scale up, or is taking the last answers). */
+  /**
+   * Every worker completed: the job succeeded, unless it has a driver that has not returned yet (still
+   * starting, taking the last answers, or about to scale up).
+   */
   private checkAllCompleted(): void {
     if (![...this.workers.values()].every((w) => w.state === 'COMPLETED')) return;
-    if (this.driver?.state === 'RUNNING') return this.messages.noMoreFromWorkers(`all ${this.numWorkers} workers completed`);
-    this.end('SUCCEEDED', `all ${this.numWorkers} workers completed${this.driver ? ' and the driver returned' : ''}`);
+    if (this.spec.driver && this.driver?.state !== 'RETURNED') return this.messages.noMoreFromWorkers(`all ${this.numWorkers} workers completed`);
+    this.end('SUCCEEDED', `all ${this.numWorkers} workers completed${this.spec.driver ? ' and the driver returned' : ''}`);
   }
 
   /** The one way into a terminal state; later calls are ignored, so a final state is never overwritten. */

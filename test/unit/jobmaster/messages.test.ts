@@ -140,6 +140,16 @@ describe('the job master and its driver', () => {
     expect(await jm.driverReceive(1, 10, 1000)).toEqual({ messages: [], ended: 'all 3 workers completed' });
   });
 
+  it('waits for a driver that has not started yet when the workers complete first', async () => {
+    const { jm, s } = jobWithTwoWorkers();
+    jm.complete(0, s[0]!, true);
+    jm.complete(1, s[1]!, true);
+    expect(jm.state).toBe('RUNNING');
+    jm.driverStarted();
+    jm.driverReturned('late');
+    expect(await jm.whenEnded()).toMatchObject({ state: 'SUCCEEDED', driver: { result: 'late' } });
+  });
+
   it('driver.endsJob: the job succeeds when the driver returns, the workers still running are stopped', async () => {
     const { jm } = jobWithTwoWorkers({ endsJob: true });
     jm.driverStarted();

@@ -1,4 +1,6 @@
-import { inWorkerCall } from './in-worker-argv.js';
+import { inWorkerCall, type InWorkerCall } from './in-worker-argv.js';
+
+type InWorkerCommands = typeof import('./commands/in-worker.js');
 
 /**
  * The `twister2` command. The in-worker commands take a short path that loads only what they need;
@@ -12,19 +14,24 @@ export function start(argv: string[]): void {
   }
   void Promise.all([import('./commands/in-worker.js'), import('./output.js'), import('./report-error.js')]).then(([w, out, { report }]) => {
     out.toleratePipeErrors();
-    const run =
-      call.cmd === 'barrier'
-        ? w.barrierCommand({ name: call.name, timeout: call.timeout })
-        : call.cmd === 'workers'
-          ? w.workersCommand({ json: call.json, wait: call.wait })
-          : call.cmd === 'ports'
-            ? w.publishPortsCommand({ ports: call.ports })
-            : call.cmd === 'message-send'
-              ? w.messageSendCommand({ json: call.json })
-              : w.messageRecvCommand({ timeout: call.timeout });
-    run.then(
+    run(w, call).then(
       (code) => out.exitWhenFlushed(code),
       (err: unknown) => out.exitWhenFlushed(report(err)),
     );
   });
+}
+
+function run(w: InWorkerCommands, call: InWorkerCall): Promise<number> {
+  switch (call.cmd) {
+    case 'barrier':
+      return w.barrierCommand({ name: call.name, timeout: call.timeout });
+    case 'workers':
+      return w.workersCommand({ json: call.json, wait: call.wait });
+    case 'ports':
+      return w.publishPortsCommand({ ports: call.ports });
+    case 'message-send':
+      return w.messageSendCommand({ json: call.json });
+    case 'message-recv':
+      return w.messageRecvCommand({ timeout: call.timeout });
+  }
 }

@@ -9,6 +9,11 @@ describe('the in-worker commands\' short path', () => {
     [['workers'], { cmd: 'workers', json: false, wait: false }],
     [['workers', '--wait', '--json'], { cmd: 'workers', json: true, wait: true }],
     [['ports', 'publish', 'data=5000', 'ctrl=5001'], { cmd: 'ports', ports: ['data=5000', 'ctrl=5001'] }],
+    [['message', 'send', '{"a": 1}'], { cmd: 'message-send', json: '{"a": 1}' }],
+    [['message', 'send', '-5'], { cmd: 'message-send', json: '-5' }],
+    [['message', 'send', '-'], { cmd: 'message-send', json: '-' }],
+    [['message', 'recv'], { cmd: 'message-recv' }],
+    [['message', 'recv', '--timeout', '5s'], { cmd: 'message-recv', timeout: '5s' }],
   ])('takes %j', (argv, call) => {
     expect(inWorkerCall(argv)).toEqual(call);
   });
@@ -28,6 +33,11 @@ describe('the in-worker commands\' short path', () => {
     [['ports', 'publish']],
     [['ports', 'publish', '--help']],
     [['ports']],
+    [['message']],
+    [['message', 'send']],
+    [['message', 'send', '1', '2']],
+    [['message', 'recv', 'x']],
+    [['message', 'recv', '--help']],
     [['submit', 'job']],
     [['--version']],
   ])('leaves %j to the full CLI', (argv) => {

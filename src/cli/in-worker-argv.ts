@@ -20,8 +20,8 @@ export function inWorkerCall(argv: readonly string[]): InWorkerCall | undefined 
     return { cmd, name: a.positional[0]!, ...(a.timeout === undefined ? {} : { timeout: a.timeout }) };
   }
   if (cmd === 'message' && rest[0] === 'send') {
-    // The JSON may start with "-" (a negative number) and `-` alone reads stdin: one argument, taken as it is.
-    return rest.length === 2 ? { cmd: 'message-send', json: rest[1]! } : undefined;
+    // The JSON may start with "-" (a negative number) and `-` alone reads stdin; "--help" is no JSON.
+    return rest.length === 2 && !rest[1]!.startsWith('--') ? { cmd: 'message-send', json: rest[1]! } : undefined;
   }
   if (cmd === 'message' && rest[0] === 'recv') {
     const a = withTimeout(rest.slice(1));

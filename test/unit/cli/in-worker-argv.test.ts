@@ -36,6 +36,7 @@ describe('the in-worker commands\' short path', () => {
     [['message']],
     [['message', 'send']],
     [['message', 'send', '1', '2']],
+    [['message', 'send', '--help']],
     [['message', 'recv', 'x']],
     [['message', 'recv', '--help']],
     [['submit', 'job']],

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CapabilityError, JobLostError, JobMasterUnreachableError, JobStateError, OptionsError } from '../errors.js';
+import { CapabilityError, JobLostError, JobMasterUnreachableError, JobStateError, OptionsError, ProtocolError } from '../errors.js';
 import type { RunningJobMaster } from '../jobmaster/host.js';
 import { JobMasterClient } from '../protocol/jobmaster-client.js';
 import { TERMINAL_JOB_STATES, type JobEvent, type JobStatus, type WorkerInfo } from '../protocol/messages.js';
@@ -96,9 +96,12 @@ export class JobHandle extends EventEmitter<{ event: [JobEvent] }> {
   /**
    * The job master did not answer. If the job ended meanwhile, or its job master process is known to be
    * gone without recording how the job ended (LOST), that is the answer; otherwise the original error.
+   * Through the API server's service proxy a job master in a pod that is gone answers as the proxy does
+   * (404 for the job's deleted Service), which is not the job master's own answer (a ProtocolError).
    */
   private async explainUnreachable(err: unknown): Promise<never> {
-    if (!(err instanceof JobMasterUnreachableError)) throw err;
+    const viaProxy = Boolean(this.record.jobMaster?.kubernetes) && err instanceof ProtocolError;
+    if (!(err instanceof JobMasterUnreachableError) && !viaProxy) throw err;
     const done = (await readFinalStatus(this.jobDir)) ?? (await this.endedInCluster());
     if (done && 'unknown' in done) throw new JobStateError(done.unknown);
     const final = done && 'status' in done ? done.status : done;

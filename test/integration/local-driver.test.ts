@@ -148,6 +148,15 @@ done
     expect(jobProcesses(jobId)).toEqual([]);
   });
 
+  it('a driver that kills the job: KILLED with its reason (exit 3), the workers stopped, nothing left', async () => {
+    const driver = `export default async (ctx) => { await ctx.waitForWorkers(); await ctx.kill('the driver had enough'); await new Promise(() => {}); };\n`;
+    const worker = `export default async (ctx) => { for await (const m of ctx.messages()) {} };\n`;
+    const { code, out, jobId } = await submit({ workers: 2, worker: { module: 'w.mjs' }, driver: { module: 'd.mjs' } }, { 'w.mjs': worker, 'd.mjs': driver });
+    expect(code, out.stderr).toBe(3);
+    expect(out.stderr).toMatch(/KILLED: the driver had enough/);
+    expect(jobProcesses(jobId)).toEqual([]);
+  });
+
   it('a driver that throws fails the job with its message (exit 1); its output is tagged [driver] and in logs/driver.log', async () => {
     const driver = `export default async (ctx) => { console.log('about to fail', ctx.args.join(' ')); throw new Error('epoch 3 diverged'); };\n`;
     const worker = `export default async (ctx) => { for await (const m of ctx.messages()) {} };\n`;

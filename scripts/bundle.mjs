@@ -14,7 +14,7 @@
 // its own place), nor the heavy clients that only some jobs load.
 //
 // A bundled module from another folder than its entry sees `import.meta.url` as the URL tsc's file of it has.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 
@@ -131,3 +131,6 @@ function distUrls(out) {
       }),
   };
 }
+
+// The dashboard's page (src/dashboard/ui) is served as written: copied next to the compiled server.
+cpSync(new URL('../src/dashboard/ui', import.meta.url), new URL('../dist/dashboard/ui', import.meta.url), { recursive: true });

@@ -10,6 +10,7 @@ const manage = () => import('./commands/manage.js');
 const inWorker = () => import('./commands/in-worker.js');
 const internal = () => import('./commands/internal.js');
 const packageServer = () => import('./commands/package-server.js');
+const dashboardCmd = () => import('./commands/dashboard.js');
 
 /** Runs the CLI and exits the process with a code that tells how it went (see ExitCode). */
 export function main(argv: string[]): void {
@@ -38,6 +39,7 @@ async function run(argv: string[]): Promise<number> {
           .option('cluster', { choices: CLUSTER_KINDS, requiresArg: true, describe: 'where to run (overrides the spec)' })
           .option('workers', { type: 'string', requiresArg: true, describe: 'number of workers (overrides the spec)' })
           .option('detach', { type: 'boolean', default: false, describe: 'run the job master in its own process and return at once' })
+          .option('dashboard', { type: 'string', requiresArg: true, describe: 'report to this dashboard (twister2 dashboard), e.g. http://127.0.0.1:8642 (overrides the spec and TWISTER2_DASHBOARD_URL)' })
           .option('json', { type: 'boolean', default: false, describe: 'print the final status as JSON on stdout' }),
       async (a) => set(await (await submitCmd()).submitCommand(a)),
     )
@@ -74,6 +76,17 @@ async function run(argv: string[]): Promise<number> {
           .option('port', { type: 'string', requiresArg: true, default: '8080', describe: 'port to listen on (0 picks a free one)' })
           .option('max-size', { type: 'string', requiresArg: true, default: '2Gi', describe: 'largest package accepted, e.g. 512Mi, 2Gi' }),
       async (a) => set(await (await packageServer()).packageServerCommand(a)),
+    )
+    .command(
+      'dashboard',
+      'run the web dashboard: watch and steer the jobs of this machine and those reporting to it (prints its login link)',
+      (y) =>
+        y
+          .option('host', { type: 'string', requiresArg: true, default: '127.0.0.1', describe: 'address to listen on (job masters elsewhere need one they can reach)' })
+          .option('port', { type: 'string', requiresArg: true, default: '8642', describe: 'port to listen on (0 picks a free one)' })
+          .option('data-dir', { type: 'string', requiresArg: true, describe: 'where its token, key and history are kept (default $TWISTER2_HOME/dashboard)' })
+          .option('rotate-token', { type: 'boolean', default: false, describe: 'write a new access token and exit (a running dashboard takes it at once)' }),
+      async (a) => set(await (await dashboardCmd()).dashboardCommand(a)),
     )
     .command(
       'jobmaster',

@@ -10,6 +10,7 @@ import { specToInput, type JobSpec, type JobSpecInput } from '../spec/schema.js'
 import { resolveJobSpec, SPEC_FILE_NAMES } from '../spec/load.js';
 import { createJobDir, files, newJobId, writeJson, type JobRecord } from '../job/job-store.js';
 import { splitSecrets, type JobSecrets } from '../job/secrets.js';
+import { issueReportToken, withDashboardFromEnv } from './dashboard-token.js';
 
 export interface PreparedJob {
   jobId: string;
@@ -30,7 +31,12 @@ const ARCHIVE = /\.(zip|tar\.gz|tgz)$/i;
  * the spec, and only then create the job directory, the secret and the package. A bad spec or package
  * therefore creates nothing.
  */
-export async function prepareJob(source: string, overrides: Partial<JobSpecInput> = {}, overridesSource?: string): Promise<PreparedJob> {
+export async function prepareJob(
+  source: string,
+  overrides: Partial<JobSpecInput> = {},
+  overridesSource?: string,
+  onWarning: (message: string) => void = (m) => process.emitWarning(m, 'Twister2Warning'),
+): Promise<PreparedJob> {
   const abs = path.resolve(source);
   if (!existsSync(abs)) throw new PackageError(`job "${source}" does not exist; give a directory, a .zip or a .tar.gz`);
   const isDir = statSync(abs).isDirectory();
@@ -39,7 +45,9 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
   try {
     if (unpacked) await safeExtractArchive(abs, unpacked);
     const root = unpacked ?? abs;
-    const { spec, secrets } = splitSecrets(await resolveJobSpec(root, overrides, overridesSource));
+    const resolved = splitSecrets(withDashboardFromEnv(await resolveJobSpec(root, overrides, overridesSource)));
+    const { spec } = resolved;
+    let { secrets } = resolved;
     checkProgramExists(root, spec);
     // The cluster's capabilities (placement, uploader, restarts) are checked before anything is created.
     checkCapabilities(spec);
@@ -48,6 +56,13 @@ export async function prepareJob(source: string, overrides: Partial<JobSpecInput
     try {
       // The spec file stays out: it may hold credentials, and the manifest carries the resolved spec without them.
       const info = await packJob({ source: root, outFile: path.join(jobDir, files.package), manifestExtra: { spec: specToInput(spec), view: spec }, omit: SPEC_FILE_NAMES });
+      if (spec.dashboard) {
+        const dashboardToken = await issueReportToken(spec.dashboard.url, jobId, onWarning);
+        if (dashboardToken) {
+          secrets = { ...secrets, dashboardToken };
+          await writeFile(path.join(jobDir, files.dashboardToken), dashboardToken + '\n', { mode: 0o600 });
+        }
+      }
       const token = randomBytes(32).toString('base64url');
       await writeFile(path.join(jobDir, files.token), token + '\n', { mode: 0o600 });
       await writeJson(path.join(jobDir, files.spec), specToInput(spec));

@@ -25,12 +25,16 @@ export interface SubmitOptions {
   workers?: number;
   /** Run the job master in its own process, so the job outlives this one (the `cluster` placement). */
   detach?: boolean;
+  /** A dashboard (`twister2 dashboard`) the job master reports to: spec `dashboard.url`. */
+  dashboard?: string;
   /** Aborting kills the job. */
   signal?: AbortSignal;
   /** Upload progress of the job package (client placement only). */
   onUploadProgress?: (sent: number, total: number) => void;
   /** While a cluster's queue holds a `cluster`-placement job master (Slurm), what the queue says, on each change. */
   onQueued?: (message: string) => void;
+  /** What the job goes on without (a dashboard that cannot be asked for the job's token); default: process.emitWarning. */
+  onWarning?: (message: string) => void;
   /** How errors name where `spec`, `cluster`, `workers` and `detach` came from (default: "the submit() call"; the CLI: "the command line"). */
   overridesSource?: string;
 }
@@ -45,9 +49,11 @@ const SubmitOptionsSchema = z.strictObject(
     cluster: z.enum(CLUSTER_KINDS, { error: `expected one of ${CLUSTER_KINDS.join(', ')}` }).optional(),
     workers: WorkersSchema.optional(),
     detach: z.boolean({ error: 'expected true or false' }).optional(),
+    dashboard: z.string({ error: 'expected the dashboard\'s address, e.g. http://127.0.0.1:8642' }).optional(),
     signal: z.instanceof(AbortSignal, { error: 'expected an AbortSignal' }).optional(),
     onUploadProgress: fn.optional(),
     onQueued: fn.optional(),
+    onWarning: fn.optional(),
     overridesSource: z.string().optional(),
     // Every option needs its check here: a new field of SubmitOptions without one does not compile.
   } satisfies Record<keyof SubmitOptions, z.ZodType>,
@@ -78,9 +84,10 @@ export async function submit(opts: SubmitOptions): Promise<JobHandle> {
     ...(opts.cluster ? { cluster: opts.cluster } : {}),
     ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
     ...(opts.detach ? { jobMaster: { placement: 'cluster' } } : {}),
+    ...(opts.dashboard !== undefined ? { dashboard: { url: opts.dashboard } } : {}),
   };
   const overrides = mergeSpec(opts.spec ?? {}, flags) as Partial<JobSpecInput>;
-  const job = await prepareJob(opts.job, overrides, opts.overridesSource);
+  const job = await prepareJob(opts.job, overrides, opts.overridesSource, opts.onWarning);
   let handle: JobHandle;
   try {
     if (opts.signal?.aborted) throw new JobKilledError('submit() was aborted before the job was submitted; nothing was created');

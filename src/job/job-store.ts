@@ -15,6 +15,11 @@ export function twister2Home(): string {
   return process.env.TWISTER2_HOME ?? path.join(os.homedir(), '.twister2');
 }
 
+/** Where `twister2 dashboard` keeps its token, key and history by default (and where a client finds its token). */
+export function dashboardHome(): string {
+  return path.join(twister2Home(), 'dashboard');
+}
+
 export function jobsRoot(): string {
   return path.join(twister2Home(), 'jobs');
 }
@@ -44,6 +49,8 @@ export type JobRecord = z.infer<typeof JobRecordSchema>;
 export const files = {
   record: 'job.json',
   token: 'token',
+  /** The job master's token for its dashboard (spec `dashboard.url`), mode 0600: for job masters that get no secrets from the client otherwise (Slurm's batch step). */
+  dashboardToken: 'dashboard-token',
   spec: 'spec.json',
   package: 'package.tar.gz',
   status: 'status.json',

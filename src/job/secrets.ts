@@ -9,6 +9,8 @@ import type { JobSpec } from '../spec/schema.js';
 export const JobSecretsSchema = z.object({
   httpToken: z.string().optional(),
   s3Credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), sessionToken: z.string().optional() }).optional(),
+  /** The job master's token for spec `dashboard.url`: the dashboard issued it, and it reports for this job only. */
+  dashboardToken: z.string().optional(),
 });
 export type JobSecrets = z.infer<typeof JobSecretsSchema>;
 

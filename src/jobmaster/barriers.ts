@@ -1,5 +1,5 @@
 import { BarrierError, BarrierTimeoutError } from '../errors.js';
-import type { BarrierResponse } from '../protocol/messages.js';
+import type { BarrierProgress, BarrierResponse } from '../protocol/messages.js';
 import { formatDuration } from '../spec/units.js';
 import type { JournalRecord } from './journal.js';
 import type { SavedBarrier } from './saved-state.js';
@@ -87,6 +87,17 @@ export class BarrierService {
     const barrier: PendingBarrier = { name, generation, waiters: new Map(), keys: new Map(), timer, timeoutMs };
     this.pending.set(name, barrier);
     return barrier;
+  }
+
+  /** The barriers some workers wait at now: who arrived, and which live workers each still waits for (for status). */
+  inProgress(): BarrierProgress[] {
+    const live = this.participants();
+    return [...this.pending.values()].map((b) => ({
+      name: b.name,
+      generation: b.generation,
+      arrived: [...b.waiters.keys()].sort((x, y) => x - y),
+      missing: live.filter((id) => !b.waiters.has(id)),
+    }));
   }
 
   /** Re-evaluates every pending barrier, e.g. after a worker completed and stopped counting. */

@@ -14,6 +14,7 @@ import { UsageError } from '../errors.js';
 import { JobMasterServer, type Caller } from './http-server.js';
 import type { DriverRun } from './driver/driver-host.js';
 import { JobMaster } from './job-master.js';
+import { DashboardReporter } from './dashboard-reporter.js';
 
 export interface HostedJob {
   jobId: string;
@@ -85,6 +86,9 @@ export async function hostJobMaster(
         }
       : {}),
   });
+  // A dashboard to report to (spec `dashboard.url`), if the client got the job a token from it.
+  const reporter = job.spec.dashboard && job.secrets.dashboardToken ? new DashboardReporter(jobMaster, job.spec.dashboard.url, job.secrets.dashboardToken) : undefined;
+  reporter?.start();
   const server = new JobMasterServer(jobMaster, job.token, job.onRequest);
   // A restarted job master listens where its workers knew it.
   const port = saved && job.durable?.url ? Number(new URL(job.durable.url).port) : job.spec.jobMaster.port;
@@ -110,8 +114,9 @@ export async function hostJobMaster(
       status.message = `${status.message ?? ''}; could not delete the uploaded package: ${err.message}`;
     });
     await writeJson(path.join(job.jobDir, files.status), status);
-    // Give clients following the event stream a moment to read the final state before closing.
-    await new Promise((r) => setTimeout(r, 200));
+    // Give clients following the event stream a moment to read the final state before closing; the
+    // dashboard gets its last report meanwhile (at most a second more if it is slow).
+    await Promise.all([new Promise((r) => setTimeout(r, 200)), reporter?.finish(status)]);
     await server.close();
     await durable?.journal.close().catch(() => undefined);
     await durable?.store.discard?.().catch((err: Error) => console.error(`could not delete the job master's journal: ${err.message}`));

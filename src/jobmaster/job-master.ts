@@ -511,6 +511,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
   }
 
   status(): JobStatus {
+    const barriers = this.isTerminal() ? [] : this.barriers.inProgress();
     return {
       jobId: this.jobId,
       name: this.spec.name,
@@ -524,12 +525,15 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
         restarts: w.restarts,
         ...(w.info ? { info: w.info } : {}),
         ...(w.message ? { message: w.message } : {}),
+        ...(w.state === 'RUNNING' && !this.untracked ? { lastHeartbeatAt: new Date(w.lastSeen).toISOString() } : {}),
       })),
       startedAt: this.startedAt.toISOString(),
       ...(this.endedAt ? { endedAt: this.endedAt.toISOString() } : {}),
       ...(this.message ? { message: this.message } : {}),
       ...(this.runner ? { jobMaster: this.runner } : {}),
       ...(this.driver ? { driver: this.driver } : {}),
+      ...(barriers.length > 0 ? { barriers } : {}),
+      ...(this.untracked ? {} : { heartbeatTimeoutMs: this.heartbeatTimeoutMs }),
     };
   }
 

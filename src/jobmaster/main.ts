@@ -16,6 +16,9 @@ export async function runJobMasterProcess(jobDir: string): Promise<number> {
   const record = await readRecord(jobDir);
   const stored = parseSpec(JSON.parse(await readFile(path.join(jobDir, files.spec), 'utf8')), files.spec);
   const secrets = await readSecretsFromStdin();
+  // A job master started by a batch system gets no stdin from the client: its dashboard token is in the job directory.
+  secrets.dashboardToken ??= await readFile(path.join(jobDir, files.dashboardToken), 'utf8').then((t) => t.trim(), () => undefined);
+  if (secrets.dashboardToken === undefined) delete secrets.dashboardToken;
   // Where the cluster's launcher can take over the workers of a crashed job master, it is restarted.
   const recoverable = capabilitiesOf(stored.cluster).jobMasterRecovery === true;
   const supervisor = Number(process.env[SUPERVISED_VAR]) || undefined;

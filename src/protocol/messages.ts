@@ -101,6 +101,8 @@ export const WorkerStatusSchema = z.object({
   restarts: z.number().int(),
   info: WorkerInfoSchema.optional(),
   message: z.string().optional(),
+  /** While it runs: when the job master last heard its heartbeat (ISO time). */
+  lastHeartbeatAt: z.string().optional(),
 });
 export type WorkerStatus = z.infer<typeof WorkerStatusSchema>;
 
@@ -109,6 +111,15 @@ export const DriverStateSchema = z.enum(['RUNNING', 'RETURNED', 'FAILED', 'STOPP
 export type DriverState = z.infer<typeof DriverStateSchema>;
 export const DriverStatusSchema = z.object({ state: DriverStateSchema, result: z.unknown().optional(), message: z.string().optional() });
 export type DriverStatus = z.infer<typeof DriverStatusSchema>;
+
+/** A barrier some workers wait at: who arrived, and which live workers it still waits for. */
+export const BarrierProgressSchema = z.object({
+  name: z.string(),
+  generation: z.number().int(),
+  arrived: z.array(z.number().int()),
+  missing: z.array(z.number().int()),
+});
+export type BarrierProgress = z.infer<typeof BarrierProgressSchema>;
 
 export const JobStatusSchema = z.object({
   jobId: z.string(),
@@ -125,6 +136,9 @@ export const JobStatusSchema = z.object({
   jobMaster: z.object({ pid: z.number().int(), host: z.string(), epoch: z.number().int(), restarts: z.number().int() }).optional(),
   /** The job's driver (spec `driver`), if it has one: its state, and what it returned. */
   driver: DriverStatusSchema.optional(),
+  /** Barriers in progress (absent when none), and the heartbeat timeout, for a view of the job such as the dashboard. */
+  barriers: z.array(BarrierProgressSchema).optional(),
+  heartbeatTimeoutMs: z.number().int().optional(),
 });
 export type JobStatus = z.infer<typeof JobStatusSchema>;
 

@@ -227,6 +227,15 @@ export const DriverSpecSchema = z.strictObject({
 });
 export type DriverSpec = z.output<typeof DriverSpecSchema>;
 
+/** A twister2 dashboard the job master reports the job's state and events to (README, "Dashboard"). */
+export const DashboardSpecSchema = z.strictObject({
+  url: z
+    .string({ error: 'expected the dashboard\'s address, e.g. http://10.0.0.5:8642' })
+    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'expected an http:// or https:// address, e.g. http://10.0.0.5:8642')
+    .describe('the dashboard (`twister2 dashboard`) the job master reports to; a dashboard that is down never slows or fails the job'),
+});
+export type DashboardSpec = z.output<typeof DashboardSpecSchema>;
+
 /** The local cluster (processes on this machine). */
 export const LocalSpecSchema = z.strictObject({
   workDir: z.string().min(1).optional().describe('where workers unpack the package and keep scratch files'),
@@ -240,6 +249,7 @@ export const JobSpecSchema = z.strictObject({
   worker: WorkerProgramSchema,
   driver: DriverSpecSchema.optional(),
   jobMaster: JobMasterSpecSchema.prefault({}),
+  dashboard: DashboardSpecSchema.optional(),
   restart: RestartSpecSchema.prefault({}),
   timeouts: TimeoutsSchema.prefault({}),
   uploader: UploaderSpecSchema.prefault({}),

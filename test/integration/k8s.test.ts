@@ -6,6 +6,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { jobRowOnPage } from '../helpers/browser.js';
+import { startDashboard } from '../helpers/dashboard.js';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { Journal, type JournalRecord } from '../../src/jobmaster/journal.js';
 import { ConfigMapJournalStore } from '../../src/launchers/k8s/configmap-journal.js';
@@ -456,6 +458,31 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
     expect(await follow.closed).toBe(0);
     expect(await objectsOf(ns, jobId)).toEqual([]);
     expect(await status()).toMatchObject({ state: 'KILLED' });
+  });
+
+  it('the job master in its pod reports to a dashboard (dashboard.url): its page shows the job and its workers; a kill pressed there ends it; nothing left', async () => {
+    const ns = await namespace();
+    const d = await startDashboard(tempHome()); // another home: the dashboard knows the job only by its reports
+    const home = tempHome();
+    const job = makeJob({ name: 'k8s-dash', workers: 2, resources: { cpu: 0.1, memory: '64Mi' }, worker: { module: 'w.mjs' }, dashboard: { url: d.url }, ...inCluster(ns) }, { 'w.mjs': fixture('sleep-worker.mjs') });
+    const cli = startCli(['submit', job], home, { TWISTER2_DASHBOARD_TOKEN: d.token });
+    try {
+      const jobId = await waitFor('the job', () => jobIds(home)[0]);
+      const shown = await jobRowOnPage(d, jobId, 'RUNNING', 90_000).catch(async (err: Error) => {
+        throw new Error(`${err.message}\n${cli.output().stderr}\n${diagnose(jobId)}\n${await diagnoseApi(ns, jobId)}`);
+      });
+      expect(shown).toContain('kubernetes');
+      const detail = (await d.api<{ via: string; workers: Array<{ workerId: number; state: string; ip?: string }> }>(`/api/jobs/${jobId}`)).body;
+      expect(detail.via).toBe('report');
+      await waitFor('both workers RUNNING on the dashboard', async () => (await d.api<{ running: number }>(`/api/jobs/${jobId}`)).body.running === 2, 60_000);
+      expect((await d.api(`/api/jobs/${jobId}/kill`, { method: 'POST', body: '{}' })).status).toBe(202);
+      expect(await cli.closed, cli.output().stderr).toBe(3);
+      expect(await jobRowOnPage(d, jobId, 'KILLED')).toContain('killed from the dashboard');
+      await waitFor('every object of the job gone', async () => (await objectsOf(ns, jobId)).length === 0, 60_000);
+    } finally {
+      cli.kill('SIGKILL');
+      await d.stop();
+    }
   });
 
   it('a SIGKILLed client: the job runs on, ends by itself, and its job master removes every object; status, scale and kill then say how it ended', async () => {

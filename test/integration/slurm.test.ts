@@ -8,6 +8,8 @@ import type { SlurmCluster } from '../env/slurm-cluster.js';
 import { useSlurmCluster } from '../helpers/slurm-suite.js';
 import { fixture, jobIds, jobProcesses, killJobMasterForGood, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
+import { jobRowOnPage } from '../helpers/browser.js';
+import { startDashboard } from '../helpers/dashboard.js';
 import { workerTokenOf } from '../../src/job/worker-environment.js';
 
 /**
@@ -203,6 +205,34 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     const sid = slurmJobIdOf(home, jobId);
     await waitFor('Slurm to record the job', () => /JobState=COMPLETED/.test(slurm('scontrol', ['show', 'job', '--oneliner', sid])), 30_000);
     expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('the job master in the allocation reports to a dashboard on the bridge (dashboard.url): its page shows the Slurm job RUNNING, then SUCCEEDED', async () => {
+    // Another home: the dashboard knows the job only by its reports, from inside the allocation.
+    const d = await startDashboard(tempHome(), { host: cluster.controllerAddress });
+    const home = tempHome();
+    const worker = `import { existsSync } from 'node:fs';\nexport default async (ctx) => { await ctx.barrier('up'); while (!existsSync(ctx.args[0])) await new Promise((r) => setTimeout(r, 100)); };\n`;
+    const go = path.join(tempHome(), 'go');
+    const job = makeJob({ name: 'slurm-dash', workers: 4, worker: { module: 'w.mjs', args: [go] }, cluster: 'slurm', jobMaster: { placement: 'cluster' }, slurm: { tasksPerNode: 2 }, dashboard: { url: d.url } }, { 'w.mjs': worker });
+    const cli = startCli(['submit', job], home, { TWISTER2_DASHBOARD_TOKEN: d.token });
+    try {
+      const jobId = await waitFor('the job', () => jobIds(home)[0]);
+      const running = await jobRowOnPage(d, jobId, 'RUNNING', 90_000).catch((err: Error) => {
+        throw new Error(`${err.message}\n${cli.output().stderr}\n${readLogs(home, jobId)}`);
+      });
+      expect(running).toContain('slurm');
+      await waitFor('4 workers RUNNING on the dashboard', async () => (await d.api<{ running: number; via: string }>(`/api/jobs/${jobId}`)).body.running === 4, 60_000);
+      const detail = (await d.api<{ via: string; workers: Array<{ host?: string }> }>(`/api/jobs/${jobId}`)).body;
+      expect(detail.via).toBe('report');
+      expect(new Set(detail.workers.map((w) => w.host))).toEqual(new Set(cluster.nodes.map((n) => n.name)));
+      writeFileSync(go, '');
+      expect(await cli.closed, cli.output().stderr).toBe(0);
+      await jobRowOnPage(d, jobId, 'SUCCEEDED');
+      expect(await leftovers(jobId)).toEqual([]);
+    } finally {
+      cli.kill('SIGKILL');
+      await d.stop();
+    }
   });
 
   it('Ctrl-C while the in-allocation job master waits in the queue cancels the Slurm job', async () => {

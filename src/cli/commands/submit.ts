@@ -11,6 +11,7 @@ interface SubmitArgs {
   cluster?: ClusterKind | undefined;
   workers?: string | undefined;
   detach: boolean;
+  dashboard?: string | undefined;
   json: boolean;
 }
 
@@ -30,10 +31,12 @@ export async function submitCommand(args: SubmitArgs): Promise<number> {
       cluster: args.cluster,
       workers,
       detach: args.detach,
+      ...(args.dashboard !== undefined ? { dashboard: args.dashboard } : {}),
       overridesSource: 'the command line',
       signal: submitting.signal,
       onUploadProgress: uploadProgress(),
       onQueued: (message) => console.error(`twister2: the job master is queued: ${message}`),
+      onWarning: (message) => console.error(`twister2: warning: ${message}`),
     });
   } finally {
     process.off('SIGINT', cancel);

@@ -46,6 +46,13 @@ describe('layers', () => {
     expect(offenders.map(rel)).toEqual([]);
   });
 
+  it('the dashboard (a web server and its framework) is loaded by `twister2 dashboard` only', () => {
+    const offenders = allFiles('.')
+      .filter((f) => !rel(f).startsWith('dashboard/') && rel(f) !== 'cli/commands/dashboard.ts')
+      .filter((f) => staticImports(f).some((i) => rel(i).startsWith('dashboard/') || i === 'hono' || i.startsWith('@hono/')));
+    expect(offenders.map(rel)).toEqual([]);
+  });
+
   it.each([
     ['a worker runtime', ['worker/main.ts', 'worker/heartbeat-thread.ts']],
     ['a plain (MPI-style) worker', ['worker/plain-main.ts']],

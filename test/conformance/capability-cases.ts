@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { capabilitiesOf } from '../../src/launchers/registry.js';
 import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { startDashboard } from '../helpers/dashboard.js';
 import type { ConformanceTarget } from './launcher-conformance.js';
 
 interface Rec {
@@ -28,13 +29,13 @@ export function capabilityConformance(t: ConformanceTarget): void {
   // Kubernetes scales in whole pods: every count here is a multiple of workersPerPod.
   const step = () => ((spec().kubernetes as { workersPerPod?: number } | undefined)?.workersPerPod ?? 1);
 
-  const submit = (name: string, workers: number, args: string[], extra: Record<string, unknown> = {}) => {
+  const submit = (name: string, workers: number, args: string[], extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}) => {
     const home = tempHome();
     const dir = makeJob(
       { name, cluster: t.cluster, workers, worker: { module: 'w.mjs', args }, timeouts: { heartbeat: `${t.cleanupWithinMs}ms` }, ...spec(), ...extra },
       { 'w.mjs': fixture('capability-worker.mjs') },
     );
-    const cli = startCli(['submit', dir], home);
+    const cli = startCli(['submit', dir], home, env);
     return { home, cli, dir };
   };
   const started = (home: string, jobId: string) => testRecords<Rec>(output(home, jobId)).filter((r) => r.step === 'start');
@@ -173,17 +174,31 @@ export function capabilityConformance(t: ConformanceTarget): void {
 
     // A target whose job master is in the cluster already (outlivesClient) runs every case above that way.
     if (caps.placements.cluster && !t.outlivesClient) {
-      it('runs with the job master in the cluster (jobMaster.placement: cluster): IDs 0..N-1, SUCCEEDED, nothing left', async () => {
+      it('runs with the job master in the cluster (jobMaster.placement: cluster): IDs 0..N-1, SUCCEEDED, reported to a dashboard (dashboard.url), nothing left', async () => {
         const trigger = path.join(tempHome(), 'finish');
         writeFileSync(trigger, '');
-        // The target's jobMaster.host is an address of this machine, for a job master here: the cluster picks its own.
-        const { home, cli } = submit('cap-jm', 2, ['wait', trigger], { jobMaster: { placement: 'cluster' } });
-        expect(await cli.closed, cli.output().stderr).toBe(0);
-        const jobId = jobIds(home)[0]!;
-        expect(testRecords<Rec>(output(home, jobId)).filter((r) => r.step === 'done').map((r) => r.id).sort()).toEqual([0, 1]);
-        // The client hears the outcome from the job master, before the cluster ends the job master's own
-        // process (Slurm's batch step ends after it, so Slurm records the job COMPLETED).
-        await waitFor('nothing left', async () => (await t.leftovers(jobId)).length === 0, t.cleanupWithinMs);
+        // The target's jobMaster.host is an address of this machine that the cluster's hosts reach: the
+        // dashboard listens there. It has a home of its own, so it knows the job by its reports only.
+        const d = await startDashboard(tempHome(), { host: (spec().jobMaster as { host?: string } | undefined)?.host ?? '127.0.0.1' });
+        try {
+          // The cluster picks the job master's own address.
+          const { home, cli } = submit('cap-jm', 2, ['wait', trigger], { jobMaster: { placement: 'cluster' }, dashboard: { url: d.url } }, { TWISTER2_DASHBOARD_TOKEN: d.token });
+          expect(await cli.closed, cli.output().stderr).toBe(0);
+          const jobId = jobIds(home)[0]!;
+          expect(testRecords<Rec>(output(home, jobId)).filter((r) => r.step === 'done').map((r) => r.id).sort()).toEqual([0, 1]);
+          const shown = await waitFor('the job SUCCEEDED on the dashboard', async () => {
+            const { body } = await d.api<{ state: string; via: string; timeline: Array<{ event: { type: string; workerId?: number; state?: string } }> }>(`/api/jobs/${jobId}`);
+            return body?.state === 'SUCCEEDED' ? body : undefined;
+          }, 30_000);
+          expect(shown.via).toBe('report');
+          const ran = shown.timeline.filter((e) => e.event.type === 'worker-state' && e.event.state === 'RUNNING').map((e) => e.event.workerId);
+          expect(ran.sort()).toEqual([0, 1]);
+          // The client hears the outcome from the job master, before the cluster ends the job master's own
+          // process (Slurm's batch step ends after it, so Slurm records the job COMPLETED).
+          await waitFor('nothing left', async () => (await t.leftovers(jobId)).length === 0, t.cleanupWithinMs);
+        } finally {
+          await d.stop();
+        }
       });
     }
   });

@@ -1,4 +1,4 @@
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
@@ -139,5 +139,49 @@ describe('mpi job master placement', () => {
     }
     await waitFor('nothing of the job left', () => leftovers(jobId, jobDir).length === 0, 15_000).catch(() => undefined);
     expect(leftovers(jobId, jobDir)).toEqual([]);
+  });
+});
+
+describe('mpi rank placement across the namespace hosts, checked from inside each rank', () => {
+  /** Each rank says where it runs: its worker ID and rank, its network namespace (which host) and the CPUs it may run on. */
+  const WHERE_WORKER = `
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+export default async function (ctx) {
+  const cpus = /^Cpus_allowed_list:\\s*(\\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))[1];
+  console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, rank: process.env.OMPI_COMM_WORLD_RANK, netns: readlinkSync('/proc/self/ns/net'), cpus }));
+  await ctx.barrier('placed');
+}
+`;
+
+  it('a user hostfile with mapBy: node and bindToCore: ranks go round the hosts (rank = worker ID), each bound to a core of its own on its host', async () => {
+    const home = tempHome();
+    const hostfile = path.join(tempHome(), 'hostfile');
+    writeFileSync(hostfile, env.hosts.map((h) => `${h.address} slots=2\n`).join(''));
+    const bridge = env.subnet.replace(/\.0\/24$/, '.1');
+    const job = makeJob(
+      {
+        name: 'mpi-map-node',
+        workers: 4,
+        worker: { module: 'w.mjs' },
+        cluster: 'mpi',
+        jobMaster: { host: bridge },
+        mpi: { hostfile, mapBy: 'node', bindToCore: true, ssh: { identityFile: env.keyFile, user: 'root' }, interfaces: env.subnet },
+      },
+      { 'w.mjs': WHERE_WORKER },
+    );
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const recs = testRecords<{ id: number; rank: string; netns: string; cpus: string }>(readLogs(home, jobId)).sort((a, b) => a.id - b.id);
+    expect(recs.map((x) => x.id)).toEqual([0, 1, 2, 3]);
+    for (const x of recs) expect(x.rank).toBe(String(x.id));
+    // map-by node: rank 0 on the first host, 1 on the second, 2 on the first again, 3 on the second.
+    const hostOf = new Map(env.hosts.map((h) => [netns(h.name, 'self'), h.name]));
+    expect(recs.map((x) => hostOf.get(x.netns))).toEqual([env.hosts[0]!.name, env.hosts[1]!.name, env.hosts[0]!.name, env.hosts[1]!.name]);
+    // bind-to core: one CPU each, and the two ranks of a host on different ones.
+    for (const x of recs) expect(x.cpus, `rank ${x.rank}`).toMatch(/^\d+$/);
+    expect(recs[0]!.cpus).not.toBe(recs[2]!.cpus);
+    expect(recs[1]!.cpus).not.toBe(recs[3]!.cpus);
+    expect(leftovers(jobId, path.join(home, 'jobs', jobId))).toEqual([]);
   });
 });

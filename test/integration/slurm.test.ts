@@ -335,6 +335,26 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     expect(await leftovers(jobId)).toEqual([]);
   });
 
+  it('nodelist and exclude put the workers on the nodes asked, as each worker sees from inside; an unknown node is refused naming it', async () => {
+    const [first, second] = cluster.nodes.map((n) => n.name) as [string, string];
+    for (const [name, placement] of [['slurm-nodelist', { nodelist: [second] }], ['slurm-exclude', { exclude: first }]] as const) {
+      const home = tempHome();
+      const job = makeJob({ name, workers: 2, worker: { module: 'w.mjs' }, ...slurmSpec({ slurm: { tasksPerNode: 2, ...placement } }) }, { 'w.mjs': fixture('slurm-worker.mjs') });
+      const r = await runCli(['submit', job], home);
+      const jobId = jobIds(home)[0]!;
+      expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+      const found = testRecords<Rec>(r.stdout).filter((x) => x.step === 'discovered');
+      expect(found.map((x) => `${x.id}@${x.node}`).sort(), name).toEqual([`0@${second}`, `1@${second}`]);
+      expect(await leftovers(jobId)).toEqual([]);
+    }
+    const home = tempHome();
+    const job = makeJob({ name: 'slurm-nonode', workers: 1, worker: { command: 'true' }, ...slurmSpec({ slurm: { nodelist: ['nosuchnode'] } }) });
+    const r = await runCli(['submit', job], home);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`slurm.nodelist is "nosuchnode"; nodes on this cluster: ${first}, ${second}`);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
   it('every kind of directive it writes is accepted by the real sbatch --test-only', async () => {
     const { sbatchDirectives } = await import('../../src/launchers/slurm/batch-script.js');
     const { parseSpec } = await import('../../src/spec/validate.js');

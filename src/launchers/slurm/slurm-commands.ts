@@ -73,6 +73,11 @@ export class SlurmCommands {
       const parts = await this.partitions().catch(() => []);
       if (parts.length) hint = `; partitions on this cluster: ${parts.join(', ')}`;
     }
+    if (/invalid node name/i.test(said)) {
+      const asked = [this.slurm.nodelist && `slurm.nodelist is "${this.slurm.nodelist}"`, this.slurm.exclude && `slurm.exclude is "${this.slurm.exclude}"`].filter(Boolean);
+      const nodes = await this.nodes().catch(() => []);
+      hint = `; ${asked.join(' and ') || 'a node name in the spec is not one of this cluster\'s'}${nodes.length ? `; nodes on this cluster: ${nodes.join(', ')}` : ''}`;
+    }
     throw new LauncherError(`sbatch refused the job: ${said}${hint} (the batch script is ${scriptFile})`);
   }
 
@@ -102,6 +107,11 @@ export class SlurmCommands {
     if (r.code !== 0 && !/invalid job id|already completing or completed/i.test(r.stderr)) {
       throw new LauncherError(`scancel ${jobId} failed: ${r.stderr.trim() || `exit code ${r.code}`}`);
     }
+  }
+
+  async nodes(): Promise<string[]> {
+    const r = await this.run('sinfo', ['-h', '-N', '-o', '%N']);
+    return r.code === 0 ? [...new Set(r.stdout.split('\n').map((s) => s.trim()).filter(Boolean))] : [];
   }
 
   async partitions(): Promise<string[]> {

@@ -4,6 +4,7 @@ import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, type ClusterCap
 import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
 import { LazyLauncher } from './lazy-launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
+import { isMpiLaunch, mpiLaunchName } from './slurm/section.js';
 
 /**
  * One entry per cluster: what it can do (checked before anything changes, see capabilities.ts), its
@@ -36,7 +37,12 @@ const backends: Record<ClusterKind, Backend> = {
   slurm: {
     capabilities: {
       scale: fixedSize('a Slurm allocation has a fixed size; submit a job with more workers instead'),
-      restartOneWorker: { by: 'launcher' },
+      restartOneWorker: {
+        by: 'launcher',
+        // A rank started again on its own would be a world of one, not a member of the job's MPI world.
+        refusal: (spec) => (spec.slurm && isMpiLaunch(spec.slurm) ? `an MPI job (${mpiLaunchName(spec.slurm)}) does not restart ranks one by one` : undefined),
+        except: 'not with slurm.launch: mpirun or slurm.mpi',
+      },
       // In the allocation: its journal is in the job directory on the shared file system, its sruns are detached.
       jobMasterRecovery: true,
       // In the allocation, the http and s3 uploaders' credentials cannot be handed over safely.

@@ -4,7 +4,7 @@ import { formatDuration, parseDuration } from './units.js';
 import { KubernetesSpecSchema, refineKubernetesSpec } from '../launchers/k8s/section.js';
 import { MpiSpecSchema, refineMpiSpec } from '../launchers/mpi/section.js';
 import { NomadSpecSchema, refineNomadSpec } from '../launchers/nomad/section.js';
-import { SlurmSpecSchema } from '../launchers/slurm/section.js';
+import { refineSlurmSpec, SlurmSpecSchema } from '../launchers/slurm/section.js';
 import { PORT_NAME } from '../protocol/messages.js';
 
 /**
@@ -269,6 +269,7 @@ export const JobSpecSchema = z.strictObject({
   if (spec.cluster === 'kubernetes') refineKubernetesSpec(spec, ctx);
   if (spec.cluster === 'nomad') refineNomadSpec(spec, ctx);
   if (spec.cluster === 'mpi') refineMpiSpec(spec, ctx);
+  if (spec.cluster === 'slurm') refineSlurmSpec(spec, ctx);
 });
 
 /**

@@ -92,7 +92,12 @@ export interface SlurmClusterOptions {
 const STATE_ROOT = '/run/twister2-slurm-clusters';
 const SECOND_OCTET = 232;
 const MARKER_VAR = 'TWISTER2_SLURM_CLUSTER';
-export const SLURM_PACKAGES = ['slurm-wlm', 'munge', 'iproute2', 'util-linux'];
+/**
+ * libpmix-dev for Slurm's mpi/pmix plugin (`srun --mpi=pmix`): the plugin dlopens the unversioned
+ * /usr/lib/x86_64-linux-gnu/pmix2/lib/libpmix.so, which only the -dev package installs (the runtime,
+ * libpmix2, has libpmix.so.2 alone); without it `srun --mpi=list` still lists pmix but every step fails.
+ */
+export const SLURM_PACKAGES = ['slurm-wlm', 'munge', 'iproute2', 'util-linux', 'libpmix-dev'];
 
 /** Installs slurm-wlm and munge if missing (call at module level: apt can take a minute on a new machine). */
 export function ensureSlurm(): void {
@@ -163,6 +168,7 @@ export async function startSlurmCluster(opts: SlurmClusterOptions): Promise<Slur
         memoryMB,
       });
       mkdirSync(path.join(dir, 'spool', name), { recursive: true });
+      mkdirSync(path.join(dir, 'tmp', name), { recursive: true });
     }
 
     // Network: bridge + one namespace per node.
@@ -357,6 +363,11 @@ function slurmConf(o: {
     `AuthInfo=socket=${o.mungeSocket}`,
     `StateSaveLocation=${d}/state`,
     `SlurmdSpoolDir=${d}/spool/%n`,
+    // The nodes share this machine's /tmp, where Slurm's PMIx plugin makes each step's client directory
+    // (spmix_appdir_<uid>_<job>.<step>) by default: the second node of an `srun --mpi=pmix` step finds it
+    // made by the first and fails the step ("File exists"). A TmpFS per node (%n) keeps them apart, as
+    // each node's own /tmp would on a real cluster.
+    `TmpFS=${d}/tmp/%n`,
     `SlurmctldPidFile=${d}/run/slurmctld.pid`,
     `SlurmdPidFile=${d}/run/slurmd-%n.pid`,
     `SlurmctldLogFile=${d}/log/slurmctld.log`,

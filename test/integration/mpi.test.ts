@@ -147,6 +147,9 @@ describe('mpi launcher on two ssh hosts', () => {
     const logs = readLogs(home, jobId);
     expect(ok.code, `${ok.stderr}\n${logs}`).toBe(0);
     expect(ok.stderr).toContain('SUCCEEDED');
+    // No worker registers without a job master: the CLI says the job runs, not that workers registered.
+    expect(ok.stderr).toContain('job RUNNING: 4 workers started (no job master: jobMaster.placement none)');
+    expect(ok.stderr).not.toContain('registered');
     const lines = [...logs.matchAll(/ALLREDUCE rank=(\d) size=4 worker=(\d) sum=(\d+)/g)];
     expect(lines.map((m) => m[1]).sort()).toEqual(['0', '1', '2', '3']);
     expect(lines.every((m) => m[1] === m[2] && m[3] === '10')).toBe(true);

@@ -58,7 +58,7 @@ export async function submitCommand(args: SubmitArgs): Promise<number> {
     return ExitCode.succeeded;
   }
   const interrupted = watchInterrupts(handle, say);
-  const progress = new Progress(status.numWorkers);
+  const progress = new Progress(status.numWorkers, handle.record.placement !== 'none');
   handle.on('event', (e) => progress.update(e));
   const printing = printLines(handle.logs({ follow: true }), args.json ? process.stderr : process.stdout, () => progress.clear());
   const final = await handle.wait();
@@ -102,13 +102,19 @@ function watchInterrupts(handle: JobHandle, say: (s: string) => void): { value: 
   return state;
 }
 
-/** "workers registered n/N" while the job starts: rewritten in place on a terminal, one line per change otherwise. */
+/**
+ * "workers registered n/N" while the job starts: rewritten in place on a terminal, one line per change otherwise.
+ * Without a job master (jobMaster.placement none) no worker registers: the job's own RUNNING message is shown.
+ */
 class Progress {
   private readonly registered = new Set<number>();
   private shown = '';
   private readonly tty = process.stderr.isTTY === true;
 
-  constructor(private total: number) {}
+  constructor(
+    private total: number,
+    private readonly registering: boolean,
+  ) {}
 
   update(e: JobEvent): void {
     if (e.type === 'scaled') this.total = e.to;
@@ -123,7 +129,9 @@ class Progress {
     }
     if (e.type === 'job-state' && e.state !== 'STARTING') {
       this.clear();
-      if (e.state === 'RUNNING') process.stderr.write(`twister2: all ${this.total} workers registered; job RUNNING\n`);
+      if (e.state === 'RUNNING') {
+        process.stderr.write(this.registering ? `twister2: all ${this.total} workers registered; job RUNNING\n` : `twister2: job RUNNING${e.message ? `: ${e.message}` : ''}\n`);
+      }
       return;
     }
     if (e.type !== 'worker-state' || e.state !== 'RUNNING') return;

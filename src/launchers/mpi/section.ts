@@ -12,6 +12,13 @@ const mpiHost = z
   .string({ error: MPI_HOST_RULE })
   .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$/, MPI_HOST_RULE);
 
+/** OpenMPI's MCA parameters (`--mca NAME VALUE`, or `OMPI_MCA_NAME` where no mpirun runs); also Slurm's MPI modes'. */
+export const mcaSchema = z
+  .record(z.string().regex(/^[A-Za-z0-9_]+$/, 'expected an MCA parameter name such as btl_tcp_if_include'), z.string({ error: 'expected an MCA value as a string, e.g. "self,tcp"' }), {
+    error: 'expected a map of MCA parameter names to string values',
+  })
+  .default({});
+
 /** The OpenMPI launcher (`cluster: mpi`): where mpirun starts the ranks and how it reaches the hosts. */
 export const MpiSpecSchema = z
   .strictObject({
@@ -30,11 +37,7 @@ export const MpiSpecSchema = z
     oversubscribe: z.boolean().default(false).describe('allow more ranks than slots'),
     mapBy: z.string().min(1).optional().describe('passed as --map-by'),
     bindToCore: z.boolean().default(false).describe('--bind-to core; otherwise --bind-to none'),
-    mca: z
-      .record(z.string().regex(/^[A-Za-z0-9_]+$/, 'expected an MCA parameter name such as btl_tcp_if_include'), z.string(), {
-        error: 'expected a map of MCA parameter names to string values',
-      })
-      .default({}),
+    mca: mcaSchema,
     ssh: z
       .strictObject({
         user: z.string().min(1).optional(),

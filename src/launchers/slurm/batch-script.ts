@@ -57,6 +57,7 @@ export function srunWorkersArgs(opts: { spec: JobSpec; slurm: SlurmSpec; logsDir
   const log = path.join(opts.logsDir, 'worker-%t.log');
   return [
     `--ntasks=${opts.spec.workers}`,
+    ...(opts.slurm.mpi ? [`--mpi=${opts.slurm.mpi}`] : []),
     '--kill-on-bad-exit=0',
     `--output=${log}`,
     `--error=${log}`,
@@ -68,11 +69,24 @@ export function srunWorkersArgs(opts: { spec: JobSpec; slurm: SlurmSpec; logsDir
 }
 
 /**
- * mpirun inside the allocation, built as the MPI launcher builds it: OpenMPI reads the hosts from Slurm (no
- * hostfile, no ssh) and the ranks inherit the batch step's environment; rank N is worker N.
+ * The environment of the workers' srun with `slurm.mpi`: srun --mpi=pmix starts a PMIx server in each node's
+ * slurmstepd and hands every task PMIX_NAMESPACE, PMIX_RANK (= SLURM_PROCID = worker ID) and the server's
+ * address; OpenMPI's MPI_Init finds them through its pmix component (Debian's OpenMPI 4 is built against the
+ * same libpmix as Slurm's plugin), so it needs no setting of its own to use PMIx. With no mpirun to take
+ * `--mca`, the job's MCA parameters reach the ranks as OMPI_MCA_<name>, which OpenMPI reads the same way.
  */
-export function mpirunWorkersArgs(opts: { spec: JobSpec; workerCommand: string[]; asRoot: boolean }): string[] {
-  const mpi: MpiSpec = { oversubscribe: false, bindToCore: false, mca: {}, ssh: {}, mpirun: 'mpirun' };
+export function srunMpiEnv(slurm: SlurmSpec): Record<string, string> {
+  if (!slurm.mpi) return {};
+  return Object.fromEntries(Object.entries(slurm.mca).map(([k, v]) => [`OMPI_MCA_${k}`, v]));
+}
+
+/**
+ * mpirun inside the allocation, built as the MPI launcher builds it: OpenMPI reads the hosts from Slurm (no
+ * hostfile, no ssh) and the ranks inherit the batch step's environment; rank N is worker N. `slurm.mca`
+ * goes on the command line as `--mca`, as `mpi.mca` does for cluster: mpi.
+ */
+export function mpirunWorkersArgs(opts: { spec: JobSpec; slurm: Pick<SlurmSpec, 'mca'>; workerCommand: string[]; asRoot: boolean }): string[] {
+  const mpi: MpiSpec = { oversubscribe: false, bindToCore: false, mca: opts.slurm.mca, ssh: {}, mpirun: 'mpirun' };
   // The uid only decides --allow-run-as-root.
   return mpirunArgs({ mpi, np: opts.spec.workers, envNames: [], uid: opts.asRoot ? 0 : 1, program: opts.workerCommand });
 }
@@ -113,11 +127,11 @@ export function batchScript(input: BatchScriptInput): string {
     lines.push(`exec ${body.jobMasterCommand.map(shellQuote).join(' ')} </dev/null`);
     return lines.join('\n') + '\n';
   }
-  for (const [name, value] of Object.entries(body.env)) lines.push(`export ${name}=${shellQuote(value)}`);
+  for (const [name, value] of Object.entries({ ...body.env, ...srunMpiEnv(input.slurm) })) lines.push(`export ${name}=${shellQuote(value)}`);
   lines.push(...jobMasterCheck(body.env[ENV.jobMasterUrl]));
   const launch =
     input.slurm.launch === 'mpirun'
-      ? [input.slurm.mpirun, ...mpirunWorkersArgs({ spec: input.spec, workerCommand: body.workerCommand, asRoot: body.mpirunIsRoot ?? false })]
+      ? [input.slurm.mpirun, ...mpirunWorkersArgs({ spec: input.spec, slurm: input.slurm, workerCommand: body.workerCommand, asRoot: body.mpirunIsRoot ?? false })]
       : ['srun', ...srunWorkersArgs({ spec: input.spec, slurm: input.slurm, logsDir: input.logsDir, workerCommand: body.workerCommand })];
   lines.push(launch.map(shellQuote).join(' '));
   lines.push('status=$?', ...WAIT_FOR_STEPS);

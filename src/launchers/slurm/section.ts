@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { sizeSchema } from '../../spec/size-schema.js';
 import { parseDuration } from '../../spec/units.js';
+import { mcaSchema } from '../mpi/section.js';
 
 /**
  * The `slurm` section: what the batch script asks Slurm for beyond `resources` (which are per worker and
@@ -68,9 +69,23 @@ export const SlurmSpecSchema = z
       .default([]),
     /** Extra options for the srun that starts the workers (e.g. "--cpu-bind=cores"). */
     srunArgs: z.array(oneLine('an srun option')).default([]),
-    /** srun starts the workers; mpirun (inside the allocation) when the worker is an MPI program. */
-    launch: z.enum(['srun', 'mpirun']).default('srun'),
+    /**
+     * srun starts the workers; mpirun (inside the allocation) when the worker is an MPI program. srun
+     * starts MPI ranks itself with `mpi` (srun --mpi=pmix).
+     */
+    launch: z
+      .enum(['srun', 'mpirun'], { error: 'expected "srun" or "mpirun"; for srun --mpi=pmix write launch: srun and mpi: pmix' })
+      .default('srun'),
     mpirun: z.string().min(1).default('mpirun').describe('mpirun on the nodes, for launch: mpirun'),
+    /**
+     * Slurm's MPI plugin for launch: srun (`srun --mpi=pmix`): every task is an MPI rank, wired up by
+     * Slurm's PMIx server, with no mpirun. Without it srun uses the cluster's MpiDefault.
+     */
+    mpi: z
+      .enum(['pmix'], { error: 'expected "pmix" (srun --mpi=pmix; the plugin needs PMIx on the nodes), or leave mpi out and use launch: mpirun' })
+      .optional(),
+    /** OpenMPI MCA parameters for the MPI modes: `--mca` for mpirun, `OMPI_MCA_<name>` for srun --mpi=pmix. */
+    mca: mcaSchema,
     /** Where Slurm's commands are, when they are not on PATH. */
     binDir: z.string().startsWith('/', 'expected an absolute path to the directory holding sbatch').optional(),
     /** Client environment variables to pass on to the job (Slurm's own SLURM_* settings always are). */
@@ -80,6 +95,43 @@ export const SlurmSpecSchema = z
     if (s.launch === 'mpirun' && s.srunArgs.length > 0) {
       ctx.addIssue({ code: 'custom', path: ['srunArgs'], message: 'srunArgs apply to launch: srun; with launch: mpirun put options in the worker command' });
     }
+    if (s.launch === 'mpirun' && s.mpi !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mpi'],
+        message: `mpi "${s.mpi}" is for srun's own launch of MPI ranks, but launch is "mpirun" (mpirun brings its own runtime); remove slurm.mpi, or set slurm.launch: srun`,
+      });
+    }
+    const mcaNames = Object.keys(s.mca);
+    if (mcaNames.length > 0 && !isMpiLaunch(s)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mca'],
+        message: `MCA parameters (${mcaNames.join(', ')}) are for MPI programs, but this job starts plain srun tasks; set slurm.mpi: pmix or slurm.launch: mpirun, or remove slurm.mca`,
+      });
+    }
   });
 
+/** The job's workers are MPI ranks: started by mpirun, or by srun through an MPI plugin. */
+export function isMpiLaunch(s: Pick<SlurmSpec, 'launch' | 'mpi'>): boolean {
+  return s.launch === 'mpirun' || s.mpi !== undefined;
+}
+
+/** How Slurm's MPI mode is named in messages: `slurm.launch: mpirun` or `slurm.mpi: pmix`. */
+export function mpiLaunchName(s: Pick<SlurmSpec, 'launch' | 'mpi'>): string {
+  return s.mpi !== undefined ? `slurm.mpi: ${s.mpi}` : `slurm.launch: ${s.launch}`;
+}
+
 export type SlurmSpec = z.output<typeof SlurmSpecSchema>;
+
+/** For the job spec's superRefine, when cluster is "slurm": the checks that need more than the slurm section. */
+export function refineSlurmSpec(spec: { jobMaster: { placement: string }; slurm?: SlurmSpec | undefined }, ctx: z.RefinementCtx): void {
+  if (spec.slurm?.launch === 'mpirun' && spec.jobMaster.placement === 'cluster') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['slurm', 'launch'],
+      message:
+        'launch "mpirun" runs mpirun from the batch script, but with jobMaster.placement "cluster" the job master in the allocation starts the workers with srun; use slurm.mpi: pmix (srun --mpi=pmix), or jobMaster.placement: client',
+    });
+  }
+}

@@ -9,7 +9,7 @@ import { FileTail } from '../file-tail.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { DetachedCommand, type CommandFollower } from '../detached-command.js';
 import { ENV, workerEnvironment, writeWorkerTokenFile } from '../../job/worker-environment.js';
-import { batchScript, srunWorkersArgs } from './batch-script.js';
+import { batchScript, srunMpiEnv, srunWorkersArgs } from './batch-script.js';
 import { describeReason, slurmPhase, UNSATISFIABLE_REASONS } from './job-states.js';
 import { SlurmCommands } from './slurm-commands.js';
 import { RankLines } from '../mpi/tagged-output.js';
@@ -85,7 +85,7 @@ export class SlurmLauncher implements Launcher {
     process.on('exit', this.onExit);
     if (this.inAllocation) {
       this.slurmJobId = this.env.SLURM_JOB_ID;
-      this.runStep(WORKERS_STEP, srunWorkersArgs({ spec: ctx.spec, slurm, logsDir: this.logsDir, workerCommand: this.workerCommand() }), this.workerEnv());
+      this.runStep(WORKERS_STEP, srunWorkersArgs({ spec: ctx.spec, slurm, logsDir: this.logsDir, workerCommand: this.workerCommand() }), { ...this.workerEnv(), ...srunMpiEnv(slurm) });
       return;
     }
     commands.program('srun'); // fail before submitting if restarts could not be run
@@ -136,8 +136,9 @@ export class SlurmLauncher implements Launcher {
       // It crashed before it recorded the workers' step: the srun it started, found by its files; none: run it.
       const files = this.stepFiles(WORKERS_STEP);
       const pgid = DetachedCommand.find(files) ?? (DetachedCommand.ended(files) ? 0 : undefined);
-      if (pgid === undefined) this.runStep(WORKERS_STEP, srunWorkersArgs({ spec: ctx.spec, slurm: this.slurm, logsDir: this.logsDir, workerCommand: this.workerCommand() }), this.workerEnv());
-      else this.follow(WORKERS_STEP, undefined, (follower) => DetachedCommand.attach(pgid, files, follower));
+      if (pgid === undefined) {
+        this.runStep(WORKERS_STEP, srunWorkersArgs({ spec: ctx.spec, slurm: this.slurm, logsDir: this.logsDir, workerCommand: this.workerCommand() }), { ...this.workerEnv(), ...srunMpiEnv(this.slurm) });
+      } else this.follow(WORKERS_STEP, undefined, (follower) => DetachedCommand.attach(pgid, files, follower));
     }
     for (const w of workers) {
       if (w.state === 'STARTING' && w.restarts > 0 && !this.steps.has(restartStepName(w.workerId, w.restarts))) await this.restartWorker(w.workerId, w.restarts);

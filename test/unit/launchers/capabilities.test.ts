@@ -39,6 +39,11 @@ describe('capabilities in spec validation', () => {
     expect(problems({ ...ok, ...mpi, restart: { maxRestarts: 1 } })).toMatch(/restart.maxRestarts: cluster "mpi" cannot restart one worker, so restart.maxRestarts must be 0 \(got 1\)/);
     expect(problems({ ...ok, cluster: 'kubernetes', kubernetes: { openmpi: true }, restart: { maxRestarts: 2 } })).toMatch(/OpenMPI job .* does not restart ranks one by one/);
     expect(problems({ ...ok, cluster: 'kubernetes', restart: { maxRestarts: 2 } })).toBe('');
+    expect(problems({ ...ok, cluster: 'slurm', slurm: { mpi: 'pmix' }, restart: { maxRestarts: 1 } })).toMatch(
+      /restart.maxRestarts: an MPI job \(slurm.mpi: pmix\) does not restart ranks one by one, so restart.maxRestarts must be 0 \(got 1\)/,
+    );
+    expect(problems({ ...ok, cluster: 'slurm', slurm: { launch: 'mpirun' }, restart: { maxRestarts: 1 } })).toMatch(/an MPI job \(slurm.launch: mpirun\) does not restart ranks/);
+    expect(problems({ ...ok, cluster: 'slurm', restart: { maxRestarts: 1 } })).toBe('');
   });
 });
 

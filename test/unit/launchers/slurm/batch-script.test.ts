@@ -99,10 +99,22 @@ describe('sbatch directives', () => {
     [{ nodes: 'two' }, /slurm.nodes: expected a node count such as 2 or a range such as "2-4"/],
     [{ memoryPerNode: 'lots' }, /slurm.memoryPerNode: "lots" is not a size/],
     [{ partiton: 'batch' }, /slurm.partiton: unknown key "partiton" \(did you mean "partition"\?\)/],
+    [{ launch: 'srun --mpi=pmix' }, /slurm.launch: expected "srun" or "mpirun"; for srun --mpi=pmix write launch: srun and mpi: pmix \(got "srun --mpi=pmix"\)/],
+    [{ mpi: 'pmi3' }, /slurm.mpi: expected "pmix" .*launch: mpirun \(got "pmi3"\)/],
+    [{ launch: 'mpirun', mpi: 'pmix' }, /slurm.mpi: mpi "pmix" is for srun's own launch of MPI ranks, but launch is "mpirun" .*remove slurm.mpi, or set slurm.launch: srun/],
+    [{ mca: { btl: 'self,tcp' } }, /slurm.mca: MCA parameters \(btl\) are for MPI programs, but this job starts plain srun tasks; set slurm.mpi: pmix or slurm.launch: mpirun, or remove slurm.mca/],
+    [{ mpi: 'pmix', mca: { btl: 4 } }, /slurm.mca.btl: expected an MCA value as a string/],
   ])('refuses a bad slurm section %j', (slurm, message) => {
     expect(() => parseSpec({ ...base, slurm })).toThrow(SpecError);
     expect(() => parseSpec({ ...base, slurm })).toThrow(message);
   });
+});
+
+it('refuses slurm.launch: mpirun with the job master in the allocation, which starts workers with srun', () => {
+  expect(() => parseSpec({ ...base, jobMaster: { placement: 'cluster' }, slurm: { launch: 'mpirun' } })).toThrow(
+    /slurm.launch: launch "mpirun" runs mpirun from the batch script, but with jobMaster.placement "cluster" .*use slurm.mpi: pmix \(srun --mpi=pmix\), or jobMaster.placement: client/,
+  );
+  expect(parseSpec({ ...base, jobMaster: { placement: 'cluster' }, slurm: { mpi: 'pmix' } }).slurm?.mpi).toBe('pmix');
 });
 
 describe('batch script', () => {
@@ -162,6 +174,21 @@ describe('batch script', () => {
     });
     expect(script).toContain('\nmpirun -np 4 --bind-to none --allow-run-as-root --tag-output node main.js\n');
     expect(script).not.toContain('\nsrun --ntasks');
+  });
+
+  it('gives slurm.mca to mpirun as --mca', () => {
+    const spec = parseSpec({ ...base, slurm: { launch: 'mpirun', mca: { btl: 'self,tcp', btl_tcp_if_include: '10.0.0.0/24' } } });
+    const script = batchScript({ jobId: 'j-1', spec, slurm: slurmSection(spec), logsDir: '/l', body: { kind: 'workers', env: {}, workerCommand: ['node', 'main.js'] } });
+    expect(script).toContain("\nmpirun -np 4 --bind-to none --tag-output --mca btl 'self,tcp' --mca btl_tcp_if_include 10.0.0.0/24 node main.js\n");
+    expect(script).not.toContain('OMPI_MCA_');
+  });
+
+  it('starts MPI ranks with srun --mpi=pmix, slurm.mca as OMPI_MCA_ variables', () => {
+    const spec = parseSpec({ ...base, slurm: { mpi: 'pmix', mca: { btl: 'self,tcp' } } });
+    const script = batchScript({ jobId: 'j-1', spec, slurm: slurmSection(spec), logsDir: '/l', body: { kind: 'workers', env: {}, workerCommand: ['node', 'main.js'] } });
+    expect(script).toContain("\nexport OMPI_MCA_btl='self,tcp'\n");
+    expect(script).toContain('\nsrun --ntasks=4 --mpi=pmix --kill-on-bad-exit=0 ');
+    expect(script).not.toContain('\nmpirun');
   });
 
   it('runs the job master in the batch step for the cluster placement', () => {

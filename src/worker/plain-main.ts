@@ -1,6 +1,6 @@
 import { Twister2Error } from '../errors.js';
 import { fetchPackage } from './fetch/package-fetch.js';
-import { endTreeOnStopSignals, ProgramTree } from './process-tree.js';
+import { endTreeOnStopSignals, ProgramTree, untilExit } from './process-tree.js';
 import { runCommand } from './program-runner.js';
 import { specOfPackage } from './spec-view.js';
 import { resolveWorkerId } from '../launchers/worker-sides.js';
@@ -12,13 +12,14 @@ import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
  * that needs only its rank. Gets the package (once per host), then runs the command in it with the rank's
  * MPI environment, and exits with the command's outcome. No registration, no heartbeats.
  */
+// Whatever the command starts ends with this rank, however it ends.
+const tree = ProgramTree.mark(process.env);
+process.once('exit', () => tree.killNow());
+// mpirun SIGTERMs every rank once one fails, also a rank still fetching the package.
+const stop = endTreeOnStopSignals(tree, 1000);
+
 async function main(): Promise<number> {
   const env = process.env;
-  // Whatever the command starts ends with this rank, however it ends.
-  const tree = ProgramTree.mark(env);
-  process.once('exit', () => tree.killNow());
-  // mpirun SIGTERMs every rank once one fails, also a rank still fetching the package.
-  endTreeOnStopSignals(tree, 1000);
   const { workerId } = await resolveWorkerId(env);
   const ref = readPackageRef(env);
   const { workDir, scratch } = workDirOf(env);
@@ -41,8 +42,9 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => (stop.stopping() ? untilExit() : process.exit(code)),
   (err: unknown) => {
+    if (stop.stopping()) return untilExit();
     console.error(`[twister2 rank] ${err instanceof Twister2Error ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     process.exit(1);
   },

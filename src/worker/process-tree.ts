@@ -130,10 +130,10 @@ function readProcs(): Proc[] {
 
 /**
  * SIGTERM (scancel, mpirun, the job master) and SIGINT end the program's processes, then this process with
- * 143 or 130. Installed first thing, so that a signal at any point runs the exit hooks (the scratch dir's
+ * 143 or 130 (`stopping()` then says so). Installed first thing, so that a signal at any point runs the exit hooks (the scratch dir's
  * release among them) instead of the signal's default action, which runs none.
  */
-export function endTreeOnStopSignals(tree: ProgramTree, graceMs: number): void {
+export function endTreeOnStopSignals(tree: ProgramTree, graceMs: number): { stopping(): boolean } {
   let signalled = false;
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
     process.on(signal, () => {
@@ -142,4 +142,11 @@ export function endTreeOnStopSignals(tree: ProgramTree, graceMs: number): void {
       void tree.end(graceMs).finally(() => process.exit(code));
     });
   }
+  return { stopping: () => signalled };
 }
+
+/**
+ * Once stopped by a signal, the process ends as the signal says (143, 130), also when what it was doing
+ * fails because of the stop meanwhile (a child it needed was ended first): that failure is not the cause.
+ */
+export const untilExit = (): Promise<never> => new Promise<never>(() => undefined);

@@ -16,7 +16,7 @@ import { specOfPackage } from './spec-view.js';
 import { markPhase } from './phases.js';
 import { idleUntilJobMasterGone } from './idle-in-pod.js';
 import { workerMessaging } from './messaging.js';
-import { endTreeOnStopSignals, ProgramTree } from './process-tree.js';
+import { endTreeOnStopSignals, ProgramTree, untilExit } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
 import { endOrphanedJob, jobMasterUrl, resolveWorkerId } from '../launchers/worker-sides.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
@@ -35,8 +35,9 @@ const PROGRAM_STOP_GRACE_MS = 1000;
  */
 export function runWorkerProcess(): Promise<number> {
   const tree = ProgramTree.mark(process.env);
-  endTreeOnStopSignals(tree, PROGRAM_STOP_GRACE_MS);
-  return runWorker(process.env, tree);
+  const stop = endTreeOnStopSignals(tree, PROGRAM_STOP_GRACE_MS);
+  // A set-up that fails because it was stopped meanwhile is no set-up failure: the stop decides the exit.
+  return runWorker(process.env, tree).catch((err: unknown) => (stop.stopping() ? untilExit() : Promise.reject(err)));
 }
 
 /**

@@ -18,7 +18,8 @@ describe('a rank of a job without a job master (plain-main)', () => {
   // mpirun SIGTERMs every rank as soon as one fails; a rank still fetching the package must still
   // release its hold on the host's scratch dir, or the last one leaves the dir behind.
   it('SIGTERMed while it fetches the package: exits 143 and its scratch dir is gone', async () => {
-    const hanging = http.createServer(() => undefined); // accepts, never answers
+    let asked = false;
+    const hanging = http.createServer(() => (asked = true)); // takes the request, never answers
     await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
     cleanup.push(() => {
       hanging.closeAllConnections();
@@ -43,6 +44,10 @@ describe('a rank of a job without a job master (plain-main)', () => {
     const exited = new Promise<number | string | null>((resolve) => rank.once('exit', (code, signal) => resolve(code ?? signal)));
     const holds = () => (existsSync(path.join(workDir, '.live')) ? readdirSync(path.join(workDir, '.live')) : []);
     await expect.poll(holds, { timeout: 30_000, interval: 50 }).toHaveLength(1);
+    // Once the download is under way: before, the rank may still be loading the HTTP client, which under
+    // tsx takes its esbuild child, and the stop ends that child too (the rank then exits 143 all the same,
+    // see plain-main.ts, but this test is about a rank stopped while it fetches).
+    await expect.poll(() => asked, { timeout: 30_000, interval: 20 }).toBe(true);
     rank.kill('SIGTERM');
     expect(await exited).toBe(143);
     expect(existsSync(workDir)).toBe(false);

@@ -9,7 +9,7 @@ export const DASHBOARD_URL_ENV = 'TWISTER2_DASHBOARD_URL';
 /** The dashboard's access token, for a dashboard whose token file is not this machine's $TWISTER2_HOME/dashboard/token. */
 export const DASHBOARD_TOKEN_ENV = 'TWISTER2_DASHBOARD_TOKEN';
 /** Asking the dashboard for the job's token never holds a submission up for longer. */
-const ISSUE_TIMEOUT_MS = 3000;
+const ISSUE_TIMEOUT_MS = 2000;
 
 /** The spec with `dashboard` from TWISTER2_DASHBOARD_URL when it names none. */
 export function withDashboardFromEnv(spec: JobSpec, env: NodeJS.ProcessEnv = process.env): JobSpec {

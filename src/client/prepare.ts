@@ -54,10 +54,12 @@ export async function prepareJob(
     const jobId = newJobId(spec.name);
     const jobDir = await createJobDir(jobId);
     try {
+      // Asked while the job is packed: a slow dashboard holds the submission up as little as it can (never rejects).
+      const issuing = spec.dashboard ? issueReportToken(spec.dashboard.url, jobId, onWarning) : undefined;
       // The spec file stays out: it may hold credentials, and the manifest carries the resolved spec without them.
       const info = await packJob({ source: root, outFile: path.join(jobDir, files.package), manifestExtra: { spec: specToInput(spec), view: spec }, omit: SPEC_FILE_NAMES });
-      if (spec.dashboard) {
-        const dashboardToken = await issueReportToken(spec.dashboard.url, jobId, onWarning);
+      if (issuing) {
+        const dashboardToken = await issuing;
         if (dashboardToken) {
           secrets = { ...secrets, dashboardToken };
           await writeFile(path.join(jobDir, files.dashboardToken), dashboardToken + '\n', { mode: 0o600 });

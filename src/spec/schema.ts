@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { gpuIndexesSchema } from './gpu-schema.js';
 import { sizeSchema } from './size-schema.js';
 import { formatDuration, parseDuration } from './units.js';
 import { KubernetesSpecSchema, refineKubernetesSpec } from '../launchers/k8s/section.js';
@@ -239,6 +240,7 @@ export type DashboardSpec = z.output<typeof DashboardSpecSchema>;
 /** The local cluster (processes on this machine). */
 export const LocalSpecSchema = z.strictObject({
   workDir: z.string().min(1).optional().describe('where workers unpack the package and keep scratch files'),
+  gpus: gpuIndexesSchema.optional().describe("this machine's GPU indexes, divided among the workers (resources.gpus each) as CUDA_VISIBLE_DEVICES"),
 });
 
 export const JobSpecSchema = z.strictObject({

@@ -3,7 +3,7 @@ import { fetchPackage } from './fetch/package-fetch.js';
 import { endTreeOnStopSignals, ProgramTree } from './process-tree.js';
 import { runCommand } from './program-runner.js';
 import { specOfPackage } from './spec-view.js';
-import { resolveWorkerId } from '../launchers/worker-sides.js';
+import { resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
 import { ENV, readPackageRef, workDirOf } from '../job/worker-environment.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
@@ -20,6 +20,7 @@ async function main(): Promise<number> {
   // mpirun SIGTERMs every rank once one fails, also a rank still fetching the package.
   endTreeOnStopSignals(tree, 1000);
   const { workerId } = await resolveWorkerId(env);
+  await takeGpus(env);
   const ref = readPackageRef(env);
   const { workDir, scratch } = workDirOf(env);
   if (scratch) releaseAtExit(WorkDirLease.take(workDir));

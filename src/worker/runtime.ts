@@ -18,7 +18,7 @@ import { idleUntilJobMasterGone } from './idle-in-pod.js';
 import { workerMessaging } from './messaging.js';
 import { endTreeOnStopSignals, ProgramTree } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
-import { endOrphanedJob, jobMasterUrl, resolveWorkerId } from '../launchers/worker-sides.js';
+import { endOrphanedJob, jobMasterUrl, resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
 const CLI_SCRIPT = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
@@ -57,6 +57,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
   let packageDir: string;
   let spec: JobSpec;
   try {
+    await takeGpus(env);
     const fetched = await fetchPackage(wenv.packageRef, wenv.workDir, {
       deadlineMs: wenv.registrationTimeoutMs,
       log: (line) => console.error(`[twister2 worker ${workerId}] ${line}`),

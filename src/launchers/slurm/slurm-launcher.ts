@@ -163,6 +163,9 @@ export class SlurmLauncher implements Launcher {
       '--ntasks=1',
       '--nodes=1',
       `--cpus-per-task=${cpus}`,
+      // An --overlap step shares the allocation's GPUs: Slurm gives it GPUs of the node, not necessarily the
+      // ones the failed worker had, so it may share one with a worker still running there (README, "GPUs").
+      ...(ctx.spec.resources.gpus > 0 ? [`--gpus-per-task=${ctx.spec.resources.gpus}`] : []),
       `--job-name=${ctx.jobId}-worker-${id}`,
       `--output=${log}`,
       `--error=${log}`,

@@ -163,9 +163,8 @@ export class SlurmLauncher implements Launcher {
       '--ntasks=1',
       '--nodes=1',
       `--cpus-per-task=${cpus}`,
-      // An --overlap step shares the allocation's GPUs: Slurm gives it GPUs of the node, not necessarily the
-      // ones the failed worker had, so it may share one with a worker still running there (README, "GPUs").
-      ...(ctx.spec.resources.gpus > 0 ? [`--gpus-per-task=${ctx.spec.resources.gpus}`] : []),
+      // GPUs: an --overlap step shares the allocation's GPUs; Slurm gives it its share of its node's from the
+      // job's --gpus-per-task, not necessarily the ones the failed worker had (README, "GPUs").
       `--job-name=${ctx.jobId}-worker-${id}`,
       `--output=${log}`,
       `--error=${log}`,

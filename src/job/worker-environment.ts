@@ -67,6 +67,16 @@ export const ENV = {
   nomadInAllocation: 'TWISTER2_NOMAD_IN_ALLOCATION',
 } as const;
 
+/** The GPUs a worker may use: set by the local and MPI launchers from their GPU lists, by Slurm per task. */
+export const CUDA_VISIBLE_DEVICES = 'CUDA_VISIBLE_DEVICES';
+
+/** The worker's GPUs as CUDA_VISIBLE_DEVICES lists them (indexes or UUIDs), for ctx.gpus; undefined when it is not set. */
+export function visibleGpus(env: NodeJS.ProcessEnv): string[] | undefined {
+  const v = env[CUDA_VISIBLE_DEVICES];
+  if (v === undefined) return undefined;
+  return v.split(',').map((g) => g.trim()).filter(Boolean);
+}
+
 /** Every name twister2 gives a worker starts with this; the spec's worker.env may not use it. */
 export const RESERVED_PREFIX = 'TWISTER2_';
 /** `TWISTER2_PORT_<NAME>`: a port the runtime picked for a command worker (worker.ports). */

@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises';
 import os from 'node:os';
 import { WorkerEnvironmentError } from '../errors.js';
 import { isLoopbackHost } from '../net/loopback.js';
+import { CUDA_VISIBLE_DEVICES } from '../job/worker-environment.js';
 
 /**
  * How a configured list of GPU indexes is divided among workers (local: `local.gpus` among all workers; MPI:
@@ -10,7 +11,7 @@ import { isLoopbackHost } from '../net/loopback.js';
  * slots, the same after a restart, and a worker added by scaling (the next ID) gets ones nobody holds. Loaded by
  * the worker runtime: no zod, no spec schema.
  */
-export const CUDA_VISIBLE_DEVICES = 'CUDA_VISIBLE_DEVICES';
+export { CUDA_VISIBLE_DEVICES };
 
 /** The GPUs of the worker in `slot`, or undefined when the list has too few for it. */
 export function gpusOfSlot(list: readonly number[], perWorker: number, slot: number): number[] | undefined {

@@ -268,6 +268,14 @@ export const JobSpecSchema = z.strictObject({
   if (spec.jobMaster.placement === 'none' && spec.driver !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['driver'], message: 'the driver runs in the job master, and jobMaster.placement "none" has none; use placement client or cluster, or remove driver' });
   }
+  const gpusDivided = spec.resources.gpus > 0 || spec.local.gpus !== undefined || spec.mpi?.hosts?.some((h) => h.gpus !== undefined);
+  if (gpusDivided && spec.worker.env.CUDA_VISIBLE_DEVICES !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['worker', 'env', 'CUDA_VISIBLE_DEVICES'],
+      message: 'each worker\'s CUDA_VISIBLE_DEVICES is set from resources.gpus (and local.gpus or mpi.hosts[].gpus), so workers never share a GPU; remove it from worker.env',
+    });
+  }
   if (spec.cluster === 'kubernetes') refineKubernetesSpec(spec, ctx);
   if (spec.cluster === 'nomad') refineNomadSpec(spec, ctx);
   if (spec.cluster === 'mpi') refineMpiSpec(spec, ctx);

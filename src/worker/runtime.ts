@@ -2,7 +2,7 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commandWorkerVariables, ENV, readWorkerEnvironment } from '../job/worker-environment.js';
+import { commandWorkerVariables, ENV, readWorkerEnvironment, visibleGpus } from '../job/worker-environment.js';
 import { Twister2Error } from '../errors.js';
 import { primaryAddress } from '../net/primary-address.js';
 import type { HealthCheck, JobSpec } from '../spec/schema.js';
@@ -200,6 +200,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       args: spec.worker.args,
       packageDir,
       volumes,
+      gpus: visibleGpus(env),
       log: {
         info: (...a) => console.log(...a),
         warn: (...a) => console.warn(...a),

@@ -11,13 +11,14 @@ interface Rec {
   id: number;
   restart: number;
   cvd: string | null;
+  gpus?: string[] | null;
 }
 
 /** Prints what it sees; fails once on its first run when asked to (args[0] = ID); waits for a file when given one (args[1]). */
 const GPU_WORKER = `
 import { existsSync } from 'node:fs';
 export default async function (ctx) {
-  console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, restart: ctx.restartCount, cvd: process.env.CUDA_VISIBLE_DEVICES ?? null }));
+  console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, restart: ctx.restartCount, cvd: process.env.CUDA_VISIBLE_DEVICES ?? null, gpus: ctx.gpus ?? null }));
   if (String(ctx.workerId) === ctx.args[0] && ctx.restartCount === 0) process.exit(9);
   const stop = ctx.args[1];
   while (stop && !existsSync(stop) && !ctx.signal.aborted) await new Promise((r) => setTimeout(r, 100));
@@ -41,8 +42,10 @@ describe('local cluster: GPUs from local.gpus', () => {
     const recs = testRecords<Rec>(r.stdout);
     const first = recs.filter((x) => x.restart === 0).sort((a, b) => a.id - b.id);
     expect(first.map((x) => [x.id, x.cvd])).toEqual([[0, '0'], [1, '1'], [2, '2'], [3, '3']]);
+    // The worker context says the same (ctx.gpus).
+    expect(first.map((x) => x.gpus)).toEqual([['0'], ['1'], ['2'], ['3']]);
     // Worker 2 failed on its first run and came back with the same GPU.
-    expect(recs.filter((x) => x.restart === 1)).toEqual([{ id: 2, restart: 1, cvd: '2' }]);
+    expect(recs.filter((x) => x.restart === 1)).toEqual([{ id: 2, restart: 1, cvd: '2', gpus: ['2'] }]);
     expect(jobProcesses(jobId)).toEqual([]);
   });
 

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { SpecError, WorkerEnvironmentError } from '../../../src/errors.js';
 import { scaleRefusal } from '../../../src/launchers/capabilities.js';
+import { visibleGpus } from '../../../src/job/worker-environment.js';
 import { cudaVisibleDevices, gpusOfSlot, matchHost, mpiRankGpus, type GpuPlan, type MachineNames } from '../../../src/launchers/gpus.js';
 import { mpiGpuPlan, ranksPerHost } from '../../../src/launchers/mpi/section.js';
 import { capabilitiesOf, checkCapabilities } from '../../../src/launchers/registry.js';
@@ -30,6 +31,10 @@ describe('dividing a GPU list', () => {
     expect(gpusOfSlot(list, 0, 9)).toEqual([]);
     expect(cudaVisibleDevices([3, 1])).toBe('3,1');
     expect(cudaVisibleDevices([])).toBe('');
+    expect(visibleGpus({ CUDA_VISIBLE_DEVICES: '3,1' })).toEqual(['3', '1']);
+    expect(visibleGpus({ CUDA_VISIBLE_DEVICES: '' })).toEqual([]);
+    expect(visibleGpus({ CUDA_VISIBLE_DEVICES: 'GPU-8f2c' })).toEqual(['GPU-8f2c']);
+    expect(visibleGpus({})).toBeUndefined();
   });
 
   it('no two slots share a GPU, for any list and share size', () => {
@@ -63,6 +68,11 @@ describe('local.gpus', () => {
     expect(problems({ ...ok, resources: { gpus: 1 } })).toMatch(/resources.gpus: each worker asks for 1 GPU\(s\) but local.gpus does not list the GPUs of this machine .*; set local.gpus to their indexes \(e.g. \[0, 1, 2, 3\]\), or resources.gpus to 0/);
     // A list with no request is fine (the workers then see no GPU).
     expect(problems({ ...ok, local: { gpus: [0] } })).toBe('');
+    // Sharing is not on offer: a CUDA_VISIBLE_DEVICES of the spec's own would undo the division.
+    expect(problems({ ...ok, resources: { gpus: 1 }, local: { gpus: [0, 1, 2, 3] }, worker: { command: 'true', env: { CUDA_VISIBLE_DEVICES: '0' } } })).toMatch(
+      /worker.env.CUDA_VISIBLE_DEVICES: each worker's CUDA_VISIBLE_DEVICES is set from resources.gpus .*; remove it from worker.env/,
+    );
+    expect(problems({ ...ok, worker: { command: 'true', env: { CUDA_VISIBLE_DEVICES: '0' } } })).toBe('');
   });
 
   it('a scale past the list is refused, one within it is not', () => {

@@ -374,8 +374,8 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     const home = tempHome();
     const job = makeJob({ name: 'slurm-gpus-many', workers: 2, resources: { gpus: 3 }, worker: { command: 'true' }, timeouts: { registration: '10m' }, ...slurmSpec({ slurm: { tasksPerNode: 1 } }) });
     const r = await runCli(['submit', job], home);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/Requested node configuration is not available|cannot run job \d+ as submitted/);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/FAILED: the slurm launcher could not start the workers: sbatch refused the job: Batch job submission failed: Requested node configuration is not available \(the batch script is \S+\/slurm\/job\.sbatch\)/);
     expect(await leftovers(jobIds(home)[0]!)).toEqual([]);
   });
 

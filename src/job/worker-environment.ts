@@ -31,6 +31,8 @@ export const ENV = {
   workDir: 'TWISTER2_WORK_DIR',
   /** "1": the work dir is this host's scratch for the job, removed by the last worker on the host to end. */
   workDirScratch: 'TWISTER2_WORK_DIR_SCRATCH',
+  /** MPI: each host's GPU list and resources.gpus (launchers/gpus.ts GpuPlan, JSON); a rank takes its share as CUDA_VISIBLE_DEVICES. */
+  gpuPlan: 'TWISTER2_GPU_PLAN',
   node: 'TWISTER2_NODE',
   /** "1": the cluster restarts a task that exits even when it succeeded (a Nomad service job), so a finished worker idles until its job ends. */
   idleWhenDone: 'TWISTER2_IDLE_WHEN_DONE',
@@ -64,6 +66,16 @@ export const ENV = {
   slurmInAllocation: 'TWISTER2_SLURM_IN_ALLOCATION',
   nomadInAllocation: 'TWISTER2_NOMAD_IN_ALLOCATION',
 } as const;
+
+/** The GPUs a worker may use: set by the local and MPI launchers from their GPU lists, by Slurm per task. */
+export const CUDA_VISIBLE_DEVICES = 'CUDA_VISIBLE_DEVICES';
+
+/** The worker's GPUs as CUDA_VISIBLE_DEVICES lists them (indexes or UUIDs), for ctx.gpus; undefined when it is not set. */
+export function visibleGpus(env: NodeJS.ProcessEnv): string[] | undefined {
+  const v = env[CUDA_VISIBLE_DEVICES];
+  if (v === undefined) return undefined;
+  return v.split(',').map((g) => g.trim()).filter(Boolean);
+}
 
 /** Every name twister2 gives a worker starts with this; the spec's worker.env may not use it. */
 export const RESERVED_PREFIX = 'TWISTER2_';
@@ -112,6 +124,8 @@ export interface WorkerEnvironmentOptions {
   workerId?: number;
   restartCount?: number;
   workDir?: { path: string; scratch: boolean };
+  /** Variables the launcher sets beyond twister2's own (CUDA_VISIBLE_DEVICES, the MPI GPU plan). */
+  extra?: Record<string, string>;
 }
 
 /** The environment a launcher gives the worker runtime. */
@@ -135,6 +149,7 @@ export function workerEnvironment(src: WorkerEnvironmentSource, opts: WorkerEnvi
     env[ENV.workDir] = opts.workDir.path;
     if (opts.workDir.scratch) env[ENV.workDirScratch] = '1';
   }
+  Object.assign(env, opts.extra);
   // Passed on from the submitting process (the bench); workers get no other twister2 variable of it.
   const phases = process.env[ENV.phasesDir];
   if (phases) env[ENV.phasesDir] = phases;

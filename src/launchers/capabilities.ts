@@ -1,4 +1,6 @@
+import os from 'node:os';
 import type { SpecProblem } from '../errors.js';
+import { listText, slotsOf } from './gpus.js';
 import { UPLOADER_KINDS, type ClusterKind, type JobSpec, type UploaderSpec } from '../spec/schema.js';
 
 export type PlacementKind = JobSpec['jobMaster']['placement'];
@@ -37,6 +39,16 @@ export interface ClusterCapabilities {
   jobMasterRecovery?: true;
   /** The job master placements the cluster has, each with the uploaders it accepts. */
   placements: Partial<Record<PlacementKind, readonly UploaderKind[]>>;
+  /**
+   * How resources.gpus is honoured: every cluster gives each worker its GPUs or refuses the job, none ignores
+   * the request. `problems` says why a job of `workers` workers cannot have them (checked before anything is
+   * created, and before a scale).
+   */
+  gpus: {
+    /** For the capability table in the README. */
+    summary: string;
+    problems?(spec: JobSpec, workers: number): SpecProblem[];
+  };
 }
 
 export const ALL_UPLOADERS = UPLOADER_KINDS;
@@ -49,7 +61,7 @@ export function fixedSize(why: string): ClusterCapabilities['scale'] {
 
 /** Why a job of `spec` cannot go from `from` to `to` workers, naming the cluster and what it can do; undefined when it can. */
 export function scaleRefusal(caps: ClusterCapabilities, spec: JobSpec, from: number, to: number): string | undefined {
-  const why = caps.scale.refusal(spec, to);
+  const why = caps.scale.refusal(spec, to) ?? caps.gpus.problems?.(spec, to)[0]?.message;
   return why === undefined ? undefined : `cluster "${spec.cluster}" cannot scale this job from ${from} to ${to} workers: ${why}; the job keeps running with ${from}`;
 }
 
@@ -78,5 +90,30 @@ export function capabilityProblems(caps: ClusterCapabilities, spec: JobSpec): Sp
     const why = caps.restartOneWorker.by === 'none' ? `cluster "${cluster}" cannot restart one worker` : caps.restartOneWorker.refusal?.(spec);
     if (why) problems.push({ path: 'restart.maxRestarts', message: `${why}, so restart.maxRestarts must be 0 (got ${spec.restart.maxRestarts})` });
   }
+  problems.push(...(caps.gpus.problems?.(spec, spec.workers) ?? []));
   return problems;
+}
+
+/**
+ * The local cluster: `local.gpus` lists this machine's GPUs, divided among the workers by worker ID
+ * (launchers/gpus.ts). Asking for GPUs without a list, or for more than it has, is refused.
+ */
+export function localGpuProblems(spec: JobSpec, workers: number): SpecProblem[] {
+  const g = spec.resources.gpus;
+  const list = spec.local.gpus;
+  if (g === 0) return [];
+  const host = `this machine (${os.hostname()})`;
+  if (!list) {
+    return [{ path: 'resources.gpus', message: `each worker asks for ${g} GPU(s) but local.gpus does not list the GPUs of ${host}; set local.gpus to their indexes (e.g. [0, 1, 2, 3]), or resources.gpus to 0` }];
+  }
+  if (workers * g <= list.length) return [];
+  const fit = slotsOf(list, g);
+  return [
+    {
+      path: 'resources.gpus',
+      message:
+        `${workers} workers × ${g} GPU(s) each (resources.gpus) need ${workers * g} GPUs, but local.gpus lists ${list.length} on ${host} ${listText(list)}, and workers never share one; ` +
+        `use at most ${fit} worker(s)${g > 1 ? ', fewer GPUs per worker' : ''}, or list more GPUs in local.gpus`,
+    },
+  ];
 }

@@ -1,6 +1,6 @@
 import { SpecError, UnknownClusterError } from '../errors.js';
 import type { ClusterKind, JobSpec } from '../spec/schema.js';
-import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, type ClusterCapabilities } from './capabilities.js';
+import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, localGpuProblems, type ClusterCapabilities } from './capabilities.js';
 import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
 import { LazyLauncher } from './lazy-launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
@@ -20,7 +20,13 @@ interface Backend {
 // (got, @kubernetes/client-node) they take long to load, and a local job needs none of them.
 const backends: Record<ClusterKind, Backend> = {
   local: {
-    capabilities: { scale: anyScale, restartOneWorker: { by: 'launcher' }, jobMasterRecovery: true, placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS } },
+    capabilities: {
+      scale: anyScale,
+      restartOneWorker: { by: 'launcher' },
+      jobMasterRecovery: true,
+      placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS },
+      gpus: { summary: '`local.gpus` divided by worker ID (`CUDA_VISIBLE_DEVICES`)', problems: localGpuProblems },
+    },
     launcher: () => new LocalLauncher(),
   },
   mpi: {
@@ -30,6 +36,8 @@ const backends: Record<ClusterKind, Backend> = {
       // On the first host: its journal is in the job directory, which the hosts share; mpirun is detached.
       jobMasterRecovery: true,
       placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS, none: ALL_UPLOADERS },
+      // Checked per host with the mpi section (refineMpiSpec): a host's list against the ranks placed on it.
+      gpus: { summary: '`mpi.hosts[].gpus` divided by local rank (`CUDA_VISIBLE_DEVICES`)' },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./mpi/mpi-launcher.js')).MpiLauncher(), ['resume']),
     placement: lazyPlacement(() => import('./mpi/placement.js'), false),
@@ -47,6 +55,14 @@ const backends: Record<ClusterKind, Backend> = {
       jobMasterRecovery: true,
       // In the allocation, the http and s3 uploaders' credentials cannot be handed over safely.
       placements: { client: ALL_UPLOADERS, cluster: ['local', 'shared', 'sftp'] },
+      gpus: {
+        summary: '`--gpus-per-task` (not with `slurm.launch: mpirun`)',
+        // mpirun's ranks are not Slurm tasks: Slurm would show each of them all the node's GPUs.
+        problems: (spec) =>
+          spec.resources.gpus > 0 && spec.slurm?.launch === 'mpirun'
+            ? [{ path: 'slurm.launch', message: `resources.gpus is ${spec.resources.gpus}, but the ranks mpirun starts (slurm.launch "mpirun") are not Slurm tasks, so Slurm cannot give each its own GPUs; use slurm.launch "srun", or resources.gpus 0` }]
+            : [],
+      },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./slurm/slurm-launcher.js')).SlurmLauncher(), ['restartWorker', 'resume']),
     placement: lazyPlacement(() => import('./slurm/placement.js'), true),
@@ -59,6 +75,7 @@ const backends: Record<ClusterKind, Backend> = {
       jobMasterRecovery: true,
       // The job master's allocation runs from the job directory, as the workers do.
       placements: { client: ALL_UPLOADERS, cluster: ['local'] },
+      gpus: { summary: 'a device request (`nomad.gpuDevice`)' },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./nomad/nomad-launcher.js')).NomadLauncher(), ['addWorkers', 'removeWorkers', 'resume']),
     placement: lazyPlacement(() => import('./nomad/placement.js'), true, true),
@@ -85,6 +102,7 @@ const backends: Record<ClusterKind, Backend> = {
       // In its pod: its journal is in the pod's emptyDir, which outlives a restart of its container.
       jobMasterRecovery: true,
       placements: { client: ALL_UPLOADERS, cluster: ['local', 'http', 's3'] },
+      gpus: { summary: 'an extended resource (`kubernetes.gpuResource`)' },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher(), ['addWorkers', 'removeWorkers', 'resume']),
     placement: lazyPlacement(() => import('./k8s/placement.js'), true),
@@ -119,9 +137,9 @@ export function capabilityTable(): string {
       .join('; ');
     const restartNote = caps.restartOneWorker.except ? ` (${caps.restartOneWorker.except})` : '';
     const recovery = caps.jobMasterRecovery ? 'restarted, the job carries on (`cluster` placement)' : 'the job ends';
-    return `| \`${kind}\` | ${caps.scale.summary} | ${restart[caps.restartOneWorker.by]}${restartNote} | ${recovery} | ${placements} |`;
+    return `| \`${kind}\` | ${caps.scale.summary} | ${restart[caps.restartOneWorker.by]}${restartNote} | ${recovery} | ${placements} | ${caps.gpus.summary} |`;
   });
-  return ['| cluster | scale | restart one worker | job master crash | job master placements: uploaders |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+  return ['| cluster | scale | restart one worker | job master crash | job master placements: uploaders | GPUs (`resources.gpus`) |', '| --- | --- | --- | --- | --- | --- |', ...rows].join('\n');
 }
 
 /** Throws the spec's placement, uploader and restart problems on its cluster as a SpecError (exit 2). */

@@ -56,3 +56,14 @@ export async function endOrphanedJob(env: NodeJS.ProcessEnv, log: (line: string)
     log(`could not end the orphaned job: ${(err as Error).message}`);
   }
 }
+
+/**
+ * An MPI rank takes its share of its host's GPUs (ENV.gpuPlan, by its local rank) as CUDA_VISIBLE_DEVICES,
+ * before its program starts; other launchers set CUDA_VISIBLE_DEVICES themselves, or the cluster does (Slurm).
+ */
+export async function takeGpus(env: NodeJS.ProcessEnv): Promise<void> {
+  if (!env[ENV.gpuPlan]) return;
+  const { CUDA_VISIBLE_DEVICES, mpiRankGpus } = await import('./gpus.js');
+  const visible = await mpiRankGpus(env, ENV.gpuPlan);
+  if (visible !== undefined) env[CUDA_VISIBLE_DEVICES] = visible;
+}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { gpuIndexesSchema } from './gpu-schema.js';
 import { sizeSchema } from './size-schema.js';
 import { formatDuration, parseDuration } from './units.js';
 import { KubernetesSpecSchema, refineKubernetesSpec } from '../launchers/k8s/section.js';
@@ -239,6 +240,7 @@ export type DashboardSpec = z.output<typeof DashboardSpecSchema>;
 /** The local cluster (processes on this machine). */
 export const LocalSpecSchema = z.strictObject({
   workDir: z.string().min(1).optional().describe('where workers unpack the package and keep scratch files'),
+  gpus: gpuIndexesSchema.optional().describe("this machine's GPU indexes, divided among the workers (resources.gpus each) as CUDA_VISIBLE_DEVICES"),
 });
 
 export const JobSpecSchema = z.strictObject({
@@ -265,6 +267,14 @@ export const JobSpecSchema = z.strictObject({
   }
   if (spec.jobMaster.placement === 'none' && spec.driver !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['driver'], message: 'the driver runs in the job master, and jobMaster.placement "none" has none; use placement client or cluster, or remove driver' });
+  }
+  const gpusDivided = spec.resources.gpus > 0 || spec.local.gpus !== undefined || spec.mpi?.hosts?.some((h) => h.gpus !== undefined);
+  if (gpusDivided && spec.worker.env.CUDA_VISIBLE_DEVICES !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['worker', 'env', 'CUDA_VISIBLE_DEVICES'],
+      message: 'each worker\'s CUDA_VISIBLE_DEVICES is set from resources.gpus (and local.gpus or mpi.hosts[].gpus), so workers never share a GPU; remove it from worker.env',
+    });
   }
   if (spec.cluster === 'kubernetes') refineKubernetesSpec(spec, ctx);
   if (spec.cluster === 'nomad') refineNomadSpec(spec, ctx);

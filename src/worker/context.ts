@@ -32,6 +32,12 @@ export interface WorkerContext {
   readonly packageDir: string;
   /** `work`: this worker's scratch directory. `shared`: a directory shared by the workers on this host. */
   readonly volumes: { readonly work: string; readonly shared: string };
+  /**
+   * The GPUs this worker may use, as CUDA_VISIBLE_DEVICES names them: its share of local.gpus or of its host's
+   * mpi.hosts[].gpus, or what Slurm allocated to its task. Undefined when nothing was divided (CUDA_VISIBLE_DEVICES
+   * unset); empty when the worker was given none.
+   */
+  readonly gpus: readonly string[] | undefined;
   readonly log: WorkerLogger;
   /** Aborted when the worker must stop: the job ended, it was scaled away, or the job master was lost. */
   readonly signal: AbortSignal;

@@ -3,24 +3,25 @@ import { fetchPackage } from './fetch/package-fetch.js';
 import { endTreeOnStopSignals, ProgramTree, untilExit } from './process-tree.js';
 import { runCommand } from './program-runner.js';
 import { specOfPackage } from './spec-view.js';
-import { resolveWorkerId } from '../launchers/worker-sides.js';
+import { resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
 import { ENV, readPackageRef, workDirOf } from '../job/worker-environment.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
-/**
- * What each rank runs for a job without a job master (`jobMaster.placement: none`): a plain MPI program
- * that needs only its rank. Gets the package (once per host), then runs the command in it with the rank's
- * MPI environment, and exits with the command's outcome. No registration, no heartbeats.
- */
 // Whatever the command starts ends with this rank, however it ends.
 const tree = ProgramTree.mark(process.env);
 process.once('exit', () => tree.killNow());
 // mpirun SIGTERMs every rank once one fails, also a rank still fetching the package.
 const stop = endTreeOnStopSignals(tree, 1000);
 
+/**
+ * What each rank runs for a job without a job master (`jobMaster.placement: none`): a plain MPI program
+ * that needs only its rank. Gets the package (once per host), then runs the command in it with the rank's
+ * MPI environment, and exits with the command's outcome. No registration, no heartbeats.
+ */
 async function main(): Promise<number> {
   const env = process.env;
   const { workerId } = await resolveWorkerId(env);
+  await takeGpus(env);
   const ref = readPackageRef(env);
   const { workDir, scratch } = workDirOf(env);
   if (scratch) releaseAtExit(WorkDirLease.take(workDir));

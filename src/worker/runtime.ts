@@ -2,7 +2,7 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commandWorkerVariables, ENV, readWorkerEnvironment } from '../job/worker-environment.js';
+import { commandWorkerVariables, ENV, readWorkerEnvironment, visibleGpus } from '../job/worker-environment.js';
 import { Twister2Error } from '../errors.js';
 import { primaryAddress } from '../net/primary-address.js';
 import type { HealthCheck, JobSpec } from '../spec/schema.js';
@@ -18,7 +18,7 @@ import { idleUntilJobMasterGone } from './idle-in-pod.js';
 import { workerMessaging } from './messaging.js';
 import { endTreeOnStopSignals, ProgramTree, untilExit } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
-import { endOrphanedJob, jobMasterUrl, resolveWorkerId } from '../launchers/worker-sides.js';
+import { endOrphanedJob, jobMasterUrl, resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
 const CLI_SCRIPT = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
@@ -58,6 +58,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
   let packageDir: string;
   let spec: JobSpec;
   try {
+    await takeGpus(env);
     const fetched = await fetchPackage(wenv.packageRef, wenv.workDir, {
       deadlineMs: wenv.registrationTimeoutMs,
       log: (line) => console.error(`[twister2 worker ${workerId}] ${line}`),
@@ -200,6 +201,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       args: spec.worker.args,
       packageDir,
       volumes,
+      gpus: visibleGpus(env),
       log: {
         info: (...a) => console.log(...a),
         warn: (...a) => console.warn(...a),

@@ -195,6 +195,7 @@ export async function startSlurmCluster(opts: SlurmClusterOptions): Promise<Slur
     }
 
     // Fake GPU devices: gres/gpu drops File-less GPUs and wants character devices (these are /dev/null's).
+    // With them Slurm binds --gpus-per-task per task: each task gets its own CUDA_VISIBLE_DEVICES and SLURM_STEP_GPUS.
     const gresLines: string[] = [];
     if (gpus > 0) {
       for (let g = 0; g < gpus; g++) spawnSync('mknod', [path.join(dir, 'dev', `gpu${g}`), 'c', '1', '3'], { stdio: 'ignore' });

@@ -70,6 +70,51 @@ describe('mpi launcher on two ssh hosts', () => {
     expect(leftovers(jobId)).toEqual([]);
   });
 
+  it('GPUs: each host\'s mpi.hosts[].gpus divided among the ranks placed on it (distinct CUDA_VISIBLE_DEVICES per host), for module and plain command ranks', async () => {
+    const home = tempHome();
+    const gpuHosts = env.hosts.map((h, i) => ({ host: h.address, slots: 2, gpus: i === 0 ? [0, 1] : [5, 4] }));
+    const worker = `export default async function (ctx) {
+      const me = (await ctx.workers()).find((p) => p.workerId === ctx.workerId);
+      console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, ip: me.ip, cvd: process.env.CUDA_VISIBLE_DEVICES ?? null }));
+    }`;
+    const spec = mpiSpec();
+    const job = makeJob({ name: 'mpi-gpus', workers: 4, resources: { gpus: 1 }, worker: { module: 'w.mjs' }, ...spec, mpi: { ...(spec.mpi as object), hosts: gpuHosts } }, { 'w.mjs': worker });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const recs = testRecords<{ id: number; ip: string; cvd: string | null }>(r.stdout);
+    expect(recs.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    const onHost = (i: number) => recs.filter((x) => x.ip === env.hosts[i]!.address).map((x) => x.cvd).sort();
+    expect(onHost(0)).toEqual(['0', '1']);
+    expect(onHost(1)).toEqual(['4', '5']);
+    expect(leftovers(jobId)).toEqual([]);
+
+    // A plain MPI program (no job master) gets them the same way; 2 ranks fill the first host's slots.
+    const plain = makeJob({
+      name: 'mpi-gpus-plain',
+      workers: 2,
+      resources: { gpus: 1 },
+      jobMaster: { placement: 'none' },
+      worker: { command: 'echo "T2TEST {\\"id\\": $OMPI_COMM_WORLD_RANK, \\"cvd\\": \\"$CUDA_VISIBLE_DEVICES\\"}"' },
+      ...spec,
+      mpi: { ...(spec.mpi as object), hosts: gpuHosts },
+    });
+    const p = await runCli(['submit', plain], home);
+    expect(p.code, p.stderr).toBe(0);
+    expect(testRecords<{ id: number; cvd: string }>(p.stdout).sort((a, b) => a.id - b.id).map((x) => x.cvd)).toEqual(['0', '1']);
+  });
+
+  it('GPUs: a host whose list is too short for its ranks is an error naming the host, exit 2, nothing started', async () => {
+    const home = tempHome();
+    const spec = mpiSpec();
+    const hosts = env.hosts.map((h, i) => ({ host: h.address, slots: 2, gpus: i === 0 ? [0, 1] : [0] }));
+    const job = makeJob({ name: 'mpi-gpus-short', workers: 4, resources: { gpus: 1 }, worker: { module: 'w.mjs' }, ...spec, mpi: { ...(spec.mpi as object), hosts } }, { 'w.mjs': fixture('mpi-rank-worker.mjs') });
+    const r = await runCli(['submit', job], home);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`mpi.hosts[1].gpus: mpi host "${env.hosts[1]!.address}" runs 2 ranks × 1 GPU(s) (resources.gpus) = 2 GPUs, but its gpus list has 1 [0]`);
+    expect(jobIds(home)).toEqual([]);
+  });
+
   it('an unreachable host fails fast with a message naming it, and nothing runs', async () => {
     const home = tempHome();
     const spec = mpiSpec();

@@ -393,6 +393,50 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     expect(await leftovers(jobId)).toEqual([]);
   });
 
+  it('GPUs: --gpus-per-task gives each of 4 workers (2 per node, gpu gres 2 per node) its own GPU, as Slurm allocated it; a restarted worker gets one too', async () => {
+    // The test nodes' GPUs are stand-ins: gres.conf File= character devices made with mknod (test/env/slurm-cluster.ts).
+    const worker = `import os from 'node:os';
+    import { existsSync, writeFileSync } from 'node:fs';
+    export default async function (ctx) {
+      const e = process.env;
+      console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, step: 'gpus', restart: ctx.restartCount, node: os.hostname(), cvd: e.CUDA_VISIBLE_DEVICES ?? null, stepGpus: e.SLURM_STEP_GPUS ?? null }));
+      if (ctx.workerId === 3 && ctx.restartCount === 0) process.exit(9);
+      // No barrier (a failed worker fails the barriers it was part of): the others stay until worker 3 is back,
+      // so the allocation is still there for its restart (the shared file system shows the mark).
+      if (ctx.workerId === 3) writeFileSync(ctx.args[0], '');
+      while (!existsSync(ctx.args[0])) await new Promise((r) => setTimeout(r, 200));
+    }`;
+    const home = tempHome();
+    const mark = path.join(home, 'worker-3-back');
+    const job = makeJob({ name: 'slurm-gpus', workers: 4, resources: { gpus: 1 }, restart: { maxRestarts: 1 }, worker: { module: 'w.mjs', args: [mark] }, ...slurmSpec() }, { 'w.mjs': worker });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const recs = testRecords<Rec & { restart: number; cvd: string | null; stepGpus: string | null }>(r.stdout).filter((x) => x.step === 'gpus');
+    const first = recs.filter((x) => x.restart === 0);
+    expect(first.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    for (const node of cluster.nodes.map((n) => n.name)) {
+      const here = first.filter((x) => x.node === node);
+      // Each task on the node sees one GPU, a different one, and it is the one Slurm allocated to its step.
+      expect(here.map((x) => x.cvd).sort()).toEqual(['0', '1']);
+      for (const x of here) expect(x.stepGpus).toBe(x.cvd);
+    }
+    const again = recs.filter((x) => x.restart === 1);
+    expect(again.map((x) => x.id)).toEqual([3]);
+    expect(['0', '1'], JSON.stringify(again)).toContain(again[0]!.cvd);
+    expect(readFileSync(path.join(home, 'jobs', jobId, 'slurm', 'job.sbatch'), 'utf8')).toMatch(/^#SBATCH --gpus-per-task=1$/m);
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('GPUs: more per node than the nodes have is refused with Slurm\'s own reason', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'slurm-gpus-many', workers: 2, resources: { gpus: 3 }, worker: { command: 'true' }, timeouts: { registration: '10m' }, ...slurmSpec({ slurm: { tasksPerNode: 1 } }) });
+    const r = await runCli(['submit', job], home);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/FAILED: the slurm launcher could not start the workers: sbatch refused the job: Batch job submission failed: Requested node configuration is not available \(the batch script is \S+\/slurm\/job\.sbatch\)/);
+    expect(await leftovers(jobIds(home)[0]!)).toEqual([]);
+  });
+
   it('every kind of directive it writes is accepted by the real sbatch --test-only', async () => {
     const { sbatchDirectives } = await import('../../src/launchers/slurm/batch-script.js');
     const { parseSpec } = await import('../../src/spec/validate.js');

@@ -6,6 +6,7 @@ import { LauncherError } from '../../errors.js';
 import type { LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { inheritedEnv, killGroup, processAlive, workerProcesses } from '../process-group.js';
 import { workerEnvironment } from '../../job/worker-environment.js';
+import { CUDA_VISIBLE_DEVICES, cudaVisibleDevices, gpusOfSlot, listText } from '../gpus.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
 const KILL_GRACE_MS = 3000;
@@ -168,7 +169,7 @@ export class LocalLauncher implements Launcher {
     const workDir = ctx.spec.local.workDir ? path.resolve(ctx.spec.local.workDir, ctx.jobId) : path.join(ctx.jobDir, 'work');
     const env = {
       ...inheritedEnv(),
-      ...workerEnvironment(ctx, { secret: { kind: 'env' }, workerId: id, restartCount, workDir: { path: workDir, scratch: false } }),
+      ...workerEnvironment(ctx, { secret: { kind: 'env' }, workerId: id, restartCount, workDir: { path: workDir, scratch: false }, extra: gpuVariables(ctx, id) }),
     };
     let child: ChildProcess;
     try {
@@ -208,4 +209,18 @@ export class LocalLauncher implements Launcher {
   private log(id: number, line: string): void {
     if (this.ctx) appendFileSync(path.join(this.ctx.jobDir, 'logs', `worker-${id}.log`), `${line}\n`);
   }
+}
+
+/**
+ * With local.gpus, worker `id` sees its own share of the list (CUDA_VISIBLE_DEVICES; none when it asked for
+ * none). The spec and scale checks refuse a job the list cannot serve, so a shortfall here is a bug's.
+ */
+function gpuVariables(ctx: LaunchContext, id: number): Record<string, string> {
+  const list = ctx.spec.local.gpus;
+  if (!list) return {};
+  const mine = gpusOfSlot(list, ctx.spec.resources.gpus, id);
+  if (!mine) {
+    throw new LauncherError(`worker ${id} would need GPUs ${id * ctx.spec.resources.gpus}..${(id + 1) * ctx.spec.resources.gpus - 1} of local.gpus ${listText(list)}, which lists ${list.length}`);
+  }
+  return { [CUDA_VISIBLE_DEVICES]: cudaVisibleDevices(mine) };
 }

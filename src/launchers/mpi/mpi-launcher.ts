@@ -2,12 +2,12 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LauncherError, UsageError } from '../../errors.js';
-import type { MpiSpec } from './section.js';
+import { mpiGpuPlan, type MpiSpec } from './section.js';
 import type { LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { DetachedCommand, type CommandFiles, type CommandFollower, type OutputStream } from '../detached-command.js';
 import { findProgram } from '../find-program.js';
 import { inheritedEnv } from '../process-group.js';
-import { workerEnvironment } from '../../job/worker-environment.js';
+import { ENV, workerEnvironment } from '../../job/worker-environment.js';
 import { checkHostPlan, loadHosts, mpiSection } from './host-plan.js';
 import { writeHostfile } from './hostfile.js';
 import { mpirunArgs } from './mpirun-command.js';
@@ -75,7 +75,10 @@ export class MpiLauncher implements Launcher {
     const plain = ctx.spec.jobMaster.placement === 'none';
     // The worker token travels in mpirun's environment (`-x NAME`), never on its command line. Ranks of a
     // plain MPI program talk to no job master: they get neither its address nor a token.
-    const workerEnv = workerEnvironment(ctx, plain ? { secret: { kind: 'none' }, jobMaster: 'none' } : { secret: { kind: 'env' } });
+    // GPUs: every rank gets each host's list and takes its share by its local rank there (launchers/gpus.ts).
+    const plan = mpiGpuPlan(mpi, ctx.spec.resources.gpus);
+    const extra: Record<string, string> = plan ? { [ENV.gpuPlan]: JSON.stringify(plan) } : {};
+    const workerEnv = workerEnvironment(ctx, plain ? { secret: { kind: 'none' }, jobMaster: 'none', extra } : { secret: { kind: 'env' }, extra });
     const args = mpirunArgs({
       mpi,
       np: ctx.spec.workers,

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { isLoopbackHost } from '../../net/loopback.js';
+import { gpuIndexesSchema } from '../../spec/gpu-schema.js';
+import { listText, type GpuPlan } from '../gpus.js';
 
 /**
  * The `mpi` section: where mpirun starts the ranks and how it reaches the hosts. The checks that need the
@@ -27,8 +29,9 @@ export const MpiSpecSchema = z
         z.strictObject({
           host: mpiHost,
           slots: z.number({ error: 'expected a whole number of slots, at least 1' }).int('expected a whole number of slots').min(1, 'expected at least 1 slot'),
+          gpus: gpuIndexesSchema.optional().describe("the host's GPU indexes, divided among the ranks on it (resources.gpus each) as CUDA_VISIBLE_DEVICES"),
         }),
-        { error: 'expected a list of { host, slots }' },
+        { error: 'expected a list of { host, slots, gpus? }' },
       )
       .min(1, 'expected at least one host')
       .optional()
@@ -64,6 +67,7 @@ export type MpiSpec = z.output<typeof MpiSpecSchema>;
 /** The part of the spec the cross-field checks read. */
 export interface MpiCheckInput {
   workers: number;
+  resources: { gpus: number };
   jobMaster: { host: string; placement: string };
   mpi?: MpiSpec | undefined;
 }
@@ -75,7 +79,16 @@ export function refineMpiSpec(spec: MpiCheckInput, ctx: z.RefinementCtx): void {
     ctx.addIssue({ code: 'custom', path: ['mpi'], message: 'cluster is "mpi" but the mpi section is missing; add mpi.hosts (a list of { host, slots }) or mpi.hostfile' });
     return;
   }
-  if (!mpi.hosts) return; // a hostfile is read (and checked) by the launcher, on the machine that has it
+  if (!mpi.hosts) {
+    if (spec.resources.gpus > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mpi', 'hostfile'],
+        message: `resources.gpus is ${spec.resources.gpus}, and GPUs are divided per host from mpi.hosts[].gpus; list the hosts in mpi.hosts ({ host, slots, gpus: [0, 1, ...] }) instead of mpi.hostfile`,
+      });
+    }
+    return; // a hostfile is read (and checked) by the launcher, on the machine that has it
+  }
   const slots = mpi.hosts.reduce((n, h) => n + h.slots, 0);
   if (slots < spec.workers && !mpi.oversubscribe) {
     ctx.addIssue({
@@ -84,6 +97,7 @@ export function refineMpiSpec(spec: MpiCheckInput, ctx: z.RefinementCtx): void {
       message: `the hosts have ${slots} slots in total but workers is ${spec.workers}; add hosts or slots, lower workers, or set mpi.oversubscribe: true`,
     });
   }
+  refineMpiGpus(spec, mpi, mpi.hosts, ctx);
   const remote = mpi.hosts.find((h) => !isLoopbackHost(h.host));
   // With the `cluster` placement the job master runs on, and listens on, the first host (jobMaster.host is not used).
   if (remote && isLoopbackHost(spec.jobMaster.host) && spec.jobMaster.placement === 'client') {
@@ -93,4 +107,55 @@ export function refineMpiSpec(spec: MpiCheckInput, ctx: z.RefinementCtx): void {
       message: `"${spec.jobMaster.host}" cannot be reached from mpi host "${remote.host}"; set jobMaster.host to an address of this machine that the hosts can reach`,
     });
   }
+}
+
+/**
+ * How many ranks each host may run: OpenMPI fills the hosts' slots in order unless mpi.mapBy says otherwise;
+ * with mapBy, any host may get up to its slots. (More ranks than slots, with oversubscribe, is refused with GPUs.)
+ */
+export function ranksPerHost(workers: number, hosts: readonly { slots: number }[], mapBy: string | undefined): number[] {
+  let left = workers;
+  return hosts.map((h) => {
+    if (mapBy !== undefined) return Math.min(h.slots, workers);
+    const n = Math.min(h.slots, left);
+    left -= n;
+    return n;
+  });
+}
+
+/** resources.gpus against each host's GPU list: no host runs more ranks than its list has GPUs for. */
+function refineMpiGpus(spec: MpiCheckInput, mpi: MpiSpec, hosts: NonNullable<MpiSpec['hosts']>, ctx: z.RefinementCtx): void {
+  const g = spec.resources.gpus;
+  if (g === 0) return;
+  const slots = hosts.reduce((n, h) => n + h.slots, 0);
+  if (spec.workers > slots) {
+    if (!mpi.oversubscribe) return; // the slots check above names that
+    ctx.addIssue({
+      code: 'custom',
+      path: ['mpi', 'oversubscribe'],
+      message: `with more ranks (${spec.workers}) than slots (${slots}) OpenMPI decides how many go to each host, so their GPUs (resources.gpus ${g}) cannot be divided; add slots or lower workers`,
+    });
+    return;
+  }
+  const ranks = ranksPerHost(spec.workers, hosts, mpi.mapBy);
+  hosts.forEach((h, i) => {
+    const need = ranks[i]! * g;
+    const have = h.gpus?.length ?? 0;
+    if (need <= have) return;
+    const may = mpi.mapBy === undefined ? `runs ${ranks[i]}` : `may run up to ${ranks[i]} (its slots, with mpi.mapBy)`;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['mpi', 'hosts', i, 'gpus'],
+      message:
+        `mpi host "${h.host}" ${may} ranks × ${g} GPU(s) (resources.gpus) = ${need} GPUs, but ` +
+        (h.gpus ? `its gpus list has ${have} ${listText(h.gpus)}` : 'it has no gpus list') +
+        `; list the host's GPU indexes in mpi.hosts[${i}].gpus, give it fewer slots, or lower resources.gpus`,
+    });
+  });
+}
+
+/** The GPU plan the ranks get (ENV.gpuPlan), or undefined when no host lists GPUs and no rank asks for any. */
+export function mpiGpuPlan(mpi: MpiSpec, perWorker: number): GpuPlan | undefined {
+  if (!mpi.hosts || (perWorker === 0 && !mpi.hosts.some((h) => h.gpus))) return undefined;
+  return { perWorker, hosts: mpi.hosts.map((h) => ({ host: h.host, gpus: h.gpus ?? null })) };
 }

@@ -31,6 +31,10 @@ export function sbatchDirectives(input: Pick<BatchScriptInput, 'jobId' | 'spec' 
   d.push(`--cpus-per-task=${cpus}`);
   if (slurm.memoryPerNode !== undefined) d.push(`--mem=${Math.ceil(slurm.memoryPerNode / MIB)}M`);
   else d.push(`--mem-per-cpu=${Math.ceil(spec.resources.memory / MIB / cpus)}M`);
+  // GPUs per task rather than --gres=gpu:N per node: with it Slurm binds each task (worker) to its own GPUs
+  // and sets its CUDA_VISIBLE_DEVICES (and SLURM_STEP_GPUS) to them, where a per-node gres would show every task
+  // on a node all of the node's GPUs. The workers' srun inherits it (SLURM_GPUS_PER_TASK). slurm.gres is for
+  // other generic resources, or a GPU type, and is passed on as it is.
   if (spec.resources.gpus > 0) d.push(`--gpus-per-task=${spec.resources.gpus}`);
   if (slurm.gres) d.push(`--gres=${slurm.gres}`);
   if (slurm.time) d.push(`--time=${slurm.time}`);

@@ -164,6 +164,8 @@ export class SlurmLauncher implements Launcher {
       '--ntasks=1',
       '--nodes=1',
       `--cpus-per-task=${cpus}`,
+      // GPUs: an --overlap step shares the allocation's GPUs; Slurm gives it its share of its node's from the
+      // job's --gpus-per-task, not necessarily the ones the failed worker had (README, "GPUs").
       `--job-name=${ctx.jobId}-worker-${id}`,
       `--output=${log}`,
       `--error=${log}`,

@@ -1,22 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SpecError } from '../../../src/errors.js';
+import { specProblems } from '../../helpers/spec-problems.js';
 import { scaleRefusal } from '../../../src/launchers/capabilities.js';
-import { capabilitiesOf, capabilityTable, checkCapabilities, clusterKinds, createLauncher, jobMasterPlacement } from '../../../src/launchers/registry.js';
+import { capabilitiesOf, capabilityTable, clusterKinds, createLauncher, jobMasterPlacement } from '../../../src/launchers/registry.js';
 import { parseSpec } from '../../../src/spec/validate.js';
 
 const ok = { name: 'job', workers: 2, worker: { command: 'true' } };
 const mpi = { cluster: 'mpi', mpi: { hosts: [{ host: 'localhost', slots: 2 }] } };
 
-function problems(raw: Record<string, unknown>): string {
-  try {
-    checkCapabilities(parseSpec(raw));
-  } catch (err) {
-    expect(err).toBeInstanceOf(SpecError);
-    return (err as SpecError).message;
-  }
-  return '';
-}
+const problems = specProblems;
 
 describe('capabilities in spec validation', () => {
   it('refuses a job master placement the cluster does not have', () => {

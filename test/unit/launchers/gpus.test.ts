@@ -1,25 +1,17 @@
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { SpecError, WorkerEnvironmentError } from '../../../src/errors.js';
+import { specProblems } from '../../helpers/spec-problems.js';
+import { WorkerEnvironmentError } from '../../../src/errors.js';
 import { scaleRefusal } from '../../../src/launchers/capabilities.js';
 import { visibleGpus } from '../../../src/job/worker-environment.js';
 import { cudaVisibleDevices, gpusOfSlot, matchHost, mpiRankGpus, type GpuPlan, type MachineNames } from '../../../src/launchers/gpus.js';
 import { mpiGpuPlan, ranksPerHost } from '../../../src/launchers/mpi/section.js';
-import { capabilitiesOf, checkCapabilities } from '../../../src/launchers/registry.js';
+import { capabilitiesOf } from '../../../src/launchers/registry.js';
 import { parseSpec } from '../../../src/spec/validate.js';
 
 const ok = { name: 'job', workers: 4, worker: { command: 'true' } };
 
-/** The spec's problems (schema, then capabilities) as one message; '' when there are none. */
-function problems(raw: Record<string, unknown>): string {
-  try {
-    checkCapabilities(parseSpec(raw));
-  } catch (err) {
-    expect(err).toBeInstanceOf(SpecError);
-    return (err as SpecError).message;
-  }
-  return '';
-}
+const problems = specProblems;
 
 describe('dividing a GPU list', () => {
   it('gives each slot its own GPUs, the same ones every time, and none beyond the list', () => {

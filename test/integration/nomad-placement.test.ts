@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nomadJob } from '../../src/launchers/nomad/job-builder.js';
 import { nomadSection } from '../../src/launchers/nomad/nomad-launcher.js';
+import type { JobStatus } from '../../src/protocol/messages.js';
 import { parseSpec } from '../../src/spec/validate.js';
 import { ensureNomadBinary, startNomadCluster, type NomadCluster } from '../env/nomad-agent.js';
 import { jobIds, jobProcesses, makeJob, readLogs, runCli, scratchLeft, tempHome, testRecords } from '../helpers/cli.js';
@@ -88,6 +91,9 @@ async function placed(name: string, workers: number, nomadSection: Record<string
     expect(x.node).toBe(x.allocNode); // the launcher's TWISTER2_NODE is the node Nomad says the allocation ran on
     expect(x.allocNodeId).toBe(cluster.agents[NODES.indexOf(x.allocNode)]?.nodeId);
   }
+  // The job master recorded the same node for each worker (its registration), which `twister2 status` shows.
+  const status = JSON.parse(readFileSync(path.join(home, 'jobs', jobId, 'status.json'), 'utf8')) as JobStatus;
+  expect(status.workers.map((w) => w.info?.node)).toEqual(recs.map((x) => x.allocNode));
   return { recs, left: await leftovers(jobId) };
 }
 

@@ -45,6 +45,8 @@ export interface KubeNodeSpec {
   cpu?: string;
   memory?: string;
   pods?: string;
+  /** More resources the node advertises (capacity = allocatable), e.g. `{ 'nvidia.com/gpu': '4' }` as a device plugin would. */
+  extended?: Record<string, string>;
   taints?: Array<{ key: string; value?: string; effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute' }>;
 }
 
@@ -275,7 +277,7 @@ async function probe(url: string, token?: string, ca?: string): Promise<boolean>
 // ---------------------------------------------------------------------------------------------------
 
 function nodeObject(n: KubeNodeSpec): Json {
-  const resources = { cpu: n.cpu ?? '32', memory: n.memory ?? '256Gi', pods: n.pods ?? '110' };
+  const resources = { cpu: n.cpu ?? '32', memory: n.memory ?? '256Gi', pods: n.pods ?? '110', ...n.extended };
   return {
     apiVersion: 'v1',
     kind: 'Node',

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { agentConfig } from './nomad-config.js';
 import { freePort, testCacheDir } from './s3-server.js';
 
 /**
@@ -14,9 +15,11 @@ import { freePort, testCacheDir } from './s3-server.js';
  * minutes on 2 cores, too long for a test hook: `npm test` runs the script before vitest, after which
  * ensureNomadBinary() returns in a few milliseconds.
  *
- * Each startNomadAgent() call runs its own agent in dev mode (`nomad agent -dev` plus a config file): in-memory
- * Raft, one node, raw_exec enabled, everything bound to 127.0.0.1 on free ports (HTTP, RPC, Serf), so several
- * agents can run at once. Its data, alloc and state directories live under one temp directory. Fingerprinters that
+ * Each startNomadAgent() call runs its own agent in dev mode (`nomad agent -dev` plus a config file, see
+ * nomad-config.ts): in-memory Raft, one node, raw_exec enabled, everything bound to 127.0.0.1 on free ports (HTTP,
+ * RPC, Serf), so several agents can run at once. startNomadClient() adds a client-only agent (no -dev, no server,
+ * `client { servers = [the dev agent's RPC address] }`) as one more node of that agent's cluster, and
+ * startNomadCluster() starts both kinds at once; every agent is started, watched and stopped the same way. Its data, alloc and state directories live under one temp directory. Fingerprinters that
  * would reach out of the machine (cloud metadata at 169.254.169.254) or probe Consul/Vault are switched off, as are
  * HashiCorp's update check and Consul auto-join. No ACLs: no token needed.
  *
@@ -48,6 +51,8 @@ export interface NomadAgentOptions {
   cpuMHz?: number;
   /** Extra client meta (node attributes `${meta.KEY}`). */
   meta?: Record<string, string>;
+  /** The agent's and its node's name (`${node.unique.name}`); default twister2-test-<http port>. */
+  name?: string;
 }
 
 export interface NomadAgent {
@@ -58,8 +63,9 @@ export interface NomadAgent {
   dataDir: string;
   /** The agent's stdout and stderr; kept after stop() for post-mortems. */
   logFile: string;
-  /** The one client node's ID. */
+  /** Its client node's ID and name. */
   nodeId: string;
+  nodeName: string;
   /** The OS user the agent and its raw_exec tasks run as: 'root' (without cgroups) or 'nobody'. */
   user: string;
   /** Ports the agent listens on (all on 127.0.0.1). */
@@ -302,69 +308,6 @@ function tail(file: string, lines = 40): string {
   }
 }
 
-function hclString(s: string): string {
-  return JSON.stringify(s);
-}
-
-function agentConfig(dir: string, ports: NomadAgent['ports'], opts: NomadAgentOptions): string {
-  const meta = Object.entries(opts.meta ?? {})
-    .map(([k, v]) => `    ${hclString(k)} = ${hclString(v)}\n`)
-    .join('');
-  return `# Written by test/env/nomad-agent.ts; merged over \`nomad agent -dev\`.
-name = ${hclString(`twister2-test-${ports.http}`)}
-data_dir = ${hclString(path.join(dir, 'data'))}
-log_level = "INFO"
-bind_addr = "127.0.0.1"
-disable_update_check = true
-disable_anonymous_signature = true
-
-ports {
-  http = ${ports.http}
-  rpc  = ${ports.rpc}
-  serf = ${ports.serf}
-}
-addresses {
-  http = "127.0.0.1"
-  rpc  = "127.0.0.1"
-  serf = "127.0.0.1"
-}
-advertise {
-  http = "127.0.0.1:${ports.http}"
-  rpc  = "127.0.0.1:${ports.rpc}"
-  serf = "127.0.0.1:${ports.serf}"
-}
-
-server {
-  enabled          = true
-  bootstrap_expect = 1
-}
-
-client {
-  enabled           = true
-  network_interface = "lo"
-${opts.memoryMB !== undefined ? `  memory_total_mb   = ${Math.floor(opts.memoryMB)}\n` : ''}${opts.cpuMHz !== undefined ? `  cpu_total_compute = ${Math.floor(opts.cpuMHz)}\n` : ''}  options = {
-    # Cloud fingerprinters query 169.254.169.254: never from here. Consul and Vault are not run.
-    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean,consul,vault"
-    "driver.allowlist"     = "raw_exec"
-  }
-  meta {
-${meta}  }
-}
-
-plugin "raw_exec" {
-  config {
-    enabled = true
-  }
-}
-
-consul {
-  auto_advertise   = false
-  server_auto_join = false
-  client_auto_join = false
-}
-`;
-}
-
 async function api<T>(addr: string, p: string): Promise<T> {
   const res = await fetch(`${addr}${p}`, { signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`GET ${p}: HTTP ${res.status} ${await res.text()}`);
@@ -373,6 +316,7 @@ async function api<T>(addr: string, p: string): Promise<T> {
 
 interface NodeStub {
   ID: string;
+  Name: string;
   Status: string;
   SchedulingEligibility: string;
   Drivers?: Record<string, { Detected: boolean; Healthy: boolean }>;
@@ -380,6 +324,57 @@ interface NodeStub {
 
 /** Starts a dev-mode agent on free loopback ports and waits until its node is ready, eligible and has raw_exec. */
 export async function startNomadAgent(opts: NomadAgentOptions = {}): Promise<NomadAgent> {
+  return startAgent(opts);
+}
+
+/**
+ * A client-only agent joining `server` (a dev-mode agent from startNomadAgent): its own temp directory, ports and
+ * node name, the same user, cgroup handling and clean-up. Waits until the server lists its node ready with raw_exec.
+ */
+export async function startNomadClient(server: NomadAgent, opts: NomadAgentOptions = {}): Promise<NomadAgent> {
+  return startAgent(opts, { servers: [`127.0.0.1:${server.ports.rpc}`], serverAddr: server.addr });
+}
+
+export interface NomadCluster {
+  /** The dev-mode agent's HTTP API (NOMAD_ADDR): the one server, which lists every node. */
+  addr: string;
+  /** Every agent, the dev-mode one (server and first client) first; one client node each. */
+  agents: NomadAgent[];
+  /** Stops the client-only agents, then the server; each as NomadAgent.stop(). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A cluster of `1 + clients` client nodes: one dev-mode agent (server and client) and `clients` client-only agents
+ * joining it. `each(i)` gives agent i its options (node name, meta, memory). If any agent fails to start, those
+ * started are stopped before the error is thrown.
+ */
+export async function startNomadCluster(clients: number, each: (i: number) => NomadAgentOptions = () => ({})): Promise<NomadCluster> {
+  const agents: NomadAgent[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await Promise.all(agents.slice(1).map((a) => a.stop()));
+      await agents[0]?.stop();
+    })());
+  try {
+    agents.push(await startNomadAgent(each(0)));
+    // One after another: on 2 cores, parallel start-ups only slow each other down.
+    for (let i = 1; i <= clients; i++) agents.push(await startNomadClient(agents[0]!, each(i)));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { addr: agents[0]!.addr, agents, stop };
+}
+
+/** Where a client-only agent registers: the servers' RPC addresses, and the HTTP API that lists its node. */
+interface JoinServer {
+  servers: string[];
+  serverAddr: string;
+}
+
+async function startAgent(opts: NomadAgentOptions, join?: JoinServer): Promise<NomadAgent> {
   const binary = ensureNomadBinary();
   installExitHook();
   cleanupDeadOwners();
@@ -388,7 +383,7 @@ export async function startNomadAgent(opts: NomadAgentOptions = {}): Promise<Nom
   for (const user of candidateUsers()) {
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const agent = await startOnce(binary, user, logDir, opts);
+        const agent = await startOnce(binary, user, logDir, opts, join);
         chosenUser = user;
         return agent;
       } catch (err) {
@@ -402,15 +397,16 @@ export async function startNomadAgent(opts: NomadAgentOptions = {}): Promise<Nom
   throw new Error(`could not start a Nomad agent:\n${errors.join('\n\n')}`);
 }
 
-async function startOnce(binary: string, user: RunAs, logDir: string, opts: NomadAgentOptions): Promise<NomadAgent> {
+async function startOnce(binary: string, user: RunAs, logDir: string, opts: NomadAgentOptions, join: JoinServer | undefined): Promise<NomadAgent> {
   const dir = mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
   const ports = { http: await freePort(), rpc: await freePort(), serf: await freePort() };
   const addr = `http://127.0.0.1:${ports.http}`;
+  const name = opts.name ?? `twister2-test-${ports.http}`;
   const logFile = path.join(logDir, `nomad-${ports.http}-${user.name}.log`);
   const owner: OwnerFile = { ownerPid: process.pid, ownerStart: procStat(process.pid)?.start ?? '' };
   writeFileSync(ownerFile(dir), JSON.stringify(owner));
   const configFile = path.join(dir, 'agent.hcl');
-  writeFileSync(configFile, agentConfig(dir, ports, opts));
+  writeFileSync(configFile, agentConfig({ name, dir, ports, memoryMB: opts.memoryMB, cpuMHz: opts.cpuMHz, meta: opts.meta, ...(join ? { servers: join.servers } : {}) }));
   mkdirSync(path.join(dir, 'data'), { mode: 0o755 });
   if (user.uid !== undefined && user.gid !== undefined) {
     chownSync(dir, user.uid, user.gid);
@@ -426,7 +422,7 @@ async function startOnce(binary: string, user: RunAs, logDir: string, opts: Noma
     env.USER = user.name;
     env.LOGNAME = user.name;
   }
-  const args = ['agent', '-dev', `-config=${configFile}`];
+  const args = ['agent', ...(join ? [] : ['-dev']), `-config=${configFile}`];
   let cmd = binary;
   if (user.uid === undefined && process.getuid?.() === 0) {
     // Hide the cgroup file systems from Nomad (see above). unshare and sh exec in place: the PID is the agent's.
@@ -499,17 +495,18 @@ async function startOnce(binary: string, user: RunAs, logDir: string, opts: Noma
   };
 
   try {
-    const nodeId = await waitReady(addr, child, logFile, opts, 120_000);
+    const nodeId = await waitReady(join?.serverAddr ?? addr, name, child, logFile, opts, 120_000);
     remember();
     let stopping: Promise<void> | undefined;
-    return { addr, binary, dataDir: dir, logFile, nodeId, user: user.name, ports, stop: () => (stopping ??= stopAsync()) };
+    return { addr, binary, dataDir: dir, logFile, nodeId, nodeName: name, user: user.name, ports, stop: () => (stopping ??= stopAsync()) };
   } catch (err) {
     await stopAsync();
     throw err;
   }
 }
 
-async function waitReady(addr: string, child: ChildProcess, logFile: string, opts: NomadAgentOptions, ms: number): Promise<string> {
+/** Waits until the servers at `addr` list node `name` ready, eligible, with raw_exec (and the memory asked for); its ID. */
+async function waitReady(addr: string, name: string, child: ChildProcess, logFile: string, opts: NomadAgentOptions, ms: number): Promise<string> {
   const deadline = Date.now() + ms;
   let last = 'no answer yet';
   while (Date.now() < deadline) {
@@ -519,9 +516,9 @@ async function waitReady(addr: string, child: ChildProcess, logFile: string, opt
     try {
       const leader = await api<string>(addr, '/v1/status/leader');
       const nodes = leader ? await api<NodeStub[]>(addr, '/v1/nodes') : [];
-      const node = nodes[0];
+      const node = nodes.find((n) => n.Name === name);
       if (!leader) last = 'no leader';
-      else if (!node) last = 'no node registered';
+      else if (!node) last = `node ${name} not registered`;
       else if (node.Status !== 'ready' || node.SchedulingEligibility !== 'eligible') last = `node ${node.Status}/${node.SchedulingEligibility}`;
       else if (!node.Drivers?.raw_exec?.Healthy) last = 'raw_exec not healthy';
       else {

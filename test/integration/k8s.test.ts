@@ -37,9 +37,11 @@ let runner: PodRunner | undefined;
 let network: PodNetwork | undefined;
 let logDir: string;
 let nsCount = 0;
+const GPU = 'nvidia.com/gpu';
 
 beforeAll(async () => {
-  cluster = await startKubeCluster({ nodes: [{ name: 'n1' }, { name: 'n2' }, { name: 'n3' }] });
+  // n3 advertises GPUs as the NVIDIA device plugin makes a node do; n1 and n2 have none.
+  cluster = await startKubeCluster({ nodes: [{ name: 'n1' }, { name: 'n2' }, { name: 'n3', extended: { [GPU]: '4' } }] });
   const kc = new KubeConfig();
   kc.loadFromFile(cluster.kubeconfigFile);
   core = kc.makeApiClient(CoreV1Api);
@@ -165,6 +167,42 @@ describe('kubernetes launcher on a real control plane with KWOK nodes', () => {
     }
     expect(await objectsOf(ns, jobId)).toEqual([]);
     await waitFor('no process of the job', () => jobProcesses(jobId).length === 0, 10_000);
+  });
+
+  it('resources.gpus: 1 puts every worker pod on the one node advertising nvidia.com/gpu; a job without GPUs is not kept to it', async () => {
+    const ns = await namespace();
+    const nodeOf = async (gpus: number): Promise<string[]> => {
+      const home = tempHome();
+      const job = makeJob(
+        { name: `k8s-gpus-${gpus}`, workers: 3, resources: { cpu: 0.1, memory: '64Mi', gpus }, worker: { module: 'w.mjs' }, ...k8sSpec(ns) },
+        { 'w.mjs': fixture('k8s-worker.mjs') },
+      );
+      const r = await runCli(['submit', job], home);
+      const jobId = jobIds(home)[0]!;
+      expect(r.code, `${r.stderr}\n${podLogs()}`).toBe(0);
+      expect(await objectsOf(ns, jobId)).toEqual([]);
+      // The node each worker's pod was bound to (spec.nodeName, given to the container by the downward API).
+      const found = testRecords<Rec>(podLogs(logDir, jobId)).filter((x) => x.step === 'discovered');
+      expect(found.map((x) => x.id).sort()).toEqual([0, 1, 2]);
+      return found.map((x) => x.node!);
+    };
+    const gpuNode = (await core.readNode({ name: 'n3' })).status?.allocatable?.[GPU];
+    expect(gpuNode).toBe('4');
+    expect(await nodeOf(1)).toEqual(['n3', 'n3', 'n3']);
+    // The scheduler spreads a job's 3 pods over the nodes: nothing but the GPU request ties them to n3.
+    expect((await nodeOf(0)).some((n) => n !== 'n3')).toBe(true);
+  });
+
+  it('resources.gpus: 5, more than any node has: the job waits QUEUED with the scheduler\'s "Insufficient nvidia.com/gpu"; kill leaves nothing', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const job = makeJob({ name: 'k8s-gpus-5', workers: 1, resources: { cpu: 0.1, memory: '64Mi', gpus: 5 }, worker: { command: 'true' }, ...k8sSpec(ns) });
+    const cli = startCli(['submit', job], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('QUEUED for the GPUs', () => /job QUEUED by the cluster: .*Insufficient nvidia\.com\/gpu/.test(cli.output().stderr), 60_000);
+    expect((await runCli(['kill', jobId], home)).code).toBe(0);
+    await cli.closed;
+    await waitFor('nothing of the job left', async () => (await objectsOf(ns, jobId)).length === 0, 30_000);
   });
 
   it.each(['client', 'cluster'] as const)('worker pods get the worker token from their own Secret key, never the job secret (job master placement %s); their kill and scale are refused', async (placement) => {

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
+import { startNomadAgent, startNomadClient, type NomadAgent } from '../env/nomad-agent.js';
 
 // Proves the Nomad test environment (test/env/nomad-agent.ts) on a real agent. The Nomad binary is built by
 // scripts/build-nomad.sh, which `npm test` and `npm run test:clusters` finish before this suite (vitest.clusters.config.ts)
@@ -8,6 +8,7 @@ import { startNomadAgent, type NomadAgent } from '../env/nomad-agent.js';
 
 interface Alloc {
   ID: string;
+  NodeID: string;
   Name: string;
   ClientStatus: string;
   TaskStates?: Record<string, { State: string; Failed: boolean }>;
@@ -174,5 +175,41 @@ describe('Nomad test agent', () => {
       await second.stop();
     }
     for (const p of pids) expect(running(p), `task process ${p} after stop()`).toBe(false);
+  });
+
+  it('a client-only agent joins as a second node: distinct_hosts runs one allocation on each; stopping it leaves no task process or directory', async () => {
+    const client = await startNomadClient(agent, { name: `t2-env-client-${process.pid}` });
+    let pids: number[] = [];
+    const id = `t2-env-two-${Date.now()}`;
+    try {
+      expect(client.addr).not.toBe(agent.addr);
+      const node = await nomad<{ Name: string; Status: string }>(agent, 'GET', `/v1/node/${client.nodeId}`);
+      expect(node.json).toMatchObject({ Name: `t2-env-client-${process.pid}`, Status: 'ready' });
+      const job = rawExecJob(id, 2, `echo $$; setsid sh -c 'trap "" INT TERM; echo $$; exec sleep 600' & wait`, 'service');
+      Object.assign(job.Job, { Constraints: [{ Operand: 'distinct_hosts', RTarget: 'true' }] });
+      expect((await nomad<unknown>(agent, 'POST', '/v1/jobs', job)).status).toBe(200);
+      const allocs = await until('2 running allocations', 90_000, async () => {
+        const list = await allocations(agent, id);
+        return list.length === 2 && list.every((a) => a.ClientStatus === 'running') ? list : undefined;
+      });
+      expect(allocs.map((a) => a.NodeID).sort()).toEqual([agent.nodeId, client.nodeId].sort());
+      // The server reads the client node's logs through its connection to that client.
+      pids = await until('the tasks\' PIDs', 30_000, async () => {
+        const out = await Promise.all(allocs.map((a) => stdoutOf(agent, a.ID, 'worker')));
+        const found = out.flatMap((o) => o.split(/\s+/).filter(Boolean).map(Number));
+        return found.length === 4 ? found : undefined;
+      });
+      for (const p of pids) expect(running(p), `task process ${p}`).toBe(true);
+    } finally {
+      await client.stop();
+    }
+    const onClient = (await allocations(agent, id)).find((a) => a.NodeID === client.nodeId)!;
+    const clientPids = (await stdoutOf(agent, (await allocations(agent, id)).find((a) => a.NodeID === agent.nodeId)!.ID, 'worker')).split(/\s+/).filter(Boolean).map(Number);
+    // The stopped client's tasks are gone with it, its directory too; the first node's tasks run on until their job is stopped.
+    for (const p of pids.filter((x) => !clientPids.includes(x))) expect(running(p), `task process ${p} of ${onClient.ID} after stop()`).toBe(false);
+    for (const p of clientPids) expect(running(p), `task process ${p} on the first node`).toBe(true);
+    expect(existsSync(client.dataDir)).toBe(false);
+    // Their setsid'd children outlive the job's stop; the first agent's stop() (afterAll) sweeps them.
+    await nomad<unknown>(agent, 'DELETE', `/v1/job/${id}?purge=true`);
   });
 });

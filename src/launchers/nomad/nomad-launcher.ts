@@ -220,6 +220,8 @@ export function nomadJobFor(ctx: LaunchContext, nomad: NomadSpec, api: NomadApi,
     [ENV.nomadVariableUrl]: `${api.address}/v1/var/${tokenVariablePath(ctx.jobId)}?${api.scopeQuery().slice(1)}`,
     // Nomad restarts a service job's task whatever its exit code.
     ...(nomad.type === 'service' ? { [ENV.idleWhenDone]: '1' } : {}),
+    // Nomad interpolates it: the worker reports the client node it was placed on, not the host's name.
+    [ENV.node]: '${node.unique.name}',
   });
   if (jobMaster) Object.assign(workerEnv, { NOMAD_ADDR: api.address, ...(nomad.namespace ? { NOMAD_NAMESPACE: nomad.namespace } : {}) });
   return nomadJob({

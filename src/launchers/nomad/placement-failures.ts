@@ -25,3 +25,14 @@ export function describePlacementFailures(failed: Record<string, AllocationMetri
     })
     .join(' | ');
 }
+
+/**
+ * When GPUs (resources.gpus, a device request) are why allocations were not placed: which device, how many, and
+ * the fix. Nomad says "missing devices" (no node has the device) or names a devices dimension (too few left).
+ */
+export function deviceShortage(failed: Record<string, AllocationMetric> | null | undefined, device: { name: string; count: number } | undefined): string | undefined {
+  if (!failed || !device) return undefined;
+  const blamed = Object.values(failed).some((m) => [...Object.keys(m.ConstraintFiltered ?? {}), ...Object.keys(m.DimensionExhausted ?? {})].some((k) => /device/i.test(k)));
+  if (!blamed) return undefined;
+  return `no node has ${device.count} free "${device.name}" device${device.count === 1 ? '' : 's'} for each worker, which resources.gpus: ${device.count} asks for; set resources.gpus: 0, or nomad.gpuDevice to the device your Nomad clients fingerprint (\`nomad node status -verbose\` lists them, e.g. nvidia/gpu)`;
+}

@@ -1,8 +1,8 @@
 import { LauncherError, UsageError } from '../../errors.js';
 import type { NomadSpec } from './section.js';
-import { tokenVariablePath } from './job-builder.js';
+import { tokenVariablePath, WORKER_GROUP } from './job-builder.js';
 import type { NomadApi } from './nomad-api.js';
-import { describePlacementFailures } from './placement-failures.js';
+import { describePlacementFailures, deviceShortage } from './placement-failures.js';
 
 /** Nomad's multi-error messages ("2 errors occurred:\n\t* ...") on one line. */
 export const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
@@ -24,10 +24,19 @@ export async function registerNomadJob(api: NomadApi, nomad: NomadSpec, job: { I
     await new Promise((r) => setTimeout(r, 100));
     ev = await api.evaluation(EvalID);
   }
-  const reasons = describePlacementFailures(ev.FailedTGAllocs);
-  if (!reasons) return {};
+  const described = describePlacementFailures(ev.FailedTGAllocs);
+  if (!described) return {};
+  const gpus = deviceShortage(ev.FailedTGAllocs, workerDevice(job));
+  const reasons = gpus ? `${described}: ${gpus}` : described;
   if (!nomad.waitForResources) throw new LauncherError(`Nomad could not place the job's allocations: ${reasons} (set nomad.waitForResources: true to wait for resources instead)`);
   return { unplaced: reasons };
+}
+
+/** The device request of the workers' task (resources.gpus), if any. */
+function workerDevice(job: { ID: string }): { name: string; count: number } | undefined {
+  const groups = (job as { TaskGroups?: { Name: string; Tasks?: { Resources?: { Devices?: { Name: string; Count: number }[] } }[] }[] }).TaskGroups ?? [];
+  const d = groups.find((g) => g.Name === WORKER_GROUP)?.Tasks?.[0]?.Resources?.Devices?.[0];
+  return d ? { name: d.Name, count: d.Count } : undefined;
 }
 
 /** Stops the job, waits until the allocations of `groups` (all, by default) are terminal, purges it, deletes its variable. */

@@ -24,7 +24,13 @@ export const NomadSpecSchema = z.strictObject({
   taskConfig: z.record(z.string(), z.unknown(), { error: 'expected a map of driver config keys to values' }).default({}),
   /** Nomad counts CPU in MHz: resources.cpu cores are asked for as cores × mhzPerCore. */
   mhzPerCore: z.number().int().min(1).max(100_000).default(1000),
-  gpuDevice: z.string().min(1).default('nvidia/gpu'),
+  /** The device resources.gpus asks for: <type>, <vendor>/<type> or <vendor>/<type>/<model>, as Nomad's device block names it. */
+  gpuDevice: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){0,2}$/, {
+      error: (iss) => `expected a Nomad device name: <type>, <vendor>/<type> or <vendor>/<type>/<model>, e.g. "nvidia/gpu" or "gpu"; got ${JSON.stringify(iss.input)}`,
+    })
+    .default('nvidia/gpu'),
   constraints: z.array(z.strictObject({ attribute: attribute.optional(), operator: operator.default('='), value: z.string().default('') })).default([]),
   affinities: z.array(z.strictObject({ attribute, operator: operator.default('='), value: z.string(), weight: z.number().int().min(-100).max(100).default(50) })).default([]),
   spread: z

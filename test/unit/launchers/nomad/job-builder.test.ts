@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SpecError } from '../../../../src/errors.js';
 import { allocationIndex, nomadJob } from '../../../../src/launchers/nomad/job-builder.js';
 import { nomadSection } from '../../../../src/launchers/nomad/nomad-launcher.js';
-import { describePlacementFailures } from '../../../../src/launchers/nomad/placement-failures.js';
+import { describePlacementFailures, deviceShortage } from '../../../../src/launchers/nomad/placement-failures.js';
 import { parseSpec } from '../../../../src/spec/validate.js';
 
 const base = { name: 'j', cluster: 'nomad', workers: 3, worker: { command: 'true' } };
@@ -137,5 +137,16 @@ describe('placement failures', () => {
     ).toBe('workers: 2 allocations not placed; 1 node evaluated; constraint ${attr.kernel.name} = windows filtered 2 nodes; resources exhausted on 1 node; dimension "memory" exhausted on 1 node');
     expect(describePlacementFailures({})).toBeUndefined();
     expect(describePlacementFailures(null)).toBeUndefined();
+  });
+
+  it('says when the GPUs (a device request) are what could not be placed, with the device, the count and the fix', () => {
+    const gpu = { name: 'nvidia/gpu', count: 2 };
+    expect(deviceShortage({ workers: { NodesEvaluated: 2, ConstraintFiltered: { 'missing devices': 2 } } }, gpu)).toBe(
+      'no node has 2 free "nvidia/gpu" devices for each worker, which resources.gpus: 2 asks for; set resources.gpus: 0, or nomad.gpuDevice to the device your Nomad clients fingerprint (`nomad node status -verbose` lists them, e.g. nvidia/gpu)',
+    );
+    expect(deviceShortage({ workers: { DimensionExhausted: { 'devices: no devices match request': 1 } } }, gpu)).toMatch(/^no node has 2 free "nvidia\/gpu" devices/);
+    // Not about devices, or no device asked for: nothing to add.
+    expect(deviceShortage({ workers: { DimensionExhausted: { memory: 1 } } }, gpu)).toBeUndefined();
+    expect(deviceShortage({ workers: { ConstraintFiltered: { 'missing devices': 2 } } }, undefined)).toBeUndefined();
   });
 });

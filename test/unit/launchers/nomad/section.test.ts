@@ -24,4 +24,10 @@ describe('nomad section against the rest of the spec', () => {
     const http = { kind: 'http', http: { url: 'http://10.0.0.1:8080' } };
     expect(problems({ ...docker, uploader: http, jobMaster: { placement: 'cluster' } })).toMatch(/nomad.driver: jobMaster.placement "cluster" on nomad runs the job master .* not driver "docker"/);
   });
+
+  it('gpuDevice must be a Nomad device name: the field, the value and the form are named', () => {
+    const gpu = { name: 'j', workers: 2, worker: { command: 'true' }, cluster: 'nomad', resources: { gpus: 1 } };
+    expect(problems({ ...gpu, nomad: { gpuDevice: 'nvidia gpu' } })).toMatch(/nomad.gpuDevice: expected a Nomad device name: <type>, <vendor>\/<type> or <vendor>\/<type>\/<model>, e.g. "nvidia\/gpu" or "gpu"; got "nvidia gpu"/);
+    for (const ok of ['gpu', 'nvidia/gpu', 'nvidia/gpu/Tesla-T4', 'amd/gpu']) expect(problems({ ...gpu, nomad: { gpuDevice: ok } })).toBe('');
+  });
 });

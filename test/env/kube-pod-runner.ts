@@ -16,7 +16,8 @@ import { startPollLoop } from './poll-loop.js';
  * - `env` in order (value, fieldRef, secretKeyRef, configMapKeyRef, resourceFieldRef) after `envFrom`
  *   (secretRef/configMapRef, prefix), `$(VAR)` references expanded as Kubernetes does (also in command and
  *   args); KUBERNETES_SERVICE_HOST/PORT name the real API server (as the kubelet injects them); HOSTNAME is the
- *   pod's hostname; PATH and HOME are the test process's (an image's own); `extraEnv` last, overriding.
+ *   pod's hostname; PATH and HOME are the test process's (an image's own), TMPDIR a directory of the pod's
+ *   (its own /tmp); `extraEnv` last, overriding.
  * - Volumes: every mountPath is a local directory under this runner's temp dir: per pod (its containers
  *   share it) for emptyDir, configMap, secret, downwardAPI and projected volumes (the last four filled in
  *   once, when the pod starts; a projected serviceAccountToken is a real TokenRequest bound to the pod);
@@ -833,9 +834,14 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       const lookup = (n: string) => envMap.get(n) ?? (serviceEnv as Record<string, string>)[n];
       const argv = [...(c.command ?? []), ...(c.args ?? [])].map((a) => mapper.arg(expandVars(a, lookup)));
       if (!c.command?.length) throw new Error(`container ${c.name} has no command (the image's entrypoint is unknown here)`);
+      // A pod has a /tmp of its own: programs that make well-known names under it (OpenMPI's session
+      // directory, /tmp/ompi.<host>.<uid>) must not meet another pod's, as they would in this machine's /tmp.
+      const tmp = path.join(state.dir, 'tmp');
+      mkdirSync(tmp, { recursive: true });
       const env: Record<string, string> = {
         PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
         HOME: process.env.HOME ?? os.homedir(),
+        TMPDIR: tmp,
         HOSTNAME: hostname,
         ...serviceEnv,
       };

@@ -1,6 +1,7 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { leaseLockOf } from '../job/storage.js';
 
 const LIVE = '.live';
 /** How long taking or releasing waits for another worker of this host holding the lease lock. */
@@ -28,10 +29,15 @@ export class WorkDirLease {
     private readonly marker: string,
   ) {}
 
-  static take(workDir: string): WorkDirLease {
+  /**
+   * `whenCreated` runs under the lock when the directory does not exist yet, that is for the first holder on
+   * the host, before it is created: a check that throws there (storage that does not fit) leaves nothing taken.
+   */
+  static take(workDir: string, opts: { whenCreated?: () => void } = {}): WorkDirLease {
     const dir = path.join(workDir, LIVE);
     const marker = path.join(dir, `${os.hostname()}-${process.pid}`);
     withLeaseLock(workDir, () => {
+      if (opts.whenCreated && !existsSync(workDir)) opts.whenCreated();
       mkdirSync(dir, { recursive: true });
       closeSync(openSync(marker, 'w'));
     });
@@ -66,7 +72,7 @@ export class WorkDirLease {
  * rather than leave a worker stuck, which at worst brings back the race the lock closes.
  */
 function withLeaseLock(workDir: string, fn: () => void): void {
-  const lock = `${workDir}.lease-lock`;
+  const lock = leaseLockOf(workDir);
   mkdirSync(path.dirname(lock), { recursive: true });
   const deadline = Date.now() + LOCK_WAIT_MS;
   let held = false;

@@ -292,6 +292,19 @@ describe('storage on mpi hosts', () => {
     expect(readdirSync(path.join(persistent, 'logs', jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `worker-${i}.log`));
   });
 
+  it('a memory size a host cannot hold fails the job before the program runs, naming the host, the size and what is free', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'mpi-storage-huge', workers: 2, worker: { command: ['sh', '-c', 'echo T2RAN'] }, storage: { memory: { size: '100Ti' } }, ...mpiSpec() });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    const logs = readLogs(home, jobId);
+    expect(r.code).toBe(1);
+    expect(r.stderr + logs).toMatch(/storage\.memory\.size is 100Ti, but \/dev\/shm on host \S+ has [0-9.]+\w* free; ask for less in storage\.memory\.size/);
+    expect(logs).not.toContain('T2RAN');
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(leftovers(jobId)).toEqual([]);
+  });
+
   it('a plain MPI program (no job master) finds its storage in the same variables', async () => {
     const home = tempHome();
     const persistent = persistentDir();

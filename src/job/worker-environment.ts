@@ -43,6 +43,10 @@ export const ENV = {
   jobMasterRecoveryMs: 'TWISTER2_JOB_MASTER_RECOVERY_MS',
   packageDir: 'TWISTER2_PACKAGE_DIR',
   workVolume: 'TWISTER2_WORK_VOLUME',
+  /** spec `storage` (README "Storage"): the host's memory-backed dir, its node-local scratch dir, the kept shared dir. */
+  memoryDir: 'TWISTER2_MEMORY_DIR',
+  scratchDir: 'TWISTER2_SCRATCH_DIR',
+  persistentDir: 'TWISTER2_PERSISTENT_DIR',
   sharedVolume: 'TWISTER2_SHARED_VOLUME',
   // Kubernetes pods: the pod's own facts (downward API), from which the runtime derives its ID.
   podName: 'TWISTER2_POD_NAME',
@@ -274,6 +278,7 @@ export function commandWorkerVariables(w: {
   restartCount: number;
   packageDir: string;
   volumes: { work: string; shared: string };
+  storage: WorkerStorage;
   ports: Record<string, number>;
   recoveryMs: number;
 }): Record<string, string> {
@@ -288,6 +293,23 @@ export function commandWorkerVariables(w: {
     [ENV.packageDir]: w.packageDir,
     [ENV.workVolume]: w.volumes.work,
     [ENV.sharedVolume]: w.volumes.shared,
+    ...storageVariables(w.storage),
     ...Object.fromEntries(Object.entries(w.ports).map(([name, port]) => [portVariable(name), String(port)])),
+  };
+}
+
+/** The directories of spec `storage` a worker gets (ctx.storage); memory and persistent only where the spec asks for them. */
+export interface WorkerStorage {
+  readonly memory: string | undefined;
+  readonly scratch: string;
+  readonly persistent: string | undefined;
+}
+
+/** TWISTER2_MEMORY_DIR, TWISTER2_SCRATCH_DIR, TWISTER2_PERSISTENT_DIR: each only for a directory the worker has. */
+export function storageVariables(s: WorkerStorage): Record<string, string> {
+  return {
+    ...(s.memory !== undefined ? { [ENV.memoryDir]: s.memory } : {}),
+    [ENV.scratchDir]: s.scratch,
+    ...(s.persistent !== undefined ? { [ENV.persistentDir]: s.persistent } : {}),
   };
 }

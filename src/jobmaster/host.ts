@@ -15,6 +15,7 @@ import { JobMasterServer, type Caller } from './http-server.js';
 import type { DriverRun } from './driver/driver-host.js';
 import { JobMaster } from './job-master.js';
 import { DashboardReporter } from './dashboard-reporter.js';
+import { copyLogsToPersistent } from './persistent-logs.js';
 
 export interface HostedJob {
   jobId: string;
@@ -113,6 +114,13 @@ export async function hostJobMaster(
     await uploader.delete().catch((err: Error) => {
       status.message = `${status.message ?? ''}; could not delete the uploaded package: ${err.message}`;
     });
+    // The workers are gone (the launcher released them): their logs are complete.
+    const persistent = job.spec.storage?.persistent;
+    if (persistent?.logs) {
+      await copyLogsToPersistent(job.jobDir, job.jobId, persistent.dir).catch((err: Error) => {
+        status.message = `${status.message ?? ''}; could not copy the workers' logs to storage.persistent.dir ${persistent.dir}: ${err.message}`;
+      });
+    }
     await writeJson(path.join(job.jobDir, files.status), status);
     // Give clients following the event stream a moment to read the final state before closing; the
     // dashboard gets its last report meanwhile (at most a second more if it is slow).

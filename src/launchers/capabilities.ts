@@ -1,4 +1,7 @@
 import os from 'node:os';
+import path from 'node:path';
+import { MEMORY_ROOT, sizeProblem, STORAGE_FIX } from '../job/storage.js';
+import { twister2Home } from '../job/job-store.js';
 import type { SpecProblem } from '../errors.js';
 import { listText, slotsOf } from './gpus.js';
 import { UPLOADER_KINDS, type ClusterKind, type JobSpec, type UploaderSpec } from '../spec/schema.js';
@@ -49,6 +52,15 @@ export interface ClusterCapabilities {
     summary: string;
     problems?(spec: JobSpec, workers: number): SpecProblem[];
   };
+  /**
+   * How spec `storage` is given (README "Storage"): `problems` says why this job's storage cannot be had,
+   * checked before anything is created. A cluster without `storage` support refuses the section.
+   */
+  storage: {
+    /** For the capability table in the README. */
+    summary: string;
+    problems?(spec: JobSpec): SpecProblem[];
+  };
 }
 
 export const ALL_UPLOADERS = UPLOADER_KINDS;
@@ -91,6 +103,7 @@ export function capabilityProblems(caps: ClusterCapabilities, spec: JobSpec): Sp
     if (why) problems.push({ path: 'restart.maxRestarts', message: `${why}, so restart.maxRestarts must be 0 (got ${spec.restart.maxRestarts})` });
   }
   problems.push(...(caps.gpus.problems?.(spec, spec.workers) ?? []));
+  if (spec.storage) problems.push(...(caps.storage.problems?.(spec) ?? []));
   return problems;
 }
 
@@ -116,4 +129,28 @@ export function localGpuProblems(spec: JobSpec, workers: number): SpecProblem[] 
         `use at most ${fit} worker(s)${g > 1 ? ', fewer GPUs per worker' : ''}, or list more GPUs in local.gpus`,
     },
   ];
+}
+
+/**
+ * The local cluster: the client checks that storage.memory.size fits in what /dev/shm has free, and
+ * storage.scratch.size in the free disk where the workers' work dir goes, before the job starts.
+ */
+export function localStorageProblems(spec: JobSpec): SpecProblem[] {
+  const host = `${os.hostname()} (this machine)`;
+  const problems: SpecProblem[] = [];
+  const memory = spec.storage?.memory && sizeProblem('storage.memory.size', spec.storage.memory.size, MEMORY_ROOT, host, STORAGE_FIX.memory);
+  if (memory) problems.push({ path: 'storage.memory.size', message: memory });
+  const scratchSize = spec.storage?.scratch?.size;
+  const workDir = spec.local.workDir ? path.resolve(spec.local.workDir) : twister2Home();
+  const scratch = scratchSize !== undefined && sizeProblem('storage.scratch.size', scratchSize, workDir, host, `${STORAGE_FIX.scratch} (local.workDir sets where)`);
+  if (scratch) problems.push({ path: 'storage.scratch.size', message: scratch });
+  return problems;
+}
+
+/** A cluster that does not give spec `storage` yet refuses it, pointing at what it has instead. */
+export function noStorage(instead: string): ClusterCapabilities['storage'] {
+  return {
+    summary: `not yet: ${instead}`,
+    problems: (spec) => [{ path: 'storage', message: `cluster "${spec.cluster}" does not give storage yet; remove storage and use ${instead}` }],
+  };
 }

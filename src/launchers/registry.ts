@@ -1,6 +1,6 @@
 import { SpecError, UnknownClusterError } from '../errors.js';
 import type { ClusterKind, JobSpec } from '../spec/schema.js';
-import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, localGpuProblems, type ClusterCapabilities } from './capabilities.js';
+import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, localGpuProblems, localStorageProblems, noStorage, type ClusterCapabilities } from './capabilities.js';
 import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
 import { LazyLauncher } from './lazy-launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
@@ -26,6 +26,7 @@ const backends: Record<ClusterKind, Backend> = {
       jobMasterRecovery: true,
       placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS },
       gpus: { summary: '`local.gpus` divided by worker ID (`CUDA_VISIBLE_DEVICES`)', problems: localGpuProblems },
+      storage: { summary: 'memory in `/dev/shm`, scratch in the work dir, `persistent.dir`; sizes checked by the client', problems: localStorageProblems },
     },
     launcher: () => new LocalLauncher(),
   },
@@ -38,6 +39,7 @@ const backends: Record<ClusterKind, Backend> = {
       placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS, none: ALL_UPLOADERS },
       // Checked per host with the mpi section (refineMpiSpec): a host's list against the ranks placed on it.
       gpus: { summary: '`mpi.hosts[].gpus` divided by local rank (`CUDA_VISIBLE_DEVICES`)' },
+      storage: { summary: 'memory in each host\'s `/dev/shm`, scratch under its temp dir, a shared `persistent.dir`; sizes checked by the first rank on each host' },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./mpi/mpi-launcher.js')).MpiLauncher(), ['resume']),
     placement: lazyPlacement(() => import('./mpi/placement.js'), false),
@@ -63,6 +65,7 @@ const backends: Record<ClusterKind, Backend> = {
             ? [{ path: 'slurm.launch', message: `resources.gpus is ${spec.resources.gpus}, but the ranks mpirun starts (slurm.launch "mpirun") are not Slurm tasks, so Slurm cannot give each its own GPUs; use slurm.launch "srun", or resources.gpus 0` }]
             : [],
       },
+      storage: { summary: 'memory in each node\'s `/dev/shm`, scratch under `/tmp/twister2/<job>`, a shared `persistent.dir`; sizes checked by the first worker on each node' },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./slurm/slurm-launcher.js')).SlurmLauncher(), ['restartWorker', 'resume']),
     placement: lazyPlacement(() => import('./slurm/placement.js'), true),
@@ -76,6 +79,7 @@ const backends: Record<ClusterKind, Backend> = {
       // The job master's allocation runs from the job directory, as the workers do.
       placements: { client: ALL_UPLOADERS, cluster: ['local'] },
       gpus: { summary: 'a device request (`nomad.gpuDevice`)' },
+      storage: noStorage('the task\'s own directories'),
     },
     launcher: () => new LazyLauncher(async () => new (await import('./nomad/nomad-launcher.js')).NomadLauncher(), ['addWorkers', 'removeWorkers', 'resume']),
     placement: lazyPlacement(() => import('./nomad/placement.js'), true, true),
@@ -103,6 +107,7 @@ const backends: Record<ClusterKind, Backend> = {
       jobMasterRecovery: true,
       placements: { client: ALL_UPLOADERS, cluster: ['local', 'http', 's3'] },
       gpus: { summary: 'an extended resource (`kubernetes.gpuResource`)' },
+      storage: noStorage('kubernetes.volumes'),
     },
     launcher: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher(), ['addWorkers', 'removeWorkers', 'resume']),
     placement: lazyPlacement(() => import('./k8s/placement.js'), true),
@@ -137,9 +142,9 @@ export function capabilityTable(): string {
       .join('; ');
     const restartNote = caps.restartOneWorker.except ? ` (${caps.restartOneWorker.except})` : '';
     const recovery = caps.jobMasterRecovery ? 'restarted, the job carries on (`cluster` placement)' : 'the job ends';
-    return `| \`${kind}\` | ${caps.scale.summary} | ${restart[caps.restartOneWorker.by]}${restartNote} | ${recovery} | ${placements} | ${caps.gpus.summary} |`;
+    return `| \`${kind}\` | ${caps.scale.summary} | ${restart[caps.restartOneWorker.by]}${restartNote} | ${recovery} | ${placements} | ${caps.gpus.summary} | ${caps.storage.summary} |`;
   });
-  return ['| cluster | scale | restart one worker | job master crash | job master placements: uploaders | GPUs (`resources.gpus`) |', '| --- | --- | --- | --- | --- | --- |', ...rows].join('\n');
+  return ['| cluster | scale | restart one worker | job master crash | job master placements: uploaders | GPUs (`resources.gpus`) | storage (`storage`) |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n');
 }
 
 /** Throws the spec's placement, uploader and restart problems on its cluster as a SpecError (exit 2). */

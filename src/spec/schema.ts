@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { gpuIndexesSchema } from './gpu-schema.js';
 import { sizeSchema } from './size-schema.js';
@@ -243,6 +244,44 @@ export const LocalSpecSchema = z.strictObject({
   gpus: gpuIndexesSchema.optional().describe("this machine's GPU indexes, divided among the workers (resources.gpus each) as CUDA_VISIBLE_DEVICES"),
 });
 
+/**
+ * `storage`: the job's directories, with one meaning on every cluster (README, "Storage"):
+ * - `memory: { size }`: a memory-backed directory per host (/dev/shm/twister2-<job>), shared by the job's
+ *   workers on that host, removed when the last of them ends; `size` is checked against what /dev/shm has free;
+ * - `scratch: { size? }`: the host's node-local disk directory of the job, removed when the job ends; `size`
+ *   is checked against the free disk there;
+ * - `persistent: { dir, logs }`: a directory on a file system every worker sees, kept after the job; with
+ *   `logs: true` the job master copies every worker's log into `<dir>/logs/<job>/` at the job's end.
+ * Workers find them as `ctx.storage.{memory,scratch,persistent}` and TWISTER2_{MEMORY,SCRATCH,PERSISTENT}_DIR.
+ *
+ * Kubernetes (and Nomad) are to map onto the same section later: `memory` is an emptyDir of medium Memory
+ * with `size` as its sizeLimit (what kubernetes.volumes.memory is today), `scratch` a disk emptyDir with
+ * `size` as its sizeLimit (kubernetes.volumes.disk), and `persistent` gets `pvc: { storageClass, size }` or
+ * `nfs: { server, path }` beside `dir` (exactly one of them; kubernetes.volumes.persistent), mounted at a
+ * path the runtime hands out as the same variables. Until then `storage` is refused there
+ * (launchers/capabilities.ts), and kubernetes.volumes keeps its meaning.
+ */
+export const StorageSpecSchema = z.strictObject({
+  memory: z
+    .strictObject({ size: sizeSchema(['256Mi', '1Gi'], { positive: true }) }, { error: 'expected { size: "1Gi" }: the memory each host keeps for the job in /dev/shm' })
+    .optional(),
+  scratch: z.strictObject({ size: sizeSchema(['1Gi', '10Gi'], { positive: true }).optional() }, { error: 'expected { size: "10Gi" } or {}' }).optional(),
+  persistent: z
+    .strictObject(
+      {
+        dir: z.string({ error: 'expected an absolute directory on a file system every worker sees, e.g. /nfs/results' }).superRefine((d, ctx) => {
+          if (!path.isAbsolute(d) || d.split('/').includes('..')) {
+            ctx.addIssue({ code: 'custom', input: d, message: `"${d}" is not an absolute path without ".."; give a directory every worker sees, e.g. /nfs/results` });
+          }
+        }),
+        logs: z.boolean({ error: 'expected true or false' }).default(false).describe('copy every worker\'s log into <dir>/logs/<job>/ at the job\'s end'),
+      },
+      { error: 'expected { dir: /shared/path, logs: false }' },
+    )
+    .optional(),
+});
+export type StorageSpec = z.output<typeof StorageSpecSchema>;
+
 export const JobSpecSchema = z.strictObject({
   name: z.string({ error: 'expected a job name' }).regex(/^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/, JOB_NAME_RULE),
   cluster: ClusterKindSchema.default('local'),
@@ -255,6 +294,7 @@ export const JobSpecSchema = z.strictObject({
   restart: RestartSpecSchema.prefault({}),
   timeouts: TimeoutsSchema.prefault({}),
   uploader: UploaderSpecSchema.prefault({}),
+  storage: StorageSpecSchema.optional(),
   local: LocalSpecSchema.prefault({}),
   kubernetes: KubernetesSpecSchema.optional(),
   slurm: SlurmSpecSchema.optional(),

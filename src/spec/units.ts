@@ -30,3 +30,11 @@ export function parseBytes(value: string | number): number | undefined {
   if (!m) return undefined;
   return Math.floor(Number(m[1]) * quantityUnits[m[2] ?? '']!);
 }
+
+/** Bytes as people read them: "1.5Gi", "512Mi", "300Ki", "12" (binary units, one decimal at most). */
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [['Ti', 2 ** 40], ['Gi', 2 ** 30], ['Mi', 2 ** 20], ['Ki', 2 ** 10]] as const) {
+    if (n >= size) return `${Number((n / size).toFixed(1))}${unit}`;
+  }
+  return String(n);
+}

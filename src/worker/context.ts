@@ -1,5 +1,6 @@
 import type { WorkerInfo } from '../protocol/messages.js';
 import type { JobSpec } from '../spec/schema.js';
+import type { WorkerStorage } from '../job/worker-environment.js';
 
 export interface WorkerLogger {
   info(...args: unknown[]): void;
@@ -32,6 +33,13 @@ export interface WorkerContext {
   readonly packageDir: string;
   /** `work`: this worker's scratch directory. `shared`: a directory shared by the workers on this host. */
   readonly volumes: { readonly work: string; readonly shared: string };
+  /**
+   * The job's storage (spec `storage`; also TWISTER2_MEMORY_DIR, TWISTER2_SCRATCH_DIR, TWISTER2_PERSISTENT_DIR):
+   * `memory`, a memory-backed directory shared by the job's workers on this host (with storage.memory);
+   * `scratch`, this host's node-local disk directory of the job; both are removed when the job ends.
+   * `persistent`, storage.persistent.dir, seen by every worker and kept after the job.
+   */
+  readonly storage: WorkerStorage;
   /**
    * The GPUs this worker may use, as CUDA_VISIBLE_DEVICES names them: its share of local.gpus or of its host's
    * mpi.hosts[].gpus, or what Slurm allocated to its task. Undefined when nothing was divided (CUDA_VISIBLE_DEVICES

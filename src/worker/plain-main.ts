@@ -4,7 +4,8 @@ import { endTreeOnStopSignals, ProgramTree, untilExit } from './process-tree.js'
 import { runCommand } from './program-runner.js';
 import { specOfPackage } from './spec-view.js';
 import { resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
-import { ENV, readPackageRef, workDirOf } from '../job/worker-environment.js';
+import { ENV, readPackageRef, storageVariables, workDirOf } from '../job/worker-environment.js';
+import { prepareStorage } from './storage.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
 // Whatever the command starts ends with this rank, however it ends.
@@ -30,12 +31,14 @@ async function main(): Promise<number> {
     log: (line) => console.error(`[twister2 rank ${workerId}] ${line}`),
   });
   const spec = await specOfPackage(fetched.manifest);
+  const storage = prepareStorage(env[ENV.jobId] ?? 'job', workDir, spec);
   const run = runCommand(spec.worker, fetched.dir, {
     ...env,
     ...spec.worker.env,
     [ENV.workerId]: String(workerId),
     [ENV.numWorkers]: String(spec.workers),
     [ENV.packageDir]: fetched.dir,
+    ...storageVariables(storage),
   });
   await run.done;
   await tree.end(1000); // what it left running

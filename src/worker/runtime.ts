@@ -2,7 +2,7 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commandWorkerVariables, ENV, readWorkerEnvironment, visibleGpus } from '../job/worker-environment.js';
+import { commandWorkerVariables, ENV, readWorkerEnvironment, storageVariables, visibleGpus, type WorkerStorage } from '../job/worker-environment.js';
 import { Twister2Error } from '../errors.js';
 import { primaryAddress } from '../net/primary-address.js';
 import type { HealthCheck, JobSpec } from '../spec/schema.js';
@@ -20,6 +20,7 @@ import { endTreeOnStopSignals, ProgramTree, untilExit } from './process-tree.js'
 import { runCommand, runModule } from './program-runner.js';
 import { endOrphanedJob, jobMasterUrl, resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
+import { prepareStorage } from './storage.js';
 
 const CLI_SCRIPT = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
 
@@ -57,6 +58,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
   const link = new JobMasterLink(masterUrl, wenv.token, workerId);
   let packageDir: string;
   let spec: JobSpec;
+  let storage: WorkerStorage;
   try {
     await takeGpus(env);
     const fetched = await fetchPackage(wenv.packageRef, wenv.workDir, {
@@ -70,6 +72,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       console.error(`[twister2 worker ${workerId}] fetched and unpacked the package (${wenv.packageRef.size} bytes) from ${from}`);
     }
     spec = await specOfPackage(fetched.manifest);
+    storage = prepareStorage(wenv.jobId, wenv.workDir, spec);
     markPhase('package ready');
   } catch (err) {
     // Tell the job master why, so the job's failure names the cause and not just an exit code.
@@ -138,6 +141,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       restartCount: registration.restartCount,
       packageDir,
       volumes,
+      storage,
       ports,
       recoveryMs: registration.jobMasterRecoveryMs ?? 0,
     }),
@@ -150,6 +154,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
 
   let program: Promise<void>;
   if (spec.worker.module) {
+    // A module worker runs in this process: what it starts finds its storage as a command worker does.
+    Object.assign(env, storageVariables(storage));
     const ctx = makeContext();
     program = runModule(spec.worker, packageDir, ctx);
   } else {
@@ -201,6 +207,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       args: spec.worker.args,
       packageDir,
       volumes,
+      storage,
       gpus: visibleGpus(env),
       log: {
         info: (...a) => console.log(...a),

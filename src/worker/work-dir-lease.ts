@@ -1,6 +1,7 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { leaseLockOf } from '../job/storage.js';
 
 const LIVE = '.live';
 /** How long taking or releasing waits for another worker of this host holding the lease lock. */
@@ -28,10 +29,15 @@ export class WorkDirLease {
     private readonly marker: string,
   ) {}
 
-  static take(workDir: string): WorkDirLease {
+  /**
+   * `whenCreated` runs under the lock when the directory does not exist yet, that is for the first holder on
+   * the host, before it is created: a check that throws there (storage that does not fit) leaves nothing taken.
+   */
+  static take(workDir: string, opts: { whenCreated?: () => void } = {}): WorkDirLease {
     const dir = path.join(workDir, LIVE);
     const marker = path.join(dir, `${os.hostname()}-${process.pid}`);
-    withLeaseLock(workDir, () => {
+    withLeaseLock(workDir, { makeParent: true }, () => {
+      if (opts.whenCreated && !existsSync(workDir)) opts.whenCreated();
       mkdirSync(dir, { recursive: true });
       closeSync(openSync(marker, 'w'));
     });
@@ -41,7 +47,9 @@ export class WorkDirLease {
   release(): void {
     if (this.released) return;
     this.released = true;
-    withLeaseLock(this.workDir, () => {
+    // A lease of a directory inside another leased one (the scratch dir in a scratch work dir) may find its
+    // parent removed already: then it is gone, and its lock must not bring the parent back.
+    withLeaseLock(this.workDir, { makeParent: false }, () => {
       try {
         unlinkSync(this.marker);
       } catch {
@@ -65,9 +73,9 @@ export class WorkDirLease {
  * broken). Waits synchronously, since releases run in exit hooks; after LOCK_WAIT_MS it runs `fn` anyway
  * rather than leave a worker stuck, which at worst brings back the race the lock closes.
  */
-function withLeaseLock(workDir: string, fn: () => void): void {
-  const lock = `${workDir}.lease-lock`;
-  mkdirSync(path.dirname(lock), { recursive: true });
+function withLeaseLock(workDir: string, opts: { makeParent: boolean }, fn: () => void): void {
+  const lock = leaseLockOf(workDir);
+  if (opts.makeParent) mkdirSync(path.dirname(lock), { recursive: true });
   const deadline = Date.now() + LOCK_WAIT_MS;
   let held = false;
   while (!held && Date.now() < deadline) {
@@ -77,6 +85,8 @@ function withLeaseLock(workDir: string, fn: () => void): void {
       closeSync(fd);
       held = true;
     } catch (err) {
+      // Without its parent there is no directory to release (makeParent false): nothing to do.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !opts.makeParent) return;
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       breakIfStale(lock);
       Atomics.wait(SLEEPER, 0, 0, 5);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { launcherConformance } from '../conformance/launcher-conformance.js';
 import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
 import { mpiLeftovers, mpiSpecFor } from '../env/mpi-hosts.js';
-import { fixture, jobIds, makeJob, readLogs, runCli, tempHome, testRecords } from '../helpers/cli.js';
+import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
 import { workerTokenOf } from '../../src/job/worker-environment.js';
 
@@ -222,6 +222,107 @@ describe('mpi launcher on two ssh hosts', () => {
     const r = await runCli(['submit', makeJob(job)], home);
     const jobId = jobIds(home)[0]!;
     expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(1);
+    expect(leftovers(jobId)).toEqual([]);
+  });
+});
+
+interface StorageRec {
+  id: number;
+  step: string;
+  ip: string;
+  storage: { memory: string; scratch: string; persistent: string };
+  env: { memory?: string; scratch?: string; persistent?: string };
+  fsType: string;
+  memoryFiles: string[];
+}
+
+describe('storage on mpi hosts', () => {
+  const storageJob = (name: string, mode: string, persistent: string) =>
+    makeJob(
+      {
+        name,
+        workers: 4,
+        worker: { module: 'w.mjs', args: [mode] },
+        storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { dir: persistent, logs: true } },
+        ...mpiSpec(),
+      },
+      { 'w.mjs': fixture('storage-worker.mjs') },
+    );
+  const memoryLeft = (jobId: string) => [`/dev/shm/twister2-${jobId}`, `/dev/shm/twister2-${jobId}.lease-lock`].filter((d) => existsSync(d));
+  const persistentDir = () => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-persist-')), 'results');
+
+  it('4 ranks on 2 hosts: memory is tmpfs and shared by the ranks of a host, persistent keeps every file and log, memory and scratch gone', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const r = await runCli(['submit', storageJob('mpi-storage', 'ok', persistent)], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const recs = testRecords<StorageRec>(r.stdout).filter((x) => x.step === 'storage');
+    expect(recs.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    expect(new Set(recs.map((x) => x.ip)).size).toBe(2);
+    for (const x of recs) {
+      expect(x.fsType).toBe('tmpfs');
+      expect(x.storage.memory).toBe(`/dev/shm/twister2-${jobId}`);
+      expect(x.env).toEqual(x.storage);
+      // Every rank of its host wrote there before the barrier. (The test hosts are network namespaces of one
+      // machine, so they share /dev/shm: ranks of the other host show up too, which real hosts would not.)
+      const sameHost = recs.filter((y) => y.ip === x.ip).map((y) => `w-${y.id}`);
+      expect(x.memoryFiles).toEqual(expect.arrayContaining(sameHost));
+    }
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    for (const i of [0, 1, 2, 3]) expect(readFileSync(path.join(persistent, 'logs', jobId, `worker-${i}.log`), 'utf8')).toContain(`storage worker ${i} wrote its files`);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(leftovers(jobId)).toEqual([]);
+  });
+
+  it('`twister2 kill`: memory and scratch gone on every host, persistent kept', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const cli = startCli(['submit', storageJob('mpi-storage-kill', 'sleep', persistent)], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('4 sleeping ranks', () => testRecords<{ step: string }>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4, 90_000);
+    expect(memoryLeft(jobId)).toContain(`/dev/shm/twister2-${jobId}`);
+    const k = await runCli(['kill', jobId], home);
+    expect(k.code, k.stderr).toBe(0);
+    await cli.closed;
+    expect(cli.output().stderr).toMatch(/KILLED/);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId))).toHaveLength(4);
+    expect(readdirSync(path.join(persistent, 'logs', jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `worker-${i}.log`));
+  });
+
+  it('a memory size a host cannot hold fails the job before the program runs, naming the host, the size and what is free', async () => {
+    const home = tempHome();
+    const job = makeJob({ name: 'mpi-storage-huge', workers: 2, worker: { command: ['sh', '-c', 'echo T2RAN'] }, storage: { memory: { size: '100Ti' } }, ...mpiSpec() });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    const logs = readLogs(home, jobId);
+    expect(r.code).toBe(1);
+    expect(r.stderr + logs).toMatch(/storage\.memory\.size is 100Ti, but \/dev\/shm on host \S+ has [0-9.]+\w* free; ask for less in storage\.memory\.size/);
+    expect(logs).not.toContain('T2RAN');
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(leftovers(jobId)).toEqual([]);
+  });
+
+  it('a plain MPI program (no job master) finds its storage in the same variables', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const job = {
+      name: 'mpi-plain-storage',
+      workers: 2,
+      worker: { command: ['sh', '-c', 'echo x > "$TWISTER2_PERSISTENT_DIR/r-$TWISTER2_WORKER_ID" && echo "T2FS $(stat -f -c %T "$TWISTER2_MEMORY_DIR") $TWISTER2_SCRATCH_DIR"'] },
+      storage: { memory: { size: '1Mi' }, persistent: { dir: persistent } },
+      ...mpiSpec(),
+      jobMaster: { placement: 'none' },
+    };
+    const r = await runCli(['submit', makeJob(job)], home);
+    const jobId = jobIds(home)[0]!;
+    const logs = readLogs(home, jobId);
+    expect(r.code, `${r.stderr}\n${logs}`).toBe(0);
+    expect([...logs.matchAll(/T2FS (\S+) (\S+)/g)].map((m) => [m[1], m[2]])).toEqual([0, 1].map(() => ['tmpfs', path.join(os.tmpdir(), 'twister2', jobId, 'scratch')]));
+    expect(readdirSync(persistent).sort()).toEqual(['r-0', 'r-1']);
+    expect(memoryLeft(jobId)).toEqual([]);
     expect(leftovers(jobId)).toEqual([]);
   });
 });

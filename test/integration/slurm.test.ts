@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
@@ -474,6 +475,76 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     writeFileSync(script, ['#!/bin/bash', ...perNode.map((l) => `#SBATCH ${l}`), 'true', ''].join('\n'));
     const r2 = spawnSync('sbatch', ['--test-only', script], { env: { ...process.env, ...cluster.env }, encoding: 'utf8' });
     expect(r2.status, r2.stderr).toBe(0);
+  });
+});
+
+interface StorageRec {
+  id: number;
+  step: string;
+  host: string;
+  storage: { memory: string; scratch: string; persistent: string };
+  env: { memory?: string; scratch?: string; persistent?: string };
+  fsType: string;
+  memoryFiles: string[];
+}
+
+describe('storage on a 2-node Slurm cluster', () => {
+  const storageJob = (name: string, mode: string, persistent: string) =>
+    makeJob(
+      {
+        name,
+        workers: 4,
+        worker: { module: 'w.mjs', args: [mode] },
+        storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { dir: persistent, logs: true } },
+        ...slurmSpec(),
+      },
+      { 'w.mjs': fixture('storage-worker.mjs') },
+    );
+  const memoryLeft = (jobId: string) => [`/dev/shm/twister2-${jobId}`, `/dev/shm/twister2-${jobId}.lease-lock`].filter((d) => existsSync(d));
+  const persistentDir = () => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-persist-')), 'results');
+
+  it('4 workers, 2 per node: memory is tmpfs and shared by the workers of a node, persistent keeps every file and log, memory and scratch gone', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const r = await runCli(['submit', storageJob('slurm-storage', 'ok', persistent)], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const recs = testRecords<StorageRec>(r.stdout).filter((x) => x.step === 'storage');
+    expect(recs.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    expect(new Set(recs.map((x) => x.host))).toEqual(new Set(cluster.nodes.map((n) => n.name)));
+    for (const x of recs) {
+      expect(x.fsType).toBe('tmpfs');
+      expect(x.storage.memory).toBe(`/dev/shm/twister2-${jobId}`);
+      expect(x.storage.scratch).toBe(`/tmp/twister2/${jobId}/scratch`);
+      expect(x.env).toEqual(x.storage);
+      // The other worker of its node wrote there before the barrier. (The test nodes share this machine's
+      // /dev/shm, so the other node's files show up too, which separate machines would not.)
+      const sameNode = recs.filter((y) => y.host === x.host).map((y) => `w-${y.id}`);
+      expect(sameNode).toHaveLength(2);
+      expect(x.memoryFiles).toEqual(expect.arrayContaining(sameNode));
+    }
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    for (const i of [0, 1, 2, 3]) expect(readFileSync(path.join(persistent, 'logs', jobId, `worker-${i}.log`), 'utf8')).toContain(`storage worker ${i} wrote its files`);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
+  it('`twister2 kill` (scancel): memory and scratch gone on every node, persistent kept', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const cli = startCli(['submit', storageJob('slurm-storage-kill', 'sleep', persistent)], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('4 sleeping workers', () => testRecords<{ step: string }>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4, 120_000);
+    expect(memoryLeft(jobId)).toContain(`/dev/shm/twister2-${jobId}`);
+    const k = await runCli(['kill', jobId], home);
+    expect(k.code, k.stderr).toBe(0);
+    await cli.closed;
+    expect(cli.output().stderr).toMatch(/KILLED/);
+    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 60_000).catch(() => undefined);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(await leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId))).toHaveLength(4);
+    expect(readdirSync(path.join(persistent, 'logs', jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `worker-${i}.log`));
   });
 });
 

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LauncherError } from '../../errors.js';
 import type { LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { inheritedEnv, killGroup, processAlive, workerProcesses } from '../process-group.js';
 import { workerEnvironment } from '../../job/worker-environment.js';
+import { leaseLockOf, memoryDirOf, scratchDirOf } from '../../job/storage.js';
 import { CUDA_VISIBLE_DEVICES, cudaVisibleDevices, gpusOfSlot, listText } from '../gpus.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
@@ -37,7 +38,10 @@ export class LocalLauncher implements Launcher {
   private listener: LauncherListener | undefined;
   private readonly running = new Map<number, Running>();
   private releasing = false;
-  private readonly onExit = () => this.killAllNow();
+  private readonly onExit = () => {
+    this.killAllNow();
+    this.removeStorage();
+  };
   private adoptedPoll: NodeJS.Timeout | undefined;
 
   async start(ctx: LaunchContext, listener: LauncherListener): Promise<void> {
@@ -152,6 +156,22 @@ export class LocalLauncher implements Launcher {
     await Promise.all([...this.running.keys()].map((id) => this.stop(id)));
     clearInterval(this.adoptedPoll);
     process.off('exit', this.onExit);
+    // The last worker to end removes them; one SIGKILLed (past the grace, or adopted and gone) could not.
+    this.removeStorage();
+  }
+
+  /** The job's scratch and memory dirs (spec `storage`), once no worker of the job runs. */
+  private removeStorage(): void {
+    const ctx = this.ctx;
+    if (!ctx) return;
+    for (const dir of [scratchDirOf(this.workDir(ctx)), memoryDirOf(ctx.jobId)]) {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(leaseLockOf(dir), { force: true });
+    }
+  }
+
+  private workDir(ctx: LaunchContext): string {
+    return ctx.spec.local.workDir ? path.resolve(ctx.spec.local.workDir, ctx.jobId) : path.join(ctx.jobDir, 'work');
   }
 
   /** Worker PIDs now running, for status and tests. */
@@ -166,7 +186,7 @@ export class LocalLauncher implements Launcher {
     if (this.releasing) return;
     const logFile = path.join(ctx.jobDir, 'logs', `worker-${id}.log`);
     const fd = openSync(logFile, 'a');
-    const workDir = ctx.spec.local.workDir ? path.resolve(ctx.spec.local.workDir, ctx.jobId) : path.join(ctx.jobDir, 'work');
+    const workDir = this.workDir(ctx);
     const env = {
       ...inheritedEnv(),
       ...workerEnvironment(ctx, { secret: { kind: 'env' }, workerId: id, restartCount, workDir: { path: workDir, scratch: false }, extra: gpuVariables(ctx, id) }),

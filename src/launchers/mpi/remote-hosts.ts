@@ -1,4 +1,5 @@
 import { ENV, workDirOf } from '../../job/worker-environment.js';
+import { leaseLockOf, memoryDirOf } from '../../job/storage.js';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -51,12 +52,15 @@ export async function unreachableHosts(ssh: MpiSpec['ssh'], hosts: string[]): Pr
 /**
  * A shell script that SIGKILLs every process whose environment names the job (ranks, and anything they
  * started) and prints the PIDs it found. The ssh session itself never carries the variable. When it finds
- * none, it removes the job's scratch dir on the host (where the ranks put it: node's os.tmpdir()), which
- * the last rank to end removes itself unless it was killed, by the sweep or by a signal it cannot handle.
+ * none, it removes the job's scratch dir on the host (where the ranks put it: node's os.tmpdir()) and its
+ * memory dir (spec storage.memory, in /dev/shm), which the last rank to end removes itself unless it was
+ * killed, by the sweep or by a signal it cannot handle.
  */
 export function sweepScript(jobId: string): string {
   const needle = shellQuote(`${ENV.jobId}=${jobId}`);
   const scratch = `"\${TMPDIR:-\${TMP:-\${TEMP:-/tmp}}}"/twister2/${shellQuote(jobId)}`;
+  const memory = shellQuote(memoryDirOf(jobId));
+  const memoryLock = shellQuote(leaseLockOf(memoryDirOf(jobId)));
   return [
     'found=""',
     'for d in /proc/[0-9]*; do',
@@ -64,7 +68,7 @@ export function sweepScript(jobId: string): string {
     '  [ "$p" = "$$" ] && continue',
     `  if tr '\\0' '\\n' < "$d/environ" 2>/dev/null | grep -qxF ${needle}; then found="$found $p"; fi`,
     'done',
-    `if [ -n "$found" ]; then kill -KILL $found 2>/dev/null; else rm -rf -- ${scratch} ${scratch}.lease-lock; fi`,
+    `if [ -n "$found" ]; then kill -KILL $found 2>/dev/null; else rm -rf -- ${scratch} ${scratch}.lease-lock ${memory} ${memoryLock}; fi`,
     'echo $found',
   ].join('\n');
 }
@@ -93,6 +97,8 @@ export function sweepLocal(jobId: string): number[] {
     const scratch = workDirOf({ [ENV.jobId]: jobId }).workDir;
     rmSync(scratch, { recursive: true, force: true });
     rmSync(`${scratch}.lease-lock`, { force: true });
+    rmSync(memoryDirOf(jobId), { recursive: true, force: true });
+    rmSync(leaseLockOf(memoryDirOf(jobId)), { force: true });
   }
   return found;
 }

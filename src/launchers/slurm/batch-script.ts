@@ -5,6 +5,7 @@ import type { SlurmSpec } from './section.js';
 import { mpirunArgs } from '../mpi/mpirun-command.js';
 import type { MpiSpec } from '../mpi/section.js';
 import { shellQuote } from '../../shell-quote.js';
+import { leaseLockOf, memoryDirOf } from '../../job/storage.js';
 
 const MIB = 1024 * 1024;
 
@@ -142,7 +143,11 @@ export function batchScript(input: BatchScriptInput): string {
   const workDir = body.env[ENV.workDir];
   if (workDir) {
     lines.push('# Each node unpacked the package once, under the work directory: remove it on every node.');
-    lines.push(`srun --overlap --ntasks-per-node=1 --ntasks="$SLURM_JOB_NUM_NODES" rm -rf -- ${shellQuote(workDir)} || true`);
+    // With storage.memory, the job's /dev/shm directory too (its lease lock beside it), which the last worker
+    // on a node removes unless it was SIGKILLed.
+    const memory = input.spec.storage?.memory ? [memoryDirOf(input.jobId), leaseLockOf(memoryDirOf(input.jobId))] : [];
+    const gone = [workDir, ...memory].map(shellQuote).join(' ');
+    lines.push(`srun --overlap --ntasks-per-node=1 --ntasks="$SLURM_JOB_NUM_NODES" rm -rf -- ${gone} || true`);
   }
   lines.push('exit $status');
   return lines.join('\n') + '\n';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  commandWorkerVariables,
+  commandWorkerVariables, storageVariables,
   ENV,
   readWorkerEnvironment,
   workerEnvironment,
@@ -65,8 +65,17 @@ describe('the worker environment contract', () => {
   it('gives a command worker its ports as TWISTER2_PORT_<NAME>', () => {
     const vars = commandWorkerVariables({
       jobMasterUrl: 'http://x', token: 't', workerId: 0, numWorkers: 1, session: 's', restartCount: 0, packageDir: '/p',
-      volumes: { work: '/w', shared: '/s' }, ports: { data: 5000, 'ctrl-plane': 5001 }, recoveryMs: 0,
+      volumes: { work: '/w', shared: '/s' }, storage: { memory: undefined, scratch: '/w/scratch', persistent: undefined }, ports: { data: 5000, 'ctrl-plane': 5001 }, recoveryMs: 0,
     });
     expect(vars).toMatchObject({ TWISTER2_PORT_DATA: '5000', TWISTER2_PORT_CTRL_PLANE: '5001' });
+  });
+
+  it('gives a command worker the storage it has, and no variable for storage the spec did not ask for', () => {
+    expect(storageVariables({ memory: undefined, scratch: '/w/scratch', persistent: undefined })).toEqual({ TWISTER2_SCRATCH_DIR: '/w/scratch' });
+    expect(storageVariables({ memory: '/dev/shm/twister2-j', scratch: '/w/scratch', persistent: '/nfs/out' })).toEqual({
+      TWISTER2_MEMORY_DIR: '/dev/shm/twister2-j',
+      TWISTER2_SCRATCH_DIR: '/w/scratch',
+      TWISTER2_PERSISTENT_DIR: '/nfs/out',
+    });
   });
 });

@@ -74,3 +74,20 @@ describe('the registry', () => {
     expect(readFileSync(new URL('../../../README.md', import.meta.url), 'utf8')).toContain(capabilityTable());
   });
 });
+
+describe('storage by cluster', () => {
+  it('local: the client checks the sizes against this machine; a size that fits passes', () => {
+    expect(problems({ ...ok, storage: { memory: { size: '1Mi' }, scratch: { size: '1Mi' } } })).toBe('');
+    expect(problems({ ...ok, storage: { memory: { size: '100Ti' } } })).toMatch(/storage\.memory\.size: storage\.memory\.size is 100Ti, but \/dev\/shm on host .* \(this machine\) has .* free; ask for less in storage\.memory\.size/);
+    expect(problems({ ...ok, storage: { scratch: { size: '100Ti' } } })).toMatch(/storage\.scratch\.size: storage\.scratch\.size is 100Ti, but .* free; ask for less in storage\.scratch\.size, or free disk there \(local\.workDir sets where\)/);
+  });
+
+  it('MPI and Slurm leave the sizes to the first worker on each host; Nomad and Kubernetes refuse storage, naming what they have', () => {
+    expect(problems({ ...ok, ...mpi, storage: { memory: { size: '100Ti' } } })).toBe('');
+    expect(problems({ ...ok, cluster: 'slurm', storage: { memory: { size: '100Ti' } } })).toBe('');
+    expect(problems({ ...ok, cluster: 'kubernetes', storage: { scratch: {} } })).toMatch(/storage: cluster "kubernetes" does not give storage yet; remove storage and use kubernetes\.volumes/);
+    expect(problems({ ...ok, cluster: 'nomad', storage: { scratch: {} } })).toMatch(/storage: cluster "nomad" does not give storage yet/);
+    expect(problems({ ...ok, cluster: 'kubernetes' })).toBe('');
+  });
+});
+

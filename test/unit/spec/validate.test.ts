@@ -104,3 +104,22 @@ describe('job master placement none', () => {
     expect(parseSpec({ ...ok, ...mpi }).jobMaster.placement).toBe('none');
   });
 });
+
+describe('storage', () => {
+  it('takes memory, scratch and persistent, sizes in bytes, logs off by default', () => {
+    const spec = parseSpec({ ...ok, storage: { memory: { size: '1Gi' }, scratch: {}, persistent: { dir: '/nfs/results' } } });
+    expect(spec.storage).toEqual({ memory: { size: 2 ** 30 }, scratch: {}, persistent: { dir: '/nfs/results', logs: false } });
+    expect(parseSpec(ok).storage).toBeUndefined();
+  });
+
+  it('names the field, the value and the fix for bad input', () => {
+    expect(problems({ ...ok, storage: { memory: {} } })).toMatch(/storage\.memory\.size: expected a size such as "256Mi", "1Gi" or a number of bytes/);
+    expect(problems({ ...ok, storage: { memory: { size: 'lots' } } })).toMatch(/storage\.memory\.size: "lots" is not a size; use e\.g\. "256Mi", "1Gi"/);
+    expect(problems({ ...ok, storage: { scratch: { size: 0 } } })).toMatch(/storage\.scratch\.size: "0" is no size at all: give more than 0 bytes/);
+    expect(problems({ ...ok, storage: { persistent: { dir: 'results' } } })).toMatch(/storage\.persistent\.dir: "results" is not an absolute path without ".."; give a directory every worker sees, e\.g\. \/nfs\/results/);
+    expect(problems({ ...ok, storage: { persistent: { dir: '/nfs/../etc' } } })).toMatch(/storage\.persistent\.dir: "\/nfs\/..\/etc" is not an absolute path without ".."/);
+    expect(problems({ ...ok, storage: { persistent: { dir: '/nfs', logs: 'yes' } } })).toMatch(/storage\.persistent\.logs: expected true or false/);
+    expect(problems({ ...ok, storage: { disk: {} } })).toMatch(/storage/);
+  });
+});
+

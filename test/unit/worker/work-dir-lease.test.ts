@@ -94,4 +94,28 @@ describe('WorkDirLease', () => {
     expect(existsSync(dir)).toBe(false);
     expect(existsSync(`${dir}.lease-lock`)).toBe(false);
   });
+
+  it('a lease of a dir inside a leased dir, released after the outer one removed it, does not bring the outer one back', () => {
+    const outer = scratch();
+    const outerLease = WorkDirLease.take(outer);
+    const innerLease = WorkDirLease.take(path.join(outer, 'scratch'));
+    outerLease.release();
+    expect(existsSync(outer)).toBe(false);
+    innerLease.release();
+    expect(existsSync(outer)).toBe(false);
+  });
+
+  it('whenCreated runs for the first holder only, before the dir exists; when it throws nothing is taken', () => {
+    const dir = scratch();
+    expect(() => WorkDirLease.take(dir, { whenCreated: () => { throw new Error('does not fit'); } })).toThrow('does not fit');
+    expect(existsSync(dir)).toBe(false);
+    expect(existsSync(`${dir}.lease-lock`)).toBe(false);
+    const seen: boolean[] = [];
+    const first = WorkDirLease.take(dir, { whenCreated: () => seen.push(existsSync(dir)) });
+    const second = WorkDirLease.take(dir, { whenCreated: () => seen.push(existsSync(dir)) });
+    expect(seen).toEqual([false]);
+    second.release();
+    first.release();
+    expect(existsSync(dir)).toBe(false);
+  });
 });

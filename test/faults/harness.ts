@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixture, jobIds, jobProcesses, makeJob, readLogs, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
@@ -65,14 +65,14 @@ export interface FaultJob {
 }
 
 /** Submits (detached) a job of 4 workers passing 16 barriers on `backend`, with `extra` merged into its spec. */
-export async function submitFaultJob(backend: FaultBackend, seed: number, extra: { [key: string]: unknown } = {}): Promise<FaultJob> {
+export async function submitFaultJob(backend: FaultBackend, seed: number, extra: { [key: string]: unknown } = {}, gate?: string): Promise<FaultJob> {
   const home = tempHome();
   const job = makeJob(
     {
       name: `faults-${seed}`,
       workers: WORKERS,
       timeouts: { heartbeat: `${HEARTBEAT_MS}ms` },
-      worker: { module: 'w.mjs', args: [String(ROUNDS), String(PAUSE_MS)] },
+      worker: { module: 'w.mjs', args: [String(ROUNDS), String(PAUSE_MS), ...(gate ? [gate] : [])] },
       ...(typeof backend.spec === 'function' ? backend.spec() : backend.spec),
       ...extra,
     },
@@ -128,7 +128,10 @@ export async function submitFaultJob(backend: FaultBackend, seed: number, extra:
 
 /** One seeded run: a detached job of 4 workers passing 16 barriers while the schedule's faults hit it. */
 async function run(backend: FaultBackend, seed: number, schedule: Schedule): Promise<History> {
-  const job = await submitFaultJob(backend, seed);
+  // The workers' last round waits for this file, written once the schedule's faults were injected: however
+  // long the job master takes to come back from each kill, every fault meets a running job.
+  const gate = path.join(tempHome(), 'faults-done');
+  const job = await submitFaultJob(backend, seed, {}, gate);
   const injected: History['injected'] = [];
   const jobMasters = new Set<number>();
   let t0 = Date.now();
@@ -153,17 +156,21 @@ async function run(backend: FaultBackend, seed: number, schedule: Schedule): Pro
   };
   /** Kills after which the job ended with no new job master (index → when): one that came after the end needs none. */
   const unrestarted = new Map<number, number>();
-  if (schedule.killAtLaunch) await injectNow({ at: 0, kind: 'kill-jobmaster' });
-  // A job that ended first will not start them: say so at once, while the cluster still has its allocations.
-  const started = await waitFor('all workers started', async () => startedIds(job.records()).size === WORKERS || ((await job.ended()) && 'ended')).catch((err: Error) => err);
-  if (started !== true) {
-    console.log(await job.diagnose(backend));
-    throw started === 'ended' ? new Error('the job ended before all workers started') : started;
-  }
-  t0 = Date.now();
-  for (const fault of schedule.faults) {
-    await sleep(t0 + fault.at - Date.now());
-    if (!(await injectNow(fault))) break;
+  try {
+    if (schedule.killAtLaunch) await injectNow({ at: 0, kind: 'kill-jobmaster' });
+    // A job that ended first will not start them: say so at once, while the cluster still has its allocations.
+    const started = await waitFor('all workers started', async () => startedIds(job.records()).size === WORKERS || ((await job.ended()) && 'ended')).catch((err: Error) => err);
+    if (started !== true) {
+      console.log(await job.diagnose(backend));
+      throw started === 'ended' ? new Error('the job ended before all workers started') : started;
+    }
+    t0 = Date.now();
+    for (const fault of schedule.faults) {
+      await sleep(t0 + fault.at - Date.now());
+      if (!(await injectNow(fault))) break;
+    }
+  } finally {
+    writeFileSync(gate, ''); // also when the run gave up: the job then ends by itself
   }
   if (schedule.killAtEnd) {
     await waitFor('a worker done', async () => job.records().some((r) => r.step === 'done') || (await job.ended()), 90_000);

@@ -1,35 +1,15 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fixture, jobIds, jobProcesses, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
-
-interface Rec {
-  id: number;
-  step: string;
-  host: string;
-  storage: { memory: string; scratch: string; persistent: string };
-  env: { memory?: string; scratch?: string; persistent?: string };
-  fsType: string;
-  memoryFiles: string[];
-}
+import { jobIds, jobProcesses, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { persistentDir, storageJob as storageJobOf, type StorageRec } from '../helpers/storage.js';
 
 const HEARTBEAT_MS = 3000;
 
-/** A fresh persistent dir that does not exist yet: workers create it. */
-const persistentDir = () => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-persist-')), 'results');
 
 function storageJob(mode: string, persistent: string, workers = 3) {
-  return makeJob(
-    {
-      name: `storage-${mode}`,
-      workers,
-      timeouts: { heartbeat: `${HEARTBEAT_MS}ms` },
-      worker: { module: 'w.mjs', args: [mode] },
-      storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { dir: persistent, logs: true } },
-    },
-    { 'w.mjs': fixture('storage-worker.mjs') },
-  );
+  return storageJobOf(`storage-${mode}`, mode, persistent, { timeouts: { heartbeat: `${HEARTBEAT_MS}ms` } }, workers);
 }
 
 /** The job's memory and scratch dirs (and their lease locks) still on this machine. */
@@ -40,7 +20,7 @@ function storageLeft(home: string, jobId: string): string[] {
 }
 
 /** What every worker reported, checked: tmpfs, every worker's file seen in the one host's memory dir, variables as ctx. */
-function expectStorageSeen(recs: Rec[], workers: number, jobId: string, persistent: string): void {
+function expectStorageSeen(recs: StorageRec[], workers: number, jobId: string, persistent: string): void {
   const all = Array.from({ length: workers }, (_, i) => `w-${i}`);
   expect(recs.map((r) => r.id).sort()).toEqual(Array.from({ length: workers }, (_, i) => i));
   for (const r of recs) {
@@ -59,7 +39,7 @@ describe('storage on the local cluster', () => {
     const r = await runCli(['submit', storageJob('ok', persistent)], home);
     const jobId = jobIds(home)[0]!;
     expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
-    const recs = testRecords<Rec>(r.stdout).filter((x) => x.step === 'storage');
+    const recs = testRecords<StorageRec>(r.stdout).filter((x) => x.step === 'storage');
     expectStorageSeen(recs, 3, jobId, persistent);
     expect(recs[0]!.storage.scratch).toBe(path.join(home, 'jobs', jobId, 'work', 'scratch'));
     expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2].map((i) => `${jobId}-w-${i}`));
@@ -104,7 +84,7 @@ describe('storage on the local cluster', () => {
     expect(r.code).toBe(1);
     expect(r.stdout + r.stderr).toMatch(/FAILED/);
     expect(r.stdout + r.stderr).toMatch(/worker 0 fails on purpose/);
-    expectStorageSeen(testRecords<Rec>(r.stdout).filter((x) => x.step === 'storage'), 3, jobId, persistent);
+    expectStorageSeen(testRecords<StorageRec>(r.stdout).filter((x) => x.step === 'storage'), 3, jobId, persistent);
     expect(readdirSync(persistent).filter((f) => f.startsWith(jobId))).toHaveLength(3);
     expect(readFileSync(path.join(persistent, 'logs', jobId, 'worker-0.log'), 'utf8')).toContain('worker 0 fails on purpose');
     expect(storageLeft(home, jobId)).toEqual([]);
@@ -115,7 +95,7 @@ describe('storage on the local cluster', () => {
     const persistent = persistentDir();
     const cli = startCli(['submit', storageJob('sleep', persistent)], home);
     const jobId = await waitFor('the job', () => jobIds(home)[0]);
-    await waitFor('3 sleeping workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 3, 60_000);
+    await waitFor('3 sleeping workers', () => testRecords<StorageRec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 3, 60_000);
     expect(storageLeft(home, jobId)).toContain(`/dev/shm/twister2-${jobId}`);
     const k = await runCli(['kill', jobId], home);
     expect(k.code, k.stderr).toBe(0);
@@ -131,7 +111,7 @@ describe('storage on the local cluster', () => {
     const persistent = persistentDir();
     const cli = startCli(['submit', storageJob('sleep', persistent)], home);
     const jobId = await waitFor('the job', () => jobIds(home)[0]);
-    await waitFor('3 sleeping workers', () => testRecords<Rec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 3, 60_000);
+    await waitFor('3 sleeping workers', () => testRecords<StorageRec>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 3, 60_000);
     expect(storageLeft(home, jobId)).toContain(`/dev/shm/twister2-${jobId}`);
     cli.kill('SIGKILL');
     await cli.closed;

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
 import { mpiLeftovers, mpiSpecFor } from '../env/mpi-hosts.js';
 import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { memoryLeft, persistentDir, storageJob as storageJobOf, type StorageRec } from '../helpers/storage.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
 import { workerTokenOf } from '../../src/job/worker-environment.js';
 
@@ -226,30 +227,9 @@ describe('mpi launcher on two ssh hosts', () => {
   });
 });
 
-interface StorageRec {
-  id: number;
-  step: string;
-  ip: string;
-  storage: { memory: string; scratch: string; persistent: string };
-  env: { memory?: string; scratch?: string; persistent?: string };
-  fsType: string;
-  memoryFiles: string[];
-}
 
 describe('storage on mpi hosts', () => {
-  const storageJob = (name: string, mode: string, persistent: string) =>
-    makeJob(
-      {
-        name,
-        workers: 4,
-        worker: { module: 'w.mjs', args: [mode] },
-        storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { dir: persistent, logs: true } },
-        ...mpiSpec(),
-      },
-      { 'w.mjs': fixture('storage-worker.mjs') },
-    );
-  const memoryLeft = (jobId: string) => [`/dev/shm/twister2-${jobId}`, `/dev/shm/twister2-${jobId}.lease-lock`].filter((d) => existsSync(d));
-  const persistentDir = () => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-persist-')), 'results');
+  const storageJob = (name: string, mode: string, persistent: string) => storageJobOf(name, mode, persistent, mpiSpec());
 
   it('4 ranks on 2 hosts: memory is tmpfs and shared by the ranks of a host, persistent keeps every file and log, memory and scratch gone', async () => {
     const home = tempHome();

@@ -1,6 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { launcherConformance } from '../conformance/launcher-conformance.js';
@@ -8,6 +7,7 @@ import { ensureOpenMpi } from '../env/openmpi.js';
 import type { SlurmCluster } from '../env/slurm-cluster.js';
 import { useSlurmCluster } from '../helpers/slurm-suite.js';
 import { fixture, jobIds, jobProcesses, killJobMasterForGood, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
+import { memoryLeft, persistentDir, storageJob as storageJobOf, type StorageRec } from '../helpers/storage.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
 import { jobRowOnPage } from '../helpers/browser.js';
 import { startDashboard } from '../helpers/dashboard.js';
@@ -478,30 +478,9 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
   });
 });
 
-interface StorageRec {
-  id: number;
-  step: string;
-  host: string;
-  storage: { memory: string; scratch: string; persistent: string };
-  env: { memory?: string; scratch?: string; persistent?: string };
-  fsType: string;
-  memoryFiles: string[];
-}
 
 describe('storage on a 2-node Slurm cluster', () => {
-  const storageJob = (name: string, mode: string, persistent: string) =>
-    makeJob(
-      {
-        name,
-        workers: 4,
-        worker: { module: 'w.mjs', args: [mode] },
-        storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { dir: persistent, logs: true } },
-        ...slurmSpec(),
-      },
-      { 'w.mjs': fixture('storage-worker.mjs') },
-    );
-  const memoryLeft = (jobId: string) => [`/dev/shm/twister2-${jobId}`, `/dev/shm/twister2-${jobId}.lease-lock`].filter((d) => existsSync(d));
-  const persistentDir = () => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-persist-')), 'results');
+  const storageJob = (name: string, mode: string, persistent: string) => storageJobOf(name, mode, persistent, slurmSpec());
 
   it('4 workers, 2 per node: memory is tmpfs and shared by the workers of a node, persistent keeps every file and log, memory and scratch gone', async () => {
     const home = tempHome();

@@ -1,0 +1,36 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fixture, makeJob } from './cli.js';
+
+/** What test/fixtures/storage-worker.mjs records about the storage it was given (`host` or `ip`: where it ran). */
+export interface StorageRec {
+  id: number;
+  step: string;
+  host: string;
+  ip: string;
+  storage: { memory: string; scratch: string; persistent: string };
+  env: { memory?: string; scratch?: string; persistent?: string };
+  fsType: string;
+  memoryFiles: string[];
+}
+
+/** A fresh persistent dir that does not exist yet: workers create it. */
+export const persistentDir = (): string => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-persist-')), 'results');
+
+/** A job of storage workers (`mode`: what they do, see the fixture) with every kind of storage, on the cluster `extra` names. */
+export function storageJob(name: string, mode: string, persistent: string, extra: Record<string, unknown> = {}, workers = 4): string {
+  return makeJob(
+    {
+      name,
+      workers,
+      worker: { module: 'w.mjs', args: [mode] },
+      storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { dir: persistent, logs: true } },
+      ...extra,
+    },
+    { 'w.mjs': fixture('storage-worker.mjs') },
+  );
+}
+
+/** The job's memory dir (and its lease lock) still on this machine. */
+export const memoryLeft = (jobId: string): string[] => [`/dev/shm/twister2-${jobId}`, `/dev/shm/twister2-${jobId}.lease-lock`].filter((d) => existsSync(d));

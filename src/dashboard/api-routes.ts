@@ -36,12 +36,12 @@ export function apiRoutes(deps: ApiDeps): Hono {
     if (!access.checkReportToken(jobId, bearer)) return refuse(c, 403, 'T2_FORBIDDEN', `this token does not report for job ${jobId}`);
     const parsed = DashboardReportSchema.safeParse(await c.req.json().catch(() => undefined));
     if (!parsed.success) return refuse(c, 400, 'T2_PROTOCOL', `not a report: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
-    const { status, events } = parsed.data;
+    const { status, events, reporter } = parsed.data;
     if (status.jobId !== jobId) return refuse(c, 403, 'T2_FORBIDDEN', `this token reports for job ${jobId}, not ${status.jobId}`);
     // A job of this machine is asked directly; its job master's reports only fetch what was asked of it.
     if (!home.isHome(jobId)) {
       board.update({ via: 'report', status, controls: { scale: true, kill: true }, logs: false });
-      board.addEvents(jobId, events);
+      board.addEvents(jobId, events, reporter);
     }
     const asked = commands.get(jobId) ?? [];
     commands.delete(jobId);

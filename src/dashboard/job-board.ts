@@ -26,6 +26,8 @@ export interface JobUpdate {
  */
 export class JobBoard extends EventEmitter<{ changed: [string]; removed: [string] }> {
   private readonly jobs = new Map<string, JobDetail>();
+  /** The last event number taken from each reporting job master (`<jobId> <reporter>`). */
+  private readonly lastSeq = new Map<string, number>();
   private saving: NodeJS.Timeout | undefined;
   /** Something changed since the history was last written. */
   private dirty = false;
@@ -107,14 +109,22 @@ export class JobBoard extends EventEmitter<{ changed: [string]; removed: [string
   }
 
   /** Events as the job master emitted them (not its snapshots, which `update` carries). */
-  addEvents(jobId: string, events: Array<{ at: string; event: JobEvent }>): void {
+  addEvents(jobId: string, events: Array<{ at: string; seq?: number | undefined; event: JobEvent }>, reporter?: string): void {
     const d = this.jobs.get(jobId);
     if (!d) return;
+    // A report sent again (its answer was lost) carries events the board has: each reporter's count says which.
+    if (reporter !== undefined) {
+      const key = `${jobId} ${reporter}`;
+      const seen = this.lastSeq.get(key) ?? 0;
+      events = events.filter((e) => e.seq === undefined || e.seq > seen);
+      const top = Math.max(seen, ...events.map((e) => e.seq ?? 0));
+      this.lastSeq.set(key, top);
+    }
     // A snapshot is the state of things when the dashboard began to follow: for a timeline that has nothing
     // yet, it says where the job and each worker stood then; otherwise `update` has it.
     const fresh = events.flatMap((e) => (e.event.type !== 'snapshot' ? [e] : d.timeline.length === 0 ? fromSnapshot(e.at, e.event.status) : []));
     if (fresh.length === 0) return;
-    d.timeline.push(...(fresh as TimelineEntry[]));
+    d.timeline.push(...fresh.map(({ at, event }) => ({ at, event }) as TimelineEntry));
     if (d.timeline.length > MAX_TIMELINE) d.timeline.splice(0, d.timeline.length - MAX_TIMELINE);
     this.dirty = true;
     this.emit('changed', jobId);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { DashboardReplySchema, MAX_REPORT_EVENTS, REPORT_PATH } from '../protocol/dashboard-report.js';
 import type { JobEvent, JobStatus } from '../protocol/messages.js';
 import type { JobMaster } from './job-master.js';
@@ -18,7 +19,9 @@ const FINAL_TIMEOUT_MS = 1000;
  * the events since, up to MAX_REPORT_EVENTS), and nothing the job does waits for the dashboard.
  */
 export class DashboardReporter {
-  private readonly events: Array<{ at: string; event: JobEvent }> = [];
+  private readonly events: Array<{ at: string; seq: number; event: JobEvent }> = [];
+  private seq = 0;
+  private readonly reporter = randomBytes(8).toString('hex');
   private timer: NodeJS.Timeout | undefined;
   private changed = true;
   private sending = false;
@@ -51,7 +54,7 @@ export class DashboardReporter {
 
   private onEvent(event: JobEvent): void {
     if (event.type === 'snapshot') return;
-    this.events.push({ at: new Date().toISOString(), event });
+    this.events.push({ at: new Date().toISOString(), seq: ++this.seq, event });
     if (this.events.length > MAX_REPORT_EVENTS) this.events.splice(0, this.events.length - MAX_REPORT_EVENTS);
     this.changed = true;
   }
@@ -77,7 +80,7 @@ export class DashboardReporter {
     const res = await fetch(this.endpoint, {
       method: 'POST',
       headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ status, events }),
+      body: JSON.stringify({ status, reporter: this.reporter, events }),
       signal: AbortSignal.timeout(timeoutMs),
     });
     if (!res.ok) throw new Error(`it answered ${res.status}: ${(await res.text()).slice(0, 200)}`);

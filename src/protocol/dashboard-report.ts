@@ -12,7 +12,12 @@ export const MAX_REPORT_BYTES = 4 * 1024 * 1024;
 
 export const DashboardReportSchema = z.object({
   status: JobStatusSchema,
-  events: z.array(z.object({ at: z.string(), event: JobEventSchema })).max(MAX_REPORT_EVENTS).default([]),
+  /**
+   * Names the reporting job master process; with it, each event's `seq` (counting up from 1) lets the
+   * dashboard drop events it already has: a report whose answer was lost is sent again, with its events.
+   */
+  reporter: z.string().max(64).optional(),
+  events: z.array(z.object({ at: z.string(), seq: z.number().int().optional(), event: JobEventSchema })).max(MAX_REPORT_EVENTS).default([]),
 });
 export type DashboardReport = z.input<typeof DashboardReportSchema>;
 

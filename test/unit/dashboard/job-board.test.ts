@@ -36,6 +36,16 @@ describe('JobBoard', () => {
     expect(board.summary('a')).toMatchObject({ running: 1, workerStates: [{ workerId: 0, state: 'RUNNING' }, { workerId: 1, state: 'FAILED' }] });
   });
 
+  it('takes a report sent again once: events its reporter already gave are dropped by their numbers', () => {
+    const board = new JobBoard(history());
+    board.update({ via: 'report', status: status('r', 'RUNNING'), controls, logs: false });
+    const e = (seq: number, workerId: number) => ({ at: 'x', seq, event: { type: 'worker-state' as const, workerId, state: 'RUNNING' as const, restarts: 0 } });
+    board.addEvents('r', [e(1, 0), e(2, 1)], 'jm-a');
+    board.addEvents('r', [e(1, 0), e(2, 1), e(3, 0)], 'jm-a'); // the first report's answer was lost
+    board.addEvents('r', [e(1, 1)], 'jm-b'); // a restarted job master counts afresh
+    expect(board.detail('r')!.timeline.map((t) => (t.event as { workerId: number }).workerId)).toEqual([0, 1, 0, 1]);
+  });
+
   it('keeps a bounded history of ended jobs, and reporting ones, across a restart; a job that stopped reporting shows as UNREACHABLE', async () => {
     const file = history();
     const board = new JobBoard(file, 2);

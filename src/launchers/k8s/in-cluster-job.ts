@@ -134,7 +134,8 @@ export class InClusterJob {
     let listed: string[] = [];
     const left = await untilNoneLeft(async () => (listed = await jobObjectsLeft(this.api, this.jobId).catch(() => listed)), GONE_TIMEOUT_MS);
     clearInterval(this.poller);
-    await this.logs?.close();
+    // The pods are gone: what their logs still had is on its way in the follows, or lost.
+    await this.logs?.close({ drain: true });
     await this.mpirun?.close();
     await this.driver?.close();
     // The job master went before this client heard how the job ended (it was slow, or was stopped): the event says.

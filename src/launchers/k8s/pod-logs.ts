@@ -29,6 +29,15 @@ interface Follow {
 
 /** The longest wait for a stopped follow's last pieces to be written. */
 const SETTLE_MS = 5000;
+/**
+ * Before follows are stopped at the end, they may still be delivering: the log is taken as complete once no
+ * follow delivered a byte over QUIET_TICKS ticks of TICK_MS (each tick after an I/O poll, so a client whose
+ * event loop was held up, e.g. writing to a slow stdout pipe, reads what waits in its sockets first), and
+ * never waited for longer than DRAIN_MAX_MS.
+ */
+const TICK_MS = 200;
+const QUIET_TICKS = 5;
+const DRAIN_MAX_MS = 60_000;
 
 /**
  * Follows the worker containers' logs through the API server into the job's `logs/worker-N.log`, which
@@ -38,7 +47,9 @@ const SETTLE_MS = 5000;
  * again a few times (the kubelet refuses a container that is still being created), except when refused
  * for lack of rights; one that never succeeds is noted once.
  * At the end each container's log is read once more from the last byte received, since a follow does not
- * say whether it delivered everything before it was stopped.
+ * say whether it delivered everything before it was stopped. When the pods are gone by then (the job master
+ * in its pod deleted them), that read fails: the follows are first let run until they deliver nothing more,
+ * as one stopped early loses what was still on its way.
  */
 export class PodLogFollower {
   private readonly log: Pick<Log, 'log'>;
@@ -83,7 +94,12 @@ export class PodLogFollower {
     void read.finally(() => this.previousReads.delete(read));
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops following and reads each log to its end. `drain`: the pods are gone (a read after the follows
+   * cannot fetch anything), so the follows are first let deliver what is still on its way.
+   */
+  async close(opts: { drain?: boolean } = {}): Promise<void> {
+    if (opts.drain) await this.untilQuiet();
     this.closing = true;
     for (const f of this.follows.values()) f.ctl?.abort();
     // Before reading on from the bytes each follow wrote: pieces it still holds would land after that read's, twice.
@@ -92,6 +108,20 @@ export class PodLogFollower {
     await Promise.all([...this.latest.values()].map((key) => this.catchUp(this.follows.get(key)!)));
     for (const f of this.follows.values()) for (const l of f.lines) l.end();
     await this.files.close();
+  }
+
+  /** Waits until the follows still open delivered nothing for QUIET_TICKS ticks in a row (DRAIN_MAX_MS at most). */
+  private async untilQuiet(): Promise<void> {
+    const total = () => [...this.follows.values()].reduce((n, f) => n + f.received, 0);
+    const open = () => [...this.follows.values()].some((f) => f.stream && !f.stream.writableEnded && !f.stream.destroyed);
+    let last = total();
+    let quiet = 0;
+    for (let waited = 0; quiet < QUIET_TICKS && waited < DRAIN_MAX_MS && open(); waited += TICK_MS) {
+      await new Promise((r) => setTimeout(r, TICK_MS));
+      const now = total();
+      quiet = now === last ? quiet + 1 : 0;
+      last = now;
+    }
   }
 
   private async start(f: Follow, attempt: number): Promise<void> {

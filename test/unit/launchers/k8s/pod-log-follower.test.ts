@@ -38,3 +38,27 @@ it("writes a container's log exactly once when the job ends while the follow's l
   await follower.close(); // the job ended: the follow is stopped while its last 100 bytes still wait
   expect(readFileSync(path.join(logsDir, 'worker-0.log')).equals(LOG)).toBe(true);
 });
+
+it('lets a follow that is still delivering run to the end before stopping it, when the pod is gone and its log can no longer be read', async () => {
+  const logsDir = mkdtempSync(path.join(os.tmpdir(), 't2-podlogs-'));
+  dirs.push(logsDir);
+  // The follow is behind (its client was held up): the rest comes in 1 KB pieces after the job ended. A
+  // stopped follow drops what is still on its way, and the pod is gone, so a read after it fails.
+  const behind = {
+    async log(_ns: string, _pod: string, _c: string, stream: Writable, opts: { follow?: boolean }) {
+      if (!opts.follow) throw new Error('pods "p-0" not found');
+      const ctl = new AbortController();
+      stream.write(LOG.subarray(0, 20_000));
+      let at = 20_000;
+      const more = setInterval(() => {
+        if (ctl.signal.aborted || at >= LOG.length) return clearInterval(more);
+        stream.write(LOG.subarray(at, (at += 1000)));
+      }, 20);
+      return ctl;
+    },
+  };
+  const follower = new PodLogFollower(new KubeConfig(), 'ns', logsDir, () => undefined, false, behind as never);
+  follower.follow({ name: 'p-0', uid: 'u0' }, 'worker-0', 0, { workerId: 0 });
+  await follower.close({ drain: true });
+  expect(readFileSync(path.join(logsDir, 'worker-0.log')).equals(LOG)).toBe(true);
+});

@@ -244,6 +244,31 @@ export const LocalSpecSchema = z.strictObject({
   gpus: gpuIndexesSchema.optional().describe("this machine's GPU indexes, divided among the workers (resources.gpus each) as CUDA_VISIBLE_DEVICES"),
 });
 
+/** `storage.persistent` on Kubernetes: an NFS export every worker pod mounts; twister2 never deletes what is on it. */
+const PersistentNfsSchema = z.strictObject(
+  {
+    server: z.string({ error: 'expected the NFS server\'s host name or IP' }).min(1, 'expected the NFS server\'s host name or IP'),
+    path: z.string({ error: 'expected the exported directory, an absolute path' }).startsWith('/', 'expected the exported directory, an absolute path such as "/exports/results"'),
+  },
+  { error: 'expected { server: nfs.example.com, path: /exports/results }' },
+);
+
+/** `storage.persistent` on Kubernetes: a ReadWriteMany claim of the job, deleted with it unless `keep: true`. */
+const PersistentPvcSchema = z.strictObject(
+  {
+    storageClass: z
+      .string({ error: 'expected a StorageClass name' })
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'expected a StorageClass name: lowercase letters, digits, "-" and "."'),
+    size: sizeSchema(['10Gi', '100Gi'], { positive: true }),
+    keep: z.boolean({ error: 'expected true or false' }).default(false).describe('keep the claim (and its data) after the job'),
+  },
+  { error: 'expected { storageClass: nfs-client, size: 10Gi, keep: true }' },
+);
+
+/** The ways to give `storage.persistent`: exactly one per spec. */
+export const PERSISTENT_KINDS = ['dir', 'nfs', 'pvc'] as const;
+export type PersistentKind = (typeof PERSISTENT_KINDS)[number];
+
 /**
  * `storage`: the job's directories, with one meaning on every cluster (README, "Storage"):
  * - `memory: { size }`: a memory-backed directory per host (/dev/shm/twister2-<job>), shared by the job's
@@ -269,15 +294,30 @@ export const StorageSpecSchema = z.strictObject({
   persistent: z
     .strictObject(
       {
-        dir: z.string({ error: 'expected an absolute directory on a file system every worker sees, e.g. /nfs/results' }).superRefine((d, ctx) => {
-          if (!path.isAbsolute(d) || d.split('/').includes('..')) {
-            ctx.addIssue({ code: 'custom', input: d, message: `"${d}" is not an absolute path without ".."; give a directory every worker sees, e.g. /nfs/results` });
-          }
-        }),
-        logs: z.boolean({ error: 'expected true or false' }).default(false).describe('copy every worker\'s log into <dir>/logs/<job>/ at the job\'s end'),
+        dir: z
+          .string({ error: 'expected an absolute directory on a file system every worker sees, e.g. /nfs/results' })
+          .superRefine((d, ctx) => {
+            if (!path.isAbsolute(d) || d.split('/').includes('..')) {
+              ctx.addIssue({ code: 'custom', input: d, message: `"${d}" is not an absolute path without ".."; give a directory every worker sees, e.g. /nfs/results` });
+            }
+          })
+          .optional()
+          .describe('local, MPI, Slurm: a directory every worker\'s host mounts'),
+        nfs: PersistentNfsSchema.optional().describe('Kubernetes: an NFS export mounted in every worker pod'),
+        pvc: PersistentPvcSchema.optional().describe('Kubernetes: a ReadWriteMany claim the job creates, mounted in every worker pod'),
+        logs: z.boolean({ error: 'expected true or false' }).default(false).describe('copy every worker\'s log into <persistent>/logs/<job>/ at the job\'s end'),
       },
-      { error: 'expected { dir: /shared/path, logs: false }' },
+      { error: 'expected { dir: /shared/path, logs: false }, or on Kubernetes { nfs: { server, path } } or { pvc: { storageClass, size } }' },
     )
+    .superRefine((p, ctx) => {
+      // Exactly one of PERSISTENT_KINDS; which one a cluster takes is its capabilities' business (launchers/capabilities.ts).
+      const given = PERSISTENT_KINDS.filter((k) => p[k] !== undefined);
+      if (given.length !== 1) {
+        const kinds = PERSISTENT_KINDS.map((k) => `storage.persistent.${k}`).join(', ');
+        const got = given.length === 0 ? 'none' : given.map((k) => `storage.persistent.${k}`).join(' and ');
+        ctx.addIssue({ code: 'custom', message: `give exactly one of ${kinds} (got ${got}): dir on local, MPI and Slurm; nfs or pvc on Kubernetes` });
+      }
+    })
     .optional(),
 });
 export type StorageSpec = z.output<typeof StorageSpecSchema>;

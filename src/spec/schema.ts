@@ -271,20 +271,18 @@ export type PersistentKind = (typeof PERSISTENT_KINDS)[number];
 
 /**
  * `storage`: the job's directories, with one meaning on every cluster (README, "Storage"):
- * - `memory: { size }`: a memory-backed directory per host (/dev/shm/twister2-<job>), shared by the job's
- *   workers on that host, removed when the last of them ends; `size` is checked against what /dev/shm has free;
- * - `scratch: { size? }`: the host's node-local disk directory of the job, removed when the job ends; `size`
- *   is checked against the free disk there;
- * - `persistent: { dir, logs }`: a directory on a file system every worker sees, kept after the job; with
- *   `logs: true` the job master copies every worker's log into `<dir>/logs/<job>/` at the job's end.
+ * - `memory: { size }`: a memory-backed directory shared by the job's workers on a host (local, MPI, Slurm:
+ *   /dev/shm/twister2-<job>, removed when the last of them ends, `size` checked against what /dev/shm has
+ *   free) or in a pod (Kubernetes: an emptyDir of medium Memory, `size` its sizeLimit, enforced by the kubelet);
+ * - `scratch: { size? }`: the host's node-local disk directory of the job (Kubernetes: a disk emptyDir per pod),
+ *   removed when the job ends; `size` is checked against the free disk there (Kubernetes: the sizeLimit);
+ * - `persistent`: kept after the job, seen by every worker; exactly one of `dir` (local, MPI, Slurm: a
+ *   directory on a file system every host mounts), `nfs: { server, path }` or `pvc: { storageClass, size, keep }`
+ *   (Kubernetes: mounted in every worker pod); which form a cluster takes, its capabilities say
+ *   (launchers/capabilities.ts persistentKindProblems). With `logs: true` the job master copies every worker's log
+ *   into `<persistent>/logs/<job>/` at the job's end (on Kubernetes from its pod, which mounts the volume too).
  * Workers find them as `ctx.storage.{memory,scratch,persistent}` and TWISTER2_{MEMORY,SCRATCH,PERSISTENT}_DIR.
- *
- * Kubernetes (and Nomad) are to map onto the same section later: `memory` is an emptyDir of medium Memory
- * with `size` as its sizeLimit (what kubernetes.volumes.memory is today), `scratch` a disk emptyDir with
- * `size` as its sizeLimit (kubernetes.volumes.disk), and `persistent` gets `pvc: { storageClass, size }` or
- * `nfs: { server, path }` beside `dir` (exactly one of them; kubernetes.volumes.persistent), mounted at a
- * path the runtime hands out as the same variables. Until then `storage` is refused there
- * (launchers/capabilities.ts), and kubernetes.volumes keeps its meaning.
+ * On Kubernetes, kubernetes.volumes keeps its meaning; asking for the same thing there and here is refused.
  */
 export const StorageSpecSchema = z.strictObject({
   memory: z

@@ -113,8 +113,11 @@ describe('storage by cluster', () => {
     expect(message).toMatch(/storage\.memory: storage\.memory and kubernetes\.volumes\.memory both ask for a memory-backed volume; keep one: storage\.memory \(the same meaning on every cluster, TWISTER2_MEMORY_DIR\) or kubernetes\.volumes\.memory/);
     expect(message).toMatch(/storage\.scratch: storage\.scratch and kubernetes\.volumes\.disk both ask for a disk emptyDir/);
     expect(message).toMatch(/storage\.persistent: storage\.persistent and kubernetes\.volumes\.persistent both ask for a kept NFS or PVC volume/);
-    // Different parts from each side go together.
+    // Different parts from each side go together, unless a mountPath of kubernetes.volumes is where a part of storage goes.
     expect(problems({ ...ok, cluster: 'kubernetes', storage: { memory: { size: '1Gi' } }, kubernetes: { volumes: { disk: { sizeLimit: '1Gi' } } } })).toBe('');
+    expect(problems({ ...ok, cluster: 'kubernetes', storage: { memory: { size: '1Gi' } }, kubernetes: { volumes: { disk: { sizeLimit: '1Gi', mountPath: '/twister2/memory/x' } } } })).toBe(
+      'invalid job spec:\n  - kubernetes.volumes.disk.mountPath: "/twister2/memory/x" overlaps where storage.memory is mounted (/twister2/memory); choose another mountPath',
+    );
   });
 
   it('Kubernetes: persistent.logs needs the job master in its pod, which mounts the volume', () => {

@@ -1,5 +1,6 @@
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { ENV } from '../../../job/worker-environment.js';
+import { STORAGE_MOUNTS } from '../storage-mounts.js';
 import { bytesQuantity, type K8sJob } from './common.js';
 
 /**
@@ -8,9 +9,8 @@ import { bytesQuantity, type K8sJob } from './common.js';
  * - scratch: a disk emptyDir, `size` its sizeLimit when given;
  * - persistent: the NFS export, or the job's ReadWriteMany claim (pvc.ts), kept after the job.
  * The kubelet enforces the sizeLimits and removes the emptyDirs with the pod. Each is mounted at a fixed
- * path, which the worker runtime reads from TWISTER2_*_MOUNT and hands out as TWISTER2_*_DIR and ctx.storage.
+ * path (STORAGE_MOUNTS), which the worker runtime reads from TWISTER2_*_MOUNT and hands out as TWISTER2_*_DIR and ctx.storage.
  */
-export const STORAGE_MOUNTS = { memory: '/twister2/memory', scratch: '/twister2/scratch', persistent: '/twister2/persistent' } as const;
 
 const VOLUME = { memory: 'storage-memory', scratch: 'storage-scratch', persistent: 'storage-persistent' } as const;
 

@@ -106,6 +106,20 @@ describe('spec storage on Kubernetes', () => {
     await waitFor('the worker pods\' emptyDirs removed with the pods', () => emptyDirsLeft(jobId).length === 0, 60_000);
   });
 
+  it('a worker that fails ends the job FAILED: the NFS export keeps every worker\'s file and log, memory and scratch are gone with the pods', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const r = await runCli(['submit', k8sStorageJob(ns, 'fail', 'cluster', true)], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${podLogs(jobId)}`).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(/FAILED/);
+    expectStorageSeen(testRecords<StorageRec>(podLogs(jobId)).filter((x) => x.step === 'storage'));
+    const kept = exportDir(ns);
+    expect(readdirSync(kept).filter((f) => f.startsWith(jobId))).toHaveLength(4);
+    expect(readFileSync(path.join(kept, 'logs', jobId, 'worker-0.log'), 'utf8')).toContain('worker 0 fails on purpose');
+    await waitFor('the worker pods\' emptyDirs removed with the pods', () => emptyDirsLeft(jobId).length === 0, 60_000);
+  });
+
   it('job master in the client, `twister2 kill`: memory and scratch are gone with the pods, the NFS export keeps every worker\'s file; without logs no log is copied', async () => {
     const ns = await namespace();
     const home = tempHome();

@@ -8,6 +8,7 @@ export const clusterSuites = [
   'test/integration/kube-cluster.test.ts',
   'test/integration/kube-pod-runner.test.ts',
   'test/integration/kube-pod-network.test.ts',
+  'test/integration/k8s-storage.test.ts',
   'test/integration/k8s-objects.test.ts',
   'test/integration/k8s.test.ts',
   'test/faults/nomad-faults.test.ts',

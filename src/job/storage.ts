@@ -1,6 +1,7 @@
 import { statfsSync } from 'node:fs';
 import path from 'node:path';
 import { formatBytes } from '../spec/units.js';
+import { ENV } from './worker-environment.js';
 
 /**
  * Where a job's storage (spec `storage`, README "Storage") is on a host, in one place: the worker runtime
@@ -24,6 +25,21 @@ export function scratchDirOf(workDir: string): string {
 /** `storage.persistent.logs`: where every worker's log is copied at the job's end. */
 export function persistentLogsDirOf(persistentDir: string, jobId: string): string {
   return path.join(persistentDir, 'logs', jobId);
+}
+
+/**
+ * The job's storage volumes a cluster mounted itself (Kubernetes: emptyDirs, an NFS export, a PVC), named by
+ * the worker's environment (TWISTER2_*_MOUNT); a directory the cluster did not mount is undefined, and the
+ * worker makes it on its host as above.
+ */
+export interface MountedStorage {
+  memory?: string | undefined;
+  scratch?: string | undefined;
+  persistent?: string | undefined;
+}
+
+export function mountedStorageOf(env: NodeJS.ProcessEnv): MountedStorage {
+  return { memory: env[ENV.memoryMount] || undefined, scratch: env[ENV.scratchMount] || undefined, persistent: env[ENV.persistentMount] || undefined };
 }
 
 /** The lock file a lease of `dir` uses (worker/work-dir-lease.ts), which clean-up removes with the directory. */

@@ -47,6 +47,10 @@ export const ENV = {
   memoryDir: 'TWISTER2_MEMORY_DIR',
   scratchDir: 'TWISTER2_SCRATCH_DIR',
   persistentDir: 'TWISTER2_PERSISTENT_DIR',
+  /** Where the cluster mounted the job's storage volumes itself (Kubernetes pods): the worker uses them as they are. */
+  memoryMount: 'TWISTER2_MEMORY_MOUNT',
+  scratchMount: 'TWISTER2_SCRATCH_MOUNT',
+  persistentMount: 'TWISTER2_PERSISTENT_MOUNT',
   sharedVolume: 'TWISTER2_SHARED_VOLUME',
   // Kubernetes pods: the pod's own facts (downward API), from which the runtime derives its ID.
   podName: 'TWISTER2_POD_NAME',

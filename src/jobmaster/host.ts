@@ -29,6 +29,8 @@ export interface HostedJob {
   onUploadProgress?: (sent: number, total: number) => void;
   /** Each authenticated request to the job master's server (see JobMasterServer). */
   onRequest?: (r: { proxied: boolean; caller: Caller }) => void;
+  /** Where this job master sees a storage.persistent volume the cluster mounts (nfs, pvc: the job master pod's mount), for `logs: true`. */
+  persistentMount?: string;
   /** Each line the driver prints, besides its log file: for a job master whose job directory the client cannot read (in a pod). */
   onDriverLine?: (line: string) => void;
   /**
@@ -116,9 +118,11 @@ export async function hostJobMaster(
     });
     // The workers are gone (the launcher released them): their logs are complete.
     const persistent = job.spec.storage?.persistent;
+    const persistentDir = persistent?.dir ?? job.persistentMount;
     if (persistent?.logs) {
-      await copyLogsToPersistent(job.jobDir, job.jobId, persistent.dir).catch((err: Error) => {
-        status.message = `${status.message ?? ''}; could not copy the workers' logs to storage.persistent.dir ${persistent.dir}: ${err.message}`;
+      const copied = persistentDir === undefined ? Promise.reject(new Error('the volume is not mounted in the job master')) : copyLogsToPersistent(job.jobDir, job.jobId, persistentDir);
+      await copied.catch((err: Error) => {
+        status.message = `${status.message ?? ''}; could not copy the workers' logs to storage.persistent (${persistentDir ?? 'not mounted here'}): ${err.message}`;
       });
     }
     await writeJson(path.join(job.jobDir, files.status), status);

@@ -4,7 +4,7 @@ import { MEMORY_ROOT, sizeProblem, STORAGE_FIX } from '../job/storage.js';
 import { twister2Home } from '../job/job-store.js';
 import type { SpecProblem } from '../errors.js';
 import { listText, slotsOf } from './gpus.js';
-import { UPLOADER_KINDS, type ClusterKind, type JobSpec, type UploaderSpec } from '../spec/schema.js';
+import { UPLOADER_KINDS, type ClusterKind, type JobSpec, type PersistentKind, type UploaderSpec } from '../spec/schema.js';
 
 export type PlacementKind = JobSpec['jobMaster']['placement'];
 export type UploaderKind = UploaderSpec['kind'];
@@ -137,7 +137,7 @@ export function localGpuProblems(spec: JobSpec, workers: number): SpecProblem[] 
  */
 export function localStorageProblems(spec: JobSpec): SpecProblem[] {
   const host = `${os.hostname()} (this machine)`;
-  const problems: SpecProblem[] = [];
+  const problems: SpecProblem[] = persistentKindProblems(spec, ['dir']);
   const memory = spec.storage?.memory && sizeProblem('storage.memory.size', spec.storage.memory.size, MEMORY_ROOT, host, STORAGE_FIX.memory);
   if (memory) problems.push({ path: 'storage.memory.size', message: memory });
   const scratchSize = spec.storage?.scratch?.size;
@@ -145,6 +145,25 @@ export function localStorageProblems(spec: JobSpec): SpecProblem[] {
   const scratch = scratchSize !== undefined && sizeProblem('storage.scratch.size', scratchSize, workDir, host, `${STORAGE_FIX.scratch} (local.workDir sets where)`);
   if (scratch) problems.push({ path: 'storage.scratch.size', message: scratch });
   return problems;
+}
+
+/** Each way to give storage.persistent, as a fix names it. */
+const PERSISTENT_FORMS: Record<PersistentKind, string> = {
+  dir: 'storage.persistent.dir (a directory every worker\'s host mounts)',
+  nfs: 'storage.persistent.nfs ({ server, path })',
+  pvc: 'storage.persistent.pvc ({ storageClass, size })',
+};
+
+/**
+ * storage.persistent in a form this cluster does not take (`kinds`: those it does), e.g. `nfs` on the local
+ * cluster or `dir` on Kubernetes: refused naming the field, its value and what to use instead.
+ */
+export function persistentKindProblems(spec: JobSpec, kinds: readonly PersistentKind[]): SpecProblem[] {
+  const p = spec.storage?.persistent;
+  const given = p && (Object.keys(PERSISTENT_FORMS) as PersistentKind[]).find((k) => p[k] !== undefined);
+  if (!p || !given || kinds.includes(given)) return [];
+  const fix = kinds.map((k) => PERSISTENT_FORMS[k]).join(' or ');
+  return [{ path: `storage.persistent.${given}`, message: `cluster "${spec.cluster}" does not take storage.persistent.${given} (${JSON.stringify(p[given])}); use ${fix}` }];
 }
 
 /** A cluster that does not give spec `storage` yet refuses it, pointing at what it has instead. */

@@ -1,10 +1,11 @@
 import { SpecError, UnknownClusterError } from '../errors.js';
 import type { ClusterKind, JobSpec } from '../spec/schema.js';
-import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, localGpuProblems, localStorageProblems, noStorage, type ClusterCapabilities } from './capabilities.js';
+import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, localGpuProblems, localStorageProblems, noStorage, persistentKindProblems, type ClusterCapabilities } from './capabilities.js';
 import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
 import { LazyLauncher } from './lazy-launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
 import { isMpiLaunch, mpiLaunchName } from './slurm/section.js';
+import { kubernetesStorageProblems } from './k8s/storage-problems.js';
 
 /**
  * One entry per cluster: what it can do (checked before anything changes, see capabilities.ts), its
@@ -39,7 +40,7 @@ const backends: Record<ClusterKind, Backend> = {
       placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS, none: ALL_UPLOADERS },
       // Checked per host with the mpi section (refineMpiSpec): a host's list against the ranks placed on it.
       gpus: { summary: '`mpi.hosts[].gpus` divided by local rank (`CUDA_VISIBLE_DEVICES`)' },
-      storage: { summary: 'memory in each host\'s `/dev/shm`, scratch under its temp dir, a shared `persistent.dir`; sizes checked by the first rank on each host' },
+      storage: { summary: 'memory in each host\'s `/dev/shm`, scratch under its temp dir, a shared `persistent.dir`; sizes checked by the first rank on each host', problems: (spec) => persistentKindProblems(spec, ['dir']) },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./mpi/mpi-launcher.js')).MpiLauncher(), ['resume']),
     placement: lazyPlacement(() => import('./mpi/placement.js'), false),
@@ -65,7 +66,7 @@ const backends: Record<ClusterKind, Backend> = {
             ? [{ path: 'slurm.launch', message: `resources.gpus is ${spec.resources.gpus}, but the ranks mpirun starts (slurm.launch "mpirun") are not Slurm tasks, so Slurm cannot give each its own GPUs; use slurm.launch "srun", or resources.gpus 0` }]
             : [],
       },
-      storage: { summary: 'memory in each node\'s `/dev/shm`, scratch under `/tmp/twister2/<job>`, a shared `persistent.dir`; sizes checked by the first worker on each node' },
+      storage: { summary: 'memory in each node\'s `/dev/shm`, scratch under `/tmp/twister2/<job>`, a shared `persistent.dir`; sizes checked by the first worker on each node', problems: (spec) => persistentKindProblems(spec, ['dir']) },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./slurm/slurm-launcher.js')).SlurmLauncher(), ['restartWorker', 'resume']),
     placement: lazyPlacement(() => import('./slurm/placement.js'), true),
@@ -107,7 +108,10 @@ const backends: Record<ClusterKind, Backend> = {
       jobMasterRecovery: true,
       placements: { client: ALL_UPLOADERS, cluster: ['local', 'http', 's3'] },
       gpus: { summary: 'an extended resource (`kubernetes.gpuResource`)' },
-      storage: noStorage('kubernetes.volumes'),
+      storage: {
+        summary: 'pod volumes: memory an `emptyDir` of medium Memory, scratch a disk `emptyDir` (sizes enforced by the kubelet), `persistent.nfs` or `.pvc`',
+        problems: kubernetesStorageProblems,
+      },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./k8s/k8s-launcher.js')).KubernetesLauncher(), ['addWorkers', 'removeWorkers', 'resume']),
     placement: lazyPlacement(() => import('./k8s/placement.js'), true),

@@ -244,22 +244,45 @@ export const LocalSpecSchema = z.strictObject({
   gpus: gpuIndexesSchema.optional().describe("this machine's GPU indexes, divided among the workers (resources.gpus each) as CUDA_VISIBLE_DEVICES"),
 });
 
+/** `storage.persistent` on Kubernetes: an NFS export every worker pod mounts; twister2 never deletes what is on it. */
+const PersistentNfsSchema = z.strictObject(
+  {
+    server: z.string({ error: 'expected the NFS server\'s host name or IP' }).min(1, 'expected the NFS server\'s host name or IP'),
+    path: z.string({ error: 'expected the exported directory, an absolute path' }).startsWith('/', 'expected the exported directory, an absolute path such as "/exports/results"'),
+  },
+  { error: 'expected { server: nfs.example.com, path: /exports/results }' },
+);
+
+/** `storage.persistent` on Kubernetes: a ReadWriteMany claim of the job, deleted with it unless `keep: true`. */
+const PersistentPvcSchema = z.strictObject(
+  {
+    storageClass: z
+      .string({ error: 'expected a StorageClass name' })
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'expected a StorageClass name: lowercase letters, digits, "-" and "."'),
+    size: sizeSchema(['10Gi', '100Gi'], { positive: true }),
+    keep: z.boolean({ error: 'expected true or false' }).default(false).describe('keep the claim (and its data) after the job'),
+  },
+  { error: 'expected { storageClass: nfs-client, size: 10Gi, keep: true }' },
+);
+
+/** The ways to give `storage.persistent`: exactly one per spec. */
+export const PERSISTENT_KINDS = ['dir', 'nfs', 'pvc'] as const;
+export type PersistentKind = (typeof PERSISTENT_KINDS)[number];
+
 /**
  * `storage`: the job's directories, with one meaning on every cluster (README, "Storage"):
- * - `memory: { size }`: a memory-backed directory per host (/dev/shm/twister2-<job>), shared by the job's
- *   workers on that host, removed when the last of them ends; `size` is checked against what /dev/shm has free;
- * - `scratch: { size? }`: the host's node-local disk directory of the job, removed when the job ends; `size`
- *   is checked against the free disk there;
- * - `persistent: { dir, logs }`: a directory on a file system every worker sees, kept after the job; with
- *   `logs: true` the job master copies every worker's log into `<dir>/logs/<job>/` at the job's end.
+ * - `memory: { size }`: a memory-backed directory shared by the job's workers on a host (local, MPI, Slurm:
+ *   /dev/shm/twister2-<job>, removed when the last of them ends, `size` checked against what /dev/shm has
+ *   free) or in a pod (Kubernetes: an emptyDir of medium Memory, `size` its sizeLimit, enforced by the kubelet);
+ * - `scratch: { size? }`: the host's node-local disk directory of the job (Kubernetes: a disk emptyDir per pod),
+ *   removed when the job ends; `size` is checked against the free disk there (Kubernetes: the sizeLimit);
+ * - `persistent`: kept after the job, seen by every worker; exactly one of `dir` (local, MPI, Slurm: a
+ *   directory on a file system every host mounts), `nfs: { server, path }` or `pvc: { storageClass, size, keep }`
+ *   (Kubernetes: mounted in every worker pod); which form a cluster takes, its capabilities say
+ *   (launchers/capabilities.ts persistentKindProblems). With `logs: true` the job master copies every worker's log
+ *   into `<persistent>/logs/<job>/` at the job's end (on Kubernetes from its pod, which mounts the volume too).
  * Workers find them as `ctx.storage.{memory,scratch,persistent}` and TWISTER2_{MEMORY,SCRATCH,PERSISTENT}_DIR.
- *
- * Kubernetes (and Nomad) are to map onto the same section later: `memory` is an emptyDir of medium Memory
- * with `size` as its sizeLimit (what kubernetes.volumes.memory is today), `scratch` a disk emptyDir with
- * `size` as its sizeLimit (kubernetes.volumes.disk), and `persistent` gets `pvc: { storageClass, size }` or
- * `nfs: { server, path }` beside `dir` (exactly one of them; kubernetes.volumes.persistent), mounted at a
- * path the runtime hands out as the same variables. Until then `storage` is refused there
- * (launchers/capabilities.ts), and kubernetes.volumes keeps its meaning.
+ * On Kubernetes, kubernetes.volumes keeps its meaning; asking for the same thing there and here is refused.
  */
 export const StorageSpecSchema = z.strictObject({
   memory: z
@@ -269,15 +292,30 @@ export const StorageSpecSchema = z.strictObject({
   persistent: z
     .strictObject(
       {
-        dir: z.string({ error: 'expected an absolute directory on a file system every worker sees, e.g. /nfs/results' }).superRefine((d, ctx) => {
-          if (!path.isAbsolute(d) || d.split('/').includes('..')) {
-            ctx.addIssue({ code: 'custom', input: d, message: `"${d}" is not an absolute path without ".."; give a directory every worker sees, e.g. /nfs/results` });
-          }
-        }),
-        logs: z.boolean({ error: 'expected true or false' }).default(false).describe('copy every worker\'s log into <dir>/logs/<job>/ at the job\'s end'),
+        dir: z
+          .string({ error: 'expected an absolute directory on a file system every worker sees, e.g. /nfs/results' })
+          .superRefine((d, ctx) => {
+            if (!path.isAbsolute(d) || d.split('/').includes('..')) {
+              ctx.addIssue({ code: 'custom', input: d, message: `"${d}" is not an absolute path without ".."; give a directory every worker sees, e.g. /nfs/results` });
+            }
+          })
+          .optional()
+          .describe('local, MPI, Slurm: a directory every worker\'s host mounts'),
+        nfs: PersistentNfsSchema.optional().describe('Kubernetes: an NFS export mounted in every worker pod'),
+        pvc: PersistentPvcSchema.optional().describe('Kubernetes: a ReadWriteMany claim the job creates, mounted in every worker pod'),
+        logs: z.boolean({ error: 'expected true or false' }).default(false).describe('copy every worker\'s log into <persistent>/logs/<job>/ at the job\'s end'),
       },
-      { error: 'expected { dir: /shared/path, logs: false }' },
+      { error: 'expected { dir: /shared/path, logs: false }, or on Kubernetes { nfs: { server, path } } or { pvc: { storageClass, size } }' },
     )
+    .superRefine((p, ctx) => {
+      // Exactly one of PERSISTENT_KINDS; which one a cluster takes is its capabilities' business (launchers/capabilities.ts).
+      const given = PERSISTENT_KINDS.filter((k) => p[k] !== undefined);
+      if (given.length !== 1) {
+        const kinds = PERSISTENT_KINDS.map((k) => `storage.persistent.${k}`).join(', ');
+        const got = given.length === 0 ? 'none' : given.map((k) => `storage.persistent.${k}`).join(' and ');
+        ctx.addIssue({ code: 'custom', message: `give exactly one of ${kinds} (got ${got}): dir on local, MPI and Slurm; nfs or pvc on Kubernetes` });
+      }
+    })
     .optional(),
 });
 export type StorageSpec = z.output<typeof StorageSpecSchema>;

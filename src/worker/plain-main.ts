@@ -6,6 +6,7 @@ import { specOfPackage } from './spec-view.js';
 import { resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
 import { ENV, readPackageRef, storageVariables, workDirOf } from '../job/worker-environment.js';
 import { prepareStorage } from './storage.js';
+import { mountedStorageOf } from '../job/storage.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
 // Whatever the command starts ends with this rank, however it ends.
@@ -31,7 +32,7 @@ async function main(): Promise<number> {
     log: (line) => console.error(`[twister2 rank ${workerId}] ${line}`),
   });
   const spec = await specOfPackage(fetched.manifest);
-  const storage = prepareStorage(env[ENV.jobId] ?? 'job', workDir, spec);
+  const storage = prepareStorage(env[ENV.jobId] ?? 'job', workDir, spec, mountedStorageOf(env));
   const run = runCommand(spec.worker, fetched.dir, {
     ...env,
     ...spec.worker.env,

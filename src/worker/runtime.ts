@@ -21,6 +21,7 @@ import { runCommand, runModule } from './program-runner.js';
 import { endOrphanedJob, jobMasterUrl, resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 import { prepareStorage } from './storage.js';
+import { mountedStorageOf } from '../job/storage.js';
 
 const CLI_SCRIPT = fileURLToPath(new URL('../../bin/twister2.js', import.meta.url));
 
@@ -72,7 +73,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       console.error(`[twister2 worker ${workerId}] fetched and unpacked the package (${wenv.packageRef.size} bytes) from ${from}`);
     }
     spec = await specOfPackage(fetched.manifest);
-    storage = prepareStorage(wenv.jobId, wenv.workDir, spec);
+    storage = prepareStorage(wenv.jobId, wenv.workDir, spec, mountedStorageOf(env));
     markPhase('package ready');
   } catch (err) {
     // Tell the job master why, so the job's failure names the cause and not just an exit code.

@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import { WorkerEnvironmentError } from '../errors.js';
-import { memoryDirOf, MEMORY_ROOT, scratchDirOf, sizeProblem, STORAGE_FIX } from '../job/storage.js';
-import type { WorkerStorage } from '../job/worker-environment.js';
+import { memoryDirOf, MEMORY_ROOT, scratchDirOf, sizeProblem, STORAGE_FIX, type MountedStorage } from '../job/storage.js';
+import { ENV, type WorkerStorage } from '../job/worker-environment.js';
 import type { JobSpec } from '../spec/schema.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 
@@ -13,32 +13,45 @@ import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
  * - memory: `/dev/shm/twister2-<job>`, held the same way; the first worker on the host checks that
  *   `storage.memory.size` fits in what /dev/shm has free (it cannot hold a per-directory quota);
  * - persistent: `storage.persistent.dir`, created if missing, never removed.
+ * A directory the cluster mounted itself (`mounted`: Kubernetes' emptyDirs, NFS export or PVC, whose
+ * sizes the kubelet enforces) is used as it is: no lease, no size check; the cluster removes it.
  * A size that does not fit, or a directory that cannot be made, throws a message naming the host, the
  * field, the size and what is free: the worker's set-up fails with it before the program starts.
  */
-export function prepareStorage(jobId: string, workDir: string, spec: Pick<JobSpec, 'storage'>): WorkerStorage {
+export function prepareStorage(jobId: string, workDir: string, spec: Pick<JobSpec, 'storage'>, mounted: MountedStorage = {}): WorkerStorage {
   const host = os.hostname();
   const storage = spec.storage;
-  const scratch = scratchDirOf(workDir);
-  releaseAtExit(
-    WorkDirLease.take(scratch, {
-      whenCreated: () => storage?.scratch?.size !== undefined && checkFree('storage.scratch.size', storage.scratch.size, scratch, host, STORAGE_FIX.scratch),
-    }),
-  );
+  let scratch = mounted.scratch;
+  if (scratch === undefined) {
+    const dir = (scratch = scratchDirOf(workDir));
+    releaseAtExit(
+      WorkDirLease.take(dir, {
+        whenCreated: () => storage?.scratch?.size !== undefined && checkFree('storage.scratch.size', storage.scratch.size, dir, host, STORAGE_FIX.scratch),
+      }),
+    );
+  }
   let memory: string | undefined;
   if (storage?.memory) {
     const size = storage.memory.size;
-    memory = memoryDirOf(jobId);
-    releaseAtExit(WorkDirLease.take(memory, { whenCreated: () => checkFree('storage.memory.size', size, MEMORY_ROOT, host, STORAGE_FIX.memory) }));
+    memory = mounted.memory;
+    if (memory === undefined) {
+      memory = memoryDirOf(jobId);
+      releaseAtExit(WorkDirLease.take(memory, { whenCreated: () => checkFree('storage.memory.size', size, MEMORY_ROOT, host, STORAGE_FIX.memory) }));
+    }
   }
   let persistent: string | undefined;
   if (storage?.persistent) {
-    persistent = storage.persistent.dir;
+    persistent = storage.persistent.dir ?? mounted.persistent;
+    if (persistent === undefined) {
+      throw new WorkerEnvironmentError(`storage.persistent is a volume the cluster mounts, but ${ENV.persistentMount} does not say where: the launcher did not mount it`);
+    }
     try {
       mkdirSync(persistent, { recursive: true });
     } catch (err) {
       throw new WorkerEnvironmentError(
-        `storage.persistent.dir "${persistent}" cannot be created on host ${host}: ${(err as Error).message}; give a directory of a file system every worker's host mounts, which the job's user may write`,
+        storage.persistent.dir !== undefined
+          ? `storage.persistent.dir "${persistent}" cannot be created on host ${host}: ${(err as Error).message}; give a directory of a file system every worker's host mounts, which the job's user may write`
+          : `the volume of storage.persistent mounted at ${persistent} on host ${host} cannot be written: ${(err as Error).message}; check the NFS export's or the claim's permissions`,
       );
     }
   }

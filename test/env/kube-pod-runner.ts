@@ -22,6 +22,9 @@ import { startPollLoop } from './poll-loop.js';
  *   share it) for emptyDir, configMap, secret, downwardAPI and projected volumes (the last four filled in
  *   once, when the pod starts; a projected serviceAccountToken is a real TokenRequest bound to the pod);
  *   per runner for a PVC (by claim name: ReadWriteMany) and NFS (server+path); per node for hostPath.
+ *   An emptyDir of medium Memory is a directory in /dev/shm (tmpfs, as the kubelet mounts one; its
+ *   sizeLimit is not enforced). With `removeEmptyDirs` a pod's emptyDirs are removed once its processes
+ *   are gone, as the kubelet removes them with the pod.
  *   Command, args and env values that name a mountPath (or a path under it) are rewritten to the local
  *   directory, and `pathMap` (container prefix → local prefix) likewise, e.g. `/opt/twister2` → the
  *   repository checkout. In command and args a path is recognised anywhere after a word boundary (shell
@@ -104,6 +107,8 @@ export interface StartPodRunnerOptions {
   pollMs?: number;
   /** Called before a pod's processes start (e.g. to put its IP on this machine: kube-pod-network.ts). */
   beforeStart?: (pod: V1Pod) => void;
+  /** Remove a pod's emptyDirs once its processes are gone, as the kubelet does. Default false: tests may read what a finished pod left there. */
+  removeEmptyDirs?: boolean;
 }
 
 const TEMP_PREFIX = 'twister2-pods-';
@@ -228,6 +233,9 @@ async function killGroup(pgid: number, graceMs = KILL_GRACE_MS): Promise<void> {
   while (Date.now() < hard && groupAlive(pgid)) await sleep(50);
 }
 
+/** Where a runner keeps its pods' emptyDirs of medium Memory: tmpfs. */
+const memoryRootOf = (runnerDir: string) => path.join('/dev/shm', path.basename(runnerDir));
+
 /** Kills what runners of dead test processes left behind: groups whose leader's cwd is inside their dir. */
 function reapOrphans(): void {
   for (const { dir, state } of orphanedStateDirs<Owner & { pids: number[] }>(TEMP_PREFIX, STATE_FILE)) {
@@ -239,6 +247,7 @@ function reapOrphans(): void {
       }
     }
     rmSync(dir, { recursive: true, force: true });
+    rmSync(memoryRootOf(dir), { recursive: true, force: true });
   }
 }
 
@@ -434,6 +443,9 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
   const pollMs = opts.pollMs ?? 200;
   mkdirSync(opts.logDir, { recursive: true });
   const root = mkdtempSync(path.join(os.tmpdir(), TEMP_PREFIX));
+  const memoryRoot = memoryRootOf(root);
+  /** A pod's emptyDirs: on disk in its dir, of medium Memory in /dev/shm. */
+  const emptyDirsOf = (podDir: string) => ({ disk: path.join(podDir, 'volumes'), memory: path.join(memoryRoot, path.basename(podDir)) });
   const ownerStart = processStart(process.pid) ?? '';
   const pods = new Map<string, PodState>();
   const all: Run[] = [];
@@ -561,7 +573,8 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     if (v.persistentVolumeClaim) dir = path.join(root, 'pvc', v.persistentVolumeClaim.claimName);
     else if (v.nfs) dir = safeJoin(path.join(root, 'nfs', v.nfs.server), `.${path.posix.resolve('/', v.nfs.path)}`);
     else if (v.hostPath) dir = safeJoin(path.join(root, 'host', pod.spec?.nodeName ?? 'node'), `.${path.posix.resolve('/', v.hostPath.path)}`);
-    else dir = path.join(podDir, 'volumes', v.name);
+    else if (v.emptyDir?.medium === 'Memory') dir = path.join(emptyDirsOf(podDir).memory, v.name);
+    else dir = path.join(emptyDirsOf(podDir).disk, v.name);
     mkdirSync(dir, { recursive: true });
 
     const fromData = async (
@@ -876,7 +889,10 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
         liveGroups.delete(run.proc.pid);
         await Promise.race([run.done, sleep(1000)]);
       }),
-    ).then(() => undefined);
+    ).then(() => {
+      if (!opts.removeEmptyDirs) return;
+      for (const dir of Object.values(emptyDirsOf(state.dir))) rmSync(dir, { recursive: true, force: true });
+    });
     return state.terminated;
   };
 
@@ -931,6 +947,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       await polling.stop();
       await Promise.all([...pods.values()].map(terminate));
       rmSync(root, { recursive: true, force: true });
+      rmSync(memoryRoot, { recursive: true, force: true });
     },
   };
 }

@@ -12,20 +12,24 @@ export interface StorageRec {
   storage: { memory: string; scratch: string; persistent: string };
   env: { memory?: string; scratch?: string; persistent?: string };
   fsType: string;
+  scratchFsType: string;
   memoryFiles: string[];
 }
 
 /** A fresh persistent dir that does not exist yet: workers create it. */
 export const persistentDir = (): string => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-persist-')), 'results');
 
-/** A job of storage workers (`mode`: what they do, see the fixture) with every kind of storage, on the cluster `extra` names. */
-export function storageJob(name: string, mode: string, persistent: string, extra: Record<string, unknown> = {}, workers = 4): string {
+/**
+ * A job of storage workers (`mode`: what they do, see the fixture) with every kind of storage, on the cluster `extra` names;
+ * `persistent`: a directory (with logs: true), or the whole storage.persistent section.
+ */
+export function storageJob(name: string, mode: string, persistent: string | Record<string, unknown>, extra: Record<string, unknown> = {}, workers = 4): string {
   return makeJob(
     {
       name,
       workers,
       worker: { module: 'w.mjs', args: [mode] },
-      storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { dir: persistent, logs: true } },
+      storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: typeof persistent === 'string' ? { dir: persistent, logs: true } : persistent },
       ...extra,
     },
     { 'w.mjs': fixture('storage-worker.mjs') },

@@ -180,6 +180,25 @@ const MATRIX: Array<{ name: string; raw: Record<string, unknown>; pods: number; 
     // No storage provisioner and no GPUs on kwok nodes: the pods stay Pending, but every object is accepted.
     pods: 0,
   },
+  {
+    name: 'spec storage: memory and scratch emptyDirs with their sizeLimits, an NFS export',
+    raw: { workers: 4, kubernetes: { workersPerPod: 2 }, storage: { memory: { size: '64Mi' }, scratch: { size: '1Gi' }, persistent: { nfs: { server: '10.0.0.9', path: '/export/results' } } } },
+    pods: 2,
+    check: (pods) => {
+      const volumes = pods[0]?.spec?.volumes?.filter((v) => v.name.startsWith('storage-'));
+      expect(volumes?.map((v) => [v.name, v.emptyDir ?? v.nfs])).toEqual([
+        ['storage-memory', { medium: 'Memory', sizeLimit: '64Mi' }],
+        ['storage-scratch', { sizeLimit: '1Gi' }],
+        ['storage-persistent', { server: '10.0.0.9', path: '/export/results' }],
+      ]);
+    },
+  },
+  {
+    name: 'spec storage: a PVC with logs, mounted in the job master pod too',
+    raw: { workers: 4, kubernetes: { workersPerPod: 2 }, storage: { persistent: { pvc: { storageClass: 'rwx-test', size: '1Gi' }, logs: true } } },
+    // No storage provisioner: the pods stay Pending, but every object is accepted.
+    pods: 0,
+  },
 ];
 
 describe('the job objects against a real kube-apiserver', () => {

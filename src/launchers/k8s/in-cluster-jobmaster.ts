@@ -103,6 +103,8 @@ export async function runInClusterJobMaster(env: NodeJS.ProcessEnv = process.env
       packageSha256: workersRef.sha256,
       packageSize: workersRef.size,
       token,
+      // storage.persistent.logs: this pod mounts the volume (jobMasterPersistentVolume) and copies the logs into it.
+      persistentMount: env[ENV.persistentMount] || undefined,
       onRequest: ({ proxied, caller }) => proxied && caller === 'admin' && ended() && seen(),
       // This pod's job directory is not the client's: the client takes the driver's lines from this container's log.
       onDriverLine: (line) => process.stdout.write(`${DRIVER_LINE_PREFIX}${line}\n`),

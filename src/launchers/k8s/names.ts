@@ -57,7 +57,7 @@ export interface JobNames {
   workerAccount: string;
   role: string;
   roleBinding: string;
-  /** The RWX claim of volumes.persistent.pvc. */
+  /** The RWX claim of storage.persistent.pvc or kubernetes.volumes.persistent.pvc (never both). */
   pvc: string;
   /** The in-cluster job master's journal (a ConfigMap): its state outlives its pod. */
   journal: string;

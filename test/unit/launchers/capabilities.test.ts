@@ -7,6 +7,7 @@ import { parseSpec } from '../../../src/spec/validate.js';
 
 const ok = { name: 'job', workers: 2, worker: { command: 'true' } };
 const mpi = { cluster: 'mpi', mpi: { hosts: [{ host: 'localhost', slots: 2 }] } };
+const k8s = { cluster: 'kubernetes' };
 
 const problems = specProblems;
 
@@ -82,12 +83,48 @@ describe('storage by cluster', () => {
     expect(problems({ ...ok, storage: { scratch: { size: '100Ti' } } })).toMatch(/storage\.scratch\.size: storage\.scratch\.size is 100Ti, but .* free; ask for less in storage\.scratch\.size, or free disk there \(local\.workDir sets where\)/);
   });
 
-  it('MPI and Slurm leave the sizes to the first worker on each host; Nomad and Kubernetes refuse storage, naming what they have', () => {
+  it('MPI and Slurm leave the sizes to the first worker on each host; Nomad refuses storage, naming what it has', () => {
     expect(problems({ ...ok, ...mpi, storage: { memory: { size: '100Ti' } } })).toBe('');
     expect(problems({ ...ok, cluster: 'slurm', storage: { memory: { size: '100Ti' } } })).toBe('');
-    expect(problems({ ...ok, cluster: 'kubernetes', storage: { scratch: {} } })).toMatch(/storage: cluster "kubernetes" does not give storage yet; remove storage and use kubernetes\.volumes/);
     expect(problems({ ...ok, cluster: 'nomad', storage: { scratch: {} } })).toMatch(/storage: cluster "nomad" does not give storage yet/);
-    expect(problems({ ...ok, cluster: 'kubernetes' })).toBe('');
+  });
+
+  it('storage.persistent: dir on local, MPI and Slurm; nfs or pvc on Kubernetes; any other is refused naming the field, its value and the fix', () => {
+    const nfs = { persistent: { nfs: { server: 'nfs1', path: '/exports/r' } } };
+    const pvc = { persistent: { pvc: { storageClass: 'rwx', size: '1Gi' } } };
+    for (const cluster of [{}, mpi, { cluster: 'slurm' }]) {
+      expect(problems({ ...ok, ...cluster, storage: nfs })).toMatch(/storage\.persistent\.nfs: cluster "(local|mpi|slurm)" does not take storage\.persistent\.nfs \(\{"server":"nfs1","path":"\/exports\/r"\}\); use storage\.persistent\.dir \(a directory every worker's host mounts\)$/);
+      expect(problems({ ...ok, ...cluster, storage: pvc })).toMatch(/storage\.persistent\.pvc: cluster "(local|mpi|slurm)" does not take storage\.persistent\.pvc \(.*"storageClass":"rwx".*\); use storage\.persistent\.dir/);
+      expect(problems({ ...ok, ...cluster, storage: { persistent: { dir: '/nfs/r' } } })).toBe('');
+    }
+    expect(problems({ ...ok, ...k8s, storage: { persistent: { dir: '/nfs/r' } } })).toBe(
+      'invalid job spec:\n  - storage.persistent.dir: cluster "kubernetes" does not take storage.persistent.dir ("/nfs/r"); use storage.persistent.nfs ({ server, path }) or storage.persistent.pvc ({ storageClass, size })',
+    );
+    expect(problems({ ...ok, ...k8s, storage: { memory: { size: '1Gi' }, scratch: {}, ...nfs } })).toBe('');
+    expect(problems({ ...ok, ...k8s, storage: pvc })).toBe('');
+  });
+
+  it('Kubernetes: a part of storage also asked for in kubernetes.volumes is refused naming both', () => {
+    const both = {
+      storage: { memory: { size: '1Gi' }, scratch: {}, persistent: { pvc: { storageClass: 'rwx', size: '1Gi' } } },
+      kubernetes: { volumes: { memory: {}, disk: { sizeLimit: '1Gi' }, persistent: { nfs: { server: 'nfs1', path: '/e' } } } },
+    };
+    const message = problems({ ...ok, cluster: 'kubernetes', ...both });
+    expect(message).toMatch(/storage\.memory: storage\.memory and kubernetes\.volumes\.memory both ask for a memory-backed volume; keep one: storage\.memory \(the same meaning on every cluster, TWISTER2_MEMORY_DIR\) or kubernetes\.volumes\.memory/);
+    expect(message).toMatch(/storage\.scratch: storage\.scratch and kubernetes\.volumes\.disk both ask for a disk emptyDir/);
+    expect(message).toMatch(/storage\.persistent: storage\.persistent and kubernetes\.volumes\.persistent both ask for a kept NFS or PVC volume/);
+    // Different parts from each side go together, unless a mountPath of kubernetes.volumes is where a part of storage goes.
+    expect(problems({ ...ok, cluster: 'kubernetes', storage: { memory: { size: '1Gi' } }, kubernetes: { volumes: { disk: { sizeLimit: '1Gi' } } } })).toBe('');
+    expect(problems({ ...ok, cluster: 'kubernetes', storage: { memory: { size: '1Gi' } }, kubernetes: { volumes: { disk: { sizeLimit: '1Gi', mountPath: '/twister2/memory/x' } } } })).toBe(
+      'invalid job spec:\n  - kubernetes.volumes.disk.mountPath: "/twister2/memory/x" overlaps where storage.memory is mounted (/twister2/memory); choose another mountPath',
+    );
+  });
+
+  it('Kubernetes: persistent.logs needs the job master in its pod, which mounts the volume', () => {
+    const storage = { persistent: { nfs: { server: 'nfs1', path: '/e' }, logs: true } };
+    expect(problems({ ...ok, ...k8s, storage })).toBe('');
+    expect(problems({ ...ok, ...k8s, jobMaster: { placement: 'client' }, storage })).toMatch(
+      /storage\.persistent\.logs: storage\.persistent\.logs is true, but the job master runs in the client \(jobMaster\.placement "client"\), which does not mount storage\.persistent\.nfs; use jobMaster\.placement "cluster"/,
+    );
   });
 });
-

@@ -121,5 +121,19 @@ describe('storage', () => {
     expect(problems({ ...ok, storage: { persistent: { dir: '/nfs', logs: 'yes' } } })).toMatch(/storage\.persistent\.logs: expected true or false/);
     expect(problems({ ...ok, storage: { disk: {} } })).toMatch(/storage/);
   });
+
+  it('persistent is exactly one of dir, nfs and pvc (which a cluster takes is checked with its capabilities)', () => {
+    const k8s = { cluster: 'kubernetes' };
+    expect(parseSpec({ ...ok, ...k8s, storage: { persistent: { nfs: { server: 'nfs1', path: '/exports/r' } } } }).storage?.persistent).toEqual({ nfs: { server: 'nfs1', path: '/exports/r' }, logs: false });
+    expect(parseSpec({ ...ok, ...k8s, storage: { persistent: { pvc: { storageClass: 'rwx', size: '2Gi' }, logs: true } } }).storage?.persistent).toEqual({ pvc: { storageClass: 'rwx', size: 2 * 2 ** 30, keep: false }, logs: true });
+    const oneOf = 'give exactly one of storage.persistent.dir, storage.persistent.nfs, storage.persistent.pvc';
+    expect(problems({ ...ok, storage: { persistent: {} } })).toContain(`storage.persistent: ${oneOf} (got none): dir on local, MPI and Slurm; nfs or pvc on Kubernetes`);
+    expect(problems({ ...ok, storage: { persistent: { logs: true } } })).toContain(`${oneOf} (got none)`);
+    expect(problems({ ...ok, storage: { persistent: { dir: '/nfs', nfs: { server: 'n', path: '/e' } } } })).toContain(`${oneOf} (got storage.persistent.dir and storage.persistent.nfs)`);
+    expect(problems({ ...ok, storage: { persistent: { nfs: { server: 'n', path: 'e' } } } })).toMatch(/storage\.persistent\.nfs\.path: expected the exported directory, an absolute path such as "\/exports\/results"/);
+    expect(problems({ ...ok, storage: { persistent: { pvc: { storageClass: 'Fast SSD', size: '1Gi' } } } })).toMatch(/storage\.persistent\.pvc\.storageClass: expected a StorageClass name/);
+    expect(problems({ ...ok, storage: { persistent: { pvc: { storageClass: 'rwx' } } } })).toMatch(/storage\.persistent\.pvc\.size: expected a size such as "10Gi", "100Gi"/);
+    expect(problems({ ...ok, storage: { persistent: { nfs: { server: 'n', path: '/e', keep: true } } } })).toContain('storage.persistent.nfs.keep: unknown key "keep". Allowed here: server, path');
+  });
 });
 

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { memoryDirOf, nearestExisting, persistentLogsDirOf, sizeProblem } from '../../../src/job/storage.js';
+import { memoryDirOf, mountedStorageOf, nearestExisting, persistentLogsDirOf, sizeProblem } from '../../../src/job/storage.js';
 import { prepareStorage } from '../../../src/worker/storage.js';
 import { formatBytes } from '../../../src/spec/units.js';
 
@@ -53,6 +53,26 @@ describe('prepareStorage', () => {
     expect(() => prepareStorage(newJob(), path.join(base, 'work'), { storage: { persistent: { dir: path.join(file, 'results'), logs: false } } })).toThrow(
       /storage\.persistent\.dir ".*\/a-file\/results" cannot be created on host .*ENOTDIR.*; give a directory of a file system every worker's host mounts/,
     );
+  });
+});
+
+describe('prepareStorage with volumes the cluster mounted (Kubernetes)', () => {
+  it('uses the mounts as they are: no memory dir in /dev/shm, no scratch in the work dir, no size check (the kubelet enforces sizeLimit)', () => {
+    const base = mkdtempSync(path.join(os.tmpdir(), 't2-storage-'));
+    const jobId = newJob();
+    const mounted = mountedStorageOf({ TWISTER2_MEMORY_MOUNT: path.join(base, 'm'), TWISTER2_SCRATCH_MOUNT: path.join(base, 's'), TWISTER2_PERSISTENT_MOUNT: path.join(base, 'p') });
+    const storage = { memory: { size: 100 * TI }, scratch: { size: 100 * TI }, persistent: { pvc: { storageClass: 'rwx', size: 1024, keep: false }, logs: false } };
+    expect(prepareStorage(jobId, path.join(base, 'work'), { storage }, mounted)).toEqual({ memory: path.join(base, 'm'), scratch: path.join(base, 's'), persistent: path.join(base, 'p') });
+    expect(existsSync(memoryDirOf(jobId))).toBe(false);
+    expect(existsSync(path.join(base, 'work', 'scratch'))).toBe(false);
+    // A mount the spec does not ask for is not handed out.
+    expect(prepareStorage(newJob(), path.join(base, 'work'), { storage: { scratch: {} } }, mounted).memory).toBeUndefined();
+  });
+
+  it('a persistent volume the launcher did not mount is named', () => {
+    const base = mkdtempSync(path.join(os.tmpdir(), 't2-storage-'));
+    const storage = { persistent: { nfs: { server: 'n', path: '/e' }, logs: false } };
+    expect(() => prepareStorage(newJob(), path.join(base, 'work'), { storage }, {})).toThrow(/^storage\.persistent is a volume the cluster mounts, but TWISTER2_PERSISTENT_MOUNT does not say where: the launcher did not mount it$/);
   });
 });
 

@@ -28,6 +28,7 @@ export * from './pvc.js';
 export * from './rbac.js';
 export * from './root-configmap.js';
 export * from './services.js';
+export * from './storage-volumes.js';
 export * from './worker-statefulset.js';
 
 /** Every kind of object a job creates. */

@@ -5,6 +5,7 @@ import { ownedMeta, type K8sJob } from './common.js';
 import { SECRET_KEYS } from './job-secret.js';
 import { affinity, commonPodSpec, POD_ENV, SERVICE_ACCOUNT_DIR } from './pod-spec.js';
 import { ROOT_KEYS } from './root-configmap.js';
+import { jobMasterPersistentVolume } from './storage-volumes.js';
 
 export const DEFAULT_JOB_MASTER_COMMAND = ['node', '/opt/twister2/bin/twister2.js', 'jobmaster', '--in-cluster'];
 /** Where the job master finds the root ConfigMap's keys as files (spec.json, job-id). */
@@ -43,6 +44,8 @@ export function jobMasterStatefulSet(job: K8sJob, input: JobMasterInput = {}): V
   const aff = affinity(job, { workers: false });
   const secret = (envName: string, key: string, optional = false) => ({ name: envName, valueFrom: { secretKeyRef: { name: job.names.secret, key, ...(optional ? { optional: true } : {}) } } });
   const field = (envName: string, fieldPath: string) => ({ name: envName, valueFrom: { fieldRef: { fieldPath } } });
+  // storage.persistent.logs: the job master copies the workers' logs into the volume at the job's end.
+  const persistent = jobMasterPersistentVolume(job);
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -85,6 +88,7 @@ export function jobMasterStatefulSet(job: K8sJob, input: JobMasterInput = {}): V
                 field(POD_ENV.namespace, 'metadata.namespace'),
                 field(POD_ENV.podIp, 'status.podIP'),
                 field(POD_ENV.node, 'spec.nodeName'),
+                ...(persistent?.env ?? []),
               ],
               ports: [{ name: 'http', containerPort: port, protocol: 'TCP' }],
               readinessProbe: { tcpSocket: { port }, periodSeconds: 2 },
@@ -92,12 +96,14 @@ export function jobMasterStatefulSet(job: K8sJob, input: JobMasterInput = {}): V
               volumeMounts: [
                 { name: 'job', mountPath: JOB_MOUNT, readOnly: true },
                 { name: 'work', mountPath: JOB_MASTER_WORK_DIR },
+                ...(persistent?.mounts ?? []),
               ],
             },
           ],
           volumes: [
             { name: 'job', configMap: { name: job.names.root } },
             { name: 'work', emptyDir: {} },
+            ...(persistent?.volumes ?? []),
           ],
           ...(aff ? { affinity: aff } : {}),
           ...commonPodSpec(job),

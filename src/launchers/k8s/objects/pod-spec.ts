@@ -16,6 +16,7 @@ import { LABEL_JOB, LABEL_ROLE, roleLabels } from '../names.js';
 import { bytesQuantity, cpuQuantity, type K8sJob } from './common.js';
 import { SECRET_KEYS } from './job-secret.js';
 import { openmpiScript } from './openmpi.js';
+import { storageVolumes } from './storage-volumes.js';
 
 export { DISK_MOUNT, SHARED_MOUNT };
 
@@ -88,6 +89,7 @@ export function podEnv(job: K8sJob, env: Record<string, string>): V1EnvVar[] {
     fieldEnv(POD_ENV.node, 'spec.nodeName'),
     { name: ENV.k8sRoot, value: job.names.root },
     { name: ENV.k8sAccountDir, value: SERVICE_ACCOUNT_DIR },
+    ...storageVolumes(job).env,
   ];
 }
 
@@ -160,7 +162,7 @@ export function commonPodSpec(job: K8sJob): Partial<V1PodSpec> {
   };
 }
 
-/** The volumes of a worker pod: the shared directory always, the rest as the spec asks. */
+/** The volumes of a worker pod: the shared directory always, the rest as the spec asks (`storage`: storage-volumes.ts). */
 export function workerVolumes(job: K8sJob): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
   const v = job.k8s.volumes;
   const volumes: V1Volume[] = [];
@@ -183,6 +185,9 @@ export function workerVolumes(job: K8sJob): { volumes: V1Volume[]; mounts: V1Vol
     volumes.push({ name: 'persistent', persistentVolumeClaim: { claimName: job.names.pvc } });
     mounts.push({ name: 'persistent', mountPath: pv.mountPath });
   }
+  const storage = storageVolumes(job);
+  volumes.push(...storage.volumes);
+  mounts.push(...storage.mounts);
   if (job.k8s.openmpi) {
     volumes.push({
       name: 'ssh',
@@ -216,7 +221,7 @@ export function workerContainers(job: K8sJob, input: WorkerPodInput): V1Containe
   const base = { image: job.k8s.image, imagePullPolicy: job.k8s.imagePullPolicy, volumeMounts: mounts };
   const np = job.k8s.nodePort;
   if (job.k8s.openmpi) {
-    const forwarded = [...new Set([...Object.keys(input.env), ENV.workDir, ...SECRET_ENV])];
+    const forwarded = [...new Set([...Object.keys(input.env), ENV.workDir, ...SECRET_ENV, ...storageVolumes(job).env.map((e) => e.name)])];
     return [
       {
         name: 'mpi',

@@ -115,10 +115,12 @@ export async function hostJobMaster(
       status.message = `${status.message ?? ''}; could not delete the uploaded package: ${err.message}`;
     });
     // The workers are gone (the launcher released them): their logs are complete.
+    // A Nomad host volume is on the client nodes: there each allocation's post-stop task copies its worker's log.
     const persistent = job.spec.storage?.persistent;
-    if (persistent?.logs) {
-      await copyLogsToPersistent(job.jobDir, job.jobId, persistent.dir).catch((err: Error) => {
-        status.message = `${status.message ?? ''}; could not copy the workers' logs to storage.persistent.dir ${persistent.dir}: ${err.message}`;
+    const dir = persistent?.dir;
+    if (persistent?.logs && dir) {
+      await copyLogsToPersistent(job.jobDir, job.jobId, dir).catch((err: Error) => {
+        status.message = `${status.message ?? ''}; could not copy the workers' logs to storage.persistent.dir ${dir}: ${err.message}`;
       });
     }
     await writeJson(path.join(job.jobDir, files.status), status);

@@ -4,7 +4,7 @@ import { MEMORY_ROOT, sizeProblem, STORAGE_FIX } from '../job/storage.js';
 import { twister2Home } from '../job/job-store.js';
 import type { SpecProblem } from '../errors.js';
 import { listText, slotsOf } from './gpus.js';
-import { UPLOADER_KINDS, type ClusterKind, type JobSpec, type UploaderSpec } from '../spec/schema.js';
+import { PERSISTENT_FORMS, UPLOADER_KINDS, type ClusterKind, type JobSpec, type PersistentForm, type UploaderSpec } from '../spec/schema.js';
 
 export type PlacementKind = JobSpec['jobMaster']['placement'];
 export type UploaderKind = UploaderSpec['kind'];
@@ -137,7 +137,7 @@ export function localGpuProblems(spec: JobSpec, workers: number): SpecProblem[] 
  */
 export function localStorageProblems(spec: JobSpec): SpecProblem[] {
   const host = `${os.hostname()} (this machine)`;
-  const problems: SpecProblem[] = [];
+  const problems: SpecProblem[] = persistentFormProblems(spec);
   const memory = spec.storage?.memory && sizeProblem('storage.memory.size', spec.storage.memory.size, MEMORY_ROOT, host, STORAGE_FIX.memory);
   if (memory) problems.push({ path: 'storage.memory.size', message: memory });
   const scratchSize = spec.storage?.scratch?.size;
@@ -145,6 +145,26 @@ export function localStorageProblems(spec: JobSpec): SpecProblem[] {
   const scratch = scratchSize !== undefined && sizeProblem('storage.scratch.size', scratchSize, workDir, host, `${STORAGE_FIX.scratch} (local.workDir sets where)`);
   if (scratch) problems.push({ path: 'storage.scratch.size', message: scratch });
   return problems;
+}
+
+/**
+ * storage.persistent in a form another cluster has (PERSISTENT_FORMS): named with its value, the clusters it
+ * is for, and the form this cluster takes instead. Every cluster giving `storage` checks this first.
+ */
+export function persistentFormProblems(spec: JobSpec): SpecProblem[] {
+  const persistent = spec.storage?.persistent;
+  if (!persistent) return [];
+  const forms = Object.keys(PERSISTENT_FORMS) as PersistentForm[];
+  const given = forms.find((f) => persistent[f] !== undefined);
+  const mine = forms.filter((f) => (PERSISTENT_FORMS[f].clusters as readonly ClusterKind[]).includes(spec.cluster));
+  if (!given || mine.includes(given)) return [];
+  const instead = mine.map((f) => `storage.persistent.${f} (${PERSISTENT_FORMS[f].what})`).join(' or ');
+  return [
+    {
+      path: `storage.persistent.${given}`,
+      message: `storage.persistent.${given} ${JSON.stringify(persistent[given])} is for cluster ${PERSISTENT_FORMS[given].clusters.map((c) => `"${c}"`).join(', ')}, not "${spec.cluster}"; use ${instead || 'no storage.persistent'}`,
+    },
+  ];
 }
 
 /** A cluster that does not give spec `storage` yet refuses it, pointing at what it has instead. */

@@ -250,35 +250,60 @@ export const LocalSpecSchema = z.strictObject({
  *   workers on that host, removed when the last of them ends; `size` is checked against what /dev/shm has free;
  * - `scratch: { size? }`: the host's node-local disk directory of the job, removed when the job ends; `size`
  *   is checked against the free disk there;
- * - `persistent: { dir, logs }`: a directory on a file system every worker sees, kept after the job; with
- *   `logs: true` the job master copies every worker's log into `<dir>/logs/<job>/` at the job's end.
+ * - `persistent: { <one form>, logs }`: a directory on a file system every worker sees, kept after the job;
+ *   with `logs: true` every worker's log is copied into `<it>/logs/<job>/` at the job's end. Its forms
+ *   (PERSISTENT_FORMS, exactly one is set) each belong to some clusters, which refuse the others
+ *   (launchers/capabilities.ts persistentFormProblems): `dir` (local, MPI, Slurm: a path every host mounts),
+ *   `hostVolume` (Nomad: a host volume of the client nodes' config, whose path there the workers get).
  * Workers find them as `ctx.storage.{memory,scratch,persistent}` and TWISTER2_{MEMORY,SCRATCH,PERSISTENT}_DIR.
  *
- * Kubernetes (and Nomad) are to map onto the same section later: `memory` is an emptyDir of medium Memory
- * with `size` as its sizeLimit (what kubernetes.volumes.memory is today), `scratch` a disk emptyDir with
- * `size` as its sizeLimit (kubernetes.volumes.disk), and `persistent` gets `pvc: { storageClass, size }` or
- * `nfs: { server, path }` beside `dir` (exactly one of them; kubernetes.volumes.persistent), mounted at a
- * path the runtime hands out as the same variables. Until then `storage` is refused there
- * (launchers/capabilities.ts), and kubernetes.volumes keeps its meaning.
+ * On Nomad memory and scratch are the same directories on each client node, and a post-stop task of each
+ * allocation removes what a killed worker left (launchers/nomad/job-builder.ts). Kubernetes is to map onto
+ * the same section later: `memory` an emptyDir of medium Memory with `size` as its sizeLimit (what
+ * kubernetes.volumes.memory is today), `scratch` a disk emptyDir (kubernetes.volumes.disk), `persistent` a
+ * form of its own (kubernetes.volumes.persistent). Until then `storage` is refused there, and
+ * kubernetes.volumes keeps its meaning.
  */
+export const PERSISTENT_FORMS = {
+  dir: { clusters: ['local', 'mpi', 'slurm'], what: 'a directory every worker\'s host mounts, e.g. /nfs/results' },
+  hostVolume: { clusters: ['nomad'], what: 'the name of a host volume the Nomad client nodes declare (client { host_volume "<name>" { path = ... } })' },
+} as const satisfies Record<string, { clusters: readonly ClusterKind[]; what: string }>;
+export type PersistentForm = keyof typeof PERSISTENT_FORMS;
+
+const PersistentSpecSchema = z
+  .strictObject(
+    {
+      dir: z
+        .string({ error: 'expected an absolute directory on a file system every worker sees, e.g. /nfs/results' })
+        .superRefine((d, ctx) => {
+          if (!path.isAbsolute(d) || d.split('/').includes('..')) {
+            ctx.addIssue({ code: 'custom', input: d, message: `"${d}" is not an absolute path without ".."; give a directory every worker sees, e.g. /nfs/results` });
+          }
+        })
+        .optional(),
+      hostVolume: z
+        .string({ error: 'expected the name of a Nomad host volume, e.g. "results"' })
+        .regex(/^[A-Za-z0-9_.-]+$/, { error: (iss) => `${JSON.stringify(iss.input)} is not a Nomad host volume name: use letters, digits, "_", "." and "-", as in the client's host_volume block` })
+        .optional(),
+      logs: z.boolean({ error: 'expected true or false' }).default(false).describe('copy every worker\'s log into <persistent>/logs/<job>/ at the job\'s end'),
+    },
+    { error: 'expected { dir: /shared/path, logs: false } (or hostVolume: <name> on nomad)' },
+  )
+  .superRefine((p, ctx) => {
+    const forms = Object.keys(PERSISTENT_FORMS) as PersistentForm[];
+    const set = forms.filter((f) => p[f] !== undefined);
+    if (set.length !== 1) {
+      const which = forms.map((f) => `storage.persistent.${f} (${PERSISTENT_FORMS[f].clusters.join(', ')})`).join(' or ');
+      ctx.addIssue({ code: 'custom', message: `set exactly one of ${which}${set.length > 1 ? `, not ${set.map((f) => f).join(' and ')}` : ''}` });
+    }
+  });
+
 export const StorageSpecSchema = z.strictObject({
   memory: z
     .strictObject({ size: sizeSchema(['256Mi', '1Gi'], { positive: true }) }, { error: 'expected { size: "1Gi" }: the memory each host keeps for the job in /dev/shm' })
     .optional(),
   scratch: z.strictObject({ size: sizeSchema(['1Gi', '10Gi'], { positive: true }).optional() }, { error: 'expected { size: "10Gi" } or {}' }).optional(),
-  persistent: z
-    .strictObject(
-      {
-        dir: z.string({ error: 'expected an absolute directory on a file system every worker sees, e.g. /nfs/results' }).superRefine((d, ctx) => {
-          if (!path.isAbsolute(d) || d.split('/').includes('..')) {
-            ctx.addIssue({ code: 'custom', input: d, message: `"${d}" is not an absolute path without ".."; give a directory every worker sees, e.g. /nfs/results` });
-          }
-        }),
-        logs: z.boolean({ error: 'expected true or false' }).default(false).describe('copy every worker\'s log into <dir>/logs/<job>/ at the job\'s end'),
-      },
-      { error: 'expected { dir: /shared/path, logs: false }' },
-    )
-    .optional(),
+  persistent: PersistentSpecSchema.optional(),
 });
 export type StorageSpec = z.output<typeof StorageSpecSchema>;
 

@@ -12,11 +12,12 @@ import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
  *   end removes it (on clusters whose work dir is itself a scratch lease, it goes with that too);
  * - memory: `/dev/shm/twister2-<job>`, held the same way; the first worker on the host checks that
  *   `storage.memory.size` fits in what /dev/shm has free (it cannot hold a per-directory quota);
- * - persistent: `storage.persistent.dir`, created if missing, never removed.
+ * - persistent: `storage.persistent.dir`, or on Nomad the path of `storage.persistent.hostVolume` on the
+ *   worker's client node (`hostVolumePath`, which the launcher found), created if missing, never removed.
  * A size that does not fit, or a directory that cannot be made, throws a message naming the host, the
  * field, the size and what is free: the worker's set-up fails with it before the program starts.
  */
-export function prepareStorage(jobId: string, workDir: string, spec: Pick<JobSpec, 'storage'>): WorkerStorage {
+export function prepareStorage(jobId: string, workDir: string, spec: Pick<JobSpec, 'storage'>, hostVolumePath?: string): WorkerStorage {
   const host = os.hostname();
   const storage = spec.storage;
   const scratch = scratchDirOf(workDir);
@@ -33,12 +34,15 @@ export function prepareStorage(jobId: string, workDir: string, spec: Pick<JobSpe
   }
   let persistent: string | undefined;
   if (storage?.persistent) {
-    persistent = storage.persistent.dir;
+    const { dir, hostVolume } = storage.persistent;
+    persistent = dir ?? hostVolumePath;
+    if (persistent === undefined) throw new WorkerEnvironmentError(`storage.persistent.hostVolume "${hostVolume}" has no path on host ${host}: only the nomad launcher gives it`);
+    const field = dir !== undefined ? `storage.persistent.dir "${dir}"` : `storage.persistent.hostVolume "${hostVolume}" (${persistent} on this node)`;
     try {
       mkdirSync(persistent, { recursive: true });
     } catch (err) {
       throw new WorkerEnvironmentError(
-        `storage.persistent.dir "${persistent}" cannot be created on host ${host}: ${(err as Error).message}; give a directory of a file system every worker's host mounts, which the job's user may write`,
+        `${field} cannot be created on host ${host}: ${(err as Error).message}; give a directory of a file system every worker's host mounts, which the job's user may write`,
       );
     }
   }

@@ -82,12 +82,24 @@ describe('storage by cluster', () => {
     expect(problems({ ...ok, storage: { scratch: { size: '100Ti' } } })).toMatch(/storage\.scratch\.size: storage\.scratch\.size is 100Ti, but .* free; ask for less in storage\.scratch\.size, or free disk there \(local\.workDir sets where\)/);
   });
 
-  it('MPI and Slurm leave the sizes to the first worker on each host; Nomad and Kubernetes refuse storage, naming what they have', () => {
+  it('MPI, Slurm and Nomad leave the sizes to the first worker on each host; Kubernetes refuses storage, naming what it has', () => {
     expect(problems({ ...ok, ...mpi, storage: { memory: { size: '100Ti' } } })).toBe('');
     expect(problems({ ...ok, cluster: 'slurm', storage: { memory: { size: '100Ti' } } })).toBe('');
+    expect(problems({ ...ok, cluster: 'nomad', storage: { memory: { size: '100Ti' }, scratch: {}, persistent: { hostVolume: 'results', logs: true } } })).toBe('');
     expect(problems({ ...ok, cluster: 'kubernetes', storage: { scratch: {} } })).toMatch(/storage: cluster "kubernetes" does not give storage yet; remove storage and use kubernetes\.volumes/);
-    expect(problems({ ...ok, cluster: 'nomad', storage: { scratch: {} } })).toMatch(/storage: cluster "nomad" does not give storage yet/);
     expect(problems({ ...ok, cluster: 'kubernetes' })).toBe('');
+  });
+
+  it('each form of storage.persistent only on its clusters, naming the field, the value and the form to use', () => {
+    expect(problems({ ...ok, cluster: 'nomad', storage: { persistent: { dir: '/nfs/results' } } })).toMatch(
+      /storage\.persistent\.dir: storage\.persistent\.dir "\/nfs\/results" is for cluster "local", "mpi", "slurm", not "nomad"; use storage\.persistent\.hostVolume \(the name of a host volume the Nomad client nodes declare/,
+    );
+    for (const cluster of [{}, mpi, { cluster: 'slurm' }]) {
+      expect(problems({ ...ok, ...cluster, storage: { persistent: { hostVolume: 'results' } } })).toMatch(
+        /storage\.persistent\.hostVolume: storage\.persistent\.hostVolume "results" is for cluster "nomad", not "(local|mpi|slurm)"; use storage\.persistent\.dir \(a directory every worker's host mounts/,
+      );
+    }
+    expect(problems({ ...ok, storage: { persistent: { dir: '/nfs/results' } } })).toBe('');
   });
 });
 

@@ -120,6 +120,17 @@ describe('storage', () => {
     expect(problems({ ...ok, storage: { persistent: { dir: '/nfs/../etc' } } })).toMatch(/storage\.persistent\.dir: "\/nfs\/..\/etc" is not an absolute path without ".."/);
     expect(problems({ ...ok, storage: { persistent: { dir: '/nfs', logs: 'yes' } } })).toMatch(/storage\.persistent\.logs: expected true or false/);
     expect(problems({ ...ok, storage: { disk: {} } })).toMatch(/storage/);
+    expect(problems({ ...ok, cluster: 'nomad', storage: { persistent: { hostVolume: 'my volume' } } })).toMatch(
+      /storage\.persistent\.hostVolume: "my volume" is not a Nomad host volume name: use letters, digits, "_", "\." and "-"/,
+    );
+  });
+
+  it('persistent takes exactly one of its forms: dir (local, MPI, Slurm) or hostVolume (Nomad)', () => {
+    const nomad = parseSpec({ ...ok, cluster: 'nomad', storage: { persistent: { hostVolume: 'results', logs: true } } });
+    expect(nomad.storage?.persistent).toEqual({ hostVolume: 'results', logs: true });
+    const both = /storage\.persistent: set exactly one of storage\.persistent\.dir \(local, mpi, slurm\) or storage\.persistent\.hostVolume \(nomad\)/;
+    expect(problems({ ...ok, storage: { persistent: { logs: true } } })).toMatch(both);
+    expect(problems({ ...ok, storage: { persistent: { dir: '/nfs', hostVolume: 'results' } } })).toMatch(new RegExp(`${both.source}, not dir and hostVolume`));
   });
 });
 

@@ -51,6 +51,8 @@ export const ENV = {
   /** Nomad, storage.persistent.hostVolume: its path on each client node that has it (JSON { node ID: path }), and the worker's node ID. */
   hostVolumePaths: 'TWISTER2_HOST_VOLUME_PATHS',
   nodeId: 'TWISTER2_NODE_ID',
+  /** Nomad's storage clean-up task (worker/storage-cleanup-main.ts): "1" copies the worker's log into the host volume. */
+  copyLogs: 'TWISTER2_COPY_LOGS',
   // Kubernetes pods: the pod's own facts (downward API), from which the runtime derives its ID.
   podName: 'TWISTER2_POD_NAME',
   podIp: 'TWISTER2_POD_IP',

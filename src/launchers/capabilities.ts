@@ -167,6 +167,22 @@ export function persistentFormProblems(spec: JobSpec): SpecProblem[] {
   ];
 }
 
+/**
+ * Nomad: storage is the client node's own /dev/shm and /tmp, shared by the job's workers there, which only
+ * driver raw_exec gives (exec and docker give each task its own); its persistent form is hostVolume.
+ */
+export function nomadStorageProblems(spec: JobSpec): SpecProblem[] {
+  const driver = spec.nomad?.driver ?? 'raw_exec';
+  const problems = persistentFormProblems(spec);
+  if (driver !== 'raw_exec') {
+    problems.push({
+      path: 'nomad.driver',
+      message: `storage on nomad is each client node's /dev/shm and /tmp, shared by the job's workers there, which driver "${driver}" does not give (each task has its own); use nomad.driver "raw_exec", or remove storage`,
+    });
+  }
+  return problems;
+}
+
 /** A cluster that does not give spec `storage` yet refuses it, pointing at what it has instead. */
 export function noStorage(instead: string): ClusterCapabilities['storage'] {
   return {

@@ -1,6 +1,6 @@
 import { SpecError, UnknownClusterError } from '../errors.js';
 import type { ClusterKind, JobSpec } from '../spec/schema.js';
-import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, localGpuProblems, localStorageProblems, noStorage, persistentFormProblems, type ClusterCapabilities } from './capabilities.js';
+import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, localGpuProblems, localStorageProblems, noStorage, nomadStorageProblems, persistentFormProblems, type ClusterCapabilities } from './capabilities.js';
 import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
 import { LazyLauncher } from './lazy-launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
@@ -88,8 +88,8 @@ const backends: Record<ClusterKind, Backend> = {
       // The paths are on the client nodes: sizes are checked by the first worker on each, a post-stop task per allocation cleans up.
       storage: {
         summary:
-          'memory in each client node\'s `/dev/shm`, scratch under `/tmp/twister2/<job>`, `persistent.hostVolume` (a host volume of the nodes); sizes checked by the first worker on each node, a post-stop task removes what a killed worker left',
-        problems: persistentFormProblems,
+          'memory in each client node\'s `/dev/shm`, scratch under `/tmp/twister2/<job>`, `persistent.hostVolume` (a host volume of the nodes); driver `raw_exec`; sizes checked by the first worker on each node, a post-stop task removes what a killed worker left',
+        problems: nomadStorageProblems,
       },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./nomad/nomad-launcher.js')).NomadLauncher(), ['addWorkers', 'removeWorkers', 'resume']),

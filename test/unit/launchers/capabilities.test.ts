@@ -101,5 +101,12 @@ describe('storage by cluster', () => {
     }
     expect(problems({ ...ok, storage: { persistent: { dir: '/nfs/results' } } })).toBe('');
   });
+
+  it('Nomad gives storage with driver raw_exec only: the others give each task its own /dev/shm and /tmp', () => {
+    expect(problems({ ...ok, cluster: 'nomad', nomad: { driver: 'exec' }, storage: { scratch: {} } })).toMatch(
+      /nomad\.driver: storage on nomad is each client node's \/dev\/shm and \/tmp, shared by the job's workers there, which driver "exec" does not give \(each task has its own\); use nomad\.driver "raw_exec", or remove storage/,
+    );
+    expect(problems({ ...ok, cluster: 'nomad', nomad: { driver: 'exec' } })).toBe('');
+  });
 });
 

@@ -8,6 +8,8 @@ export interface StorageRec {
   id: number;
   step: string;
   host: string;
+  /** TWISTER2_NODE: the cluster's node (Nomad's client node name), where the launcher sets it. */
+  node?: string;
   ip: string;
   storage: { memory: string; scratch: string; persistent: string };
   env: { memory?: string; scratch?: string; persistent?: string };
@@ -18,14 +20,17 @@ export interface StorageRec {
 /** A fresh persistent dir that does not exist yet: workers create it. */
 export const persistentDir = (): string => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-persist-')), 'results');
 
-/** A job of storage workers (`mode`: what they do, see the fixture) with every kind of storage, on the cluster `extra` names. */
-export function storageJob(name: string, mode: string, persistent: string, extra: Record<string, unknown> = {}, workers = 4): string {
+/**
+ * A job of storage workers (`mode`: what they do, see the fixture) with every kind of storage, on the cluster
+ * `extra` names; `persistent` is a dir, or another form of storage.persistent (`{ hostVolume }` on Nomad).
+ */
+export function storageJob(name: string, mode: string, persistent: string | Record<string, string>, extra: Record<string, unknown> = {}, workers = 4): string {
   return makeJob(
     {
       name,
       workers,
       worker: { module: 'w.mjs', args: [mode] },
-      storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { dir: persistent, logs: true } },
+      storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { ...(typeof persistent === 'string' ? { dir: persistent } : persistent), logs: true } },
       ...extra,
     },
     { 'w.mjs': fixture('storage-worker.mjs') },

@@ -172,6 +172,29 @@ describe('storage on a 2-client Nomad cluster', () => {
     for (const [id, node] of nodeOf) expect(logOf(jobId, node, id)).toContain(`storage worker ${id} wrote its files`);
   });
 
+  it('a SIGKILLed client (no job master left): the workers purge the job, the post-stop tasks still remove memory and scratch and copy every log', async () => {
+    const { cli, jobId, nodeOf } = await sleepingJob('nomad-storage-orphan');
+    cli.kill('SIGKILL');
+    // Nobody waits for the post-stop tasks here (the workers purge the job and end): they run after the purge.
+    const expected = expectedKept(jobId, nodeOf);
+    const done = async () => (await leftovers(jobId)).length === 0 && JSON.stringify(keptLogs(jobId)) === JSON.stringify(expected.logs) && jobProcesses(jobId).length === 0;
+    await waitFor('nothing left of the job, every log kept', done, 60_000).catch(() => undefined);
+    expect(await leftovers(jobId)).toEqual([]);
+    expect(keptFiles(jobId)).toEqual(expected.files);
+    expect(keptLogs(jobId)).toEqual(expected.logs);
+    for (const [id, node] of nodeOf) expect(logOf(jobId, node, id)).toMatch(new RegExp(`storage worker ${id} wrote its files[^]*lost the job master`));
+  });
+
+  it('a memory size a node cannot hold fails the first worker there naming the size, the node and what is free; nothing left', async () => {
+    const home = tempHome();
+    const job = storageJobOf('nomad-storage-toobig', 'ok', { hostVolume: VOLUME }, { ...nomadSpec, storage: { memory: { size: '100Ti' }, persistent: { hostVolume: VOLUME } } });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(1);
+    expect(r.stderr).toMatch(/storage\.memory\.size is 100Ti, but \/dev\/shm on host .* has [0-9.]+\w* free; ask for less in storage\.memory\.size/);
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
   it('a host volume no client declares fails the submit naming it and the fix; storage.persistent.dir is refused on nomad (exit 2)', async () => {
     const home = tempHome();
     const r = await runCli(['submit', storageJobOf('nomad-storage-novol', 'ok', { hostVolume: 'nowhere' }, nomadSpec)], home);

@@ -131,6 +131,22 @@ describe('storage on a 2-client Nomad cluster', () => {
     expect(await leftovers(jobId)).toEqual([]);
   });
 
+  it('with the job master in its own allocation (jobMaster.placement: cluster): the same files and logs, nothing left', async () => {
+    const home = tempHome();
+    // Without nomadSpec's job-wide constraint, which would count the job master's allocation too: 4 workers anywhere.
+    const job = storageJobOf('nomad-storage-jm', 'ok', { hostVolume: VOLUME }, { cluster: 'nomad', resources: nomadSpec.resources, jobMaster: { placement: 'cluster' } });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
+    const recs = testRecords<StorageRec>(readLogs(home, jobId)).filter((x) => x.step === 'storage');
+    expect(recs.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
+    for (const x of recs) expect(x.storage.persistent).toBe(volumes[x.node!]);
+    const expected = expectedKept(jobId, new Map(recs.map((x) => [x.id, x.node!])));
+    expect(keptFiles(jobId)).toEqual(expected.files);
+    expect(keptLogs(jobId)).toEqual(expected.logs);
+    expect(await leftovers(jobId)).toEqual([]);
+  });
+
   it('failure: the job is FAILED; persistent keeps every file and log (the failing worker\'s error too), memory and scratch gone', async () => {
     const home = tempHome();
     const r = await runCli(['submit', storageJob('nomad-storage-fail', 'fail')], home);

@@ -257,12 +257,15 @@ export const LocalSpecSchema = z.strictObject({
  *   `hostVolume` (Nomad: a host volume of the client nodes' config, whose path there the workers get).
  * Workers find them as `ctx.storage.{memory,scratch,persistent}` and TWISTER2_{MEMORY,SCRATCH,PERSISTENT}_DIR.
  *
- * On Nomad memory and scratch are the same directories on each client node, and a post-stop task of each
- * allocation removes what a killed worker left (launchers/nomad/job-builder.ts). Kubernetes is to map onto
- * the same section later: `memory` an emptyDir of medium Memory with `size` as its sizeLimit (what
- * kubernetes.volumes.memory is today), `scratch` a disk emptyDir (kubernetes.volumes.disk), `persistent` a
- * form of its own (kubernetes.volumes.persistent). Until then `storage` is refused there, and
- * kubernetes.volumes keeps its meaning.
+ * On Nomad (driver raw_exec) memory and scratch are the same directories on each client node, and a post-stop
+ * task of each allocation removes what a killed worker left (launchers/nomad/job-builder.ts).
+ *
+ * Kubernetes is to map onto the same section later: `memory` is an emptyDir of medium Memory
+ * with `size` as its sizeLimit (what kubernetes.volumes.memory is today), `scratch` a disk emptyDir with
+ * `size` as its sizeLimit (kubernetes.volumes.disk), and `persistent` gets `pvc: { storageClass, size }` or
+ * `nfs: { server, path }` beside `dir` (exactly one of them; kubernetes.volumes.persistent), mounted at a
+ * path the runtime hands out as the same variables. Until then `storage` is refused there
+ * (launchers/capabilities.ts), and kubernetes.volumes keeps its meaning.
  */
 export const PERSISTENT_FORMS = {
   dir: { clusters: ['local', 'mpi', 'slurm'], what: 'a directory every worker\'s host mounts, e.g. /nfs/results' },

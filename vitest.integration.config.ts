@@ -5,6 +5,7 @@ export const clusterSuites = [
   'test/integration/nomad-agent.test.ts',
   'test/integration/nomad.test.ts',
   'test/integration/nomad-placement.test.ts',
+  'test/integration/nomad-storage.test.ts',
   'test/integration/kube-cluster.test.ts',
   'test/integration/kube-pod-runner.test.ts',
   'test/integration/kube-pod-network.test.ts',

@@ -52,6 +52,11 @@ export const ENV = {
   scratchMount: 'TWISTER2_SCRATCH_MOUNT',
   persistentMount: 'TWISTER2_PERSISTENT_MOUNT',
   sharedVolume: 'TWISTER2_SHARED_VOLUME',
+  /** Nomad, storage.persistent.hostVolume: its path on each client node that has it (JSON { node ID: path }), and the worker's node ID. */
+  hostVolumePaths: 'TWISTER2_HOST_VOLUME_PATHS',
+  nodeId: 'TWISTER2_NODE_ID',
+  /** Nomad's storage clean-up task (worker/storage-cleanup-main.ts): "1" copies the worker's log into the host volume. */
+  copyLogs: 'TWISTER2_COPY_LOGS',
   // Kubernetes pods: the pod's own facts (downward API), from which the runtime derives its ID.
   podName: 'TWISTER2_POD_NAME',
   podIp: 'TWISTER2_POD_IP',
@@ -215,6 +220,30 @@ export function workDirOf(env: NodeJS.ProcessEnv): { workDir: string; scratch: b
   const dir = env[ENV.workDir];
   if (dir) return { workDir: dir, scratch: env[ENV.workDirScratch] === '1' };
   return { workDir: path.join(os.tmpdir(), 'twister2', env[ENV.jobId] ?? 'job'), scratch: true };
+}
+
+/**
+ * Where storage.persistent.hostVolume is on this worker's Nomad client node: the launcher read the volume's
+ * path on every node declaring it when the job was submitted (TWISTER2_HOST_VOLUME_PATHS), Nomad tells the
+ * worker its node (TWISTER2_NODE_ID). Undefined for a job without a host volume.
+ */
+export function hostVolumePathOf(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env[ENV.hostVolumePaths];
+  if (!raw) return undefined;
+  let paths: Record<string, unknown>;
+  try {
+    paths = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    throw broken(ENV.hostVolumePaths, 'is not JSON');
+  }
+  const node = env[ENV.nodeId] ?? '';
+  const at = paths[node];
+  if (typeof at !== 'string') {
+    throw new WorkerEnvironmentError(
+      `storage.persistent.hostVolume has no path known on Nomad client node ${node || '(unknown)'}: the launcher read the volume's path on the nodes that declared it when the job was submitted (${Object.keys(paths).join(', ') || 'none'}); submit the job again to include nodes added since`,
+    );
+  }
+  return at;
 }
 
 export function readPackageRef(env: NodeJS.ProcessEnv): PackageRef {

@@ -117,9 +117,10 @@ export async function hostJobMaster(
       status.message = `${status.message ?? ''}; could not delete the uploaded package: ${err.message}`;
     });
     // The workers are gone (the launcher released them): their logs are complete.
+    // A Nomad host volume is on the client nodes: there each allocation's post-stop task copies its worker's log.
     const persistent = job.spec.storage?.persistent;
     const persistentDir = persistent?.dir ?? job.persistentMount;
-    if (persistent?.logs) {
+    if (persistent?.logs && persistent.hostVolume === undefined) {
       const copied = persistentDir === undefined ? Promise.reject(new Error('the volume is not mounted in the job master')) : copyLogsToPersistent(job.jobDir, job.jobId, persistentDir);
       await copied.catch((err: Error) => {
         status.message = `${status.message ?? ''}; could not copy the workers' logs to storage.persistent (${persistentDir ?? 'not mounted here'}): ${err.message}`;

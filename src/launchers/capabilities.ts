@@ -4,7 +4,7 @@ import { MEMORY_ROOT, sizeProblem, STORAGE_FIX } from '../job/storage.js';
 import { twister2Home } from '../job/job-store.js';
 import type { SpecProblem } from '../errors.js';
 import { listText, slotsOf } from './gpus.js';
-import { UPLOADER_KINDS, type ClusterKind, type JobSpec, type PersistentKind, type UploaderSpec } from '../spec/schema.js';
+import { PERSISTENT_FORMS, UPLOADER_KINDS, type ClusterKind, type JobSpec, type PersistentForm, type UploaderSpec } from '../spec/schema.js';
 
 export type PlacementKind = JobSpec['jobMaster']['placement'];
 export type UploaderKind = UploaderSpec['kind'];
@@ -137,7 +137,7 @@ export function localGpuProblems(spec: JobSpec, workers: number): SpecProblem[] 
  */
 export function localStorageProblems(spec: JobSpec): SpecProblem[] {
   const host = `${os.hostname()} (this machine)`;
-  const problems: SpecProblem[] = persistentKindProblems(spec, ['dir']);
+  const problems: SpecProblem[] = persistentFormProblems(spec);
   const memory = spec.storage?.memory && sizeProblem('storage.memory.size', spec.storage.memory.size, MEMORY_ROOT, host, STORAGE_FIX.memory);
   if (memory) problems.push({ path: 'storage.memory.size', message: memory });
   const scratchSize = spec.storage?.scratch?.size;
@@ -147,29 +147,38 @@ export function localStorageProblems(spec: JobSpec): SpecProblem[] {
   return problems;
 }
 
-/** Each way to give storage.persistent, as a fix names it. */
-const PERSISTENT_FORMS: Record<PersistentKind, string> = {
-  dir: 'storage.persistent.dir (a directory every worker\'s host mounts)',
-  nfs: 'storage.persistent.nfs ({ server, path })',
-  pvc: 'storage.persistent.pvc ({ storageClass, size })',
-};
-
 /**
- * storage.persistent in a form this cluster does not take (`kinds`: those it does), e.g. `nfs` on the local
- * cluster or `dir` on Kubernetes: refused naming the field, its value and what to use instead.
+ * storage.persistent in a form another cluster has (PERSISTENT_FORMS): named with its value, the clusters it
+ * is for, and the form this cluster takes instead. Every cluster giving `storage` checks this first.
  */
-export function persistentKindProblems(spec: JobSpec, kinds: readonly PersistentKind[]): SpecProblem[] {
-  const p = spec.storage?.persistent;
-  const given = p && (Object.keys(PERSISTENT_FORMS) as PersistentKind[]).find((k) => p[k] !== undefined);
-  if (!p || !given || kinds.includes(given)) return [];
-  const fix = kinds.map((k) => PERSISTENT_FORMS[k]).join(' or ');
-  return [{ path: `storage.persistent.${given}`, message: `cluster "${spec.cluster}" does not take storage.persistent.${given} (${JSON.stringify(p[given])}); use ${fix}` }];
+export function persistentFormProblems(spec: JobSpec): SpecProblem[] {
+  const persistent = spec.storage?.persistent;
+  if (!persistent) return [];
+  const forms = Object.keys(PERSISTENT_FORMS) as PersistentForm[];
+  const given = forms.find((f) => persistent[f] !== undefined);
+  const mine = forms.filter((f) => (PERSISTENT_FORMS[f].clusters as readonly ClusterKind[]).includes(spec.cluster));
+  if (!given || mine.includes(given)) return [];
+  const instead = mine.map((f) => `storage.persistent.${f} (${PERSISTENT_FORMS[f].what})`).join(' or ');
+  return [
+    {
+      path: `storage.persistent.${given}`,
+      message: `storage.persistent.${given} ${JSON.stringify(persistent[given])} is for cluster ${PERSISTENT_FORMS[given].clusters.map((c) => `"${c}"`).join(', ')}, not "${spec.cluster}"; use ${instead || 'no storage.persistent'}`,
+    },
+  ];
 }
 
-/** A cluster that does not give spec `storage` yet refuses it, pointing at what it has instead. */
-export function noStorage(instead: string): ClusterCapabilities['storage'] {
-  return {
-    summary: `not yet: ${instead}`,
-    problems: (spec) => [{ path: 'storage', message: `cluster "${spec.cluster}" does not give storage yet; remove storage and use ${instead}` }],
-  };
+/**
+ * Nomad: storage is the client node's own /dev/shm and /tmp, shared by the job's workers there, which only
+ * driver raw_exec gives (exec and docker give each task its own); its persistent form is hostVolume.
+ */
+export function nomadStorageProblems(spec: JobSpec): SpecProblem[] {
+  const driver = spec.nomad?.driver ?? 'raw_exec';
+  const problems = persistentFormProblems(spec);
+  if (driver !== 'raw_exec') {
+    problems.push({
+      path: 'nomad.driver',
+      message: `storage on nomad is each client node's /dev/shm and /tmp, shared by the job's workers there, which driver "${driver}" does not give (each task has its own); use nomad.driver "raw_exec", or remove storage`,
+    });
+  }
+  return problems;
 }

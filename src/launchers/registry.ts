@@ -1,6 +1,6 @@
 import { SpecError, UnknownClusterError } from '../errors.js';
 import type { ClusterKind, JobSpec } from '../spec/schema.js';
-import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, localGpuProblems, localStorageProblems, noStorage, persistentKindProblems, type ClusterCapabilities } from './capabilities.js';
+import { ALL_UPLOADERS, anyScale, capabilityProblems, fixedSize, localGpuProblems, localStorageProblems, nomadStorageProblems, persistentFormProblems, type ClusterCapabilities } from './capabilities.js';
 import type { JobMasterPlacement, Launcher, LauncherFactory } from './launcher.js';
 import { LazyLauncher } from './lazy-launcher.js';
 import { LocalLauncher } from './local/local-launcher.js';
@@ -40,7 +40,10 @@ const backends: Record<ClusterKind, Backend> = {
       placements: { client: ALL_UPLOADERS, cluster: ALL_UPLOADERS, none: ALL_UPLOADERS },
       // Checked per host with the mpi section (refineMpiSpec): a host's list against the ranks placed on it.
       gpus: { summary: '`mpi.hosts[].gpus` divided by local rank (`CUDA_VISIBLE_DEVICES`)' },
-      storage: { summary: 'memory in each host\'s `/dev/shm`, scratch under its temp dir, a shared `persistent.dir`; sizes checked by the first rank on each host', problems: (spec) => persistentKindProblems(spec, ['dir']) },
+      storage: {
+        summary: 'memory in each host\'s `/dev/shm`, scratch under its temp dir, a shared `persistent.dir`; sizes checked by the first rank on each host',
+        problems: persistentFormProblems,
+      },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./mpi/mpi-launcher.js')).MpiLauncher(), ['resume']),
     placement: lazyPlacement(() => import('./mpi/placement.js'), false),
@@ -66,7 +69,10 @@ const backends: Record<ClusterKind, Backend> = {
             ? [{ path: 'slurm.launch', message: `resources.gpus is ${spec.resources.gpus}, but the ranks mpirun starts (slurm.launch "mpirun") are not Slurm tasks, so Slurm cannot give each its own GPUs; use slurm.launch "srun", or resources.gpus 0` }]
             : [],
       },
-      storage: { summary: 'memory in each node\'s `/dev/shm`, scratch under `/tmp/twister2/<job>`, a shared `persistent.dir`; sizes checked by the first worker on each node', problems: (spec) => persistentKindProblems(spec, ['dir']) },
+      storage: {
+        summary: 'memory in each node\'s `/dev/shm`, scratch under `/tmp/twister2/<job>`, a shared `persistent.dir`; sizes checked by the first worker on each node',
+        problems: persistentFormProblems,
+      },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./slurm/slurm-launcher.js')).SlurmLauncher(), ['restartWorker', 'resume']),
     placement: lazyPlacement(() => import('./slurm/placement.js'), true),
@@ -80,7 +86,12 @@ const backends: Record<ClusterKind, Backend> = {
       // The job master's allocation runs from the job directory, as the workers do.
       placements: { client: ALL_UPLOADERS, cluster: ['local'] },
       gpus: { summary: 'a device request (`nomad.gpuDevice`)' },
-      storage: noStorage('the task\'s own directories'),
+      // The paths are on the client nodes: sizes are checked by the first worker on each, a post-stop task per allocation cleans up.
+      storage: {
+        summary:
+          'memory in each client node\'s `/dev/shm`, scratch under `/tmp/twister2/<job>`, `persistent.hostVolume` (a host volume of the nodes); driver `raw_exec`; sizes checked by the first worker on each node, a post-stop task removes what a killed worker left',
+        problems: nomadStorageProblems,
+      },
     },
     launcher: () => new LazyLauncher(async () => new (await import('./nomad/nomad-launcher.js')).NomadLauncher(), ['addWorkers', 'removeWorkers', 'resume']),
     placement: lazyPlacement(() => import('./nomad/placement.js'), true, true),

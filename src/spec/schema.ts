@@ -265,58 +265,69 @@ const PersistentPvcSchema = z.strictObject(
   { error: 'expected { storageClass: nfs-client, size: 10Gi, keep: true }' },
 );
 
-/** The ways to give `storage.persistent`: exactly one per spec. */
-export const PERSISTENT_KINDS = ['dir', 'nfs', 'pvc'] as const;
-export type PersistentKind = (typeof PERSISTENT_KINDS)[number];
-
 /**
  * `storage`: the job's directories, with one meaning on every cluster (README, "Storage"):
- * - `memory: { size }`: a memory-backed directory shared by the job's workers on a host (local, MPI, Slurm:
- *   /dev/shm/twister2-<job>, removed when the last of them ends, `size` checked against what /dev/shm has
- *   free) or in a pod (Kubernetes: an emptyDir of medium Memory, `size` its sizeLimit, enforced by the kubelet);
+ * - `memory: { size }`: a memory-backed directory shared by the job's workers on a host (local, MPI, Slurm,
+ *   Nomad: /dev/shm/twister2-<job>, removed when the last of them ends, `size` checked against what /dev/shm
+ *   has free) or in a pod (Kubernetes: an emptyDir of medium Memory, `size` its sizeLimit, enforced by the kubelet);
  * - `scratch: { size? }`: the host's node-local disk directory of the job (Kubernetes: a disk emptyDir per pod),
  *   removed when the job ends; `size` is checked against the free disk there (Kubernetes: the sizeLimit);
- * - `persistent`: kept after the job, seen by every worker; exactly one of `dir` (local, MPI, Slurm: a
- *   directory on a file system every host mounts), `nfs: { server, path }` or `pvc: { storageClass, size, keep }`
- *   (Kubernetes: mounted in every worker pod); which form a cluster takes, its capabilities say
- *   (launchers/capabilities.ts persistentKindProblems). With `logs: true` the job master copies every worker's log
- *   into `<persistent>/logs/<job>/` at the job's end (on Kubernetes from its pod, which mounts the volume too).
+ * - `persistent: { <one form>, logs }`: kept after the job, seen by every worker. Its forms (PERSISTENT_FORMS,
+ *   exactly one is set) each belong to some clusters, which refuse the others (launchers/capabilities.ts
+ *   persistentFormProblems): `dir` (local, MPI, Slurm: a path every host mounts), `hostVolume` (Nomad: a host
+ *   volume of the client nodes' config, whose path there the workers get), `nfs: { server, path }` or
+ *   `pvc: { storageClass, size, keep }` (Kubernetes: mounted in every worker pod). With `logs: true` every
+ *   worker's log is copied into `<persistent>/logs/<job>/` at the job's end.
  * Workers find them as `ctx.storage.{memory,scratch,persistent}` and TWISTER2_{MEMORY,SCRATCH,PERSISTENT}_DIR.
- * On Kubernetes, kubernetes.volumes keeps its meaning; asking for the same thing there and here is refused.
+ *
+ * On Nomad (driver raw_exec) memory and scratch are the same directories on each client node, and a post-stop
+ * task of each allocation removes what a killed worker left (launchers/nomad/job-builder.ts). On Kubernetes,
+ * kubernetes.volumes keeps its meaning; asking for the same thing there and here is refused.
  */
+export const PERSISTENT_FORMS = {
+  dir: { clusters: ['local', 'mpi', 'slurm'], what: 'a directory every worker\'s host mounts, e.g. /nfs/results' },
+  hostVolume: { clusters: ['nomad'], what: 'the name of a host volume the Nomad client nodes declare (client { host_volume "<name>" { path = ... } })' },
+  nfs: { clusters: ['kubernetes'], what: '{ server, path }: an NFS export mounted in every worker pod' },
+  pvc: { clusters: ['kubernetes'], what: '{ storageClass, size }: a ReadWriteMany claim the job creates' },
+} as const satisfies Record<string, { clusters: readonly ClusterKind[]; what: string }>;
+export type PersistentForm = keyof typeof PERSISTENT_FORMS;
+
+const PersistentSpecSchema = z
+  .strictObject(
+    {
+      dir: z
+        .string({ error: 'expected an absolute directory on a file system every worker sees, e.g. /nfs/results' })
+        .superRefine((d, ctx) => {
+          if (!path.isAbsolute(d) || d.split('/').includes('..')) {
+            ctx.addIssue({ code: 'custom', input: d, message: `"${d}" is not an absolute path without ".."; give a directory every worker sees, e.g. /nfs/results` });
+          }
+        })
+        .optional(),
+      hostVolume: z
+        .string({ error: 'expected the name of a Nomad host volume, e.g. "results"' })
+        .regex(/^[A-Za-z0-9_.-]+$/, { error: (iss) => `${JSON.stringify(iss.input)} is not a Nomad host volume name: use letters, digits, "_", "." and "-", as in the client's host_volume block` })
+        .optional(),
+      nfs: PersistentNfsSchema.optional().describe('Kubernetes: an NFS export mounted in every worker pod'),
+      pvc: PersistentPvcSchema.optional().describe('Kubernetes: a ReadWriteMany claim the job creates, mounted in every worker pod'),
+      logs: z.boolean({ error: 'expected true or false' }).default(false).describe('copy every worker\'s log into <persistent>/logs/<job>/ at the job\'s end'),
+    },
+    { error: 'expected { dir: /shared/path, logs: false } (or hostVolume: <name> on nomad; nfs: { server, path } or pvc: { storageClass, size } on kubernetes)' },
+  )
+  .superRefine((p, ctx) => {
+    const forms = Object.keys(PERSISTENT_FORMS) as PersistentForm[];
+    const set = forms.filter((f) => p[f] !== undefined);
+    if (set.length !== 1) {
+      const which = forms.map((f) => `storage.persistent.${f} (${PERSISTENT_FORMS[f].clusters.join(', ')})`).join(', ');
+      ctx.addIssue({ code: 'custom', message: `set exactly one of ${which}${set.length > 1 ? `, not ${set.map((f) => f).join(' and ')}` : ''}` });
+    }
+  });
+
 export const StorageSpecSchema = z.strictObject({
   memory: z
     .strictObject({ size: sizeSchema(['256Mi', '1Gi'], { positive: true }) }, { error: 'expected { size: "1Gi" }: the memory each host keeps for the job in /dev/shm' })
     .optional(),
   scratch: z.strictObject({ size: sizeSchema(['1Gi', '10Gi'], { positive: true }).optional() }, { error: 'expected { size: "10Gi" } or {}' }).optional(),
-  persistent: z
-    .strictObject(
-      {
-        dir: z
-          .string({ error: 'expected an absolute directory on a file system every worker sees, e.g. /nfs/results' })
-          .superRefine((d, ctx) => {
-            if (!path.isAbsolute(d) || d.split('/').includes('..')) {
-              ctx.addIssue({ code: 'custom', input: d, message: `"${d}" is not an absolute path without ".."; give a directory every worker sees, e.g. /nfs/results` });
-            }
-          })
-          .optional()
-          .describe('local, MPI, Slurm: a directory every worker\'s host mounts'),
-        nfs: PersistentNfsSchema.optional().describe('Kubernetes: an NFS export mounted in every worker pod'),
-        pvc: PersistentPvcSchema.optional().describe('Kubernetes: a ReadWriteMany claim the job creates, mounted in every worker pod'),
-        logs: z.boolean({ error: 'expected true or false' }).default(false).describe('copy every worker\'s log into <persistent>/logs/<job>/ at the job\'s end'),
-      },
-      { error: 'expected { dir: /shared/path, logs: false }, or on Kubernetes { nfs: { server, path } } or { pvc: { storageClass, size } }' },
-    )
-    .superRefine((p, ctx) => {
-      // Exactly one of PERSISTENT_KINDS; which one a cluster takes is its capabilities' business (launchers/capabilities.ts).
-      const given = PERSISTENT_KINDS.filter((k) => p[k] !== undefined);
-      if (given.length !== 1) {
-        const kinds = PERSISTENT_KINDS.map((k) => `storage.persistent.${k}`).join(', ');
-        const got = given.length === 0 ? 'none' : given.map((k) => `storage.persistent.${k}`).join(' and ');
-        ctx.addIssue({ code: 'custom', message: `give exactly one of ${kinds} (got ${got}): dir on local, MPI and Slurm; nfs or pvc on Kubernetes` });
-      }
-    })
-    .optional(),
+  persistent: PersistentSpecSchema.optional(),
 });
 export type StorageSpec = z.output<typeof StorageSpecSchema>;
 

@@ -2,7 +2,7 @@ import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commandWorkerVariables, ENV, readWorkerEnvironment, storageVariables, visibleGpus, type WorkerStorage } from '../job/worker-environment.js';
+import { commandWorkerVariables, ENV, hostVolumePathOf, readWorkerEnvironment, storageVariables, visibleGpus, type WorkerStorage } from '../job/worker-environment.js';
 import { Twister2Error } from '../errors.js';
 import { primaryAddress } from '../net/primary-address.js';
 import type { HealthCheck, JobSpec } from '../spec/schema.js';
@@ -73,7 +73,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       console.error(`[twister2 worker ${workerId}] fetched and unpacked the package (${wenv.packageRef.size} bytes) from ${from}`);
     }
     spec = await specOfPackage(fetched.manifest);
-    storage = prepareStorage(wenv.jobId, wenv.workDir, spec, mountedStorageOf(env));
+    storage = prepareStorage(wenv.jobId, wenv.workDir, spec, { ...mountedStorageOf(env), ...(spec.storage?.persistent?.hostVolume !== undefined ? { persistent: hostVolumePathOf(env) } : {}) });
     markPhase('package ready');
   } catch (err) {
     // Tell the job master why, so the job's failure names the cause and not just an exit code.

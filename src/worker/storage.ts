@@ -13,8 +13,9 @@ import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
  * - memory: `/dev/shm/twister2-<job>`, held the same way; the first worker on the host checks that
  *   `storage.memory.size` fits in what /dev/shm has free (it cannot hold a per-directory quota);
  * - persistent: `storage.persistent.dir`, created if missing, never removed.
- * A directory the cluster mounted itself (`mounted`: Kubernetes' emptyDirs, NFS export or PVC, whose
- * sizes the kubelet enforces) is used as it is: no lease, no size check; the cluster removes it.
+ * A directory the cluster mounted itself or found on the host (`mounted`: Kubernetes' emptyDirs, NFS export
+ * or PVC, whose sizes the kubelet enforces; on Nomad the path of `storage.persistent.hostVolume` on the
+ * worker's client node) is used as it is: no lease, no size check; the cluster removes (or keeps) it.
  * A size that does not fit, or a directory that cannot be made, throws a message naming the host, the
  * field, the size and what is free: the worker's set-up fails with it before the program starts.
  */
@@ -41,16 +42,22 @@ export function prepareStorage(jobId: string, workDir: string, spec: Pick<JobSpe
   }
   let persistent: string | undefined;
   if (storage?.persistent) {
-    persistent = storage.persistent.dir ?? mounted.persistent;
+    const { dir, hostVolume } = storage.persistent;
+    persistent = dir ?? mounted.persistent;
     if (persistent === undefined) {
-      throw new WorkerEnvironmentError(`storage.persistent is a volume the cluster mounts, but ${ENV.persistentMount} does not say where: the launcher did not mount it`);
+      throw new WorkerEnvironmentError(
+        hostVolume !== undefined
+          ? `storage.persistent.hostVolume "${hostVolume}" has no path on host ${host}: only the nomad launcher gives it`
+          : `storage.persistent is a volume the cluster mounts, but ${ENV.persistentMount} does not say where: the launcher did not mount it`,
+      );
     }
+    const field = dir !== undefined ? `storage.persistent.dir "${dir}"` : hostVolume !== undefined ? `storage.persistent.hostVolume "${hostVolume}" (${persistent} on this node)` : undefined;
     try {
       mkdirSync(persistent, { recursive: true });
     } catch (err) {
       throw new WorkerEnvironmentError(
-        storage.persistent.dir !== undefined
-          ? `storage.persistent.dir "${persistent}" cannot be created on host ${host}: ${(err as Error).message}; give a directory of a file system every worker's host mounts, which the job's user may write`
+        field !== undefined
+          ? `${field} cannot be created on host ${host}: ${(err as Error).message}; give a directory of a file system every worker's host mounts, which the job's user may write`
           : `the volume of storage.persistent mounted at ${persistent} on host ${host} cannot be written: ${(err as Error).message}; check the NFS export's or the claim's permissions`,
       );
     }

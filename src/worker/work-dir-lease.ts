@@ -69,6 +69,25 @@ export class WorkDirLease {
 }
 
 /**
+ * Removes `dir` (a leased work, scratch or memory dir) unless a live process still holds it: the clean-up
+ * after holders that could not release (SIGKILLed), run once they are gone. True when nothing is left.
+ */
+export function removeUnlessHeld(dir: string): boolean {
+  let held = false;
+  withLeaseLock(dir, { makeParent: false }, () => {
+    let holders: string[] = [];
+    try {
+      holders = readdirSync(path.join(dir, LIVE)).filter((name) => holderAlive(name));
+    } catch {
+      // No holds (or no directory): nothing keeps it.
+    }
+    held = holders.length > 0;
+    if (!held) rmSync(dir, { recursive: true, force: true });
+  });
+  return !held;
+}
+
+/**
  * Runs `fn` holding `<work dir>.lease-lock` (created exclusively; a lock of a dead process of this host is
  * broken). Waits synchronously, since releases run in exit hooks; after LOCK_WAIT_MS it runs `fn` anyway
  * rather than leave a worker stuck, which at worst brings back the race the lock closes.

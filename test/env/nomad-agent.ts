@@ -53,6 +53,8 @@ export interface NomadAgentOptions {
   meta?: Record<string, string>;
   /** The agent's and its node's name (`${node.unique.name}`); default twister2-test-<http port>. */
   name?: string;
+  /** Host volumes of its client (name → an existing directory the tasks' user may write). */
+  hostVolumes?: Record<string, string>;
 }
 
 export interface NomadAgent {
@@ -406,7 +408,7 @@ async function startOnce(binary: string, user: RunAs, logDir: string, opts: Noma
   const owner: OwnerFile = { ownerPid: process.pid, ownerStart: procStat(process.pid)?.start ?? '' };
   writeFileSync(ownerFile(dir), JSON.stringify(owner));
   const configFile = path.join(dir, 'agent.hcl');
-  writeFileSync(configFile, agentConfig({ name, dir, ports, memoryMB: opts.memoryMB, cpuMHz: opts.cpuMHz, meta: opts.meta, ...(join ? { servers: join.servers } : {}) }));
+  writeFileSync(configFile, agentConfig({ name, dir, ports, memoryMB: opts.memoryMB, cpuMHz: opts.cpuMHz, meta: opts.meta, hostVolumes: opts.hostVolumes, ...(join ? { servers: join.servers } : {}) }));
   mkdirSync(path.join(dir, 'data'), { mode: 0o755 });
   if (user.uid !== undefined && user.gid !== undefined) {
     chownSync(dir, user.uid, user.gid);

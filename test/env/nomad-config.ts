@@ -12,6 +12,8 @@ export interface NomadConfigInput {
   memoryMB?: number | undefined;
   cpuMHz?: number | undefined;
   meta?: Record<string, string> | undefined;
+  /** Host volumes the client declares (client { host_volume "<name>" { path } }): name → an existing directory. */
+  hostVolumes?: Record<string, string> | undefined;
 }
 
 function hclString(s: string): string {
@@ -37,6 +39,13 @@ export function agentConfig(c: NomadConfigInput): string {
   bootstrap_expect = 1
 }
 `;
+  const hostVolumes = Object.entries(c.hostVolumes ?? {})
+    .map(([name, dir]) => `  host_volume ${hclString(name)} {
+    path      = ${hclString(dir)}
+    read_only = false
+  }
+`)
+    .join('');
   const servers = c.servers ? `  servers           = [${c.servers.map(hclString).join(', ')}]\n` : '';
   return `# Written by test/env/nomad-agent.ts; ${c.servers ? 'a client-only agent' : 'merged over `nomad agent -dev`'}.
 name = ${hclString(c.name)}
@@ -73,7 +82,7 @@ ${servers}${c.memoryMB !== undefined ? `  memory_total_mb   = ${Math.floor(c.mem
   }
   meta {
 ${meta}  }
-}
+${hostVolumes}}
 
 plugin "raw_exec" {
   config {

@@ -8,6 +8,8 @@ export interface StorageRec {
   id: number;
   step: string;
   host: string;
+  /** TWISTER2_NODE: the cluster's node (Nomad's client node name), where the launcher sets it. */
+  node?: string;
   ip: string;
   storage: { memory: string; scratch: string; persistent: string };
   env: { memory?: string; scratch?: string; persistent?: string };
@@ -20,8 +22,9 @@ export interface StorageRec {
 export const persistentDir = (): string => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-persist-')), 'results');
 
 /**
- * A job of storage workers (`mode`: what they do, see the fixture) with every kind of storage, on the cluster `extra` names;
- * `persistent`: a directory (with logs: true), or the whole storage.persistent section.
+ * A job of storage workers (`mode`: what they do, see the fixture) with every kind of storage, on the cluster
+ * `extra` names; `persistent` is a dir, or another form of storage.persistent (`{ hostVolume }` on Nomad,
+ * `{ nfs }` on Kubernetes); logs: true unless it says otherwise.
  */
 export function storageJob(name: string, mode: string, persistent: string | Record<string, unknown>, extra: Record<string, unknown> = {}, workers = 4): string {
   return makeJob(
@@ -29,7 +32,7 @@ export function storageJob(name: string, mode: string, persistent: string | Reco
       name,
       workers,
       worker: { module: 'w.mjs', args: [mode] },
-      storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: typeof persistent === 'string' ? { dir: persistent, logs: true } : persistent },
+      storage: { memory: { size: '16Mi' }, scratch: { size: '16Mi' }, persistent: { logs: true, ...(typeof persistent === 'string' ? { dir: persistent } : persistent) } },
       ...extra,
     },
     { 'w.mjs': fixture('storage-worker.mjs') },

@@ -1,6 +1,6 @@
 import type { SpecProblem } from '../../errors.js';
 import type { JobSpec } from '../../spec/schema.js';
-import { persistentKindProblems } from '../capabilities.js';
+import { persistentFormProblems } from '../capabilities.js';
 import { STORAGE_MOUNTS } from './storage-mounts.js';
 
 /** Each part of spec `storage` and the kubernetes.volumes entry that asks for the same thing. */
@@ -17,7 +17,7 @@ const SAME_AS = [
  * master in its pod, which mounts the volume.
  */
 export function kubernetesStorageProblems(spec: JobSpec): SpecProblem[] {
-  const problems = persistentKindProblems(spec, ['nfs', 'pvc']);
+  const problems = persistentFormProblems(spec);
   const storage = spec.storage ?? {};
   const volumes = spec.kubernetes?.volumes ?? {};
   for (const [part, volume, what] of SAME_AS) {

@@ -7,6 +7,10 @@ const NS_PER_MS = 1_000_000;
 const MB = 1024 * 1024;
 export const WORKER_GROUP = 'workers';
 export const WORKER_TASK = 'worker';
+/** The post-stop task of a worker allocation with spec `storage`. */
+export const STORAGE_CLEANUP_TASK = 'storage-cleanup';
+/** The group's `volume` block of storage.persistent.hostVolume. */
+export const PERSISTENT_VOLUME = 'persistent';
 export const JOB_MASTER_GROUP = 'jobmaster';
 /** The dynamic port the job master listens on inside its allocation. */
 export const JOB_MASTER_PORT = 'jm';
@@ -21,6 +25,11 @@ export interface NomadJobInput {
   env: Record<string, string>;
   /** The worker runtime: [node, main.js] on the hosts (raw_exec, exec) or inside the image (docker). */
   workerCommand: string[];
+  /**
+   * spec `storage`: the command of the post-stop task that cleans each allocation's node after its worker
+   * ([node, worker/storage-cleanup-main.js]), and where storage.persistent.hostVolume is on each node (by ID).
+   */
+  storage?: { cleanupCommand: string[]; hostVolumePaths?: Record<string, string> };
   /** With the job master in the cluster: one more allocation running it, registered as a Nomad service. */
   jobMaster?: { command: string[]; service: string; env: Record<string, string> };
 }
@@ -46,6 +55,7 @@ export function nomadJob(input: NomadJobInput): Record<string, unknown> {
     command,
     args,
   };
+  const storage = storageOf(input);
   return {
     ID: jobId,
     Name: jobId,
@@ -66,12 +76,13 @@ export function nomadJob(input: NomadJobInput): Record<string, unknown> {
         RestartPolicy: { Attempts: spec.restart.maxRestarts, Interval: 24 * 3600 * 1000 * NS_PER_MS, Delay: 1000 * NS_PER_MS, Mode: 'fail' },
         ReschedulePolicy: { Attempts: 0, Unlimited: false },
         ...(spec.resources.disk ? { EphemeralDisk: { SizeMB: Math.ceil(spec.resources.disk / MB) } } : {}),
+        ...storage.group,
         Tasks: [
           {
             Name: WORKER_TASK,
             Driver: nomad.driver,
             Config: config,
-            Env: input.env,
+            Env: { ...input.env, ...storage.env },
             Resources: resources,
             Templates: [
               {
@@ -87,9 +98,41 @@ export function nomadJob(input: NomadJobInput): Record<string, unknown> {
             // NOMAD_TOKEN: the workload identity, to find the job master's service and purge an orphaned job.
             Identity: { Env: true },
           },
+          ...storage.tasks,
         ],
       },
     ],
+  };
+}
+
+/**
+ * spec `storage` in the worker group: storage.persistent.hostVolume as a `volume` block, which places the
+ * workers on nodes declaring it (not mounted: raw_exec cannot, and needs not: the worker is told the path on its
+ * node); and a post-stop task, which Nomad runs on the node once the worker task has ended however it ended,
+ * removing the job's memory and scratch directories there unless a live worker holds them, and with
+ * persistent.logs copying the worker's log into the volume (worker/storage-cleanup-main.ts).
+ */
+function storageOf(input: NomadJobInput): { group: Record<string, unknown>; env: Record<string, string>; tasks: Record<string, unknown>[] } {
+  const storage = input.spec.storage;
+  if (!storage || !input.storage) return { group: {}, env: {}, tasks: [] };
+  const volume = storage.persistent?.hostVolume;
+  const paths = input.storage.hostVolumePaths;
+  const env: Record<string, string> = volume && paths ? { [ENV.hostVolumePaths]: JSON.stringify(paths), [ENV.nodeId]: '${node.unique.id}' } : {};
+  const [command, ...args] = input.storage.cleanupCommand;
+  const cleanup = {
+    Name: STORAGE_CLEANUP_TASK,
+    Driver: input.nomad.driver,
+    Config: { command, args },
+    Env: { ...input.env, ...env, ...(volume && storage.persistent?.logs ? { [ENV.copyLogs]: WORKER_TASK } : {}) },
+    Lifecycle: { Hook: 'poststop', Sidecar: false },
+    Resources: { CPU: 20, MemoryMB: 64 },
+    KillTimeout: 5000 * NS_PER_MS,
+    LogConfig: { MaxFiles: 1, MaxFileSizeMB: 1 },
+  };
+  return {
+    group: volume ? { Volumes: { [PERSISTENT_VOLUME]: { Name: PERSISTENT_VOLUME, Type: 'host', Source: volume, ReadOnly: false } } } : {},
+    env,
+    tasks: [cleanup],
   };
 }
 

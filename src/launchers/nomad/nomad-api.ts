@@ -46,6 +46,13 @@ export interface NomadEvaluation {
 }
 
 /** Nomad's HTTP API through got: ACL token from the environment, namespace and region on every call, TLS as configured. */
+export interface NomadNode {
+  ID: string;
+  Name: string;
+  Status: string;
+  HostVolumes?: Record<string, { Path: string; ReadOnly?: boolean }> | null;
+}
+
 export class NomadApi {
   readonly address: string;
   private readonly http: Got;
@@ -97,6 +104,11 @@ export class NomadApi {
 
   async allocations(jobId: string): Promise<NomadAllocation[]> {
     return this.call(`list the allocations of job ${jobId}`, () => this.http.get(`v1/job/${encodeURIComponent(jobId)}/allocations`, { searchParams: { ...this.scope(), all: 'true' } }).json());
+  }
+
+  /** The client nodes, with their host volumes (name → path on the node). */
+  async nodes(): Promise<NomadNode[]> {
+    return this.call('list the client nodes', () => this.http.get('v1/nodes').json());
   }
 
   /** The job, or undefined once Nomad no longer has it (purged). */

@@ -8,11 +8,13 @@ import type { JobSpec } from '../../spec/schema.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { ENV, workerEnvironment, workerTokenOf } from '../../job/worker-environment.js';
 import { AllocationLogs, type LogProgress } from './allocation-logs.js';
-import { allocationIndex, jobMasterServiceName, nomadJob, tokenVariablePath, WORKER_GROUP, WORKER_TASK } from './job-builder.js';
+import { allocationIndex, jobMasterServiceName, nomadJob, tokenVariablePath, WORKER_GROUP, WORKER_TASK, type NomadJobInput } from './job-builder.js';
+import { hostVolumePaths } from './host-volumes.js';
 import { NomadApi, type NomadAllocation } from './nomad-api.js';
 import { oneLine, registerNomadJob, removeNomadJob } from './registration.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.url));
+const STORAGE_CLEANUP_MAIN = fileURLToPath(new URL('../../worker/storage-cleanup-main.js', import.meta.url));
 /** Where the worker runtime is inside a docker worker image (see docker/worker.Dockerfile). */
 const IMAGE_WORKER = ['node', '/opt/twister2/dist/worker/main.js'];
 const POLL_MS = 500;
@@ -75,7 +77,7 @@ export class NomadLauncher implements Launcher {
     });
     if (!inAllocation(this.env)) {
       // With the job master in the cluster, the client registered the whole job already (placement.ts).
-      const job = nomadJobFor(ctx, nomad, api, this.env) as { ID: string };
+      const job = (await nomadJobFor(ctx, nomad, api, this.env)) as { ID: string };
       const { unplaced } = await registerNomadJob(api, nomad, job, workerTokenOf(ctx.token), () => (this.registered = true));
       if (unplaced) listener.queued?.(`Nomad could not place every allocation yet: ${unplaced}`);
     }
@@ -205,7 +207,7 @@ export function inAllocation(env: NodeJS.ProcessEnv): boolean {
  * template reads the worker token from the job's variable), and with a job master in the cluster, its
  * service name instead of its address.
  */
-export function nomadJobFor(ctx: LaunchContext, nomad: NomadSpec, api: NomadApi, env: NodeJS.ProcessEnv, jobMaster?: { command: string[] }): Record<string, unknown> {
+export async function nomadJobFor(ctx: LaunchContext, nomad: NomadSpec, api: NomadApi, env: NodeJS.ProcessEnv, jobMaster?: { command: string[] }): Promise<Record<string, unknown>> {
   const service = jobMasterServiceName(ctx.jobId);
   const workerEnv = workerEnvironment(ctx, {
     secret: { kind: 'cluster' },
@@ -230,6 +232,15 @@ export function nomadJobFor(ctx: LaunchContext, nomad: NomadSpec, api: NomadApi,
     nomad,
     env: workerEnv,
     workerCommand: nomad.driver === 'docker' ? IMAGE_WORKER : [process.execPath, WORKER_MAIN],
+    ...(await storageInput(ctx.spec, api)),
     ...(jobMaster ? { jobMaster: { command: jobMaster.command, service, env: { ...hostEnv, [IN_ALLOCATION_ENV]: '1', NOMAD_ADDR: api.address } } } : {}),
   });
+}
+
+/** spec `storage`: the clean-up task's command, and the host volume's path on each node declaring it (read now, at submit). */
+async function storageInput(spec: JobSpec, api: NomadApi): Promise<Pick<NomadJobInput, 'storage'>> {
+  if (!spec.storage) return {};
+  const volume = spec.storage.persistent?.hostVolume;
+  const hostVolume = volume ? { hostVolumePaths: hostVolumePaths(await api.nodes(), volume) } : {};
+  return { storage: { cleanupCommand: [process.execPath, STORAGE_CLEANUP_MAIN], ...hostVolume } };
 }

@@ -24,7 +24,7 @@ export async function queueJobMaster(spec: JobSpec, jobDir: string, node: string
   // Workers start with the job master, so they read the package where the client wrote it.
   const packageRef = { kind: 'file' as const, path: path.join(jobDir, files.package), sha256: record.package.sha256, size: record.package.size };
   const ctx = { jobId: record.jobId, spec, jobDir, packageRef, jobMasterUrl: 'http://unknown.invalid', token };
-  const job = nomadJobFor(ctx, nomad, api, process.env, { command: [node, cli, 'jobmaster', '--job-dir', jobDir] });
+  const job = await nomadJobFor(ctx, nomad, api, process.env, { command: [node, cli, 'jobmaster', '--job-dir', jobDir] });
   // The variable holds the worker token only; the job master allocation reads the admin secret from the job directory.
   const { unplaced } = await registerNomadJob(api, nomad, job as { ID: string }, workerTokenOf(token));
   const jobId = record.jobId;

@@ -1,7 +1,7 @@
 import { LauncherError, UsageError } from '../../errors.js';
 import type { NomadSpec } from './section.js';
-import { tokenVariablePath, WORKER_GROUP } from './job-builder.js';
-import type { NomadApi } from './nomad-api.js';
+import { STORAGE_CLEANUP_TASK, tokenVariablePath, WORKER_GROUP } from './job-builder.js';
+import type { NomadAllocation, NomadApi } from './nomad-api.js';
 import { describePlacementFailures, deviceShortage } from './placement-failures.js';
 
 /** Nomad's multi-error messages ("2 errors occurred:\n\t* ...") on one line. */
@@ -39,7 +39,7 @@ function workerDevice(job: { ID: string }): { name: string; count: number } | un
   return d ? { name: d.Name, count: d.Count } : undefined;
 }
 
-/** Stops the job, waits until the allocations of `groups` (all, by default) are terminal, purges it, deletes its variable. */
+/** Stops the job, waits until the allocations of `groups` (all, by default) are terminal and their storage clean-up ran, purges it, deletes its variable. */
 export async function removeNomadJob(api: NomadApi, jobId: string, opts: { groups?: string[]; afterStop?: () => Promise<void> } = {}): Promise<void> {
   if (await api.job(jobId)) {
     await api.stop(jobId, false);
@@ -58,12 +58,22 @@ export async function removeNomadJob(api: NomadApi, jobId: string, opts: { group
 
 const TERMINAL_ALLOC = new Set(['complete', 'failed', 'lost']);
 
+/**
+ * A terminal allocation whose storage clean-up (its post-stop task) has yet to run or is running: Nomad calls an
+ * allocation failed as soon as a task failed, before its post-stop task ran. A lost one runs nothing more.
+ */
+function cleaning(a: NomadAllocation): boolean {
+  const cleanup = a.TaskStates?.[STORAGE_CLEANUP_TASK];
+  return a.ClientStatus !== 'lost' && cleanup !== undefined && cleanup.State !== 'dead';
+}
+
 async function waitAllocationsTerminal(api: NomadApi, jobId: string, groups: string[] | undefined, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const allocs = (await api.allocations(jobId)).filter((a) => !groups || groups.includes(a.TaskGroup));
     const live = allocs.filter((a) => !TERMINAL_ALLOC.has(a.ClientStatus));
-    if (live.length === 0) return;
+    // A clean-up that never started (its allocation's set-up failed) holds the job no longer than the deadline.
+    if (live.length === 0 && (!allocs.some(cleaning) || Date.now() > deadline)) return;
     if (Date.now() > deadline) {
       throw new LauncherError(`Nomad allocations ${live.map((a) => `${a.Name} (${a.ClientStatus})`).join(', ')} were still not stopped ${timeoutMs / 1000}s after job ${jobId} was stopped`);
     }

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   commandWorkerVariables, storageVariables,
   ENV,
+  hostVolumePathOf,
   readWorkerEnvironment,
   workerEnvironment,
   workerTokenOf,
@@ -77,5 +78,20 @@ describe('the worker environment contract', () => {
       TWISTER2_SCRATCH_DIR: '/w/scratch',
       TWISTER2_PERSISTENT_DIR: '/nfs/out',
     });
+  });
+});
+
+describe('the host volume path of a Nomad worker', () => {
+  const paths = JSON.stringify({ 'node-a': '/srv/results', 'node-b': '/data/results' });
+  it("is its node's entry of the launcher's map; none without the map", () => {
+    expect(hostVolumePathOf({ [ENV.hostVolumePaths]: paths, [ENV.nodeId]: 'node-b' })).toBe('/data/results');
+    expect(hostVolumePathOf({})).toBeUndefined();
+  });
+
+  it('a node the map does not list fails naming the node, the nodes known and the fix', () => {
+    expect(() => hostVolumePathOf({ [ENV.hostVolumePaths]: paths, [ENV.nodeId]: 'node-c' })).toThrow(
+      /^storage\.persistent\.hostVolume has no path known on Nomad client node node-c: .* \(node-a, node-b\); submit the job again to include nodes added since$/,
+    );
+    expect(() => hostVolumePathOf({ [ENV.hostVolumePaths]: '{', [ENV.nodeId]: 'node-a' })).toThrow(/TWISTER2_HOST_VOLUME_PATHS that is not JSON/);
   });
 });

@@ -83,22 +83,22 @@ describe('storage by cluster', () => {
     expect(problems({ ...ok, storage: { scratch: { size: '100Ti' } } })).toMatch(/storage\.scratch\.size: storage\.scratch\.size is 100Ti, but .* free; ask for less in storage\.scratch\.size, or free disk there \(local\.workDir sets where\)/);
   });
 
-  it('MPI and Slurm leave the sizes to the first worker on each host; Nomad refuses storage, naming what it has', () => {
+  it('MPI, Slurm and Nomad leave the sizes to the first worker on each host', () => {
     expect(problems({ ...ok, ...mpi, storage: { memory: { size: '100Ti' } } })).toBe('');
     expect(problems({ ...ok, cluster: 'slurm', storage: { memory: { size: '100Ti' } } })).toBe('');
-    expect(problems({ ...ok, cluster: 'nomad', storage: { scratch: {} } })).toMatch(/storage: cluster "nomad" does not give storage yet/);
+    expect(problems({ ...ok, cluster: 'nomad', storage: { memory: { size: '100Ti' }, scratch: {}, persistent: { hostVolume: 'results', logs: true } } })).toBe('');
   });
 
   it('storage.persistent: dir on local, MPI and Slurm; nfs or pvc on Kubernetes; any other is refused naming the field, its value and the fix', () => {
     const nfs = { persistent: { nfs: { server: 'nfs1', path: '/exports/r' } } };
     const pvc = { persistent: { pvc: { storageClass: 'rwx', size: '1Gi' } } };
     for (const cluster of [{}, mpi, { cluster: 'slurm' }]) {
-      expect(problems({ ...ok, ...cluster, storage: nfs })).toMatch(/storage\.persistent\.nfs: cluster "(local|mpi|slurm)" does not take storage\.persistent\.nfs \(\{"server":"nfs1","path":"\/exports\/r"\}\); use storage\.persistent\.dir \(a directory every worker's host mounts\)$/);
-      expect(problems({ ...ok, ...cluster, storage: pvc })).toMatch(/storage\.persistent\.pvc: cluster "(local|mpi|slurm)" does not take storage\.persistent\.pvc \(.*"storageClass":"rwx".*\); use storage\.persistent\.dir/);
+      expect(problems({ ...ok, ...cluster, storage: nfs })).toMatch(/storage\.persistent\.nfs: storage\.persistent\.nfs \{"server":"nfs1","path":"\/exports\/r"\} is for cluster "kubernetes", not "(local|mpi|slurm)"; use storage\.persistent\.dir \(a directory every worker's host mounts, e\.g\. \/nfs\/results\)$/);
+      expect(problems({ ...ok, ...cluster, storage: pvc })).toMatch(/storage\.persistent\.pvc: storage\.persistent\.pvc \{.*"storageClass":"rwx".*\} is for cluster "kubernetes", not "(local|mpi|slurm)"; use storage\.persistent\.dir/);
       expect(problems({ ...ok, ...cluster, storage: { persistent: { dir: '/nfs/r' } } })).toBe('');
     }
     expect(problems({ ...ok, ...k8s, storage: { persistent: { dir: '/nfs/r' } } })).toBe(
-      'invalid job spec:\n  - storage.persistent.dir: cluster "kubernetes" does not take storage.persistent.dir ("/nfs/r"); use storage.persistent.nfs ({ server, path }) or storage.persistent.pvc ({ storageClass, size })',
+      'invalid job spec:\n  - storage.persistent.dir: storage.persistent.dir "/nfs/r" is for cluster "local", "mpi", "slurm", not "kubernetes"; use storage.persistent.nfs ({ server, path }: an NFS export mounted in every worker pod) or storage.persistent.pvc ({ storageClass, size }: a ReadWriteMany claim the job creates)',
     );
     expect(problems({ ...ok, ...k8s, storage: { memory: { size: '1Gi' }, scratch: {}, ...nfs } })).toBe('');
     expect(problems({ ...ok, ...k8s, storage: pvc })).toBe('');
@@ -126,5 +126,24 @@ describe('storage by cluster', () => {
     expect(problems({ ...ok, ...k8s, jobMaster: { placement: 'client' }, storage })).toMatch(
       /storage\.persistent\.logs: storage\.persistent\.logs is true, but the job master runs in the client \(jobMaster\.placement "client"\), which does not mount storage\.persistent\.nfs; use jobMaster\.placement "cluster"/,
     );
+  });
+
+  it('each form of storage.persistent only on its clusters, naming the field, the value and the form to use', () => {
+    expect(problems({ ...ok, cluster: 'nomad', storage: { persistent: { dir: '/nfs/results' } } })).toMatch(
+      /storage\.persistent\.dir: storage\.persistent\.dir "\/nfs\/results" is for cluster "local", "mpi", "slurm", not "nomad"; use storage\.persistent\.hostVolume \(the name of a host volume the Nomad client nodes declare/,
+    );
+    for (const cluster of [{}, mpi, { cluster: 'slurm' }]) {
+      expect(problems({ ...ok, ...cluster, storage: { persistent: { hostVolume: 'results' } } })).toMatch(
+        /storage\.persistent\.hostVolume: storage\.persistent\.hostVolume "results" is for cluster "nomad", not "(local|mpi|slurm)"; use storage\.persistent\.dir \(a directory every worker's host mounts/,
+      );
+    }
+    expect(problems({ ...ok, storage: { persistent: { dir: '/nfs/results' } } })).toBe('');
+  });
+
+  it('Nomad gives storage with driver raw_exec only: the others give each task its own /dev/shm and /tmp', () => {
+    expect(problems({ ...ok, cluster: 'nomad', nomad: { driver: 'exec' }, storage: { scratch: {} } })).toMatch(
+      /nomad\.driver: storage on nomad is each client node's \/dev\/shm and \/tmp, shared by the job's workers there, which driver "exec" does not give \(each task has its own\); use nomad\.driver "raw_exec", or remove storage/,
+    );
+    expect(problems({ ...ok, cluster: 'nomad', nomad: { driver: 'exec' } })).toBe('');
   });
 });

@@ -120,16 +120,22 @@ describe('storage', () => {
     expect(problems({ ...ok, storage: { persistent: { dir: '/nfs/../etc' } } })).toMatch(/storage\.persistent\.dir: "\/nfs\/..\/etc" is not an absolute path without ".."/);
     expect(problems({ ...ok, storage: { persistent: { dir: '/nfs', logs: 'yes' } } })).toMatch(/storage\.persistent\.logs: expected true or false/);
     expect(problems({ ...ok, storage: { disk: {} } })).toMatch(/storage/);
+    expect(problems({ ...ok, cluster: 'nomad', storage: { persistent: { hostVolume: 'my volume' } } })).toMatch(
+      /storage\.persistent\.hostVolume: "my volume" is not a Nomad host volume name: use letters, digits, "_", "\." and "-"/,
+    );
   });
 
-  it('persistent is exactly one of dir, nfs and pvc (which a cluster takes is checked with its capabilities)', () => {
+  it('persistent takes exactly one of its forms: dir, hostVolume, nfs or pvc (which a cluster takes is checked with its capabilities)', () => {
     const k8s = { cluster: 'kubernetes' };
+    expect(parseSpec({ ...ok, cluster: 'nomad', storage: { persistent: { hostVolume: 'results', logs: true } } }).storage?.persistent).toEqual({ hostVolume: 'results', logs: true });
     expect(parseSpec({ ...ok, ...k8s, storage: { persistent: { nfs: { server: 'nfs1', path: '/exports/r' } } } }).storage?.persistent).toEqual({ nfs: { server: 'nfs1', path: '/exports/r' }, logs: false });
     expect(parseSpec({ ...ok, ...k8s, storage: { persistent: { pvc: { storageClass: 'rwx', size: '2Gi' }, logs: true } } }).storage?.persistent).toEqual({ pvc: { storageClass: 'rwx', size: 2 * 2 ** 30, keep: false }, logs: true });
-    const oneOf = 'give exactly one of storage.persistent.dir, storage.persistent.nfs, storage.persistent.pvc';
-    expect(problems({ ...ok, storage: { persistent: {} } })).toContain(`storage.persistent: ${oneOf} (got none): dir on local, MPI and Slurm; nfs or pvc on Kubernetes`);
-    expect(problems({ ...ok, storage: { persistent: { logs: true } } })).toContain(`${oneOf} (got none)`);
-    expect(problems({ ...ok, storage: { persistent: { dir: '/nfs', nfs: { server: 'n', path: '/e' } } } })).toContain(`${oneOf} (got storage.persistent.dir and storage.persistent.nfs)`);
+    const oneOf =
+      'storage.persistent: set exactly one of storage.persistent.dir (local, mpi, slurm), storage.persistent.hostVolume (nomad), storage.persistent.nfs (kubernetes), storage.persistent.pvc (kubernetes)';
+    expect(problems({ ...ok, storage: { persistent: {} } })).toContain(oneOf);
+    expect(problems({ ...ok, storage: { persistent: { logs: true } } })).toContain(oneOf);
+    expect(problems({ ...ok, storage: { persistent: { dir: '/nfs', nfs: { server: 'n', path: '/e' } } } })).toContain(`${oneOf}, not dir and nfs`);
+    expect(problems({ ...ok, storage: { persistent: { dir: '/nfs', hostVolume: 'results' } } })).toContain(`${oneOf}, not dir and hostVolume`);
     expect(problems({ ...ok, storage: { persistent: { nfs: { server: 'n', path: 'e' } } } })).toMatch(/storage\.persistent\.nfs\.path: expected the exported directory, an absolute path such as "\/exports\/results"/);
     expect(problems({ ...ok, storage: { persistent: { pvc: { storageClass: 'Fast SSD', size: '1Gi' } } } })).toMatch(/storage\.persistent\.pvc\.storageClass: expected a StorageClass name/);
     expect(problems({ ...ok, storage: { persistent: { pvc: { storageClass: 'rwx' } } } })).toMatch(/storage\.persistent\.pvc\.size: expected a size such as "10Gi", "100Gi"/);

@@ -76,6 +76,17 @@ describe('prepareStorage with volumes the cluster mounted (Kubernetes)', () => {
   });
 });
 
+describe('prepareStorage with a Nomad host volume', () => {
+  it("persistent is the volume's path on this node, created if missing; without one the worker fails naming the volume", () => {
+    const base = mkdtempSync(path.join(os.tmpdir(), 't2-storage-'));
+    const at = path.join(base, 'volume', 'results');
+    const spec = { storage: { persistent: { hostVolume: 'results', logs: false } } };
+    expect(prepareStorage(newJob(), path.join(base, 'work'), spec, { persistent: at }).persistent).toBe(at);
+    expect(existsSync(at)).toBe(true);
+    expect(() => prepareStorage(newJob(), path.join(base, 'work2'), spec)).toThrow(/^storage\.persistent\.hostVolume "results" has no path on host .*: only the nomad launcher gives it$/);
+  });
+});
+
 describe('storage paths and sizes', () => {
   it('reads free space at the closest existing parent', () => {
     expect(nearestExisting('/tmp/surely/not/here/at/all')).toBe('/tmp');

@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { WorkDirLease } from '../../../src/worker/work-dir-lease.js';
+import { removeUnlessHeld, WorkDirLease } from '../../../src/worker/work-dir-lease.js';
 
 const scratch = () => path.join(mkdtempSync(path.join(os.tmpdir(), 't2-lease-')), 'job');
 /** Another holder: a marker as WorkDirLease writes it, for a process of this or another host. */
@@ -21,6 +21,24 @@ const waitSync = (done: () => boolean, ms: number) => {
   const end = Date.now() + ms;
   while (!done() && Date.now() < end) Atomics.wait(sleeper, 0, 0, 10);
 };
+
+describe('removeUnlessHeld (the clean-up after killed holders)', () => {
+  it('keeps a dir a live process holds, removes one held only by dead processes (and its lock), and takes a missing one as removed', () => {
+    const dir = scratch();
+    WorkDirLease.take(dir);
+    // This process holds it (and is alive): kept.
+    expect(removeUnlessHeld(dir)).toBe(false);
+    expect(existsSync(dir)).toBe(true);
+    rmSync(path.join(dir, '.live'), { recursive: true });
+    mkdirSync(path.join(dir, '.live'));
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    hold(dir, os.hostname(), dead);
+    expect(removeUnlessHeld(dir)).toBe(true);
+    expect(existsSync(dir)).toBe(false);
+    expect(existsSync(`${dir}.lease-lock`)).toBe(false);
+    expect(removeUnlessHeld(dir)).toBe(true);
+  });
+});
 
 describe('WorkDirLease', () => {
   it('the last holder to release removes the work dir', () => {

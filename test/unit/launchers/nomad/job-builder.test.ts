@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SpecError } from '../../../../src/errors.js';
 import { allocationIndex, nomadJob } from '../../../../src/launchers/nomad/job-builder.js';
+import { hostVolumePaths } from '../../../../src/launchers/nomad/host-volumes.js';
+import type { NomadNode } from '../../../../src/launchers/nomad/nomad-api.js';
 import { nomadSection } from '../../../../src/launchers/nomad/nomad-launcher.js';
 import { describePlacementFailures, deviceShortage } from '../../../../src/launchers/nomad/placement-failures.js';
 import { parseSpec } from '../../../../src/spec/validate.js';
@@ -122,6 +124,52 @@ describe('Nomad job', () => {
     expect(() => parseSpec({ ...base, nomad: { driver: 'docker' } })).toThrow(SpecError);
     expect(() => parseSpec({ ...base, nomad: { driver: 'docker' } })).toThrow(/nomad.image: driver "docker" needs nomad.image/);
     expect(() => parseSpec({ ...base, nomad: { image: 'x' } })).toThrow(/nomad.image: nomad.image is for driver "docker", not "raw_exec"/);
+  });
+
+  it('storage: a host volume block placing the workers, its path per node for the worker, a post-stop clean-up task copying the log with logs: true', () => {
+    const spec = parseSpec({ ...base, storage: { memory: { size: '1Mi' }, scratch: {}, persistent: { hostVolume: 'results', logs: true } } });
+    const paths = { 'node-a': '/srv/results', 'node-b': '/data/results' };
+    const j = nomadJob({
+      jobId: 'j-1',
+      spec,
+      nomad: nomadSection(spec),
+      env: { TWISTER2_JOB_ID: 'j-1' },
+      workerCommand: ['/usr/bin/node', '/t2/worker/main.js'],
+      storage: { cleanupCommand: ['/usr/bin/node', '/t2/worker/storage-cleanup-main.js'], hostVolumePaths: paths },
+    }) as { TaskGroups: { Volumes?: unknown; Tasks: { Name: string; Env: Record<string, string>; Lifecycle?: unknown; Config: unknown; VolumeMounts?: unknown }[] }[] };
+    const group = j.TaskGroups[0]!;
+    expect(group.Volumes).toEqual({ persistent: { Name: 'persistent', Type: 'host', Source: 'results', ReadOnly: false } });
+    const [worker, cleanup] = group.Tasks;
+    // raw_exec cannot mount a volume: no volume_mount, the worker is told the path on its node instead.
+    expect(worker!.VolumeMounts).toBeUndefined();
+    expect(worker!.Env).toEqual({ TWISTER2_JOB_ID: 'j-1', TWISTER2_HOST_VOLUME_PATHS: JSON.stringify(paths), TWISTER2_NODE_ID: '${node.unique.id}' });
+    expect(cleanup).toMatchObject({
+      Name: 'storage-cleanup',
+      Driver: 'raw_exec',
+      Lifecycle: { Hook: 'poststop', Sidecar: false },
+      Config: { command: '/usr/bin/node', args: ['/t2/worker/storage-cleanup-main.js'] },
+      Env: { ...worker!.Env, TWISTER2_COPY_LOGS: 'worker' },
+    });
+  });
+
+  it('storage without a host volume: no volume block, the clean-up task copies no log; no storage: neither', () => {
+    const spec = parseSpec({ ...base, storage: { memory: { size: '1Mi' } } });
+    const input = { jobId: 'j-1', nomad: nomadSection(spec), env: { TWISTER2_JOB_ID: 'j-1' }, workerCommand: ['/usr/bin/node', '/t2/worker/main.js'] };
+    const j = nomadJob({ ...input, spec, storage: { cleanupCommand: ['/usr/bin/node', '/t2/c.js'] } }) as { TaskGroups: { Volumes?: unknown; Tasks: { Name: string; Env: Record<string, string> }[] }[] };
+    expect(j.TaskGroups[0]!.Volumes).toBeUndefined();
+    expect(j.TaskGroups[0]!.Tasks.map((t) => t.Name)).toEqual(['worker', 'storage-cleanup']);
+    expect(j.TaskGroups[0]!.Tasks[1]!.Env).toEqual({ TWISTER2_JOB_ID: 'j-1' });
+    expect((job() as { TaskGroups: { Tasks: unknown[] }[] }).TaskGroups[0]!.Tasks).toHaveLength(1);
+  });
+
+  it('storage.persistent.hostVolume: its path on each node declaring it writable; none is an error naming the volume and the fix', () => {
+    const node = (ID: string, HostVolumes: NomadNode['HostVolumes'], Status = 'ready'): NomadNode => ({ ID, Name: `name-${ID}`, Status, HostVolumes });
+    const nodes = [node('a', { results: { Path: '/srv/r' } }), node('b', null), node('c', { results: { Path: '/ro', ReadOnly: true } }), node('d', { results: { Path: '/x' } }, 'down')];
+    expect(hostVolumePaths(nodes, 'results')).toEqual({ a: '/srv/r' });
+    expect(() => hostVolumePaths(nodes.slice(1), 'results')).toThrow(
+      /^storage\.persistent\.hostVolume "results" cannot hold the job's files: it is read_only on name-c; declare it writable in the client config of the nodes to run the job \(client \{ host_volume "results" \{ path = "\/srv\/results" \} \}\), or name another host volume$/,
+    );
+    expect(() => hostVolumePaths(nodes, 'other')).toThrow(expect.objectContaining({ name: 'LauncherError', message: expect.stringMatching(/"other" cannot hold the job's files: no client node of the 4 the cluster lists declares it/) }));
   });
 
   it('reads the worker ID from the allocation name', () => {

@@ -143,6 +143,6 @@ describe('spec storage on Kubernetes', () => {
     const job = storageJob('k8s-storage-dir', 'ok', { dir: '/nfs/results' }, { cluster: 'kubernetes', kubernetes: { namespace: 'default', kubeconfig: cluster.kubeconfigFile } });
     const r = await runCli(['submit', job], home);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('storage.persistent.dir: cluster "kubernetes" does not take storage.persistent.dir ("/nfs/results"); use storage.persistent.nfs ({ server, path }) or storage.persistent.pvc ({ storageClass, size })');
+    expect(r.stderr).toContain('storage.persistent.dir: storage.persistent.dir "/nfs/results" is for cluster "local", "mpi", "slurm", not "kubernetes"; use storage.persistent.nfs ({ server, path }: an NFS export mounted in every worker pod) or storage.persistent.pvc ({ storageClass, size }: a ReadWriteMany claim the job creates)');
   });
 });

@@ -138,6 +138,26 @@ describe('spec storage on Kubernetes', () => {
     expect(existsSync(path.join(kept, 'logs'))).toBe(false);
   });
 
+  it('a SIGKILLed client, job master in its pod: the job runs to its end; memory and scratch go with the pods, the NFS export keeps every worker\'s file and log, no pod is left', async () => {
+    const ns = await namespace();
+    const home = tempHome();
+    const cli = startCli(['submit', k8sStorageJob(ns, 'ok', 'cluster', true)], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0], 60_000);
+    // Once the workers run (the client copied the package into their pods): the job goes on without the client.
+    await waitFor('a worker wrote its files', () => /storage worker \d wrote its files/.test(podLogs(jobId)), 120_000);
+    cli.kill('SIGKILL');
+    const kept = exportDir(ns);
+    await waitFor('every worker\'s log copied by the job master', () => [0, 1, 2, 3].every((i) => existsSync(path.join(kept, 'logs', jobId, `worker-${i}.log`))), 90_000).catch((err: Error) => {
+      const jm = readdirSync(logDir).filter((f) => f.includes('jobmaster')).map((f) => readFileSync(path.join(logDir, f), 'utf8'));
+      throw new Error(`${err.message}\n${cli.output().stderr}\n${jm.join('\n')}\n${podLogs(jobId)}\n${runner!.errors().join('\n')}`);
+    });
+    expect(readdirSync(kept).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    expectStorageSeen(testRecords<StorageRec>(podLogs(jobId)).filter((x) => x.step === 'storage'));
+    const podsOfJob = async () => (await core.listNamespacedPod({ namespace: ns, labelSelector: `twister2.io/job=${jobId}` })).items.length;
+    await waitFor('no pod of the job left', async () => (await podsOfJob()) === 0, 60_000);
+    await waitFor('the worker pods\' emptyDirs removed with the pods', () => emptyDirsLeft(jobId).length === 0, 60_000);
+  }, 300_000);
+
   it('a spec the cluster cannot give is refused before anything is created (exit 2), naming the field and the fix', async () => {
     const home = tempHome();
     const job = storageJob('k8s-storage-dir', 'ok', { dir: '/nfs/results' }, { cluster: 'kubernetes', kubernetes: { namespace: 'default', kubeconfig: cluster.kubeconfigFile } });

@@ -525,6 +525,38 @@ describe('storage on a 2-node Slurm cluster', () => {
     expect(readdirSync(persistent).filter((f) => f.startsWith(jobId))).toHaveLength(4);
     expect(readdirSync(path.join(persistent, 'logs', jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `worker-${i}.log`));
   });
+
+  it('failure: a worker that fails ends the job FAILED; memory and scratch gone on every node, persistent keeps every file and log', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const r = await runCli(['submit', storageJob('slurm-storage-fail', 'fail', persistent)], home);
+    const jobId = jobIds(home)[0]!;
+    const logs = readLogs(home, jobId);
+    expect(r.code, `${r.stderr}\n${logs}`).toBe(1);
+    expect(r.stderr).toMatch(/FAILED/);
+    expect(r.stderr + logs).toMatch(/worker 0 fails on purpose/);
+    expect(testRecords<StorageRec>(r.stdout + logs).filter((x) => x.step === 'storage').map((x) => x.id)).toEqual(expect.arrayContaining([0, 1, 2, 3]));
+    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 60_000).catch(() => undefined);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(await leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    expect(readFileSync(path.join(persistent, 'logs', jobId, 'worker-0.log'), 'utf8')).toContain('worker 0 fails on purpose');
+  });
+
+  it('a SIGKILLed client: the workers end once they notice, memory and scratch gone on every node, no Slurm job left, persistent kept', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const cli = startCli(['submit', storageJob('slurm-storage-sigkill', 'sleep', persistent)], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('4 sleeping workers', () => testRecords<{ step: string }>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4, 120_000);
+    expect(memoryLeft(jobId)).toContain(`/dev/shm/twister2-${jobId}`);
+    cli.kill('SIGKILL');
+    await cli.closed;
+    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 90_000).catch(() => undefined);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(await leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+  });
 });
 
 describe('slurm launcher conformance', () => {

@@ -5,6 +5,7 @@ import { files } from '../../job/job-store.js';
 import { LauncherError } from '../../errors.js';
 import { SlurmSpecSchema, type SlurmSpec } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
+import type { WorkerInfo } from '../../protocol/messages.js';
 import { FileTail } from '../file-tail.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { DetachedCommand, type CommandFollower } from '../detached-command.js';
@@ -141,7 +142,7 @@ export class SlurmLauncher implements Launcher {
       } else this.follow(WORKERS_STEP, undefined, (follower) => DetachedCommand.attach(pgid, files, follower));
     }
     for (const w of workers) {
-      if (w.state === 'STARTING' && w.restarts > 0 && !this.steps.has(restartStepName(w.workerId, w.restarts))) await this.restartWorker(w.workerId, w.restarts);
+      if (w.state === 'STARTING' && w.restarts > 0 && !this.steps.has(restartStepName(w.workerId, w.restarts))) await this.restartWorker(w.workerId, w.restarts, w.info);
     }
   }
 
@@ -152,20 +153,20 @@ export class SlurmLauncher implements Launcher {
     this.steps.clear();
   }
 
-  /** A new one-task step in the job's allocation, with the failed worker's ID. */
-  async restartWorker(id: number, restartCount: number): Promise<void> {
+  /** A new one-task step in the job's allocation, with the failed worker's ID (and GPUs: keptGpus). */
+  async restartWorker(id: number, restartCount: number, predecessor?: WorkerInfo): Promise<void> {
     const ctx = this.ctx!;
     if (!this.slurmJobId || this.ended) throw new LauncherError(`Slurm job ${this.slurmJobId ?? '(not submitted)'} has ended; worker ${id} cannot be restarted in it`);
     const log = path.join(this.logsDir, `worker-${id}.log`);
     const cpus = this.slurm!.cpusPerTask ?? Math.ceil(ctx.spec.resources.cpu);
+    const gpus = await this.keptGpus(id, predecessor);
     const args = [
       `--jobid=${this.slurmJobId}`,
       '--overlap',
       '--ntasks=1',
       '--nodes=1',
       `--cpus-per-task=${cpus}`,
-      // GPUs: an --overlap step shares the allocation's GPUs; Slurm gives it its share of its node's from the
-      // job's --gpus-per-task, not necessarily the ones the failed worker had (README, "GPUs").
+      ...gpus.args,
       `--job-name=${ctx.jobId}-worker-${id}`,
       `--output=${log}`,
       `--error=${log}`,
@@ -173,7 +174,31 @@ export class SlurmLauncher implements Launcher {
       '--',
       ...this.workerCommand(),
     ];
-    this.runStep(restartStepName(id, restartCount), args, this.workerEnv({ workerId: id, restartCount }), id);
+    this.runStep(restartStepName(id, restartCount), args, { ...this.workerEnv({ workerId: id, restartCount }), ...gpus.env }, id);
+  }
+
+  /**
+   * GPUs of a restarted worker: an --overlap step shares the allocation's GPUs, and from a count Slurm picks
+   * the node's first ones, perhaps a running worker's. So a worker whose predecessor registered its GPUs
+   * (WorkerInfo.gpuIds, the node's indexes) restarts on that node with all of the job's GPUs there, and
+   * keeps its predecessor's alone (kept-gpus.ts): the same GPUs, none of another worker's.
+   */
+  private async keptGpus(id: number, predecessor: WorkerInfo | undefined): Promise<{ args: string[]; env: Record<string, string> }> {
+    const ids = predecessor?.gpuIds;
+    if (this.ctx!.spec.resources.gpus <= 0) return { args: [], env: {} };
+    if (!predecessor || !ids?.length) {
+      this.note(`worker ${id} restarts with GPUs Slurm picks: its predecessor never registered its GPUs`);
+      return { args: [], env: {} };
+    }
+    const held = await this.commands!.jobGpusOn(this.slurmJobId!, predecessor.node);
+    const foreign = ids.filter((g) => !held.includes(Number(g)));
+    if (foreign.length > 0) {
+      throw new LauncherError(
+        `worker ${id} had GPUs ${ids.join(',')} on node ${predecessor.node}, but Slurm job ${this.slurmJobId} holds ${held.length ? held.join(',') : 'none'} there ` +
+          `(scontrol -d show job ${this.slurmJobId}); its restart cannot be given the same GPUs`,
+      );
+    }
+    return { args: [`--nodelist=${predecessor.node}`, `--gres=gpu:${held.length}`], env: { [ENV.slurmKeptGpus]: ids.join(',') } };
   }
 
   release(ending: JobEnding = 'failed'): Promise<void> {

@@ -394,14 +394,14 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     expect(await leftovers(jobId)).toEqual([]);
   });
 
-  it('GPUs: --gpus-per-task gives each of 4 workers (2 per node, gpu gres 2 per node) its own GPU, as Slurm allocated it; a restarted worker gets one too', async () => {
+  it('GPUs: --gpus-per-task gives each of 4 workers (2 per node, gpu gres 2 per node) its own GPU, as Slurm allocated it; a SIGKILLed worker restarts on its node with the same GPU, shared with none', async () => {
     // The test nodes' GPUs are stand-ins: gres.conf File= character devices made with mknod (test/env/slurm-cluster.ts).
     const worker = `import os from 'node:os';
     import { existsSync, writeFileSync } from 'node:fs';
     export default async function (ctx) {
       const e = process.env;
       console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, step: 'gpus', restart: ctx.restartCount, node: os.hostname(), cvd: e.CUDA_VISIBLE_DEVICES ?? null, stepGpus: e.SLURM_STEP_GPUS ?? null }));
-      if (ctx.workerId === 3 && ctx.restartCount === 0) process.exit(9);
+      if (ctx.workerId === 3 && ctx.restartCount === 0) process.kill(process.pid, 'SIGKILL');
       // No barrier (a failed worker fails the barriers it was part of): the others stay until worker 3 is back,
       // so the allocation is still there for its restart (the shared file system shows the mark).
       if (ctx.workerId === 3) writeFileSync(ctx.args[0], '');
@@ -422,9 +422,15 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
       expect(here.map((x) => x.cvd).sort()).toEqual(['0', '1']);
       for (const x of here) expect(x.stepGpus).toBe(x.cvd);
     }
+    // Worker 3 is its node's second task, so it had GPU 1: an --overlap step asking Slurm for a GPU would get
+    // GPU 0, worker 2's. The restart runs on worker 3's node and keeps worker 3's GPU.
+    const before = first.find((x) => x.id === 3)!;
+    expect(before.cvd).toBe('1');
     const again = recs.filter((x) => x.restart === 1);
     expect(again.map((x) => x.id)).toEqual([3]);
-    expect(['0', '1'], JSON.stringify(again)).toContain(again[0]!.cvd);
+    expect(again[0], JSON.stringify(recs)).toMatchObject({ node: before.node, cvd: before.cvd, stepGpus: before.stepGpus });
+    const sameNode = first.filter((x) => x.node === before.node && x.id !== 3);
+    expect(sameNode.map((x) => x.cvd)).not.toContain(again[0]!.cvd);
     expect(readFileSync(path.join(home, 'jobs', jobId, 'slurm', 'job.sbatch'), 'utf8')).toMatch(/^#SBATCH --gpus-per-task=1$/m);
     expect(await leftovers(jobId)).toEqual([]);
   });

@@ -394,7 +394,7 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     expect(await leftovers(jobId)).toEqual([]);
   });
 
-  it('GPUs: --gpus-per-task gives each of 4 workers (2 per node, gpu gres 2 per node) its own GPU, as Slurm allocated it; a SIGKILLed worker restarts on its node with the same GPU, shared with none', async () => {
+  it.each(['client', 'cluster'])('GPUs (job master in the %s): --gpus-per-task gives each of 4 workers (2 per node, gpu gres 2 per node) its own GPU, as Slurm allocated it; a SIGKILLed worker restarts on its node with the same GPU, shared with none', async (placement) => {
     // The test nodes' GPUs are stand-ins: gres.conf File= character devices made with mknod (test/env/slurm-cluster.ts).
     const worker = `import os from 'node:os';
     import { existsSync, writeFileSync } from 'node:fs';
@@ -409,11 +409,16 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     }`;
     const home = tempHome();
     const mark = path.join(home, 'worker-3-back');
-    const job = makeJob({ name: 'slurm-gpus', workers: 4, resources: { gpus: 1 }, restart: { maxRestarts: 1 }, worker: { module: 'w.mjs', args: [mark] }, ...slurmSpec() }, { 'w.mjs': worker });
+    const job = makeJob(
+      { name: 'slurm-gpus', workers: 4, resources: { gpus: 1 }, restart: { maxRestarts: 1 }, worker: { module: 'w.mjs', args: [mark] }, ...slurmSpec(), jobMaster: placement === 'client' ? { host: cluster.controllerAddress } : { placement } },
+      { 'w.mjs': worker },
+    );
     const r = await runCli(['submit', job], home);
     const jobId = jobIds(home)[0]!;
-    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
-    const recs = testRecords<Rec & { restart: number; cvd: string | null; stepGpus: string | null }>(r.stdout).filter((x) => x.step === 'gpus');
+    const logs = readLogs(home, jobId);
+    expect(r.code, `${r.stderr}\n${logs}`).toBe(0);
+    // The workers' logs (a restart appends to its worker's): the client shows no worker output when the job master is in the allocation.
+    const recs = testRecords<Rec & { restart: number; cvd: string | null; stepGpus: string | null }>(logs).filter((x) => x.step === 'gpus');
     const first = recs.filter((x) => x.restart === 0);
     expect(first.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
     for (const node of cluster.nodes.map((n) => n.name)) {
@@ -431,7 +436,8 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     expect(again[0], JSON.stringify(recs)).toMatchObject({ node: before.node, cvd: before.cvd, stepGpus: before.stepGpus });
     const sameNode = first.filter((x) => x.node === before.node && x.id !== 3);
     expect(sameNode.map((x) => x.cvd)).not.toContain(again[0]!.cvd);
-    expect(readFileSync(path.join(home, 'jobs', jobId, 'slurm', 'job.sbatch'), 'utf8')).toMatch(/^#SBATCH --gpus-per-task=1$/m);
+    expect(readFileSync(path.join(home, 'jobs', jobId, 'slurm', placement === 'client' ? 'job.sbatch' : 'jobmaster.sbatch'), 'utf8')).toMatch(/^#SBATCH --gpus-per-task=1$/m);
+    if (placement === 'cluster') await waitFor('nothing left', async () => (await leftovers(jobId)).length === 0, 30_000).catch(() => undefined);
     expect(await leftovers(jobId)).toEqual([]);
   });
 

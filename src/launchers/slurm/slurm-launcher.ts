@@ -10,7 +10,7 @@ import { FileTail } from '../file-tail.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { DetachedCommand, type CommandFollower } from '../detached-command.js';
 import { ENV, workerEnvironment, writeWorkerTokenFile } from '../../job/worker-environment.js';
-import { batchScript, srunMpiEnv, srunWorkersArgs } from './batch-script.js';
+import { batchScript, nodeLeftovers, srunMpiEnv, srunWorkersArgs } from './batch-script.js';
 import { describeReason, slurmPhase, UNSATISFIABLE_REASONS } from './job-states.js';
 import { SlurmCommands } from './slurm-commands.js';
 import { RankLines } from '../mpi/tagged-output.js';
@@ -217,6 +217,7 @@ export class SlurmLauncher implements Launcher {
         // Workers that completed are let exit by themselves (cleaning their node's scratch) first.
         if (ending === 'succeeded') await this.stepsEnded(NATURAL_END_MS);
         await this.stopSteps();
+        await this.removeNodeLeftovers();
         return;
       }
       if (!commands || !jobId) return;
@@ -231,6 +232,22 @@ export class SlurmLauncher implements Launcher {
       process.off('exit', this.onExit);
       await this.tail?.stop();
     }
+  }
+
+  /**
+   * Inside the allocation, what the batch script's last srun does for a job master in the client: removes
+   * on every node what a SIGKILLed worker left (nodeLeftovers), as one more step before the allocation ends.
+   */
+  private async removeNodeLeftovers(): Promise<void> {
+    const nodes = Number(this.env.SLURM_JOB_NUM_NODES);
+    if (!this.slurmJobId || !Number.isInteger(nodes) || nodes < 1) return;
+    const gone = nodeLeftovers(this.ctx!.jobId, this.ctx!.spec, this.workDir.path);
+    const r = await this.commands!.run('srun', [`--jobid=${this.slurmJobId}`, '--overlap', `--nodes=${nodes}`, '--ntasks-per-node=1', `--ntasks=${nodes}`, 'rm', '-rf', '--', ...gone]);
+    if (r.code !== 0) this.note(`could not remove ${gone.join(' ')} on the job's nodes: ${r.stderr.trim() || `srun exit ${r.code}`}`);
+  }
+
+  private get workDir(): { path: string; scratch: true } {
+    return { path: path.join('/tmp', 'twister2', this.ctx!.jobId), scratch: true };
   }
 
   private get inAllocation(): boolean {
@@ -253,8 +270,7 @@ export class SlurmLauncher implements Launcher {
   private workerEnv(id: { workerId: number; restartCount: number } | Record<string, never> = {}): Record<string, string> {
     const ctx = this.ctx!;
     this.tokenFile ??= writeWorkerTokenFile(ctx.jobDir, ctx.token);
-    const workDir = { path: path.join('/tmp', 'twister2', ctx.jobId), scratch: true };
-    return workerEnvironment(ctx, { secret: { kind: 'file', file: this.tokenFile }, workDir, ...id });
+    return workerEnvironment(ctx, { secret: { kind: 'file', file: this.tokenFile }, workDir: this.workDir, ...id });
   }
 
   /** Runs srun here (a restart, or the workers' step inside an allocation) and reports its tasks' exits. */

@@ -288,6 +288,18 @@ describe('storage on mpi hosts', () => {
     expect(readFileSync(path.join(persistent, 'logs', jobId, 'worker-0.log'), 'utf8')).toContain('worker 0 fails on purpose');
   });
 
+  it('a SIGKILLed rank (no exit hook of its runs): FAILED, the sweep removes memory and scratch on every host, persistent kept', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const r = await runCli(['submit', storageJob('mpi-storage-sigkill-rank', 'sigkill', persistent)], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(1);
+    expect(r.stderr).toMatch(/FAILED/);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+  });
+
   it('a SIGKILLed client: the ranks end once they notice, memory and scratch gone on every host, persistent kept', async () => {
     const home = tempHome();
     const persistent = persistentDir();

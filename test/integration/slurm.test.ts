@@ -555,6 +555,20 @@ describe('storage on a 2-node Slurm cluster', () => {
     expect(readFileSync(path.join(persistent, 'logs', jobId, 'worker-0.log'), 'utf8')).toContain('worker 0 fails on purpose');
   });
 
+  it('a SIGKILLed worker (no exit hook of its runs) with the job master in the allocation: FAILED, its release removes memory and scratch on every node', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const job = storageJobOf('slurm-storage-sigkill-worker', 'sigkill', persistent, { ...slurmSpec(), jobMaster: { placement: 'cluster' } });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(1);
+    expect(r.stderr).toMatch(/FAILED: worker 0 failed: .*SIGKILL/);
+    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 60_000).catch(() => undefined);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(await leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+  });
+
   it('a SIGKILLed client: the workers end once they notice, memory and scratch gone on every node, no Slurm job left, persistent kept', async () => {
     const home = tempHome();
     const persistent = persistentDir();

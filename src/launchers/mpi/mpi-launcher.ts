@@ -20,9 +20,9 @@ const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.ur
 const PLAIN_MAIN = fileURLToPath(new URL('../../worker/plain-main.js', import.meta.url));
 const KILL_GRACE_MS = 5000;
 /**
- * A job that ended by itself (its ranks completed, or one failed, after which mpirun ends the others) gives
- * mpirun this long to end on its own: stopping it sooner cuts the ranks' last lines (a failure's cause) still
- * on their way from the hosts, and so their logs.
+ * A job whose ranks all completed gives mpirun this long to end on its own: stopping it sooner cuts the
+ * ranks' last lines still on their way from the hosts, and so their logs. Not a failed job: its ranks may
+ * still run (cut off, say), and must be stopped at once rather than go on against an ended job.
  */
 const NATURAL_END_MS = 5000;
 const SWEEP_ROUNDS = 3;
@@ -175,7 +175,7 @@ export class MpiLauncher implements Launcher {
   private async doRelease(ending: JobEnding): Promise<void> {
     const run = this.mpirun;
     if (run) {
-      const deadline = Date.now() + (ending === 'killed' ? 0 : NATURAL_END_MS);
+      const deadline = Date.now() + (ending === 'succeeded' ? NATURAL_END_MS : 0);
       while (run.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       await run.stop(KILL_GRACE_MS);
       process.off('exit', this.onExit);

@@ -33,6 +33,11 @@ export const ENV = {
   workDirScratch: 'TWISTER2_WORK_DIR_SCRATCH',
   /** MPI: each host's GPU list and resources.gpus (launchers/gpus.ts GpuPlan, JSON); a rank takes its share as CUDA_VISIBLE_DEVICES. */
   gpuPlan: 'TWISTER2_GPU_PLAN',
+  /**
+   * Slurm: a restarted worker's predecessor's GPUs (its SLURM_STEP_GPUS, comma-separated): of the GPUs Slurm gives
+   * the replacement's step, the worker keeps these alone (launchers/slurm/kept-gpus.ts).
+   */
+  slurmKeptGpus: 'TWISTER2_SLURM_KEPT_GPUS',
   node: 'TWISTER2_NODE',
   /** "1": the cluster restarts a task that exits even when it succeeded (a Nomad service job), so a finished worker idles until its job ends. */
   idleWhenDone: 'TWISTER2_IDLE_WHEN_DONE',

@@ -571,7 +571,7 @@ export class JobMaster extends EventEmitter<{ event: [JobEvent] }> {
     // Clusters without their own restart policy get an explicit restart (the replacement is STARTING,
     // so its own early death counts too); the others re-register by themselves.
     if (!this.launcher.restartWorker) return;
-    this.launcher.restartWorker(rec.workerId, rec.restarts).then(
+    this.launcher.restartWorker(rec.workerId, rec.restarts, rec.info).then(
       () => {
         if (rec.state === 'FAILED' && !this.isTerminal()) this.setWorkerState(rec, 'STARTING');
       },

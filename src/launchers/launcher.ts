@@ -1,4 +1,4 @@
-import type { WorkerState } from '../protocol/messages.js';
+import type { WorkerInfo, WorkerState } from '../protocol/messages.js';
 import type { JobRecord } from '../job/job-store.js';
 import type { JournalStore } from '../job/journal-store.js';
 import type { JobSecrets } from '../job/secrets.js';
@@ -38,6 +38,8 @@ export interface ResumedWorker {
   workerId: number;
   state: WorkerState;
   restarts: number;
+  /** What the worker (or the run before a restart it waits for) registered, when it did. */
+  info?: WorkerInfo;
 }
 
 export interface LauncherListener {
@@ -69,8 +71,9 @@ export interface Launcher {
   /**
    * Replaces a failed worker with a new one of the same ID. Optional: clusters that restart workers
    * by themselves (Kubernetes, Nomad) leave it out and the job master waits for the re-registration.
+   * `predecessor`: what the failed worker registered (its node, its GPUs), when it did.
    */
-  restartWorker?(id: number, restartCount: number): Promise<void>;
+  restartWorker?(id: number, restartCount: number, predecessor?: WorkerInfo): Promise<void>;
   /** Releases everything the job created. Idempotent; resolves only when nothing is left. */
   release(ending?: JobEnding): Promise<void>;
   /**

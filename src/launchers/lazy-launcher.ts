@@ -1,3 +1,4 @@
+import type { WorkerInfo } from '../protocol/messages.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from './launcher.js';
 
 type OptionalMethod = 'addWorkers' | 'removeWorkers' | 'restartWorker' | 'resume';
@@ -11,7 +12,7 @@ export class LazyLauncher implements Launcher {
   private loaded: Promise<Launcher> | undefined;
   addWorkers?: (ids: number[]) => Promise<void>;
   removeWorkers?: (ids: number[]) => Promise<void>;
-  restartWorker?: (id: number, restartCount: number) => Promise<void>;
+  restartWorker?: (id: number, restartCount: number, predecessor?: WorkerInfo) => Promise<void>;
   resume?: (ctx: LaunchContext, listener: LauncherListener, workers: ResumedWorker[], remembered: Record<string, unknown>) => Promise<void>;
 
   constructor(
@@ -21,7 +22,7 @@ export class LazyLauncher implements Launcher {
     // Called only where the cluster's capabilities allow it (registry.ts), so the target has them.
     if (has.includes('addWorkers')) this.addWorkers = async (ids) => (await this.target).addWorkers!(ids);
     if (has.includes('removeWorkers')) this.removeWorkers = async (ids) => (await this.target).removeWorkers!(ids);
-    if (has.includes('restartWorker')) this.restartWorker = async (id, n) => (await this.target).restartWorker!(id, n);
+    if (has.includes('restartWorker')) this.restartWorker = async (id, n, predecessor) => (await this.target).restartWorker!(id, n, predecessor);
     if (has.includes('resume')) this.resume = async (...a) => (await this.target).resume!(...a);
   }
 

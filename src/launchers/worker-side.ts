@@ -15,6 +15,8 @@ export interface WorkerSide {
   findJobMaster?(env: NodeJS.ProcessEnv, timeoutMs: number, log: (line: string) => void): Promise<string>;
   /** Ends the job when its job master is gone, on clusters that would otherwise keep it running. */
   endOrphanedJob?(env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void>;
+  /** The GPUs the cluster bound to this process, by its node's own indexes, where the cluster tells (WorkerInfo.gpuIds). */
+  gpuIds?(env: NodeJS.ProcessEnv): string[] | undefined;
 }
 
 export interface WorkerIdFound {

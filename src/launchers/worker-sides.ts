@@ -59,11 +59,19 @@ export async function endOrphanedJob(env: NodeJS.ProcessEnv, log: (line: string)
 
 /**
  * An MPI rank takes its share of its host's GPUs (ENV.gpuPlan, by its local rank) as CUDA_VISIBLE_DEVICES,
- * before its program starts; other launchers set CUDA_VISIBLE_DEVICES themselves, or the cluster does (Slurm).
+ * before its program starts; other launchers set CUDA_VISIBLE_DEVICES themselves, or the cluster does (Slurm),
+ * where a restarted worker narrows what its step was given to its predecessor's GPUs (ENV.slurmKeptGpus).
  */
 export async function takeGpus(env: NodeJS.ProcessEnv): Promise<void> {
+  if (env[ENV.slurmKeptGpus]) (await import('./slurm/kept-gpus.js')).keepPredecessorGpus(env);
   if (!env[ENV.gpuPlan]) return;
   const { CUDA_VISIBLE_DEVICES, mpiRankGpus } = await import('./gpus.js');
   const visible = await mpiRankGpus(env, ENV.gpuPlan);
   if (visible !== undefined) env[CUDA_VISIBLE_DEVICES] = visible;
+}
+
+/** The GPUs the cluster bound to this worker (WorkerInfo.gpuIds), where its cluster tells; after takeGpus. */
+export async function heldGpuIds(env: NodeJS.ProcessEnv): Promise<string[] | undefined> {
+  const ids = (await workerSideOf(env)).gpuIds?.(env);
+  return ids && ids.length > 0 ? ids : undefined;
 }

@@ -37,6 +37,11 @@ export const WorkerInfoSchema = z.object({
   resources: z.object({ cpu: z.number(), memoryBytes: z.number(), gpus: z.number() }),
   pid: z.number().int().optional(),
   restartCount: z.number().int().min(0),
+  /**
+   * The GPUs the cluster bound to this worker, by its node's own indexes (Slurm: SLURM_STEP_GPUS), where the
+   * cluster tells: a restart of the worker is given the same ones.
+   */
+  gpuIds: z.array(z.string().max(64)).max(64).optional(),
 });
 export type WorkerInfo = z.infer<typeof WorkerInfoSchema>;
 

@@ -18,7 +18,7 @@ import { idleUntilJobMasterGone } from './idle-in-pod.js';
 import { workerMessaging } from './messaging.js';
 import { endTreeOnStopSignals, ProgramTree, untilExit } from './process-tree.js';
 import { runCommand, runModule } from './program-runner.js';
-import { endOrphanedJob, jobMasterUrl, resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
+import { endOrphanedJob, heldGpuIds, jobMasterUrl, resolveWorkerId, takeGpus } from '../launchers/worker-sides.js';
 import { releaseAtExit, WorkDirLease } from './work-dir-lease.js';
 import { prepareStorage } from './storage.js';
 import { mountedStorageOf } from '../job/storage.js';
@@ -91,6 +91,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
   };
   // worker.ports: a free port per name on this host, picked before registering so peers see them at once.
   const ports = await pickFreePorts(spec.worker.ports);
+  const gpuIds = await heldGpuIds(env);
   const registered = await link.register(
     {
       workerId,
@@ -101,6 +102,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, tree = Pro
       resources: { cpu: spec.resources.cpu, memoryBytes: spec.resources.memory, gpus: spec.resources.gpus },
       pid: process.pid,
       restartCount: wenv.restartCount,
+      ...(gpuIds ? { gpuIds } : {}),
     },
     spec.timeouts.registration,
   ).catch((err: unknown) => {

@@ -272,6 +272,52 @@ describe('storage on mpi hosts', () => {
     expect(readdirSync(path.join(persistent, 'logs', jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `worker-${i}.log`));
   });
 
+  it('failure: a rank that fails ends the job FAILED; memory and scratch gone on every host, persistent keeps every file and log', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const r = await runCli(['submit', storageJob('mpi-storage-fail', 'fail', persistent)], home);
+    const jobId = jobIds(home)[0]!;
+    const logs = readLogs(home, jobId);
+    expect(r.code, `${r.stderr}\n${logs}`).toBe(1);
+    expect(r.stderr).toMatch(/FAILED/);
+    expect(r.stderr + logs).toMatch(/worker 0 fails on purpose/);
+    expect(testRecords<StorageRec>(r.stdout + logs).filter((x) => x.step === 'storage').map((x) => x.id)).toEqual(expect.arrayContaining([0, 1, 2, 3]));
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    // Every rank's log is copied. (The failing rank's last line may be missing from its log: mpirun is stopped
+    // as soon as the job master hears of the failure, which can be before the line came through mpirun.)
+    expect(readdirSync(path.join(persistent, 'logs', jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `worker-${i}.log`));
+    expect(readFileSync(path.join(persistent, 'logs', jobId, 'worker-0.log'), 'utf8')).toContain('storage worker 0 wrote its files');
+  });
+
+  it('a SIGKILLed rank (no exit hook of its runs): FAILED, the sweep removes memory and scratch on every host, persistent kept', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const r = await runCli(['submit', storageJob('mpi-storage-sigkill-rank', 'sigkill', persistent)], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(1);
+    expect(r.stderr).toMatch(/FAILED/);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+  });
+
+  it('a SIGKILLed client: the ranks end once they notice, memory and scratch gone on every host, persistent kept', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const cli = startCli(['submit', storageJob('mpi-storage-sigkill', 'sleep', persistent)], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('4 sleeping ranks', () => testRecords<{ step: string }>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4, 90_000);
+    expect(memoryLeft(jobId)).toContain(`/dev/shm/twister2-${jobId}`);
+    cli.kill('SIGKILL');
+    await cli.closed;
+    await waitFor('the job gone from every host', () => memoryLeft(jobId).length === 0 && leftovers(jobId).length === 0, 60_000).catch(() => undefined);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+  });
+
   it('a memory size a host cannot hold fails the job before the program runs, naming the host, the size and what is free', async () => {
     const home = tempHome();
     const job = makeJob({ name: 'mpi-storage-huge', workers: 2, worker: { command: ['sh', '-c', 'echo T2RAN'] }, storage: { memory: { size: '100Ti' } }, ...mpiSpec() });

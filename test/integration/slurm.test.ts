@@ -394,14 +394,14 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     expect(await leftovers(jobId)).toEqual([]);
   });
 
-  it('GPUs: --gpus-per-task gives each of 4 workers (2 per node, gpu gres 2 per node) its own GPU, as Slurm allocated it; a restarted worker gets one too', async () => {
+  it.each(['client', 'cluster'])('GPUs (job master in the %s): --gpus-per-task gives each of 4 workers (2 per node, gpu gres 2 per node) its own GPU, as Slurm allocated it; a SIGKILLed worker restarts on its node with the same GPU, shared with none', async (placement) => {
     // The test nodes' GPUs are stand-ins: gres.conf File= character devices made with mknod (test/env/slurm-cluster.ts).
     const worker = `import os from 'node:os';
     import { existsSync, writeFileSync } from 'node:fs';
     export default async function (ctx) {
       const e = process.env;
       console.log('T2TEST ' + JSON.stringify({ id: ctx.workerId, step: 'gpus', restart: ctx.restartCount, node: os.hostname(), cvd: e.CUDA_VISIBLE_DEVICES ?? null, stepGpus: e.SLURM_STEP_GPUS ?? null }));
-      if (ctx.workerId === 3 && ctx.restartCount === 0) process.exit(9);
+      if (ctx.workerId === 3 && ctx.restartCount === 0) process.kill(process.pid, 'SIGKILL');
       // No barrier (a failed worker fails the barriers it was part of): the others stay until worker 3 is back,
       // so the allocation is still there for its restart (the shared file system shows the mark).
       if (ctx.workerId === 3) writeFileSync(ctx.args[0], '');
@@ -409,11 +409,16 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
     }`;
     const home = tempHome();
     const mark = path.join(home, 'worker-3-back');
-    const job = makeJob({ name: 'slurm-gpus', workers: 4, resources: { gpus: 1 }, restart: { maxRestarts: 1 }, worker: { module: 'w.mjs', args: [mark] }, ...slurmSpec() }, { 'w.mjs': worker });
+    const job = makeJob(
+      { name: 'slurm-gpus', workers: 4, resources: { gpus: 1 }, restart: { maxRestarts: 1 }, worker: { module: 'w.mjs', args: [mark] }, ...slurmSpec(), jobMaster: placement === 'client' ? { host: cluster.controllerAddress } : { placement } },
+      { 'w.mjs': worker },
+    );
     const r = await runCli(['submit', job], home);
     const jobId = jobIds(home)[0]!;
-    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(0);
-    const recs = testRecords<Rec & { restart: number; cvd: string | null; stepGpus: string | null }>(r.stdout).filter((x) => x.step === 'gpus');
+    const logs = readLogs(home, jobId);
+    expect(r.code, `${r.stderr}\n${logs}`).toBe(0);
+    // The workers' logs (a restart appends to its worker's): the client shows no worker output when the job master is in the allocation.
+    const recs = testRecords<Rec & { restart: number; cvd: string | null; stepGpus: string | null }>(logs).filter((x) => x.step === 'gpus');
     const first = recs.filter((x) => x.restart === 0);
     expect(first.map((x) => x.id).sort()).toEqual([0, 1, 2, 3]);
     for (const node of cluster.nodes.map((n) => n.name)) {
@@ -422,10 +427,17 @@ describe('slurm launcher on a 2-node Slurm cluster', () => {
       expect(here.map((x) => x.cvd).sort()).toEqual(['0', '1']);
       for (const x of here) expect(x.stepGpus).toBe(x.cvd);
     }
+    // Worker 3 is its node's second task, so it had GPU 1: an --overlap step asking Slurm for a GPU would get
+    // GPU 0, worker 2's. The restart runs on worker 3's node and keeps worker 3's GPU.
+    const before = first.find((x) => x.id === 3)!;
+    expect(before.cvd).toBe('1');
     const again = recs.filter((x) => x.restart === 1);
     expect(again.map((x) => x.id)).toEqual([3]);
-    expect(['0', '1'], JSON.stringify(again)).toContain(again[0]!.cvd);
-    expect(readFileSync(path.join(home, 'jobs', jobId, 'slurm', 'job.sbatch'), 'utf8')).toMatch(/^#SBATCH --gpus-per-task=1$/m);
+    expect(again[0], JSON.stringify(recs)).toMatchObject({ node: before.node, cvd: before.cvd, stepGpus: before.stepGpus });
+    const sameNode = first.filter((x) => x.node === before.node && x.id !== 3);
+    expect(sameNode.map((x) => x.cvd)).not.toContain(again[0]!.cvd);
+    expect(readFileSync(path.join(home, 'jobs', jobId, 'slurm', placement === 'client' ? 'job.sbatch' : 'jobmaster.sbatch'), 'utf8')).toMatch(/^#SBATCH --gpus-per-task=1$/m);
+    if (placement === 'cluster') await waitFor('nothing left', async () => (await leftovers(jobId)).length === 0, 30_000).catch(() => undefined);
     expect(await leftovers(jobId)).toEqual([]);
   });
 
@@ -524,6 +536,52 @@ describe('storage on a 2-node Slurm cluster', () => {
     expect(await leftovers(jobId)).toEqual([]);
     expect(readdirSync(persistent).filter((f) => f.startsWith(jobId))).toHaveLength(4);
     expect(readdirSync(path.join(persistent, 'logs', jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `worker-${i}.log`));
+  });
+
+  it('failure: a worker that fails ends the job FAILED; memory and scratch gone on every node, persistent keeps every file and log', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const r = await runCli(['submit', storageJob('slurm-storage-fail', 'fail', persistent)], home);
+    const jobId = jobIds(home)[0]!;
+    const logs = readLogs(home, jobId);
+    expect(r.code, `${r.stderr}\n${logs}`).toBe(1);
+    expect(r.stderr).toMatch(/FAILED/);
+    expect(r.stderr + logs).toMatch(/worker 0 fails on purpose/);
+    expect(testRecords<StorageRec>(r.stdout + logs).filter((x) => x.step === 'storage').map((x) => x.id)).toEqual(expect.arrayContaining([0, 1, 2, 3]));
+    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 60_000).catch(() => undefined);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(await leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    expect(readFileSync(path.join(persistent, 'logs', jobId, 'worker-0.log'), 'utf8')).toContain('worker 0 fails on purpose');
+  });
+
+  it('a SIGKILLed worker (no exit hook of its runs) with the job master in the allocation: FAILED, its release removes memory and scratch on every node', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const job = storageJobOf('slurm-storage-sigkill-worker', 'sigkill', persistent, { ...slurmSpec(), jobMaster: { placement: 'cluster' } });
+    const r = await runCli(['submit', job], home);
+    const jobId = jobIds(home)[0]!;
+    expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(1);
+    expect(r.stderr).toMatch(/FAILED: worker 0 failed: .*SIGKILL/);
+    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 60_000).catch(() => undefined);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(await leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+  });
+
+  it('a SIGKILLed client: the workers end once they notice, memory and scratch gone on every node, no Slurm job left, persistent kept', async () => {
+    const home = tempHome();
+    const persistent = persistentDir();
+    const cli = startCli(['submit', storageJob('slurm-storage-sigkill', 'sleep', persistent)], home);
+    const jobId = await waitFor('the job', () => jobIds(home)[0]);
+    await waitFor('4 sleeping workers', () => testRecords<{ step: string }>(readLogs(home, jobId)).filter((x) => x.step === 'sleeping').length === 4, 120_000);
+    expect(memoryLeft(jobId)).toContain(`/dev/shm/twister2-${jobId}`);
+    cli.kill('SIGKILL');
+    await cli.closed;
+    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 90_000).catch(() => undefined);
+    expect(memoryLeft(jobId)).toEqual([]);
+    expect(await leftovers(jobId)).toEqual([]);
+    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
   });
 });
 

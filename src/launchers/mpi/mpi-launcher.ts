@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LauncherError, UsageError } from '../../errors.js';
 import { mpiGpuPlan, type MpiSpec } from './section.js';
-import type { LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
+import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { DetachedCommand, type CommandFiles, type CommandFollower, type OutputStream } from '../detached-command.js';
 import { findProgram } from '../find-program.js';
 import { inheritedEnv } from '../process-group.js';
@@ -19,6 +19,12 @@ const WORKER_MAIN = fileURLToPath(new URL('../../worker/main.js', import.meta.ur
 /** For `jobMaster.placement: none`: unpack and run the plain program, nothing else. */
 const PLAIN_MAIN = fileURLToPath(new URL('../../worker/plain-main.js', import.meta.url));
 const KILL_GRACE_MS = 5000;
+/**
+ * A job whose ranks all completed gives mpirun this long to end on its own: stopping it sooner cuts the
+ * ranks' last lines still on their way from the hosts, and so their logs. Not a failed job: its ranks may
+ * still run (cut off, say), and must be stopped at once rather than go on against an ended job.
+ */
+const NATURAL_END_MS = 5000;
 const SWEEP_ROUNDS = 3;
 /** Key of LauncherListener.remember for mpirun: a job master restarted after a crash takes it over. */
 const MPIRUN_KEY = 'mpirun';
@@ -160,15 +166,17 @@ export class MpiLauncher implements Launcher {
     this.mpirun = undefined;
   }
 
-  release(): Promise<void> {
+  release(ending: JobEnding = 'failed'): Promise<void> {
     this.releasing = true;
-    this.released ??= this.doRelease();
+    this.released ??= this.doRelease(ending);
     return this.released;
   }
 
-  private async doRelease(): Promise<void> {
+  private async doRelease(ending: JobEnding): Promise<void> {
     const run = this.mpirun;
     if (run) {
+      const deadline = Date.now() + (ending === 'succeeded' ? NATURAL_END_MS : 0);
+      while (run.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       await run.stop(KILL_GRACE_MS);
       process.off('exit', this.onExit);
       try {

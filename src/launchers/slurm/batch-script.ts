@@ -120,6 +120,16 @@ function jobMasterCheck(url: string | undefined): string[] {
 }
 
 /**
+ * What the job may leave on each node, which its last step removes: the work directory (the unpacked package
+ * and storage.scratch) and, with storage.memory, the job's /dev/shm directory, each with its lease lock. The
+ * last worker on a node removes them itself, unless it was SIGKILLed.
+ */
+export function nodeLeftovers(jobId: string, spec: Pick<JobSpec, 'storage'>, workDir: string): string[] {
+  const memory = spec.storage?.memory ? [memoryDirOf(jobId), leaseLockOf(memoryDirOf(jobId))] : [];
+  return [workDir, leaseLockOf(workDir), ...memory];
+}
+
+/**
  * The whole batch script. Nothing secret is written here: the worker token reaches the workers through a
  * file of mode 0600 in the job directory (ENV.workerTokenFile), never through the script or Slurm's copy
  * of the job's environment.
@@ -143,10 +153,7 @@ export function batchScript(input: BatchScriptInput): string {
   const workDir = body.env[ENV.workDir];
   if (workDir) {
     lines.push('# Each node unpacked the package once, under the work directory: remove it on every node.');
-    // With storage.memory, the job's /dev/shm directory too (its lease lock beside it), which the last worker
-    // on a node removes unless it was SIGKILLed.
-    const memory = input.spec.storage?.memory ? [memoryDirOf(input.jobId), leaseLockOf(memoryDirOf(input.jobId))] : [];
-    const gone = [workDir, ...memory].map(shellQuote).join(' ');
+    const gone = nodeLeftovers(input.jobId, input.spec, workDir).map(shellQuote).join(' ');
     lines.push(`srun --overlap --ntasks-per-node=1 --ntasks="$SLURM_JOB_NUM_NODES" rm -rf -- ${gone} || true`);
   }
   lines.push('exit $status');

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { LauncherError, UsageError } from '../../errors.js';
 import type { SlurmSpec } from './section.js';
 import { findProgram } from '../find-program.js';
+import { jobGpusByNodeGroup } from './job-gpus.js';
 
 export interface CommandResult {
   code: number;
@@ -107,6 +108,25 @@ export class SlurmCommands {
     if (r.code !== 0 && !/invalid job id|already completing or completed/i.test(r.stderr)) {
       throw new LauncherError(`scancel ${jobId} failed: ${r.stderr.trim() || `exit code ${r.code}`}`);
     }
+  }
+
+  /**
+   * The node indexes of the GPUs Slurm job `jobId` holds on `node` (`scontrol -d show job`), or a
+   * LauncherError saying why they cannot be read.
+   */
+  async jobGpusOn(jobId: string, node: string): Promise<number[]> {
+    const r = await this.run('scontrol', ['-d', 'show', 'job', '--oneliner', jobId]);
+    if (r.code !== 0) throw new LauncherError(`scontrol -d show job ${jobId} failed: ${r.stderr.trim() || `exit code ${r.code}`}`);
+    for (const group of jobGpusByNodeGroup(r.stdout)) if ((await this.hostnames(group.nodes)).includes(node)) return group.gpus;
+    throw new LauncherError(`Slurm job ${jobId} has no node ${node} (scontrol -d show job ${jobId} lists its nodes)`);
+  }
+
+  /** A hostlist expression (`node[01-03],gpu7`) as node names; `scontrol show hostnames` expands it. */
+  private async hostnames(list: string): Promise<string[]> {
+    if (!/[[\]]/.test(list)) return list.split(',');
+    const r = await this.run('scontrol', ['show', 'hostnames', list]);
+    if (r.code !== 0) throw new LauncherError(`scontrol show hostnames ${list} failed: ${r.stderr.trim() || `exit code ${r.code}`}`);
+    return r.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
   }
 
   async nodes(): Promise<string[]> {

@@ -5,11 +5,12 @@ import { files } from '../../job/job-store.js';
 import { LauncherError } from '../../errors.js';
 import { SlurmSpecSchema, type SlurmSpec } from './section.js';
 import type { JobSpec } from '../../spec/schema.js';
+import type { WorkerInfo } from '../../protocol/messages.js';
 import { FileTail } from '../file-tail.js';
 import type { JobEnding, LaunchContext, Launcher, LauncherListener, ResumedWorker } from '../launcher.js';
 import { DetachedCommand, type CommandFollower } from '../detached-command.js';
 import { ENV, workerEnvironment, writeWorkerTokenFile } from '../../job/worker-environment.js';
-import { batchScript, srunMpiEnv, srunWorkersArgs } from './batch-script.js';
+import { batchScript, nodeLeftovers, srunMpiEnv, srunWorkersArgs } from './batch-script.js';
 import { describeReason, slurmPhase, UNSATISFIABLE_REASONS } from './job-states.js';
 import { SlurmCommands } from './slurm-commands.js';
 import { RankLines } from '../mpi/tagged-output.js';
@@ -141,7 +142,7 @@ export class SlurmLauncher implements Launcher {
       } else this.follow(WORKERS_STEP, undefined, (follower) => DetachedCommand.attach(pgid, files, follower));
     }
     for (const w of workers) {
-      if (w.state === 'STARTING' && w.restarts > 0 && !this.steps.has(restartStepName(w.workerId, w.restarts))) await this.restartWorker(w.workerId, w.restarts);
+      if (w.state === 'STARTING' && w.restarts > 0 && !this.steps.has(restartStepName(w.workerId, w.restarts))) await this.restartWorker(w.workerId, w.restarts, w.info);
     }
   }
 
@@ -152,20 +153,20 @@ export class SlurmLauncher implements Launcher {
     this.steps.clear();
   }
 
-  /** A new one-task step in the job's allocation, with the failed worker's ID. */
-  async restartWorker(id: number, restartCount: number): Promise<void> {
+  /** A new one-task step in the job's allocation, with the failed worker's ID (and GPUs: keptGpus). */
+  async restartWorker(id: number, restartCount: number, predecessor?: WorkerInfo): Promise<void> {
     const ctx = this.ctx!;
     if (!this.slurmJobId || this.ended) throw new LauncherError(`Slurm job ${this.slurmJobId ?? '(not submitted)'} has ended; worker ${id} cannot be restarted in it`);
     const log = path.join(this.logsDir, `worker-${id}.log`);
     const cpus = this.slurm!.cpusPerTask ?? Math.ceil(ctx.spec.resources.cpu);
+    const gpus = await this.keptGpus(id, predecessor);
     const args = [
       `--jobid=${this.slurmJobId}`,
       '--overlap',
       '--ntasks=1',
       '--nodes=1',
       `--cpus-per-task=${cpus}`,
-      // GPUs: an --overlap step shares the allocation's GPUs; Slurm gives it its share of its node's from the
-      // job's --gpus-per-task, not necessarily the ones the failed worker had (README, "GPUs").
+      ...gpus.args,
       `--job-name=${ctx.jobId}-worker-${id}`,
       `--output=${log}`,
       `--error=${log}`,
@@ -173,7 +174,31 @@ export class SlurmLauncher implements Launcher {
       '--',
       ...this.workerCommand(),
     ];
-    this.runStep(restartStepName(id, restartCount), args, this.workerEnv({ workerId: id, restartCount }), id);
+    this.runStep(restartStepName(id, restartCount), args, { ...this.workerEnv({ workerId: id, restartCount }), ...gpus.env }, id);
+  }
+
+  /**
+   * GPUs of a restarted worker: an --overlap step shares the allocation's GPUs, and from a count Slurm picks
+   * the node's first ones, perhaps a running worker's. So a worker whose predecessor registered its GPUs
+   * (WorkerInfo.gpuIds, the node's indexes) restarts on that node with all of the job's GPUs there, and
+   * keeps its predecessor's alone (kept-gpus.ts): the same GPUs, none of another worker's.
+   */
+  private async keptGpus(id: number, predecessor: WorkerInfo | undefined): Promise<{ args: string[]; env: Record<string, string> }> {
+    const ids = predecessor?.gpuIds;
+    if (this.ctx!.spec.resources.gpus <= 0) return { args: [], env: {} };
+    if (!predecessor || !ids?.length) {
+      this.note(`worker ${id} restarts with GPUs Slurm picks: its predecessor never registered its GPUs`);
+      return { args: [], env: {} };
+    }
+    const held = await this.commands!.jobGpusOn(this.slurmJobId!, predecessor.node);
+    const foreign = ids.filter((g) => !held.includes(Number(g)));
+    if (foreign.length > 0) {
+      throw new LauncherError(
+        `worker ${id} had GPUs ${ids.join(',')} on node ${predecessor.node}, but Slurm job ${this.slurmJobId} holds ${held.length ? held.join(',') : 'none'} there ` +
+          `(scontrol -d show job ${this.slurmJobId}); its restart cannot be given the same GPUs`,
+      );
+    }
+    return { args: [`--nodelist=${predecessor.node}`, `--gres=gpu:${held.length}`], env: { [ENV.slurmKeptGpus]: ids.join(',') } };
   }
 
   release(ending: JobEnding = 'failed'): Promise<void> {
@@ -192,6 +217,7 @@ export class SlurmLauncher implements Launcher {
         // Workers that completed are let exit by themselves (cleaning their node's scratch) first.
         if (ending === 'succeeded') await this.stepsEnded(NATURAL_END_MS);
         await this.stopSteps();
+        await this.removeNodeLeftovers();
         return;
       }
       if (!commands || !jobId) return;
@@ -206,6 +232,22 @@ export class SlurmLauncher implements Launcher {
       process.off('exit', this.onExit);
       await this.tail?.stop();
     }
+  }
+
+  /**
+   * Inside the allocation, what the batch script's last srun does for a job master in the client: removes
+   * on every node what a SIGKILLed worker left (nodeLeftovers), as one more step before the allocation ends.
+   */
+  private async removeNodeLeftovers(): Promise<void> {
+    const nodes = Number(this.env.SLURM_JOB_NUM_NODES);
+    if (!this.slurmJobId || !Number.isInteger(nodes) || nodes < 1) return;
+    const gone = nodeLeftovers(this.ctx!.jobId, this.ctx!.spec, this.workDir.path);
+    const r = await this.commands!.run('srun', [`--jobid=${this.slurmJobId}`, '--overlap', `--nodes=${nodes}`, '--ntasks-per-node=1', `--ntasks=${nodes}`, 'rm', '-rf', '--', ...gone]);
+    if (r.code !== 0) this.note(`could not remove ${gone.join(' ')} on the job's nodes: ${r.stderr.trim() || `srun exit ${r.code}`}`);
+  }
+
+  private get workDir(): { path: string; scratch: true } {
+    return { path: path.join('/tmp', 'twister2', this.ctx!.jobId), scratch: true };
   }
 
   private get inAllocation(): boolean {
@@ -228,8 +270,7 @@ export class SlurmLauncher implements Launcher {
   private workerEnv(id: { workerId: number; restartCount: number } | Record<string, never> = {}): Record<string, string> {
     const ctx = this.ctx!;
     this.tokenFile ??= writeWorkerTokenFile(ctx.jobDir, ctx.token);
-    const workDir = { path: path.join('/tmp', 'twister2', ctx.jobId), scratch: true };
-    return workerEnvironment(ctx, { secret: { kind: 'file', file: this.tokenFile }, workDir, ...id });
+    return workerEnvironment(ctx, { secret: { kind: 'file', file: this.tokenFile }, workDir: this.workDir, ...id });
   }
 
   /** Runs srun here (a restart, or the workers' step inside an allocation) and reports its tasks' exits. */

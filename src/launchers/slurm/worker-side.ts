@@ -5,4 +5,7 @@ import { idFrom, type WorkerSide } from '../worker-side.js';
 export const workerSide: WorkerSide = {
   idSources: [...mpi.idSources, 'SLURM_PROCID'],
   workerId: (env) => mpi.workerId(env) ?? idFrom(env, 'SLURM_PROCID'),
+  // The node's indexes of the task's GPUs (--gpus-per-task binds them per task), which CUDA_VISIBLE_DEVICES
+  // may renumber (ConstrainDevices); a restart keeps them (kept-gpus.ts).
+  gpuIds: (env) => env.SLURM_STEP_GPUS?.split(',').filter(Boolean),
 };

@@ -157,7 +157,7 @@ describe('batch script', () => {
         sleep 1
       done
       # Each node unpacked the package once, under the work directory: remove it on every node.
-      srun --overlap --ntasks-per-node=1 --ntasks="$SLURM_JOB_NUM_NODES" rm -rf -- /tmp/twister2/j-1 || true
+      srun --overlap --ntasks-per-node=1 --ntasks="$SLURM_JOB_NUM_NODES" rm -rf -- /tmp/twister2/j-1 /tmp/twister2/j-1.lease-lock || true
       exit $status
       "
     `);

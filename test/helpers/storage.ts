@@ -1,7 +1,8 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fixture, makeJob } from './cli.js';
+import { expect } from 'vitest';
+import { fixture, makeJob, waitFor } from './cli.js';
 
 /** What test/fixtures/storage-worker.mjs records about the storage it was given (`host` or `ip`: where it ran). */
 export interface StorageRec {
@@ -41,3 +42,21 @@ export function storageJob(name: string, mode: string, persistent: string | Reco
 
 /** The job's memory dir (and its lease lock) still on this machine. */
 export const memoryLeft = (jobId: string): string[] => [`/dev/shm/twister2-${jobId}`, `/dev/shm/twister2-${jobId}.lease-lock`].filter((d) => existsSync(d));
+
+/**
+ * After a storage job of 4 workers ended however it ended: waits (up to `withinMs`) until neither its memory
+ * dirs nor anything else of it (`left.other`: the cluster's leftovers) is on any host, and checks that
+ * persistent kept every worker's file.
+ */
+export async function expectStorageEnded(
+  jobId: string,
+  persistent: string,
+  left: { memory: (jobId: string) => string[]; other: (jobId: string) => string[] | Promise<string[]> },
+  withinMs = 60_000,
+): Promise<void> {
+  const gone = async () => left.memory(jobId).length === 0 && (await left.other(jobId)).length === 0;
+  await waitFor('the job gone from every host', gone, withinMs).catch(() => undefined);
+  expect(left.memory(jobId)).toEqual([]);
+  expect(await left.other(jobId)).toEqual([]);
+  expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+}

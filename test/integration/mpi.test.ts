@@ -8,7 +8,7 @@ import { startSshHosts, type SshHosts } from '../env/ssh-hosts.js';
 import { ensureOpenMpi } from '../env/openmpi.js';
 import { mpiLeftovers, mpiSpecFor } from '../env/mpi-hosts.js';
 import { fixture, jobIds, makeJob, readLogs, runCli, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
-import { memoryLeft, persistentDir, storageJob as storageJobOf, type StorageRec } from '../helpers/storage.js';
+import { expectStorageEnded, memoryLeft, persistentDir, storageJob as storageJobOf, type StorageRec } from '../helpers/storage.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
 import { workerTokenOf } from '../../src/job/worker-environment.js';
 
@@ -312,10 +312,7 @@ describe('storage on mpi hosts', () => {
     expect(memoryLeft(jobId)).toContain(`/dev/shm/twister2-${jobId}`);
     cli.kill('SIGKILL');
     await cli.closed;
-    await waitFor('the job gone from every host', () => memoryLeft(jobId).length === 0 && leftovers(jobId).length === 0, 60_000).catch(() => undefined);
-    expect(memoryLeft(jobId)).toEqual([]);
-    expect(leftovers(jobId)).toEqual([]);
-    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    await expectStorageEnded(jobId, persistent, { memory: memoryLeft, other: leftovers });
   });
 
   it('a memory size a host cannot hold fails the job before the program runs, naming the host, the size and what is free', async () => {

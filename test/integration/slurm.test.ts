@@ -7,7 +7,7 @@ import { ensureOpenMpi } from '../env/openmpi.js';
 import type { SlurmCluster } from '../env/slurm-cluster.js';
 import { useSlurmCluster } from '../helpers/slurm-suite.js';
 import { fixture, jobIds, jobProcesses, killJobMasterForGood, makeJob, readLogs, runCli, scratchLeft, startCli, tempHome, testRecords, waitFor } from '../helpers/cli.js';
-import { memoryLeft, persistentDir, storageJob as storageJobOf, type StorageRec } from '../helpers/storage.js';
+import { expectStorageEnded, memoryLeft, persistentDir, storageJob as storageJobOf, type StorageRec } from '../helpers/storage.js';
 import { expectWorkersHeldOnlyTheWorkerToken } from '../helpers/credentials.js';
 import { jobRowOnPage } from '../helpers/browser.js';
 import { startDashboard } from '../helpers/dashboard.js';
@@ -548,10 +548,7 @@ describe('storage on a 2-node Slurm cluster', () => {
     expect(r.stderr).toMatch(/FAILED/);
     expect(r.stderr + logs).toMatch(/worker 0 fails on purpose/);
     expect(testRecords<StorageRec>(r.stdout + logs).filter((x) => x.step === 'storage').map((x) => x.id)).toEqual(expect.arrayContaining([0, 1, 2, 3]));
-    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 60_000).catch(() => undefined);
-    expect(memoryLeft(jobId)).toEqual([]);
-    expect(await leftovers(jobId)).toEqual([]);
-    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    await expectStorageEnded(jobId, persistent, { memory: memoryLeft, other: leftovers });
     expect(readFileSync(path.join(persistent, 'logs', jobId, 'worker-0.log'), 'utf8')).toContain('worker 0 fails on purpose');
   });
 
@@ -563,10 +560,7 @@ describe('storage on a 2-node Slurm cluster', () => {
     const jobId = jobIds(home)[0]!;
     expect(r.code, `${r.stderr}\n${readLogs(home, jobId)}`).toBe(1);
     expect(r.stderr).toMatch(/FAILED: worker 0 failed: .*SIGKILL/);
-    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 60_000).catch(() => undefined);
-    expect(memoryLeft(jobId)).toEqual([]);
-    expect(await leftovers(jobId)).toEqual([]);
-    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    await expectStorageEnded(jobId, persistent, { memory: memoryLeft, other: leftovers });
   });
 
   it('a SIGKILLed client: the workers end once they notice, memory and scratch gone on every node, no Slurm job left, persistent kept', async () => {
@@ -578,10 +572,7 @@ describe('storage on a 2-node Slurm cluster', () => {
     expect(memoryLeft(jobId)).toContain(`/dev/shm/twister2-${jobId}`);
     cli.kill('SIGKILL');
     await cli.closed;
-    await waitFor('the job gone from every node', async () => memoryLeft(jobId).length === 0 && (await leftovers(jobId)).length === 0, 90_000).catch(() => undefined);
-    expect(memoryLeft(jobId)).toEqual([]);
-    expect(await leftovers(jobId)).toEqual([]);
-    expect(readdirSync(persistent).filter((f) => f.startsWith(jobId)).sort()).toEqual([0, 1, 2, 3].map((i) => `${jobId}-w-${i}`));
+    await expectStorageEnded(jobId, persistent, { memory: memoryLeft, other: leftovers }, 90_000);
   });
 });
 

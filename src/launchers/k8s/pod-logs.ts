@@ -35,7 +35,7 @@ const SETTLE_MS = 5000;
  * event loop was held up, e.g. writing to a slow stdout pipe, reads what waits in its sockets first), and
  * never waited for longer than DRAIN_MAX_MS.
  */
-const TICK_MS = 200;
+const TICK_MS = 100;
 const QUIET_TICKS = 5;
 const DRAIN_MAX_MS = 60_000;
 

@@ -1,20 +1,31 @@
 import { inWorkerCall, type InWorkerCall } from './in-worker-argv.js';
+import { plainSubmitCall } from './submit-argv.js';
 
 type InWorkerCommands = typeof import('./commands/in-worker.js');
 
 /**
- * The `twister2` command. The in-worker commands take a short path that loads only what they need;
- * everything else goes through the full CLI (yargs).
+ * The `twister2` command. The in-worker commands and a plain `submit` take a short path that loads only
+ * what they need; everything else goes through the full CLI (yargs).
  */
 export function start(argv: string[]): void {
   const call = inWorkerCall(argv);
-  if (!call) {
-    void import('./main.js').then((m) => m.main(argv));
+  if (call) {
+    shortPath(import('./commands/in-worker.js'), (w) => run(w, call));
     return;
   }
-  void Promise.all([import('./commands/in-worker.js'), import('./output.js'), import('./report-error.js')]).then(([w, out, { report }]) => {
+  const submitCall = plainSubmitCall(argv);
+  if (submitCall) {
+    shortPath(import('./commands/submit.js'), (s) => s.submitCommand(submitCall));
+    return;
+  }
+  void import('./main.js').then((m) => m.main(argv));
+}
+
+/** Runs a command outside yargs, with the full CLI's output handling, errors and exit codes. */
+function shortPath<M>(command: Promise<M>, run: (m: M) => Promise<number>): void {
+  void Promise.all([command, import('./output.js'), import('./report-error.js')]).then(([m, out, { report }]) => {
     out.toleratePipeErrors();
-    run(w, call).then(
+    run(m).then(
       (code) => out.exitWhenFlushed(code),
       (err: unknown) => out.exitWhenFlushed(report(err)),
     );

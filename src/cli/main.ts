@@ -1,7 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { ExitCode, UsageError } from '../errors.js';
 import { report } from './report-error.js';
-import { CLUSTER_KINDS } from '../spec/schema.js';
+import { CLUSTER_KINDS } from '../spec/cluster-kinds.js';
 import { exitWhenFlushed, toleratePipeErrors } from './output.js';
 
 // Commands are loaded when used: `twister2 barrier` runs inside workers, often, and must start fast.

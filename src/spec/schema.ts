@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { CLUSTER_KINDS } from './cluster-kinds.js';
 import { gpuIndexesSchema } from './gpu-schema.js';
 import { sizeSchema } from './size-schema.js';
 import { formatDuration, parseDuration } from './units.js';
@@ -41,7 +42,7 @@ const duration = (fallback: string, minMs = 1) =>
 
 const bytes = () => sizeSchema(['512Mi', '2Gi', '1G']);
 
-export const CLUSTER_KINDS = ['local', 'kubernetes', 'slurm', 'nomad', 'mpi'] as const;
+export { CLUSTER_KINDS };
 export const ClusterKindSchema = z.enum(CLUSTER_KINDS);
 export type ClusterKind = z.infer<typeof ClusterKindSchema>;
 

@@ -2,18 +2,9 @@ import { submit } from '../../client/submit.js';
 import type { JobHandle } from '../../client/job-handle.js';
 import { ExitCode } from '../../errors.js';
 import { TERMINAL_JOB_STATES, type JobEvent } from '../../protocol/messages.js';
-import type { ClusterKind } from '../../spec/schema.js';
 import { workersFlag } from '../flags.js';
+import type { SubmitArgs } from '../submit-argv.js';
 import { exitCodeOf, exitWhenFlushed, formatBytes, printLines } from '../output.js';
-
-interface SubmitArgs {
-  job: string;
-  cluster?: ClusterKind | undefined;
-  workers?: string | undefined;
-  detach: boolean;
-  dashboard?: string | undefined;
-  json: boolean;
-}
 
 /** Submits, shows registration progress and worker output, and exits with the job's outcome. */
 export async function submitCommand(args: SubmitArgs): Promise<number> {

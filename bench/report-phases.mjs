@@ -42,11 +42,19 @@ export function phasesSection(p) {
     ...f.rows.map((r) => `| ${r.phase} | ${LABELS[r.phase] ?? ''} | ${fmt(r.cpu.median)} | ${fmt((100 * r.cpu.median) / f.total.median)} % |`),
     `| | **whole worker, until its exit hook** | **${fmt(f.total.median)}** | |`,
     `| | bare \`node -e 0\`, same run | ${fmt(f.floor.median)} | ratio ${fmt(f.total.median / f.floor.median)}× |`,
+    ...threadFloorRow(p, f.floor.median),
     '',
     `${p.workers.length} workers of ${p.runs} local jobs of ${p.n} (bench/fixtures/startup-job), after one unrecorded warm-up job.` +
       (p.failures.length ? ` Failed runs: ${p.failures.join('; ')}.` : ''),
     ...commandLines(p),
   ].join('\n');
+}
+
+/** What node itself charges for one worker thread (no code of ours), beside the heartbeat thread's phase. */
+function threadFloorRow(p, floor) {
+  if (!p.threadFloorCpuMs?.length) return [];
+  const thread = summarize(p.threadFloorCpuMs).median;
+  return [`| | bare node starting one worker thread that runs \`0\`, same run | ${fmt(thread)} | the thread alone ${fmt(thread - floor)} ms |`];
 }
 
 /** A command worker (its program another process, here `true`): the runtime alone, its heartbeats on its main thread. */
@@ -68,4 +76,54 @@ export function phasesSummary(p) {
   const lines = [`  worker CPU ${fmt(f.total.median)} ms (node -e 0: ${fmt(f.floor.median)}): ${f.rows.map((r) => `${r.phase} ${fmt(r.cpu.median)}`).join(', ')}`];
   if (p.commandWorkers?.length) lines.push(`  command worker runtime CPU ${fmt(phaseFigures(p, p.commandWorkers).total.median)} ms`);
   return lines;
+}
+
+/**
+ * Before and after (bench/phases-baseline.mjs): a worker's CPU at the commit before the fast-start work and
+ * now, split the same coarse way on both sides, with the floor of the same run.
+ */
+export function phasesBaselineSection(b) {
+  if (!b) return '';
+  if (b.error) return `Before and after: not measured: ${b.error}.`;
+  const floor = summarize(b.floorCpuMs).median;
+  // Where the workers noted their phases, their own CPU until "modules loaded"; otherwise an import of the runtime.
+  const side = (s) => {
+    const loaded = s.modulesLoadedCpuMs?.length ? summarize(s.modulesLoadedCpuMs).median : summarize(s.importCpuMs).median;
+    const whole = summarize(s.workerCpuMs).median;
+    return { modules: loaded - floor, rest: whole - loaded, whole };
+  };
+  const [before, after] = [side(b.before), side(b.after)];
+  const row = (what, x, y) => `| ${what} | ${fmt(x)} | ${fmt(y)} |`;
+  return [
+    `Before and after, in one run (bench/phases-baseline.mjs): the worker runtime at commit ${b.commit.slice(0, 7)}, the last before the fast-start work (built from \`git archive\` with its own locked packages), and now; ${b.runs} local jobs of ${b.n} workers each, alternating. Both are split the same coarse way (medians, ms of CPU per worker); module loading is, before, a node that only imports dist/worker/runtime.js (the baseline has no phase notes), and now the workers' own CPU until their "modules loaded" note (the bundle they load), each less a bare node:`,
+    '',
+    '| phase | before | now |',
+    '| --- | --- | --- |',
+    row('node itself (a bare `node -e 0`)', floor, floor),
+    row('loading the runtime\'s modules', before.modules, after.modules),
+    row('everything else: package, spec, registration, heartbeats (thread), discovery, barriers, exit', before.rest, after.rest),
+    `| **whole worker** | **${fmt(before.whole)}** (${fmt(before.whole / floor)}×) | **${fmt(after.whole)}** (${fmt(after.whole / floor)}×) |`,
+  ].join('\n');
+}
+
+/** "What dominates": the heartbeat thread's share of a module worker, against what node charges for any thread. */
+export function phasesNotes(p, baseline) {
+  if (!p || p.error || !p.threadFloorCpuMs?.length) return [];
+  const f = phaseFigures(p);
+  const heartbeats = f.rows.find((r) => r.phase === 'heartbeats started')?.cpu.median ?? NaN;
+  const floor = f.floor.median;
+  const thread = summarize(p.threadFloorCpuMs).median - floor;
+  const out = [
+    `- **The heartbeat thread is the largest part of a module worker's own cost.** Its phase took ${fmt(heartbeats)} ms of a worker's ${fmt(f.total.median)} in (j); ` +
+      `a bare node that starts one worker thread running \`0\` costs ${fmt(thread)} ms more than \`node -e 0\` (${fmt(thread / floor)}× a whole node start): node 20 boots each thread's ` +
+      `isolate and its built-in modules again, without the start-up snapshot the main thread has. Without the thread a worker would cost about ${fmt((f.total.median - heartbeats) / floor)}× a bare node. ` +
+      'It stays: it keeps a program that blocks its main thread alive for the job master, ends that program and what it started when the job master is gone or the job ends, ' +
+      'and runs worker.health (test/integration/local-lifecycle.test.ts and local-health.test.ts show each). A command worker, whose program is another process, keeps its heartbeats on its main thread.',
+  ];
+  if (baseline && !baseline.error) {
+    const b = summarize(baseline.before.workerCpuMs).median;
+    const a = summarize(baseline.after.workerCpuMs).median;
+    out.push(`- **Before and after:** a worker's CPU fell from ${fmt(b)} ms at ${baseline.commit.slice(0, 7)} to ${fmt(a)} ms now (${fmt(b / a)}× less), measured in one run; see the end of (j).`);
+  }
+  return out;
 }

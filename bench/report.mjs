@@ -8,7 +8,7 @@ import { k8sNotes, k8sSection, k8sSummary } from './report-k8s.mjs';
 import { cliSection, manySection, peersSummary } from './report-peers.mjs';
 import { messagesSection, messagesSummary } from './report-messages.mjs';
 import { targetsSection, targetsSummary } from './targets.mjs';
-import { phasesSection, phasesSummary } from './report-phases.mjs';
+import { phasesBaselineSection, phasesNotes, phasesSection, phasesSummary } from './report-phases.mjs';
 import { journalSection, journalSummary, recoverySection, recoverySummary } from './report-recovery.mjs';
 
 const col = (runs, key) => runs.map((r) => r[key]);
@@ -146,10 +146,10 @@ function notes(data) {
     const [small, big] = [f[0], f[f.length - 1]];
     const cores = data.machine.cpus;
     out.push(
-      `- **Start-up is CPU-bound, per worker: node start plus module loading.** A twister2 worker used ${fmt(big.workerCpu.median)} ms of CPU from start to exit at N=${big.n} ` +
-        `(${fmt(small.workerCpu.median)} ms at N=${small.n}); a bare \`node -e 0\` uses ${fmt(big.floorCpu.median)} ms, and a node process that only imports the worker runtime's modules ` +
-        `(got, zod, tar, yaml, ...) ${fmt(big.importCpu.median)} ms: starting node is ${fmt((100 * big.floorCpu.median) / big.workerCpu.median)}% of a worker's CPU and loading those modules ` +
-        `another ${fmt((100 * (big.importCpu.median - big.floorCpu.median)) / big.workerCpu.median)}%; everything else a worker does (package, registration, discovery, barriers) is the rest. ` +
+      `- **Start-up is CPU-bound, per worker.** A twister2 worker used ${fmt(big.workerCpu.median)} ms of CPU from start to exit at N=${big.n} ` +
+        `(${fmt(small.workerCpu.median)} ms at N=${small.n}); a bare \`node -e 0\` uses ${fmt(big.floorCpu.median)} ms, and a node process that only imports the worker runtime's bundle ` +
+        `${fmt(big.importCpu.median)} ms: starting node is ${fmt((100 * big.floorCpu.median) / big.workerCpu.median)}% of a worker's CPU and loading the runtime ` +
+        `another ${fmt((100 * (big.importCpu.median - big.floorCpu.median)) / big.workerCpu.median)}%; the rest is what a worker does (package, registration, the heartbeat thread, discovery, barriers, exit; see (j)). ` +
         `On ${cores} cores, ${big.n} worker${big.n === 1 ? '' : 's'} therefore need at least ${sec((big.n * big.workerCpu.median) / Math.min(cores, big.n))} of CPU-bound time; all were past the first barrier after ${sec(big.passed.median)}, ` +
         `${fmt(big.ratio.median)}× the ${sec(big.floor.median)} of ${big.n} bare node processes. ` +
         `From "all registered" to "all past the barrier" took ${fmt(big.passed.median - big.registered.median)} ms at N=${big.n}.`,
@@ -159,6 +159,7 @@ function notes(data) {
         `and ${fmt(small.submit.median)} ms at N=${small.n}; spawning is synchronous in Node, and the first workers already compete for the CPU.`,
     );
   }
+  out.push(...phasesNotes(data.phases, data.phasesBaseline));
   if (Array.isArray(data.jobmaster) && data.jobmaster.length) {
     const all = data.jobmaster.map(jobmasterFigures);
     const f = all.filter((x) => x.variant === 'channel').length ? all.filter((x) => x.variant === 'channel') : all;
@@ -335,9 +336,11 @@ ${manySection(data.manyJobs)}
 
 bench/phases.mjs runs local jobs of the start-up fixture with \`TWISTER2_PHASES_DIR\` set: each worker runtime notes its CPU time (user + system
 since its process began, so node's own start is the first phase) at each phase of its start and writes them when it exits (src/worker/phases.ts).
-Knobs: \`BENCH_PHASES_WORKERS\` (default 4), \`BENCH_PHASES_RUNS\` (default 5).
+Knobs: \`BENCH_PHASES_WORKERS\` (default 4), \`BENCH_PHASES_RUNS\` (default 5); for the before-and-after table, \`BENCH_BASELINE_COMMIT\` (default 04b262e) and \`BENCH_BASELINE_RUNS\` (default 5).
 
 ${phasesSection(data.phases)}
+
+${phasesBaselineSection(data.phasesBaseline)}
 
 ## (k) Job master recovery
 

@@ -52,6 +52,7 @@ const SECTIONS = [
   ['k8s', './k8s.mjs', 20],
   ['k8sRecovery', './k8s-recovery.mjs', 10],
   ['phases', './phases.mjs', 6],
+  ['phasesBaseline', './phases-baseline.mjs', 10],
   ['cliE2e', './cli-e2e.mjs', 20],
   ['manyJobs', './many-jobs.mjs', 10],
   ['recovery', './recovery.mjs', 10],

@@ -1,4 +1,4 @@
 import { faultSuite } from './harness.js';
 
 // The fault suite on the local cluster (README.md): a detached job, its job master under its supervisor.
-faultSuite({ name: 'local', spec: {} }, 18);
+faultSuite({ name: 'local', spec: {} }, 15);

@@ -236,6 +236,7 @@ Only loopback addresses are used, except by (e), whose Slurm nodes sit on a priv
 | OS | ${m.os} |
 | node | ${m.node} |
 | open-files limit | ${m.fdLimit} |
+| \`NODE_EXTRA_CA_CERTS\` | ${m.extraCaCerts ?? 'not recorded'} |
 | load average (1, 5, 15 min) at start / end | ${m.loadavg} / ${data.loadavgEnd ?? '?'} |
 
 ## (a) Job start-up, local cluster

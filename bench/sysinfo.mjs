@@ -1,5 +1,5 @@
 // What the benchmarks read about the machine and the processes (Linux /proc).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -29,7 +29,23 @@ export function machine() {
     node: process.version,
     fdLimit: fdLimit(),
     loadavg: loadavg(),
+    extraCaCerts: extraCaCerts(),
   };
+}
+
+/**
+ * NODE_EXTRA_CA_CERTS makes every node process read and parse those certificates at start, floors and
+ * workers alike: the report says whether it was set and what it adds to a bare node.
+ */
+function extraCaCerts() {
+  if (!process.env.NODE_EXTRA_CA_CERTS) return 'unset';
+  const { NODE_EXTRA_CA_CERTS: _, ...without } = process.env;
+  const cpu = (env) => {
+    const c0 = childrenCpuMs();
+    for (let i = 0; i < 10; i++) spawnSync(process.execPath, ['-e', '0'], { env, stdio: 'ignore' });
+    return (childrenCpuMs() - c0) / 10;
+  };
+  return `set: every node process loads those certificates at start; \`node -e 0\` used ${cpu(process.env).toFixed(0)} ms of CPU with it and ${cpu(without).toFixed(0)} ms without (10 runs each; the floors and the workers of every section pay it alike)`;
 }
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants as fsConstants, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +18,9 @@ import { startPollLoop } from './poll-loop.js';
  *   args); KUBERNETES_SERVICE_HOST/PORT name the real API server (as the kubelet injects them); HOSTNAME is the
  *   pod's hostname; PATH and HOME are the test process's (an image's own), TMPDIR a directory of the pod's
  *   (its own /tmp); `extraEnv` last, overriding.
+ * - The pod's hostname (spec.hostname, else its name) is also what gethostname() says in its containers:
+ *   each runs in a UTS namespace of its own with that name (so this needs root, as the pod network does).
+ *   Commands exec'd through the API server (kwok runs them) still see this machine's hostname.
  * - Volumes: every mountPath is a local directory under this runner's temp dir: per pod (its containers
  *   share it) for emptyDir, configMap, secret, downwardAPI and projected volumes (the last four filled in
  *   once, when the pod starts; a projected serviceAccountToken is a real TokenRequest bound to the pod);
@@ -249,6 +252,41 @@ function reapOrphans(): void {
     rmSync(dir, { recursive: true, force: true });
     rmSync(memoryRootOf(dir), { recursive: true, force: true });
   }
+}
+
+/** Where execvp would find `file` with this PATH (relative to cwd if it names a path); undefined if nowhere. */
+function resolveCommand(file: string, pathVar: string, cwd: string): string | undefined {
+  const candidates = file.includes('/') ? [path.resolve(cwd, file)] : pathVar.split(':').map((d) => path.resolve(cwd, d || '.', file));
+  for (const f of candidates) {
+    try {
+      accessSync(f, fsConstants.X_OK);
+      if (statSync(f).isFile()) return f;
+    } catch {
+      // Not there.
+    }
+  }
+  return undefined;
+}
+
+/** This machine's unshare (util-linux), looked up once. */
+let unshareBin: string | undefined;
+
+/**
+ * The command line that runs `file args` with the pod's hostname, as a container runtime gives every
+ * container of a pod (spec.hostname, else the pod's name) its own UTS namespace: here all pods run on one
+ * machine, and would all have its hostname, so what programs name after the hostname would meet another
+ * pod's (OpenMPI's session directory `$TMPDIR/ompi.<hostname>.<uid>`, whose job family's part every OpenMPI
+ * daemon clears as it starts: daemons sharing one removed each other's, `mkdir ...: File exists`; the
+ * OpenMPI tests' stand-in for ssh gives each "remote host" its own name the same way). unshare and then sh
+ * exec the command, so the PID the runner records, signals and waits for (and the process group's leader)
+ * is the container's own process, and its exit code or signal is the container's. A command that cannot be
+ * found is spawned as it is, so it fails to start as before (StartError).
+ */
+function inPodUts(hostname: string, plan: { file: string; args: string[]; env: Record<string, string>; cwd: string }): { file: string; args: string[] } {
+  unshareBin ??= resolveCommand('unshare', process.env.PATH ?? '/usr/bin:/bin', '/') ?? '/usr/bin/unshare';
+  if (!hostname || !resolveCommand(plan.file, plan.env.PATH ?? '', plan.cwd)) return { file: plan.file, args: plan.args };
+  const script = 'printf %s "$1" > /proc/sys/kernel/hostname && shift && exec "$@"';
+  return { file: unshareBin, args: ['--uts', '--', '/bin/sh', '-c', script, 'sh', hostname, plan.file, ...plan.args] };
 }
 
 const liveGroups = new Set<number>();
@@ -728,7 +766,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
       execs: [...state.execs].map(([c, local]) => ({ containers: [c], local })),
     });
 
-  const spawnRun = (pod: V1Pod, state: PodState, c: V1Container, plan: { file: string; args: string[]; env: Record<string, string>; cwd: string; mounts: Record<string, string> }, restartCount: number): Run => {
+  const spawnRun = (pod: V1Pod, state: PodState, c: V1Container, plan: { file: string; args: string[]; env: Record<string, string>; cwd: string; mounts: Record<string, string>; hostname: string }, restartCount: number): Run => {
     const proc: PodProcess = {
       pod: state.name,
       uid: state.uid,
@@ -744,7 +782,8 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
     const lastState = lastTerminated ? { terminated: lastTerminated } : {};
     const fd = openSync(proc.logFile, 'a');
     const criFd = openSync(criLogFile(state, c.name, restartCount), 'a');
-    const child = spawn(plan.file, plan.args, { env: plan.env, cwd: plan.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = inPodUts(plan.hostname, plan);
+    const child = spawn(cmd.file, cmd.args, { env: plan.env, cwd: plan.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const streams = [criWriter(criFd, 'stdout'), criWriter(criFd, 'stderr')];
     child.stdout!.on('data', (b: Buffer) => (writeSync(fd, b), streams[0]!.write(b)));
     child.stderr!.on('data', (b: Buffer) => (writeSync(fd, b), streams[1]!.write(b)));
@@ -866,7 +905,7 @@ export async function startPodRunner(opts: StartPodRunnerOptions): Promise<PodRu
         const wd = mapper.env(c.workingDir);
         if (wd !== c.workingDir) cwd = wd;
       }
-      plans.push([c, { file: argv[0]!, args: argv.slice(1), env, cwd, mounts }]);
+      plans.push([c, { file: argv[0]!, args: argv.slice(1), env, cwd, mounts, hostname }]);
     }
     // All or nothing: a container whose environment cannot be resolved starts none (retried later).
     for (const [c] of plans) criLogFile(state, c.name, 0);

@@ -767,10 +767,13 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
 /**
  * The pod runner runs every pod's containers on this machine, in its network: each pod's sshd cannot have
  * port 22 of its own IP, so here the image's sshd is a stub that only stays up, and mpirun's `ssh` (found on
- * PATH) runs the remote command locally. Everything else is the OpenMPI pods' own script: the SSH key from
- * the Secret, the hostfile pod 0 writes from the API server's list of pods (with the workers' account,
- * under RBAC), and a real mpirun whose ranks are the workers. SSH between hosts is proven by the mpi
- * launcher's tests (sshd in network namespaces).
+ * PATH) runs the remote command locally, as if on another host: with a hostname and a TMPDIR of the address's
+ * own (in pod 0's, whose child it is). OpenMPI keys its session directory on both
+ * (`$TMPDIR/ompi.<hostname>.<uid>`) and every daemon clears its job family's there as it starts, so daemons
+ * of different hosts sharing one removed each other's (`mkdir ...: File exists`, mpirun exit 213).
+ * Everything else is the OpenMPI pods' own script: the SSH key from the Secret, the hostfile pod 0 writes
+ * from the API server's list of pods (with the workers' account, under RBAC), and a real mpirun whose ranks
+ * are the workers. SSH between hosts is proven by the mpi launcher's tests (sshd in network namespaces).
  */
 function openmpiPodImage(opts: { sshFails?: boolean } = {}): { pathMap: Record<string, string>; extraEnv: Record<string, string> } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 't2-mpi-image-'));
@@ -780,8 +783,10 @@ function openmpiPodImage(opts: { sshFails?: boolean } = {}): { pathMap: Record<s
   const ssh = [
     '#!/bin/sh',
     'while [ $# -gt 0 ]; do case "$1" in -[bcEFiJlop]) shift 2;; -*) shift;; *) break;; esac; done',
-    'shift',
-    opts.sshFails ? 'echo "ssh: connect to host port 22: Connection refused" >&2; exit 255' : 'exec sh -c "$*"',
+    opts.sshFails ? 'echo "ssh: connect to host port 22: Connection refused" >&2; exit 255' : 'host="ssh-$(printf %s "$1" | tr -c "A-Za-z0-9" -)"; shift',
+    'export TMPDIR="${TMPDIR:-/tmp}/$host"',
+    'mkdir -p "$TMPDIR"',
+    `exec unshare --uts /bin/sh -c 'printf %s "$1" > /proc/sys/kernel/hostname && shift && exec sh -c "$*"' sh "$host" "$@"`,
   ];
   writeFileSync(path.join(dir, 'bin', 'ssh'), ssh.join('\n') + '\n', { mode: 0o755 });
   return {

@@ -23,7 +23,7 @@ const SCRIPT = `
 const fs = require('node:fs');
 const path = require('node:path');
 const keys = ['LIT', 'POD_NAME', 'POD_IP', 'NODE', 'UID', 'TOKEN', 'GREETING', 'ESCAPED', 'MISSING', 'OUT_DIR', 'CPU', 'MEM', 'CONTAINER', 'HOSTNAME', 'KUBERNETES_SERVICE_HOST'];
-const out = { cwd: process.cwd(), pid: process.pid, argv: process.argv.slice(2) };
+const out = { cwd: process.cwd(), pid: process.pid, argv: process.argv.slice(2), host: require('node:os').hostname() };
 for (const k of keys) out[k] = process.env[k];
 fs.writeFileSync(path.join(process.env.OUT_DIR, process.env.CONTAINER + '.json'), JSON.stringify(out));
 console.log('started ' + process.env.CONTAINER);
@@ -190,6 +190,10 @@ describe('kube pod runner (kwok pods as local processes)', () => {
           KUBERNETES_SERVICE_HOST: '127.0.0.1',
         });
         expect(s.POD_IP).toMatch(/^10\.244\./);
+        // gethostname() says the pod's hostname too (a UTS namespace per container), and the PID the runner
+        // tracks and signals is the container's own process, not a wrapper's.
+        expect(s.host).toBe(name);
+        expect(s.pid).toBe(r.procs.find((p) => p.container === c)?.pid);
         expect(s.cwd.startsWith(runner.dir + path.sep)).toBe(true);
         // The line comes through the runner's pipe, which may be read after the file above was written.
         await waitUntil(`${name}/${c}'s first line in its log`, () => readFileSync(path.join(logDir, `${name}-${c}.log`), 'utf8').includes(`started ${c}`), 10_000);
@@ -251,6 +255,9 @@ describe('kube pod runner restarts (restart: true)', () => {
       const container = { name: 'c', image: 'twister2/test:none', command: ['sh', '-c', `echo run; exit ${code}`] };
       await core.createNamespacedPod({ namespace: ns, body: { metadata: { name, labels: { app: 'r' } }, spec: { restartPolicy, containers: [container] } } });
     }
+    // A command that is not there does not start (StartError).
+    const missing = { name: 'c', image: 'twister2/test:none', command: ['t2-no-such-command'] };
+    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'never-missing', labels: { app: 'r' } }, spec: { restartPolicy: 'Never', containers: [missing] } } });
     const runs = (pod: string) => runner!.processes().filter((p) => p.pod === pod);
     // Back-off 1 s, then 2 s: the third run of a container that always exits comes after about 3 s.
     const exited = (pod: string) => runs(pod).length > 0 && runs(pod).every((p) => p.exitCode !== undefined);
@@ -261,6 +268,9 @@ describe('kube pod runner restarts (restart: true)', () => {
     const status = async (pod: string) => (await core.readNamespacedPod({ namespace: ns, name: pod })).status?.containerStatuses?.[0];
     await waitUntil('never-bad reported terminated', async () => (await status('never-bad'))?.state?.terminated);
     expect(await status('never-bad')).toMatchObject({ restartCount: 0, ready: false, state: { terminated: { exitCode: 3, reason: 'Error' } } });
+    await waitUntil('never-missing reported terminated', async () => (await status('never-missing'))?.state?.terminated);
+    expect(await status('never-missing')).toMatchObject({ restartCount: 0, state: { terminated: { exitCode: 127, reason: 'StartError', message: expect.stringMatching(/ENOENT/) } } });
+    expect(runs('never-missing').map((p) => [p.pid, p.exitCode])).toEqual([[0, 127]]);
     expect(runner.errors()).toEqual([]);
     await runner.stop();
     runner = undefined;

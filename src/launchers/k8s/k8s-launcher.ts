@@ -17,6 +17,8 @@ import { followWorkerPod, PodLogFollower, workerContainerIndex } from './pod-log
 const POLL_MS = 500;
 /** How long an in-cluster job master waits for the worker pods to go once it scaled them to 0. */
 const STOP_TIMEOUT_MS = 60_000;
+/** With the job master in the client, the longest wait at the end for logs still on their way (workers of a killed job may keep writing). */
+const CLIENT_DRAIN_MAX_MS = 5000;
 /** Keys of LauncherListener.remember: runs of a worker container whose end was reported; pods the package was copied into. */
 const RUNS_KEY = 'k8s-runs:';
 const COPIED_KEY = 'k8s-copied:';
@@ -163,7 +165,9 @@ export class KubernetesLauncher implements Launcher {
     const api = this.api;
     if (!api || !this.rootName) return;
     if (!this.inCluster) {
-      await this.logs?.close();
+      // The pods still run: a worker's last line may reach its container log just after its completion
+      // reached the job master (seen in CI: a finished worker's last line missing from the client's output).
+      await this.logs?.close({ drain: true, drainMaxMs: CLIENT_DRAIN_MAX_MS });
       await this.mpirun?.close();
       await deleteJob(api, this.jobId, this.rootName);
       return;

@@ -95,11 +95,13 @@ export class PodLogFollower {
   }
 
   /**
-   * Stops following and reads each log to its end. `drain`: the pods are gone (a read after the follows
-   * cannot fetch anything), so the follows are first let deliver what is still on its way.
+   * Stops following and reads each log to its end. `drain`: the follows are first let deliver what is still
+   * on its way: when the pods are gone a read after the follows cannot fetch anything, and while they still
+   * run a worker's last line may reach its container log after the job master saw it complete.
+   * `drainMaxMs` bounds that wait (for pods that still run, whose workers may keep writing).
    */
-  async close(opts: { drain?: boolean } = {}): Promise<void> {
-    if (opts.drain) await this.untilQuiet();
+  async close(opts: { drain?: boolean; drainMaxMs?: number } = {}): Promise<void> {
+    if (opts.drain) await this.untilQuiet(opts.drainMaxMs ?? DRAIN_MAX_MS);
     this.closing = true;
     for (const f of this.follows.values()) f.ctl?.abort();
     // Before reading on from the bytes each follow wrote: pieces it still holds would land after that read's, twice.
@@ -110,13 +112,13 @@ export class PodLogFollower {
     await this.files.close();
   }
 
-  /** Waits until the follows still open delivered nothing for QUIET_TICKS ticks in a row (DRAIN_MAX_MS at most). */
-  private async untilQuiet(): Promise<void> {
+  /** Waits until the follows still open delivered nothing for QUIET_TICKS ticks in a row (maxMs at most). */
+  private async untilQuiet(maxMs: number): Promise<void> {
     const total = () => [...this.follows.values()].reduce((n, f) => n + f.received, 0);
     const open = () => [...this.follows.values()].some((f) => f.stream && !f.stream.writableEnded && !f.stream.destroyed);
     let last = total();
     let quiet = 0;
-    for (let waited = 0; quiet < QUIET_TICKS && waited < DRAIN_MAX_MS && open(); waited += TICK_MS) {
+    for (let waited = 0; quiet < QUIET_TICKS && waited < maxMs && open(); waited += TICK_MS) {
       await new Promise((r) => setTimeout(r, TICK_MS));
       const now = total();
       quiet = now === last ? quiet + 1 : 0;

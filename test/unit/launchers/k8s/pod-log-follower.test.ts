@@ -62,3 +62,32 @@ it('lets a follow that is still delivering run to the end before stopping it, wh
   await follower.close({ drain: true });
   expect(readFileSync(path.join(logsDir, 'worker-0.log')).equals(LOG)).toBe(true);
 });
+
+/** A container whose last line reaches its log `lateMs` after the job ended; a read sees the log as it is then. */
+function lateLastLine(lateMs: number) {
+  const start = Date.now();
+  const cut = LOG.length - 10;
+  const now = () => (Date.now() - start >= lateMs ? LOG : LOG.subarray(0, cut));
+  return {
+    async log(_ns: string, _pod: string, _c: string, stream: Writable, opts: { follow?: boolean }) {
+      if (!opts.follow) {
+        stream.write(now());
+        stream.end();
+        return new AbortController();
+      }
+      const ctl = new AbortController();
+      stream.write(LOG.subarray(0, cut));
+      setTimeout(() => ctl.signal.aborted || stream.write(LOG.subarray(cut)), lateMs);
+      return ctl;
+    },
+  };
+}
+
+it('waits, while the pods still run, for a last line that reaches the container log after the job ended', async () => {
+  const logsDir = mkdtempSync(path.join(os.tmpdir(), 't2-podlogs-'));
+  dirs.push(logsDir);
+  const follower = new PodLogFollower(new KubeConfig(), 'ns', logsDir, () => undefined, false, lateLastLine(200) as never);
+  follower.follow({ name: 'p-0', uid: 'u0' }, 'worker-0', 0, { workerId: 0 });
+  await follower.close({ drain: true, drainMaxMs: 5000 });
+  expect(readFileSync(path.join(logsDir, 'worker-0.log')).equals(LOG)).toBe(true);
+});

@@ -775,8 +775,12 @@ describe('kubernetes: the job master in its own pod (jobMaster.placement cluster
  * from the API server's list of pods (with the workers' account, under RBAC), and a real mpirun whose ranks
  * are the workers. SSH between hosts is proven by the mpi launcher's tests (sshd in network namespaces).
  */
+const imageDirs: string[] = [];
+afterAll(() => imageDirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function openmpiPodImage(opts: { sshFails?: boolean } = {}): { pathMap: Record<string, string>; extraEnv: Record<string, string> } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 't2-mpi-image-'));
+  imageDirs.push(dir);
   for (const d of ['bin', 'root-ssh', 'run-sshd']) mkdirSync(path.join(dir, d));
   writeFileSync(path.join(dir, 'sshd'), '#!/bin/sh\ncase " $* " in *" -D "*) exec sleep 100000;; esac\nexit 0\n', { mode: 0o755 });
   // ssh [options] host command...: options with a value are -b -c -E -F -i -J -l -o -p (the rest are flags).
